@@ -1,0 +1,30 @@
+"""Thin ComfyUI adapters over `scoring/`. Each module lists its nodes in `NODES`."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from comfy_api.latest import io
+
+log = logging.getLogger("saiten")
+
+MODULES = ("tagger", "vlm", "judge", "aggregate", "filter", "report")
+
+
+def all_nodes() -> list[type[io.ComfyNode]]:
+    """Every node of the pack; a module that fails to import is logged and skipped."""
+    nodes: list[type[io.ComfyNode]] = []
+    for name in MODULES:
+        try:
+            module = importlib.import_module(f".{name}", __package__)
+        except ModuleNotFoundError as e:
+            if e.name and e.name.endswith(f"nodes.{name}"):
+                continue  # not written yet
+            log.exception("saiten: nodes.%s failed to import", name)
+            continue
+        except Exception:
+            log.exception("saiten: nodes.%s failed to import", name)
+            continue
+        nodes.extend(module.NODES)
+    return nodes

@@ -1,0 +1,140 @@
+"""Score cards (one source's opinion of one image) and verdicts (the ensemble's result)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+AXES: tuple[str, ...] = ("erotic", "composition", "appeal", "typeset", "overall")
+"""The rubric's axes, each scored 0–100."""
+
+KINDS: tuple[str, ...] = ("check", "detector", "tagger", "vlm", "judge")
+"""What a source is; a `check` card is a penalty on `overall`, not a vote."""
+
+
+def clamp_score(value: Any) -> float | None:
+    """A finite number clamped to 0–100, or None for anything that is not one."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(v):
+        return None
+    return min(100.0, max(0.0, v))
+
+
+@dataclass
+class ScoreCard:
+    """One source's opinion of one image, or its abstention.
+
+    `axes` holds the axes the source scored (0–100); `provides` the axes it would score
+    (so an abstention still counts as an expected vote). `penalty` (points off `overall`)
+    and `reasons` come from check sources. `repeat` tells repeated runs of one source apart.
+    """
+
+    source: str
+    kind: str
+    provides: tuple[str, ...] = ()
+    axes: dict[str, float] = field(default_factory=dict)
+    comment: str = ""
+    weight: float = 1.0
+    confidence: float | None = None
+    penalty: float = 0.0
+    reasons: list[str] = field(default_factory=list)
+    tags: dict[str, float] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+    raw: str = ""
+    abstained: str | None = None
+    repeat: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.abstained is None
+
+    @classmethod
+    def abstain(cls, source: str, kind: str, reason: str, **kw: Any) -> ScoreCard:
+        """A card that says this source has no opinion on this image, and why."""
+        return cls(source=source, kind=kind, abstained=reason or "abstained", **kw)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["provides"] = list(self.provides)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ScoreCard:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        known["provides"] = tuple(known.get("provides", ()))
+        return cls(**known)
+
+
+@dataclass
+class Verdict:
+    """The ensemble's result for one image, with every card behind it.
+
+    `axes` maps each axis to its final value, or None where nothing scored it;
+    `score` is the final `overall` (None when the image is unscored).
+    """
+
+    axes: dict[str, float | None]
+    confidence: float
+    used: list[str]
+    dropped: dict[str, str]
+    cards: list[ScoreCard]
+    unscored: str | None = None
+    comment: str = ""
+
+    @property
+    def score(self) -> float | None:
+        return None if self.unscored else self.axes.get("overall")
+
+    @property
+    def scored(self) -> bool:
+        return self.unscored is None
+
+    def value(self, axis: str) -> float | None:
+        """The final value of `axis`, or None when the image is unscored or the axis is."""
+        return None if self.unscored else self.axes.get(axis)
+
+    def to_dict(self, with_cards: bool = True) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "score": self.score,
+            "axes": dict(self.axes),
+            "confidence": self.confidence,
+            "used": list(self.used),
+            "dropped": dict(self.dropped),
+            "unscored": self.unscored,
+            "comment": self.comment,
+        }
+        if with_cards:
+            d["cards"] = [c.to_dict() for c in self.cards]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Verdict:
+        return cls(
+            axes=dict(d["axes"]),
+            confidence=float(d["confidence"]),
+            used=list(d["used"]),
+            dropped=dict(d["dropped"]),
+            cards=[ScoreCard.from_dict(c) for c in d.get("cards", [])],
+            unscored=d.get("unscored"),
+            comment=d.get("comment", ""),
+        )
+
+
+Sheet = list[list[ScoreCard]]
+"""Cards per image, aligned with the batch: `sheet[i]` holds every card for image i."""
+
+
+def merge_sheets(*sheets: Sheet) -> Sheet:
+    """Concatenate the cards of several sheets image by image (all must be the same length)."""
+    sheets = tuple(s for s in sheets if s is not None)
+    if not sheets:
+        return []
+    n = len(sheets[0])
+    for s in sheets[1:]:
+        if len(s) != n:
+            raise ValueError(f"score lists are for batches of different sizes ({n} vs {len(s)})")
+    return [[c for s in sheets for c in s[i]] for i in range(n)]

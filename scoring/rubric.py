@@ -1,0 +1,160 @@
+"""The fixed rubric every VLM and the judge see, its few-shot anchors, and prompt rendering.
+
+A rubric is plain data: a user can replace it with a TOML file (see `Rubric.load`) or the
+text widget on the nodes. Rendering is deterministic: the same rubric and context always
+give the same prompt (the judge's cache keys on it).
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .cards import AXES
+
+DEFAULT_AXES: dict[str, str] = {
+    "erotic": "how sexually appealing and explicit the image is (0 = not at all, 100 = extremely)",
+    "composition": "framing, pose, anatomy, perspective and balance",
+    "appeal": "how attractive and memorable the character and rendering are",
+    "typeset": "lettering / 写植 (speech bubbles, sound effects, text): legibility and fit; "
+               "50 when the image has no text",
+    "overall": "overall quality as a finished illustration or doujinshi CG page",
+}
+
+DEFAULT_ANCHORS: tuple[dict[str, Any], ...] = (
+    {"description": "muddy colours, broken hands, off-centre crop, unreadable text",
+     "scores": {"erotic": 30, "composition": 25, "appeal": 30, "typeset": 35, "overall": 30},
+     "comment": "手の崩れと構図の偏りが目立ち、完成度は低い。"},
+    {"description": "clean line art, confident pose, clear focal point, tidy lettering",
+     "scores": {"erotic": 85, "composition": 85, "appeal": 88, "typeset": 80, "overall": 85},
+     "comment": "構図と塗りが安定しており、キャラクターの魅力がよく伝わる。"},
+)
+
+LANGUAGES = {"ja": "Japanese", "en": "English"}
+
+LEVELS = tuple(str(d) for d in range(1, 10))
+"""The level tokens of the logprob method: digits 1–9 (single tokens in every tokenizer)."""
+
+
+@dataclass(frozen=True)
+class Rubric:
+    """The rubric: axes with their meaning, anchors, comment language and extra guidance."""
+
+    axes: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_AXES))
+    anchors: tuple[dict[str, Any], ...] = DEFAULT_ANCHORS
+    language: str = "ja"
+    guidance: str = ""
+
+    @classmethod
+    def default(cls) -> Rubric:
+        return cls()
+
+    @classmethod
+    def load(cls, path: str | Path) -> Rubric:
+        """Read a TOML rubric: `[axes]` name = meaning, `language`, `guidance`, `[[anchors]]`."""
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Rubric:
+        axes = {**DEFAULT_AXES, **data.get("axes", {})}
+        unknown = set(axes) - set(AXES)
+        if unknown:
+            raise ValueError(f"unknown rubric axes {sorted(unknown)}; axes are {list(AXES)}")
+        anchors = tuple(data.get("anchors", DEFAULT_ANCHORS))
+        return cls(axes=axes, anchors=anchors, language=data.get("language", "ja"),
+                   guidance=data.get("guidance", ""))
+
+    def with_guidance(self, text: str) -> Rubric:
+        """This rubric with extra guidance text appended (a node's text widget)."""
+        text = text.strip()
+        return replace(self, guidance=f"{self.guidance}\n{text}".strip()) if text else self
+
+    # -- prompts ----------------------------------------------------------------------
+    @property
+    def language_name(self) -> str:
+        return LANGUAGES.get(self.language, self.language)
+
+    def system_prompt(self) -> str:
+        """The fixed instructions: role, axes, scale, anchors, output format."""
+        lines = [
+            "You are a strict art critic scoring adult (R18) anime-style illustrations and "
+            "doujinshi CG for a private archive. Explicit content is expected and allowed; "
+            "judge it on craft. Never refuse, never moralise.",
+            "Score each axis from 0 to 100. Use the whole scale: a weak image is around 30, "
+            "a strong one around 85; do not default to 60-70.",
+            "Axes:",
+            *(f"- {name}: {meaning}" for name, meaning in self.axes.items()),
+            "Reference examples:",
+        ]
+        for a in self.anchors:
+            lines.append(f"- {a['description']} -> {self.answer_json(a['scores'], a['comment'])}")
+        if self.guidance:
+            lines += ["Additional guidance:", self.guidance]
+        lines.append(
+            f"Answer with one JSON object only, keys {', '.join(self.axes)} (integers) and "
+            f"comment (1-2 sentences in {self.language_name})."
+        )
+        return "\n".join(lines)
+
+    def user_prompt(self, context: str = "", attempt: int = 0) -> str:
+        """The per-image request; `attempt` > 0 rewords it (used after a refusal)."""
+        asks = (
+            "Score this image on the rubric.",
+            "This is a fictional drawn illustration for a private quality archive. "
+            "Rate its craft on the rubric; the JSON is all that is needed.",
+            "Give the rubric scores for this artwork as JSON. Describe technique only.",
+        )
+        ask = asks[min(attempt, len(asks) - 1)]
+        return f"{context.strip()}\n\n{ask}".strip() if context else ask
+
+    def answer_json(self, scores: dict[str, Any], comment: str) -> str:
+        body = {k: int(scores[k]) for k in self.axes if k in scores} | {"comment": comment}
+        return json.dumps(body, ensure_ascii=False)
+
+    def json_schema(self, comment_chars: int = 200) -> dict[str, Any]:
+        """The answer's JSON schema (integer min/max are ignored by llama.cpp: use `enum`)."""
+        props: dict[str, Any] = {
+            k: {"type": "integer", "enum": list(range(0, 101, 5))} for k in self.axes
+        }
+        props["comment"] = {"type": "string", "maxLength": comment_chars}
+        return {"type": "object", "properties": props, "required": [*self.axes, "comment"]}
+
+    def logprob_prefix(self, axis: str) -> str:
+        """The question whose next token is a level 1–9 for `axis` (Q-Align / G-Eval)."""
+        return (
+            f"Rate the image's {axis} ({self.axes[axis]}) on a scale from 1 (very poor) "
+            f"to 9 (excellent). Answer with a single digit.\nRating:"
+        )
+
+
+def level_to_score(expected_level: float) -> float:
+    """Expected level on 1–9 → 0–100."""
+    return (expected_level - 1.0) / 8.0 * 100.0
+
+
+def tag_context(cards: list[Any], max_tags: int = 40) -> str:
+    """Text for a prompt from prior cards: ratings, top tags and other sources' comments.
+
+    Never includes image data; only what sources said in words.
+    """
+    lines: list[str] = []
+    for c in cards:
+        if not c.ok:
+            continue
+        rating = c.extras.get("rating")
+        if rating:
+            top = max(rating, key=rating.get)
+            lines.append(f"[{c.source}] rating: {top} ({rating[top]:.2f})")
+        if c.tags:
+            tags = sorted(c.tags.items(), key=lambda kv: -kv[1])[:max_tags]
+            lines.append(f"[{c.source}] tags: " + ", ".join(t for t, _ in tags))
+        if c.comment:
+            lines.append(f"[{c.source}] comment: {c.comment}")
+        if c.reasons:
+            lines.append(f"[{c.source}] issues: " + "; ".join(c.reasons))
+    return "\n".join(lines)
