@@ -205,6 +205,16 @@ def read_pair(model_path: str | Path, mmproj_path: str | Path) -> GGUFPair:
     )
 
 
+def plan_gpu_layers(n_layer: int, weights: int, overhead: int, free: int | None) -> int:
+    """How many of `n_layer` layers to offload: -1 (all) when the `weights` plus `overhead`
+    (mmproj, KV cache) fit in `free` bytes or `free` is unknown; else the share of the layers
+    that fits once the overhead is placed; 0 when nothing fits."""
+    if free is None or free >= weights + overhead:
+        return -1
+    room = free - overhead
+    return max(0, min(n_layer, int(n_layer * room / max(1, weights))))
+
+
 # -- the source --------------------------------------------------------------------------
 def _import_llama_cpp() -> Any:
     try:
@@ -253,6 +263,7 @@ class LlamaCppVLM(VLMSource):
         self._pair: GGUFPair | None = None
         self._grammars: dict[str, Any] = {}
         self._level_ids: dict[tuple[str, ...], list[int]] = {}
+        self._kv_lead: list[int] = []  # tokens known to sit at the start of the KV cache
         self._offloaded = 0
         self._device = "cpu"
 
@@ -286,13 +297,9 @@ class LlamaCppVLM(VLMSource):
         self._device = self.memory.device()
         if self._device == "cpu" or not llama_cpp.llama_supports_gpu_offload():
             return 0
-        need = self.memory_bytes()
+        need, p = self.memory_bytes(), self.pair
         free = self.memory.reserve(need, self._device)
-        if free is None or free >= need:
-            return -1
-        p = self.pair
-        room = free - (need - p.model_bytes)  # the mmproj and KV cache come first
-        return max(0, min(p.n_layer, int(p.n_layer * room / max(1, p.model_bytes))))
+        return plan_gpu_layers(p.n_layer, p.model_bytes, need - p.model_bytes, free)
 
     def load(self) -> None:
         if self._llm is not None:
@@ -326,7 +333,8 @@ class LlamaCppVLM(VLMSource):
         self._handler = handler_cls(clip_model_path=str(self.mmproj_path), verbose=False)
         self._llm = llama_cpp.Llama(
             model_path=str(self.model_path), chat_handler=self._handler, n_ctx=self.n_ctx,
-            n_gpu_layers=n_gpu_layers, n_threads=self.n_threads, logits_all=False,
+            n_gpu_layers=n_gpu_layers, n_threads=self.n_threads, n_threads_batch=self.n_threads,
+            logits_all=False,
             verbose=False,
         )
         self._handler._init_mtmd_context(self._llm)  # a bad mmproj fails now, not per image
@@ -338,6 +346,7 @@ class LlamaCppVLM(VLMSource):
         self._llm = self._handler = None
         self._grammars.clear()
         self._level_ids.clear()
+        self._kv_lead = []
         if llm is not None:
             llm.close()  # frees the context, the model and (via its exit stack) the mtmd context
         if handler is not None and getattr(handler, "mtmd_ctx", None) is not None:
@@ -380,6 +389,7 @@ class LlamaCppVLM(VLMSource):
                 {"type": "text", "text": user},
             ]},
         ]
+        self._kv_lead = []  # the chat handler clears the KV cache
         out = self._llm.create_chat_completion(
             messages=messages, temperature=0.0, top_k=1, repeat_penalty=1.0,
             max_tokens=max_tokens, **self._constraint(schema),
@@ -460,7 +470,9 @@ class LlamaCppVLM(VLMSource):
         return head, tail
 
     def _eval_head(self, head: str, image: Image) -> int:
-        """Evaluate system prompt + image into the KV cache; return the position after it."""
+        """Evaluate system prompt + image into the KV cache; return the position after it.
+        The text before the image (the system prompt, the same for every image) is kept in
+        the cache from the previous image when it is unchanged."""
         llm, mtmd = self._llm, self._handler._mtmd_cpp
         ctx = self._handler.mtmd_ctx
         rgb = np.ascontiguousarray(to_uint8(image))
@@ -477,17 +489,41 @@ class LlamaCppVLM(VLMSource):
             arr = (mtmd.mtmd_bitmap_p_ctypes * 1)(bitmap)
             if mtmd.mtmd_tokenize(ctx, chunks, ctypes.byref(text), arr, 1) != 0:
                 raise ValueError("llama.cpp could not tokenize the prompt with the image")
-            llm.reset()
-            llm._ctx.kv_cache_clear()
-            new_past = self._llama_cpp.llama_pos(0)
-            if mtmd.mtmd_helper_eval_chunks(ctx, llm.ctx, chunks, 0, 0, llm.n_batch, False,
-                                             ctypes.byref(new_past)) != 0:
-                raise ValueError("llama.cpp failed to evaluate the image (context too small?)")
-            llm.n_tokens = new_past.value
-            return new_past.value
+            n = mtmd.mtmd_helper_get_n_tokens(chunks)
+            if n + 64 > llm.n_ctx():
+                raise ValueError(f"prompt and image need {n} tokens but n_ctx is "
+                                 f"{llm.n_ctx()}: raise n_ctx or send smaller images")
+            return self._eval_chunks(chunks)
         finally:
             mtmd.mtmd_input_chunks_free(chunks)
             mtmd.mtmd_bitmap_free(bitmap)
+
+
+    def _eval_chunks(self, chunks: Any) -> int:
+        mtmd, llm = self._handler._mtmd_cpp, self._llm
+        pos, first = 0, 0
+        chunk0 = mtmd.mtmd_input_chunks_get(chunks, 0)
+        lead: list[int] = []
+        if mtmd.mtmd_input_chunk_get_type(chunk0) == mtmd.MTMD_INPUT_CHUNK_TYPE_TEXT:
+            n = ctypes.c_size_t()
+            ptr = mtmd.mtmd_input_chunk_get_tokens_text(chunk0, ctypes.byref(n))
+            lead = [ptr[i] for i in range(n.value)]
+            if lead and lead == self._kv_lead:
+                pos, first = len(lead), 1  # reuse the cached system prompt
+        self._kv_lead = []
+        llm.reset()
+        llm._ctx.kv_cache_seq_rm(-1, pos, -1)
+        new_past = self._llama_cpp.llama_pos(0)
+        for i in range(first, mtmd.mtmd_input_chunks_size(chunks)):
+            chunk = mtmd.mtmd_input_chunks_get(chunks, i)
+            if mtmd.mtmd_helper_eval_chunk_single(self._handler.mtmd_ctx, llm.ctx, chunk, pos,
+                                                  0, llm.n_batch, False,
+                                                  ctypes.byref(new_past)) != 0:
+                raise ValueError("llama.cpp failed to evaluate the prompt with the image")
+            pos = new_past.value
+        self._kv_lead = lead
+        llm.n_tokens = pos
+        return pos
 
 
 def _data_url(image: Image) -> str:
@@ -497,5 +533,5 @@ def _data_url(image: Image) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-__all__ = ["CHAT_FORMATS", "INSTALL_HINT", "GGUFPair", "LlamaCppVLM", "read_gguf_header",
-           "read_pair"]
+__all__ = ["CHAT_FORMATS", "INSTALL_HINT", "GGUFPair", "LlamaCppVLM", "plan_gpu_layers",
+           "read_gguf_header", "read_pair"]

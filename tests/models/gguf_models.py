@@ -15,6 +15,7 @@ session. Use from a test module with `pytest_plugins = ["models.gguf_models"]` o
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from dataclasses import dataclass
@@ -56,6 +57,8 @@ class GGUFModels:
     qwen_text: Path
     qwen_mmproj: Path
     mismatched_mmproj: Path
+    text_width: int = TEXT_WIDTH
+    mismatched_width: int = MISMATCHED_WIDTH
 
 
 # -- tokenizer --------------------------------------------------------------------------
@@ -72,13 +75,26 @@ def _bytes_to_unicode() -> dict[int, str]:
     return dict(zip(keep, map(chr, chars), strict=True))
 
 
-def _bpe(specials: list[str], n_merges: int = 200) -> tuple[list[str], list[int], list[str]]:
-    """A byte-level BPE vocabulary (tokens, token types, merges) learned from rubric-like text.
+def _training_text() -> str:
+    """The rubric's own prompts (so they tokenize compactly) plus refusal phrases."""
+    try:
+        from scoring.rubric import Rubric
+    except ImportError:
+        return _TRAINING_TEXT
+    r = Rubric()
+    return "\n".join([_TRAINING_TEXT, r.system_prompt(), *(r.user_prompt("", k) for k in range(3)),
+                      *(r.logprob_prefix(a) for a in r.axes)])
+
+
+@functools.cache
+def _bpe(specials: tuple[str, ...], n_merges: int = 400
+         ) -> tuple[list[str], list[int], list[str]]:
+    """A byte-level BPE vocabulary (tokens, token types, merges) learned from rubric text.
 
     Digits are never merged, so "1".."9" are single tokens in every model here.
     """
     b2u = _bytes_to_unicode()
-    words = [[b2u[b] for b in w.encode()] for w in re.findall(r" ?\S+", _TRAINING_TEXT)]
+    words = [[b2u[b] for b in w.encode()] for w in re.findall(r" ?\S+", _training_text())]
     vocab, merges = list(b2u.values()), []
     for _ in range(n_merges):
         counts: dict[tuple[str, str], int] = {}
@@ -98,7 +114,7 @@ def _bpe(specials: list[str], n_merges: int = 200) -> tuple[list[str], list[int]
                     w[i:i + 2] = [a + b]
                 i += 1
     vocab = list(dict.fromkeys(vocab))
-    return vocab + specials, [1] * len(vocab) + [3] * len(specials), merges
+    return vocab + list(specials), [1] * len(vocab) + [3] * len(specials), merges
 
 
 # -- writers ----------------------------------------------------------------------------
@@ -127,7 +143,7 @@ def write_text_model(path: Path, arch: str, *, seed: int = 0, n_layer: int = 2,
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     if qwen:
         specials += ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>"]
-    tokens, types, merges = _bpe(specials)
+    tokens, types, merges = _bpe(tuple(specials))
     n_vocab = len(tokens)
     head_dim = n_embd // n_head
     rng = _rng(seed)

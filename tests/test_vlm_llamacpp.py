@@ -1,0 +1,377 @@
+"""The llama.cpp VLM backend on real llama.cpp with tiny GGUF models built by the tests."""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import subprocess
+import sys
+import weakref
+from pathlib import Path
+
+import numpy as np
+import pytest
+from skimage import data
+
+from scoring.images import as_rgb
+from scoring.memory import MemoryPolicy
+from scoring.parse import extract_json
+from scoring.rubric import LEVELS, Rubric
+from scoring.sources import ScoreContext, SourceError, create
+from scoring.sources.vlm_llamacpp import (
+    INSTALL_HINT,
+    LlamaCppVLM,
+    plan_gpu_layers,
+    read_gguf_header,
+    read_pair,
+)
+
+pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+pytest_plugins = ["models.gguf_models"]  # the session fixture `gguf_models`
+
+REPO = Path(__file__).resolve().parents[1]
+PHOTOS = [as_rgb(data.astronaut()), as_rgb(data.chelsea()), as_rgb(data.coffee())]
+FAMILIES = ["llava", "qwen"]
+LEAN = {"n_threads": 1}  # other test processes share the cores: no spinning thread pools
+
+
+def pair_of(models, family: str) -> tuple[Path, Path]:
+    if family == "llava":
+        return models.llava_text, models.llava_mmproj
+    return models.qwen_text, models.qwen_mmproj
+
+
+@pytest.fixture(scope="module")
+def sources(gguf_models):
+    """One loaded source per family and method, shared by the module, unloaded at the end."""
+    made: dict[tuple[str, str], LlamaCppVLM] = {}
+
+    def get(family: str, method: str) -> LlamaCppVLM:
+        if (family, method) not in made:
+            text, proj = pair_of(gguf_models, family)
+            made[family, method] = create("vlm-llamacpp", model_path=text, mmproj_path=proj,
+                                          method=method, comment=False, n_threads=1)
+        return made[family, method]
+
+    yield get
+    for s in made.values():
+        s.unload()
+
+
+# -- the pair check -------------------------------------------------------------------------
+def test_headers_are_read_without_loading(gguf_models):
+    meta, shapes = read_gguf_header(gguf_models.llava_mmproj, tensors=True)
+    assert meta["clip.projector_type"] == "mlp"
+    assert shapes["mm.2.weight"] == (gguf_models.text_width, gguf_models.text_width)
+    text_meta, _ = read_gguf_header(gguf_models.qwen_text)
+    # keys after the (skipped) vocabulary arrays are still read correctly
+    assert "<|im_start|>" in text_meta["tokenizer.chat_template"]
+    assert text_meta["tokenizer.ggml.tokens"] > 256  # arrays are reported by length
+
+    llava = read_pair(gguf_models.llava_text, gguf_models.llava_mmproj)
+    assert (llava.arch, llava.n_embd, llava.n_layer) == ("llama", gguf_models.text_width, 2)
+    assert (llava.projector, llava.projector_width) == ("mlp", gguf_models.text_width)
+    assert llava.chat_format() == "llava-1.5"
+    qwen = read_pair(gguf_models.qwen_text, gguf_models.qwen_mmproj)
+    assert (qwen.arch, qwen.projector, qwen.projector_width) == (
+        "qwen2vl", "qwen2vl_merger", gguf_models.text_width)
+    assert qwen.chat_format() == "qwen2.5-vl"
+    llava.check()
+    qwen.check()
+
+
+def test_mismatched_width_is_a_clear_error_and_the_source_abstains(gguf_models):
+    src = LlamaCppVLM(gguf_models.llava_text, gguf_models.mismatched_mmproj)
+    with pytest.raises(SourceError) as err:
+        src.load()
+    msg = str(err.value)
+    for part in ("tiny-llava-text.gguf", "tiny-mismatched-mmproj.gguf",
+                 str(gguf_models.mismatched_width), str(gguf_models.text_width), "mmproj"):
+        assert part in msg
+    assert not src.loaded
+
+    sheet = src.score(PHOTOS[:2])
+    assert len(sheet) == 2
+    for cards in sheet:
+        assert len(cards) == 1 and not cards[0].ok
+        assert cards[0].abstained == msg
+
+
+@pytest.mark.parametrize("text,proj", [("qwen_text", "llava_mmproj"),
+                                       ("llava_text", "qwen_mmproj")])
+def test_projector_of_another_family_is_refused(gguf_models, text, proj):
+    src = LlamaCppVLM(getattr(gguf_models, text), getattr(gguf_models, proj))
+    with pytest.raises(SourceError, match=r"projector type .* does not belong to text arch"):
+        src.load()
+
+
+def test_swapped_or_missing_files_say_so(gguf_models, tmp_path):
+    with pytest.raises(SourceError, match="is an mmproj"):
+        read_pair(gguf_models.llava_mmproj, gguf_models.llava_text)
+    with pytest.raises(SourceError, match="not found"):
+        read_pair(tmp_path / "nope.gguf", gguf_models.llava_mmproj)
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"not a gguf at all")
+    with pytest.raises(SourceError, match="cannot read text model"):
+        read_pair(junk, gguf_models.llava_mmproj)
+
+
+def test_bad_options_are_refused_up_front(gguf_models):
+    with pytest.raises(SourceError, match="chat_format"):
+        LlamaCppVLM(gguf_models.llava_text, gguf_models.llava_mmproj, chat_format="vicuna")
+    with pytest.raises(SourceError, match="n_gpu_layers"):
+        LlamaCppVLM(gguf_models.llava_text, gguf_models.llava_mmproj, n_gpu_layers="all")
+
+
+# -- scoring end to end ---------------------------------------------------------------------
+@pytest.mark.parametrize("family", FAMILIES)
+def test_generate_scores_each_image_of_a_batch(sources, family):
+    src = sources(family, "generate")
+    done: list[int] = []
+    sheet = src.score(PHOTOS, ScoreContext(progress=done.append))
+    assert done == [0, 1, 2]
+    assert len(sheet) == len(PHOTOS)
+    for cards in sheet:
+        assert len(cards) == 1
+        card = cards[0]
+        assert card.ok, card.abstained
+        assert card.source == src.label and card.kind == "vlm"
+        assert set(card.axes) == set(Rubric().axes)
+        assert all(0 <= v <= 100 and v % 5 == 0 for v in card.axes.values())  # enum levels
+        # the raw answer is this image's own single JSON object, forced by the grammar
+        obj = json.loads(card.raw, strict=False)
+        assert list(obj) == [*Rubric().axes, "comment"]
+        assert extract_json(card.raw) == obj
+        assert card.extras["attempts"] == 1
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_logprob_scores_each_image_from_level_probabilities(sources, family):
+    src = sources(family, "logprob")
+    sheet = src.score(PHOTOS)
+    assert len(sheet) == len(PHOTOS)
+    dists = []
+    for cards in sheet:
+        (card,) = cards
+        assert card.ok, card.abstained
+        assert set(card.axes) == set(Rubric().axes)
+        assert 0 < card.confidence <= 1
+        probs = card.extras["level_probs"]
+        for axis, dist in probs.items():
+            assert list(dist) == list(LEVELS)
+            assert sum(dist.values()) == pytest.approx(1.0, abs=1e-6)
+            expected = sum(int(k) * p for k, p in dist.items())
+            assert card.axes[axis] == pytest.approx((expected - 1) / 8 * 100)
+        dists.append(probs["overall"])
+    # the image reaches the model: different photos give different distributions
+    assert dists[0] != dists[1] and dists[1] != dists[2]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_logprob_reuses_the_image_prefix_exactly(sources, family):
+    """Each axis is evaluated from the cached system+image state, and the system prompt is
+    kept from one image to the next: the same numbers as fresh evaluations, far fewer
+    tokens evaluated."""
+    import llama_cpp
+
+    src = sources(family, "logprob")
+    rubric = Rubric()
+    system = rubric.system_prompt()
+    prefixes = [rubric.logprob_prefix(a) for a in rubric.axes]
+    alone = []
+    for p in prefixes[::2]:  # each on a cold cache: the chat handler clears it
+        src.chat(PHOTOS[2], system, "hi", schema=None, max_tokens=1)
+        alone.append(src.level_probs(PHOTOS[0], system, [p], LEVELS)[0])
+
+    llm = src._llm
+    src.chat(PHOTOS[2], system, "hi", schema=None, max_tokens=1)
+    llama_cpp.llama_perf_context_reset(llm.ctx)
+    cold = src.level_probs(PHOTOS[0], system, prefixes, LEVELS)
+    cold_tokens = llama_cpp.llama_perf_context(llm.ctx).n_p_eval
+    llama_cpp.llama_perf_context_reset(llm.ctx)
+    warm = src.level_probs(PHOTOS[0], system, prefixes, LEVELS)
+    warm_tokens = llama_cpp.llama_perf_context(llm.ctx).n_p_eval
+    for a, b, c in zip(alone, cold[::2], warm[::2], strict=True):
+        assert np.allclose([a[k] for k in LEVELS], [b[k] for k in LEVELS], atol=1e-4)
+        assert np.allclose([a[k] for k in LEVELS], [c[k] for k in LEVELS], atol=1e-4)
+
+    _, tail = src._split_prompt(system)
+    suffix = sum(len(llm.tokenize((p + tail).encode(), add_bos=False, special=True))
+                 for p in prefixes)
+    system_tokens = len(llm.tokenize(system.encode(), add_bos=False, special=True))
+    assert suffix + system_tokens <= cold_tokens < suffix + 2 * system_tokens  # image once
+    assert cold_tokens - warm_tokens == len(src._kv_lead) >= system_tokens  # system kept
+    assert warm_tokens >= suffix
+
+
+def test_forced_generic_mtmd_handler_works_in_both_modes(gguf_models):
+    src = LlamaCppVLM(gguf_models.llava_text, gguf_models.llava_mmproj, chat_format="mtmd",
+                      method="logprob", comment=True, **LEAN)
+    try:
+        (card,) = src.score(PHOTOS[:1])[0]
+        assert card.ok, card.abstained
+        assert type(src._handler).__name__ == "MTMDChatHandler"
+        assert extract_json(card.raw) is not None  # the comment's generation ran too
+        assert "mtmd" in src.describe()
+    finally:
+        src.unload()
+
+
+def test_one_image_too_big_for_the_context_abstains_alone(gguf_models):
+    """Qwen2-VL takes images at their resolution: a huge one overflows a small n_ctx."""
+    src = LlamaCppVLM(gguf_models.qwen_text, gguf_models.qwen_mmproj, n_ctx=1024,
+                      method="logprob", comment=False, **LEAN)
+    huge = np.repeat(np.repeat(PHOTOS[0], 2, axis=0), 2, axis=1)  # 1024 x 1024
+    try:
+        sheet = src.score([PHOTOS[1], huge, PHOTOS[2]])
+        assert [c[0].ok for c in sheet] == [True, False, True]
+        assert "n_ctx" in sheet[1][0].abstained
+    finally:
+        src.unload()
+
+
+# -- refusals through a real model call -----------------------------------------------------
+REFUSALS = ["I'm sorry, I can't help with that.",
+            "申し訳ありませんが、この画像の評価はできません。"]
+
+
+class RefusingVLM(LlamaCppVLM):
+    """Forces the first `refuse` answers to a refusal with a llama.cpp grammar: the text
+    really comes out of the model; only what it may say is constrained."""
+
+    def __init__(self, *a, refuse: int, **kw):
+        super().__init__(*a, **kw)
+        self.refuse = refuse
+        self.prompts: list[str] = []
+
+    def chat(self, image, system, user, *, schema, max_tokens):
+        self.prompts.append(user)
+        return super().chat(image, system, user, schema=schema, max_tokens=max_tokens)
+
+    def _constraint(self, schema):
+        if len(self.prompts) > self.refuse:
+            return super()._constraint(schema)
+        from llama_cpp.llama_grammar import LlamaGrammar
+
+        text = REFUSALS[(len(self.prompts) - 1) % len(REFUSALS)]
+        return {"grammar": LlamaGrammar.from_string(f"root ::= {json.dumps(text)}",
+                                                    verbose=False)}
+
+
+def test_refusing_model_is_retried_then_abstains(gguf_models):
+    src = RefusingVLM(gguf_models.llava_text, gguf_models.llava_mmproj, refuse=99, **LEAN)
+    try:
+        (card,) = src.score(PHOTOS[:1])[0]
+    finally:
+        src.unload()
+    assert len(src.prompts) == 3
+    assert len(set(src.prompts)) == 3  # reworded each time
+    assert not card.ok
+    assert card.abstained.startswith("refused 3 times")
+    assert card.raw == REFUSALS[0]  # the third answer, as the model produced it
+
+
+def test_refusal_then_a_valid_answer_scores(gguf_models):
+    src = RefusingVLM(gguf_models.qwen_text, gguf_models.qwen_mmproj, refuse=2, **LEAN)
+    try:
+        (card,) = src.score(PHOTOS[:1])[0]
+    finally:
+        src.unload()
+    assert len(src.prompts) == 3
+    assert card.ok, card.abstained
+    assert card.extras["attempts"] == 3
+    assert set(card.axes) == set(Rubric().axes)
+
+
+# -- memory ---------------------------------------------------------------------------------
+class RecordingPolicy(MemoryPolicy):
+    def __init__(self, device: str = "cpu", free: int | None = None):
+        self.dev, self.free, self.calls = device, free, []
+
+    def device(self) -> str:
+        return self.dev
+
+    def reserve(self, nbytes, device):
+        self.calls.append(("reserve", nbytes, device))
+        return self.free
+
+    def loaded(self, model, nbytes, device):
+        self.calls.append(("loaded", nbytes, device))
+
+    def released(self, model):
+        self.calls.append(("released",))
+
+
+def test_unload_releases_model_and_vision_context_and_reloads(gguf_models):
+    policy = RecordingPolicy()
+    src = LlamaCppVLM(gguf_models.qwen_text, gguf_models.qwen_mmproj, memory=policy,
+                      method="logprob", comment=False, **LEAN)
+    assert src.score(PHOTOS[:1])[0][0].ok
+    llm, handler = src._llm, src._handler
+    assert handler.mtmd_ctx is not None and llm._ctx.ctx is not None
+    llm_ref, handler_ref = weakref.ref(llm), weakref.ref(handler)
+    del llm
+    src.unload()
+    assert handler.mtmd_ctx is None  # libmtmd's context freed
+    del handler
+    gc.collect()
+    assert llm_ref() is None and handler_ref() is None
+    assert not src.loaded
+    src.unload()  # idempotent
+    # CPU build: no reservation, nothing registered with the host
+    assert policy.calls == []
+    assert src.score(PHOTOS[1:2])[0][0].ok  # loads again
+    src.unload()
+
+
+def test_auto_gpu_layers_is_zero_on_a_cpu_build_or_cpu_device(gguf_models):
+    import llama_cpp
+
+    policy = RecordingPolicy(device="cuda", free=10**12)
+    src = LlamaCppVLM(gguf_models.llava_text, gguf_models.llava_mmproj, memory=policy)
+    expected = 0 if not llama_cpp.llama_supports_gpu_offload() else -1
+    assert src._gpu_layers(llama_cpp) == expected
+    assert src.memory_bytes() > read_pair(gguf_models.llava_text,
+                                          gguf_models.llava_mmproj).model_bytes
+    assert LlamaCppVLM(gguf_models.llava_text, gguf_models.llava_mmproj,
+                       n_gpu_layers=7)._gpu_layers(llama_cpp) == 7
+
+
+@pytest.mark.parametrize("free,expected", [
+    (None, -1),                   # unknown: offload all, loading falls back on failure
+    (10_000, -1),                 # everything fits
+    (8_000, 24),                  # 6000 of 8000 weight bytes fit after the overhead
+    (2_000, 0),                   # only the overhead fits
+    (500, 0),
+])
+def test_plan_gpu_layers(free, expected):
+    assert plan_gpu_layers(32, 8_000, 2_000, free) == expected
+
+
+# -- a missing runtime ----------------------------------------------------------------------
+BLOCK_LLAMA_CPP = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "llama_cpp" or name.startswith("llama_cpp."):
+            raise ImportError("No module named 'llama_cpp' (hidden by the test)")
+sys.meta_path.insert(0, Block())
+"""
+
+
+def test_missing_llama_cpp_abstains_with_the_pip_command(gguf_models, tmp_path):
+    script = BLOCK_LLAMA_CPP + f"""
+import json
+import numpy as np
+from scoring.sources import create
+src = create("vlm-llamacpp", model_path={str(gguf_models.llava_text)!r},
+             mmproj_path={str(gguf_models.llava_mmproj)!r})
+sheet = src.score([np.zeros((32, 32, 3), np.float32)] * 2)
+print(json.dumps([c[0].abstained for c in sheet]))
+"""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         cwd=tmp_path, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [INSTALL_HINT, INSTALL_HINT]
