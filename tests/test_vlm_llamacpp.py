@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import weakref
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +116,25 @@ def test_swapped_or_missing_files_say_so(gguf_models, tmp_path):
     junk.write_bytes(b"not a gguf at all")
     with pytest.raises(SourceError, match="cannot read text model"):
         read_pair(junk, gguf_models.llava_mmproj)
+
+
+def test_check_trusts_layer_shapes_and_knows_families(gguf_models):
+    good = read_pair(gguf_models.llava_text, gguf_models.llava_mmproj)
+    replace(good, projector_width=None).check()  # projector layout unknown: mtmd decides
+    replace(good, projector_width=48, projection_dim=64).check()  # converter says it fits
+    with pytest.raises(SourceError, match="48-wide"):
+        replace(good, projector_width=48, projection_dim=48).check()
+    replace(good, arch="gemma3", projector="gemma3").check()  # not a restricted family
+    assert replace(good, projector="gemma3").chat_format() == "mtmd"
+    with pytest.raises(SourceError, match="qwen3vl_merger"):
+        replace(good, arch="qwen2vl", projector="qwen3vl_merger").check()
+
+
+def test_describe_never_raises(tmp_path):
+    src = LlamaCppVLM(tmp_path / "gone.gguf", tmp_path / "gone-mmproj.gguf")
+    assert "gone.gguf" in src.describe()
+    (card,) = src.score(PHOTOS[:1])[0]
+    assert "not found" in card.abstained
 
 
 def test_bad_options_are_refused_up_front(gguf_models):
@@ -227,6 +247,19 @@ def test_one_image_too_big_for_the_context_abstains_alone(gguf_models):
         sheet = src.score([PHOTOS[1], huge, PHOTOS[2]])
         assert [c[0].ok for c in sheet] == [True, False, True]
         assert "n_ctx" in sheet[1][0].abstained
+    finally:
+        src.unload()
+
+
+def test_large_images_are_downscaled_to_max_pixels(gguf_models):
+    src = LlamaCppVLM(gguf_models.qwen_text, gguf_models.qwen_mmproj, n_ctx=1024,
+                      max_pixels=256 * 256, method="logprob", comment=False, **LEAN)
+    huge = np.repeat(np.repeat(PHOTOS[0], 2, axis=0), 2, axis=1)  # 1024 x 1024
+    assert src._rgb(huge).shape == (256, 256, 3)
+    small = PHOTOS[1][:200, :300]
+    assert src._rgb(small).shape == small.shape  # small enough already
+    try:
+        assert src.score([huge])[0][0].ok  # would overflow n_ctx at full size
     finally:
         src.unload()
 

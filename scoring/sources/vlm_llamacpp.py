@@ -18,6 +18,7 @@ import base64
 import ctypes
 import io
 import json
+import math
 import os
 import struct
 from collections.abc import Sequence
@@ -26,8 +27,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from PIL import Image as PILImage
 
-from ..images import Image, to_pil, to_uint8
+from ..images import Image, to_uint8
 from .base import SourceError, log
 from .vlm import VLMSource
 
@@ -119,6 +121,7 @@ class GGUFPair:
     n_head_kv: int
     projector: str
     projector_width: int | None
+    projection_dim: int | None = None
 
     @property
     def model_bytes(self) -> int:
@@ -131,7 +134,9 @@ class GGUFPair:
     def check(self) -> None:
         """Raise SourceError, naming both files, when they cannot work together."""
         names = f"text model {self.model_path.name!r} and mmproj {self.mmproj_path.name!r}"
-        if self.projector_width is not None and self.projector_width != self.n_embd:
+        # the layer shapes decide; the converter's projection_dim can only excuse them
+        if (self.projector_width not in (None, self.n_embd)
+                and self.projection_dim != self.n_embd):
             raise SourceError(
                 f"mismatched GGUF pair: {names}: the projector outputs {self.projector_width}-wide "
                 f"embeddings but the text model's embedding length is {self.n_embd}. "
@@ -155,19 +160,17 @@ class GGUFPair:
         return "mtmd"
 
 
-def _projector_width(meta: dict[str, Any], shapes: dict[str, tuple[int, ...]]) -> int | None:
-    """Width of the embeddings the projector outputs: the last `mm.N` layer's output size
-    (what libmtmd compares), else the `projection_dim` the converter wrote."""
+def _projector_width(shapes: dict[str, tuple[int, ...]]) -> int | None:
+    """Width of the embeddings the projector outputs, from the last `mm.N` layer's shape
+    (what libmtmd compares); None for projectors laid out some other way."""
     last = max((int(n.split(".")[1]) for n in shapes
                 if n.startswith("mm.") and n.split(".")[1].isdigit()), default=None)
-    if last is not None:
-        bias, weight = shapes.get(f"mm.{last}.bias"), shapes.get(f"mm.{last}.weight")
-        if bias:
-            return int(bias[0])
-        if weight and len(weight) == 2:
-            return int(weight[1])
-    dim = meta.get("clip.vision.projection_dim")
-    return int(dim) if isinstance(dim, int) else None
+    if last is None:
+        return None
+    bias, weight = shapes.get(f"mm.{last}.bias"), shapes.get(f"mm.{last}.weight")
+    if bias:
+        return int(bias[0])
+    return int(weight[1]) if weight and len(weight) == 2 else None
 
 
 def read_pair(model_path: str | Path, mmproj_path: str | Path) -> GGUFPair:
@@ -195,13 +198,15 @@ def read_pair(model_path: str | Path, mmproj_path: str | Path) -> GGUFPair:
     if not isinstance(n_embd, int):
         raise SourceError(f"text model {model_path.name!r} has no {arch}.embedding_length")
     n_head = int(meta.get(f"{arch}.attention.head_count", 1) or 1)
+    dim = pmeta.get("clip.vision.projection_dim")
+    dim = dim if isinstance(dim, int) and dim > 0 else None
     projector = str(pmeta.get("clip.projector_type") or pmeta.get("clip.vision.projector_type")
                     or "")
     return GGUFPair(
         model_path=model_path, mmproj_path=mmproj_path, arch=arch, n_embd=n_embd,
         n_layer=int(meta.get(f"{arch}.block_count", 0)), n_head=n_head,
         n_head_kv=int(meta.get(f"{arch}.attention.head_count_kv", n_head) or n_head),
-        projector=projector, projector_width=_projector_width(pmeta, shapes),
+        projector=projector, projector_width=_projector_width(shapes) or dim, projection_dim=dim,
     )
 
 
@@ -236,6 +241,8 @@ class LlamaCppVLM(VLMSource):
     `chat_format`: "auto" (from the pair), "qwen2.5-vl", "llava-1.5" or "mtmd".
     `n_gpu_layers`: "auto" (from the memory policy: all when the model fits, a proportional
     share when not, 0 on CPU or a CPU-only build) or a number (-1 = all).
+    `max_pixels`: larger images are downscaled to this many pixels first (0 = never); Qwen
+    models spend a token per 28x28 pixels, so this bounds time and context.
     """
 
     name: ClassVar[str] = "vlm-llamacpp"
@@ -244,7 +251,7 @@ class LlamaCppVLM(VLMSource):
     def __init__(
         self, model_path: str | Path, mmproj_path: str | Path, *, chat_format: str = "auto",
         n_gpu_layers: int | str = "auto", n_ctx: int = 4096, n_threads: int | None = None,
-        **base_kwargs: Any,
+        max_pixels: int = 1024 * 1024, **base_kwargs: Any,
     ) -> None:
         base_kwargs.setdefault("label", f"llamacpp:{Path(model_path).stem}")
         super().__init__(**base_kwargs)
@@ -258,6 +265,7 @@ class LlamaCppVLM(VLMSource):
         self.n_gpu_layers = n_gpu_layers
         self.n_ctx = int(n_ctx)
         self.n_threads = n_threads
+        self.max_pixels = int(max_pixels)
         self._llm: Any = None
         self._handler: Any = None
         self._pair: GGUFPair | None = None
@@ -363,9 +371,12 @@ class LlamaCppVLM(VLMSource):
 
     def describe(self) -> str:
         where = "CPU" if not self._offloaded else f"{self._offloaded} layers on {self._device}"
-        fmt = self.resolved_chat_format() if self._pair or self.chat_format == "auto" else ""
+        try:
+            fmt = self.resolved_chat_format()
+        except SourceError:  # the files are unreadable: load() will say why
+            fmt = self.chat_format
         return (f"{self.label}: {self.model_path.name} + {self.mmproj_path.name} "
-                f"(llama.cpp, {fmt or self.chat_format}, {self.method}, {where})")
+                f"(llama.cpp, {fmt}, {self.method}, {where})")
 
     # -- the two backend calls -------------------------------------------------------
     def _constraint(self, schema: dict | None) -> dict[str, Any]:
@@ -385,7 +396,7 @@ class LlamaCppVLM(VLMSource):
         messages = [
             {"role": "system", "content": system},
             {"role": "user", "content": [
-                {"type": "image_url", "image_url": {"url": _data_url(image)}},
+                {"type": "image_url", "image_url": {"url": _data_url(self._rgb(image))}},
                 {"type": "text", "text": user},
             ]},
         ]
@@ -420,6 +431,16 @@ class LlamaCppVLM(VLMSource):
             llm.reset()
 
     # -- logprob helpers --------------------------------------------------------------
+    def _rgb(self, image: Image) -> np.ndarray:
+        """Clean uint8 RGB, downscaled (aspect kept) to at most `max_pixels`."""
+        rgb = to_uint8(image)
+        h, w = rgb.shape[:2]
+        if self.max_pixels > 0 and h * w > self.max_pixels:
+            f = math.sqrt(self.max_pixels / (h * w))
+            size = (max(1, int(w * f)), max(1, int(h * f)))
+            rgb = np.asarray(PILImage.fromarray(rgb, "RGB").resize(size, PILImage.LANCZOS))
+        return rgb
+
     @property
     def _llama_cpp(self) -> Any:
         return _import_llama_cpp()
@@ -475,7 +496,7 @@ class LlamaCppVLM(VLMSource):
         the cache from the previous image when it is unchanged."""
         llm, mtmd = self._llm, self._handler._mtmd_cpp
         ctx = self._handler.mtmd_ctx
-        rgb = np.ascontiguousarray(to_uint8(image))
+        rgb = np.ascontiguousarray(self._rgb(image))
         h, w = rgb.shape[:2]
         bitmap = mtmd.mtmd_bitmap_init(w, h, rgb.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)))
         if bitmap is None:
@@ -526,10 +547,10 @@ class LlamaCppVLM(VLMSource):
         return pos
 
 
-def _data_url(image: Image) -> str:
-    """The image as a PNG data URL (what the chat handlers take)."""
+def _data_url(rgb: np.ndarray) -> str:
+    """A uint8 RGB image as a PNG data URL (what the chat handlers take)."""
     buf = io.BytesIO()
-    to_pil(image).save(buf, "PNG", compress_level=1)
+    PILImage.fromarray(rgb, "RGB").save(buf, "PNG", compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
