@@ -358,17 +358,37 @@ def test_unload_releases_model_and_vision_context_and_reloads(gguf_models):
     src.unload()
 
 
-def test_auto_gpu_layers_is_zero_on_a_cpu_build_or_cpu_device(gguf_models):
+def test_gpu_layers_follow_the_build_and_the_policy(gguf_models):
     import llama_cpp
 
+    gpu_build = llama_cpp.llama_supports_gpu_offload()
     policy = RecordingPolicy(device="cuda", free=10**12)
     src = LlamaCppVLM(gguf_models.llava_text, gguf_models.llava_mmproj, memory=policy)
-    expected = 0 if not llama_cpp.llama_supports_gpu_offload() else -1
-    assert src._gpu_layers(llama_cpp) == expected
-    assert src.memory_bytes() > read_pair(gguf_models.llava_text,
-                                          gguf_models.llava_mmproj).model_bytes
-    assert LlamaCppVLM(gguf_models.llava_text, gguf_models.llava_mmproj,
-                       n_gpu_layers=7)._gpu_layers(llama_cpp) == 7
+    assert src._gpu_layers(llama_cpp) == (-1 if gpu_build else 0)
+    fixed = LlamaCppVLM(gguf_models.llava_text, gguf_models.llava_mmproj, n_gpu_layers=1,
+                        memory=policy)
+    assert fixed._gpu_layers(llama_cpp) == (1 if gpu_build else 0)
+    cpu = LlamaCppVLM(gguf_models.llava_text, gguf_models.llava_mmproj, memory=RecordingPolicy())
+    assert cpu._gpu_layers(llama_cpp) == 0
+    # what is reserved and registered: weights + mmproj + KV cache, a share when partial
+    weights = read_pair(gguf_models.llava_text, gguf_models.llava_mmproj).model_bytes
+    assert src._gpu_bytes(-1) == src.memory_bytes() > weights
+    assert src._gpu_bytes(0) == 0
+    assert 0 < src._gpu_bytes(1) < src._gpu_bytes(2) == src.memory_bytes()
+
+
+def test_a_model_llama_cpp_cannot_load_abstains_instead_of_crashing(gguf_models, tmp_path,
+                                                                     caplog):
+    """Every load attempt fails (as an out-of-memory GPU load would): after the CPU
+    fallback the source abstains with llama.cpp's reason; nothing crashes."""
+    broken = tmp_path / "truncated.gguf"
+    broken.write_bytes(gguf_models.llava_text.read_bytes()[:-4096])  # header intact
+    src = LlamaCppVLM(broken, gguf_models.llava_mmproj, **LEAN)
+    sheet = src.score(PHOTOS[:2])
+    assert [c[0].ok for c in sheet] == [False, False]
+    assert "llama.cpp could not load 'truncated.gguf'" in sheet[0][0].abstained
+    assert "n_gpu_layers=0 failed" in caplog.text
+    assert not src.loaded and src._handler is None
 
 
 @pytest.mark.parametrize("free,expected", [

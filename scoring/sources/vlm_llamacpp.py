@@ -298,13 +298,24 @@ class LlamaCppVLM(VLMSource):
     def resolved_chat_format(self) -> str:
         return self.pair.chat_format() if self.chat_format == "auto" else self.chat_format
 
+    def _gpu_bytes(self, layers: int) -> int:
+        """Accelerator memory with `layers` layers offloaded (-1 = all; the mmproj goes along)."""
+        p = self.pair
+        if layers == 0:
+            return 0
+        if layers < 0 or layers >= p.n_layer:
+            return self.memory_bytes()
+        return p.mmproj_bytes + (self.memory_bytes() - p.mmproj_bytes) * layers // p.n_layer
+
     def _gpu_layers(self, llama_cpp: Any) -> int:
-        """Layers to offload: the user's number, or what the memory policy makes room for."""
-        if self.n_gpu_layers != "auto":
-            return int(self.n_gpu_layers)
+        """Layers to offload: 0 on a CPU-only llama.cpp or a CPU device; the user's number
+        (room reserved for it); or "auto": what the memory policy makes room for."""
         self._device = self.memory.device()
         if self._device == "cpu" or not llama_cpp.llama_supports_gpu_offload():
             return 0
+        if self.n_gpu_layers != "auto":
+            self.memory.reserve(self._gpu_bytes(int(self.n_gpu_layers)), self._device)
+            return int(self.n_gpu_layers)
         need, p = self.memory_bytes(), self.pair
         free = self.memory.reserve(need, self._device)
         return plan_gpu_layers(p.n_layer, p.model_bytes, need - p.model_bytes, free)
@@ -329,11 +340,8 @@ class LlamaCppVLM(VLMSource):
         else:
             raise SourceError(f"llama.cpp could not load {pair.model_path.name!r} with "
                               f"{pair.mmproj_path.name!r}: {last}")
-        gpu = self.memory_bytes() if self._offloaded else 0
-        if self._offloaded > 0 and layers != -1:
-            gpu = pair.mmproj_bytes + pair.model_bytes * self._offloaded // max(1, pair.n_layer)
-        if gpu:
-            self.memory.loaded(self, gpu, self._device)
+        if self._offloaded:
+            self.memory.loaded(self, self._gpu_bytes(self._offloaded), self._device)
 
     def _open(self, llama_cpp: Any, chat_format: str, n_gpu_layers: int) -> None:
         formats = llama_cpp.llama_chat_format
@@ -348,6 +356,8 @@ class LlamaCppVLM(VLMSource):
         self._handler._init_mtmd_context(self._llm)  # a bad mmproj fails now, not per image
         n_layer = self.pair.n_layer
         self._offloaded = n_layer if n_gpu_layers < 0 else min(n_gpu_layers, n_layer)
+        if not self._llama_cpp.llama_supports_gpu_offload():
+            self._offloaded = 0
 
     def _close(self) -> None:
         llm, handler = self._llm, self._handler
