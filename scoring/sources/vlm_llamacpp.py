@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import ctypes
+import functools
 import io
 import json
 import math
@@ -221,7 +222,9 @@ def plan_gpu_layers(n_layer: int, weights: int, overhead: int, free: int | None)
 
 
 # -- the source --------------------------------------------------------------------------
+@functools.cache
 def _import_llama_cpp() -> Any:
+    """llama_cpp, imported on first use (SourceError with the pip command when missing)."""
     try:
         import llama_cpp
         import llama_cpp.llama_chat_format
@@ -356,7 +359,7 @@ class LlamaCppVLM(VLMSource):
         self._handler._init_mtmd_context(self._llm)  # a bad mmproj fails now, not per image
         n_layer = self.pair.n_layer
         self._offloaded = n_layer if n_gpu_layers < 0 else min(n_gpu_layers, n_layer)
-        if not self._llama_cpp.llama_supports_gpu_offload():
+        if not llama_cpp.llama_supports_gpu_offload():
             self._offloaded = 0
 
     def _close(self) -> None:
@@ -488,11 +491,11 @@ class LlamaCppVLM(VLMSource):
             messages = handler._get_template_messages(messages, marker)
         else:
             template = handler.CHAT_FORMAT
-        piece = handler._decode_token_piece if hasattr(handler, "_decode_token_piece") else (
-            lambda b: b.decode("utf-8", "ignore"))
+        def piece(token: int) -> str:
+            return llm.detokenize([token]).decode("utf-8", "ignore")
+
         text = formats.Jinja2ChatFormatter(
-            template, eos_token=piece(llm.detokenize([llm.token_eos()])),
-            bos_token=piece(llm.detokenize([llm.token_bos()])),
+            template, eos_token=piece(llm.token_eos()), bos_token=piece(llm.token_bos()),
         )(messages=messages).prompt
         if text.count(_SENTINEL) != 1 or marker not in text.split(_SENTINEL)[0]:
             raise SourceError(f"chat template of {self.model_path.name!r} puts the image after "
@@ -529,8 +532,9 @@ class LlamaCppVLM(VLMSource):
             mtmd.mtmd_input_chunks_free(chunks)
             mtmd.mtmd_bitmap_free(bitmap)
 
-
     def _eval_chunks(self, chunks: Any) -> int:
+        """Decode tokenized text+image chunks from position 0, skipping a leading text chunk
+        that is already in the KV cache; return the position after them."""
         mtmd, llm = self._handler._mtmd_cpp, self._llm
         pos, first = 0, 0
         chunk0 = mtmd.mtmd_input_chunks_get(chunks, 0)
