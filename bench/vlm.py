@@ -37,7 +37,7 @@ def photos(n: int, folder: str | None) -> list:
     return [as_rgb(getattr(data, name)()) for name in (PHOTOS * n)[:n]]
 
 
-def llamacpp_source(args, tmp: Path) -> tuple[VLMSource, str]:
+def llamacpp_source(args, tmp: Path) -> VLMSource:
     if args.model:
         if not args.mmproj:
             sys.exit("--model needs --mmproj (the paired projector GGUF)")
@@ -48,12 +48,11 @@ def llamacpp_source(args, tmp: Path) -> tuple[VLMSource, str]:
         built = build_gguf_models(tmp)
         model, mmproj = ((built.qwen_text, built.qwen_mmproj) if args.family == "qwen"
                          else (built.llava_text, built.llava_mmproj))
-    src = create("vlm-llamacpp", model_path=model, mmproj_path=mmproj, n_ctx=args.n_ctx,
-                 n_threads=args.threads, n_gpu_layers=args.n_gpu_layers, comment=False)
-    return src, model.name
+    return create("vlm-llamacpp", model_path=model, mmproj_path=mmproj, n_ctx=args.n_ctx,
+                  n_threads=args.threads, n_gpu_layers=args.n_gpu_layers, comment=False)
 
 
-def transformers_source(args, tmp: Path) -> tuple[VLMSource, str]:
+def transformers_source(args, tmp: Path) -> VLMSource:
     model_dir = args.model_dir
     if not model_dir:
         try:
@@ -62,8 +61,7 @@ def transformers_source(args, tmp: Path) -> tuple[VLMSource, str]:
             sys.exit("no --model-dir and no tests/models/tiny_hf.py to build a tiny model")
         build = tiny_hf.build_qwen2vl if args.family == "qwen" else tiny_hf.build_llava
         model_dir = build(tmp / f"tiny-{args.family}")
-    src = create("vlm-transformers", model_dir=model_dir, comment=False)
-    return src, Path(model_dir).name
+    return create("vlm-transformers", model_dir=model_dir, comment=False)
 
 
 def seconds_per_image(src: VLMSource, method: str, images: list) -> float:
@@ -97,7 +95,7 @@ def main() -> None:
     images = photos(args.images, args.folder)
     with tempfile.TemporaryDirectory() as tmp:
         make = llamacpp_source if args.backend == "llamacpp" else transformers_source
-        src, name = make(args, Path(tmp))
+        src = make(args, Path(tmp))
         try:
             src.load()
             for method in ("logprob", "generate"):  # warm-up: first-call costs not counted
@@ -106,11 +104,11 @@ def main() -> None:
             for _ in range(args.rounds):
                 for method in times:
                     times[method].append(seconds_per_image(src, method, images))
-            where = src.describe().rsplit("(", 1)[-1].rstrip(")").replace(f" {method},", "")
+            where = src.describe().replace(f", {src.method}", "")
         finally:
             src.unload()
     lp, gen = (statistics.median(times[m]) for m in ("logprob", "generate"))
-    print(f"{src.name} {name}: logprob {lp:.3f} s/img, generate {gen:.3f} s/img, "
+    print(f"{args.backend}: logprob {lp:.3f} s/img, generate {gen:.3f} s/img, "
           f"logprob/generate = {lp / gen:.2f} ({gen / lp:.1f}x faster; target >= 5x) "
           f"[{len(images)} images x {args.rounds} rounds, median; {where}]")
 

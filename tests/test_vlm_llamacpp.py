@@ -403,23 +403,25 @@ def test_plan_gpu_layers(free, expected):
 
 
 # -- a missing runtime ----------------------------------------------------------------------
-BLOCK_LLAMA_CPP = """
+BLOCK_IMPORT = """
 import sys
 class Block:
     def find_spec(self, name, path=None, target=None):
-        if name == "llama_cpp" or name.startswith("llama_cpp."):
-            raise ImportError("No module named 'llama_cpp' (hidden by the test)")
+        if name == {blocked!r} or name.startswith({blocked!r} + "."):
+            raise ImportError(f"No module named {{name!r}} (hidden by the test)")
 sys.meta_path.insert(0, Block())
 """
 
 
-def test_missing_llama_cpp_abstains_with_the_pip_command(gguf_models, tmp_path):
-    script = BLOCK_LLAMA_CPP + f"""
+def score_without(blocked: str, models, tmp_path) -> list[str]:
+    """Abstention reasons from scoring two images in a fresh Python where importing
+    `blocked` really fails."""
+    script = BLOCK_IMPORT.format(blocked=blocked) + f"""
 import json
 import numpy as np
 from scoring.sources import create
-src = create("vlm-llamacpp", model_path={str(gguf_models.llava_text)!r},
-             mmproj_path={str(gguf_models.llava_mmproj)!r})
+src = create("vlm-llamacpp", model_path={str(models.llava_text)!r},
+             mmproj_path={str(models.llava_mmproj)!r})
 sheet = src.score([np.zeros((32, 32, 3), np.float32)] * 2)
 print(json.dumps([c[0].abstained for c in sheet]))
 """
@@ -427,4 +429,15 @@ print(json.dumps([c[0].abstained for c in sheet]))
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          cwd=tmp_path, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == [INSTALL_HINT, INSTALL_HINT]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_missing_llama_cpp_abstains_with_the_pip_command(gguf_models, tmp_path):
+    assert score_without("llama_cpp", gguf_models, tmp_path) == [INSTALL_HINT, INSTALL_HINT]
+
+
+def test_llama_cpp_without_vision_support_says_to_upgrade(gguf_models, tmp_path):
+    reasons = score_without("llama_cpp.mtmd_cpp", gguf_models, tmp_path)
+    assert len(reasons) == 2
+    assert "too old for vision GGUFs" in reasons[0]
+    assert 'pip install -U "llama-cpp-python>=0.3.36"' in reasons[0]

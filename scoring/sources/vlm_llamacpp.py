@@ -35,6 +35,8 @@ from .base import SourceError, log
 from .vlm import VLMSource
 
 INSTALL_HINT = "llama-cpp-python is not installed: pip install llama-cpp-python (CUDA: see README)"
+MIN_VERSION = "0.3.36"
+"""The version this backend is tested with (libmtmd chat handlers and helpers)."""
 
 CHAT_FORMATS: dict[str, str] = {
     "qwen2.5-vl": "Qwen25VLChatHandler",
@@ -224,17 +226,27 @@ def plan_gpu_layers(n_layer: int, weights: int, overhead: int, free: int | None)
 # -- the source --------------------------------------------------------------------------
 @functools.cache
 def _import_llama_cpp() -> Any:
-    """llama_cpp, imported on first use (SourceError with the pip command when missing)."""
+    """llama_cpp, imported on first use: SourceError with the pip command when it is missing
+    or too old for vision models (libmtmd bindings)."""
     try:
         import llama_cpp
-        import llama_cpp.llama_chat_format
-        import llama_cpp.mtmd_cpp
-        from llama_cpp._logger import llama_log_callback
     except ImportError as e:
         raise SourceError(INSTALL_HINT) from e
+    try:
+        import llama_cpp.llama_chat_format as formats
+        import llama_cpp.mtmd_cpp as mtmd
+        from llama_cpp._logger import llama_log_callback
+
+        for needed in (*CHAT_FORMATS.values(), "Jinja2ChatFormatter"):
+            getattr(formats, needed)
+        mtmd.mtmd_helper_eval_chunk_single  # noqa: B018
+    except (ImportError, AttributeError) as e:
+        version = getattr(llama_cpp, "__version__", "?")
+        raise SourceError(f"llama-cpp-python {version} is too old for vision GGUFs ({e}): "
+                          f"pip install -U \"llama-cpp-python>={MIN_VERSION}\"") from e
     # libmtmd logs every prompt at INFO level: route it through llama-cpp-python's logger
     # (errors only unless verbose), as llama.cpp's own log already is
-    llama_cpp.mtmd_cpp.mtmd_helper_log_set(llama_log_callback, ctypes.c_void_p(0))
+    mtmd.mtmd_helper_log_set(llama_log_callback, ctypes.c_void_p(0))
     return llama_cpp
 
 
