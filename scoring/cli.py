@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from .aggregate import AggregateSettings, combine_sheet, parse_weights
@@ -21,7 +21,15 @@ from .calibrate import compare, load_ratings, save_calibrations
 from .cards import AXES, ScoreCard, Sheet, Verdict, merge_sheets
 from .images import IMAGE_SUFFIXES, Image, list_images, load
 from .report import Entry, read_jsonl, thumbnail, write_report
-from .sources import OFFLINE_DEFAULT, REGISTRY, ScoreContext, Source, create, source_class
+from .sources import (
+    OFFLINE_DEFAULT,
+    REGISTRY,
+    Cancelled,
+    ScoreContext,
+    Source,
+    create,
+    source_class,
+)
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 SHORT = {"erotic": "ero", "composition": "comp", "appeal": "appl", "typeset": "type",
@@ -65,11 +73,21 @@ def unreadable(reason: str) -> Verdict:
                    unscored=reason)
 
 
-def score_paths(paths: Sequence[Path], sources: Sequence[Source | Unavailable],
+def _score_with(source: Source | Unavailable, images: list[Image], repeats: int) -> Sheet:
+    """The source's sheet; a source that breaks its contract abstains instead of crashing."""
+    try:
+        return source.score(images, ScoreContext(repeats=repeats))
+    except Cancelled:
+        raise
+    except Exception as e:
+        return Unavailable(source.label, f"failed: {type(e).__name__}: {e}").score(images)
+
+
+def iter_scores(paths: Sequence[Path], sources: Sequence[Source | Unavailable],
                 settings: AggregateSettings, batch: int = 8, repeats: int = 1,
-                log: Callable[[str], None] = lambda _: None) -> list[Entry]:
-    """Score files in batches of `batch`; unreadable files become unscored entries."""
-    entries: list[Entry] = []
+                log: Callable[[str], None] = lambda _: None) -> Iterator[Entry]:
+    """Score files in batches of `batch`, yielding one entry per file in order;
+    unreadable files become unscored entries."""
     for start in range(0, len(paths), batch):
         chunk = paths[start:start + batch]
         images: list[Image] = []
@@ -81,13 +99,19 @@ def score_paths(paths: Sequence[Path], sources: Sequence[Source | Unavailable],
             except Exception as e:  # BadImage, or anything else PIL throws at a broken file
                 msg = str(e) if p.name in str(e) else f"{p.name}: cannot read image ({e})"
                 slots.append(Entry(p.name, unreadable(msg)))
-        sheets = [s.score(images, ScoreContext(repeats=repeats)) for s in sources]
+        sheets = [_score_with(s, images, repeats) for s in sources] if images else []
         verdicts = iter(combine_sheet(merge_sheets(*sheets), settings) if images else [])
         pics = iter(images)
         for p, slot in zip(chunk, slots, strict=True):
-            entries.append(slot or Entry(p.name, next(verdicts), thumbnail(next(pics))))
+            yield slot or Entry(p.name, next(verdicts), thumbnail(next(pics)))
         log(f"scored {min(start + batch, len(paths))}/{len(paths)}")
-    return entries
+
+
+def score_paths(paths: Sequence[Path], sources: Sequence[Source | Unavailable],
+                settings: AggregateSettings, batch: int = 8, repeats: int = 1,
+                log: Callable[[str], None] = lambda _: None) -> list[Entry]:
+    """Every file's entry (see `iter_scores`)."""
+    return list(iter_scores(paths, sources, settings, batch, repeats, log))
 
 
 def _fmt(x: float | None, width: int, digits: int = 0) -> str:
@@ -123,8 +147,14 @@ def _run(paths: Sequence[Path], args: argparse.Namespace, names: Sequence[str],
 
     settings = AggregateSettings(k=args.k, min_sources=args.min_sources, weights=args.weights)
     sources = make_sources(names, log)
+    entries: list[Entry] = []
+    code = 0
     try:
-        entries = score_paths(paths, sources, settings, args.batch, args.repeats, log)
+        for entry in iter_scores(paths, sources, settings, args.batch, args.repeats, log):
+            entries.append(entry)
+    except (KeyboardInterrupt, Cancelled):
+        log(f"interrupted: reporting the {len(entries)} images scored so far")
+        code = 130
     finally:
         for s in sources:
             s.unload()
@@ -133,7 +163,7 @@ def _run(paths: Sequence[Path], args: argparse.Namespace, names: Sequence[str],
     scored = sum(e.verdict.scored for e in entries)
     print(f"\n{scored} of {len(entries)} images scored with {', '.join(names)}; wrote "
           + ", ".join(str(p) for p in written.values()))
-    return 0
+    return code
 
 
 def _source_names(text: str) -> list[str]:

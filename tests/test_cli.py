@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -185,3 +186,45 @@ def test_score_paths_with_two_voting_sources_and_an_outlier(folder):
     assert got["one.png"].unscored and "technical" in got["one.png"].unscored
     assert got["corrupt.png"].unscored.startswith("corrupt.png: cannot read image")
     assert [e.name for e in entries] == [p.name for p in paths]
+
+
+class Broken(Brightness):
+    """Breaks the source contract: one card too few for the batch."""
+
+    name: ClassVar[str] = "broken"
+
+    def _score(self, images: list[Image], ctx: ScoreContext) -> Sheet:
+        return super()._score(images, ctx)[:-1]
+
+
+def test_a_source_breaking_its_contract_abstains(folder):
+    paths = [folder / "astronaut.png", folder / "coffee.jpg"]
+    entries = score_paths(paths, [Brightness(), Broken(), TechnicalCheck()], AggregateSettings())
+    for e in entries:
+        assert e.verdict.scored and e.verdict.used == ["brightness", "technical"]
+        assert e.verdict.dropped["broken"].startswith("failed: RuntimeError: broken returned 1")
+
+
+def test_interrupt_still_writes_the_report(folder, tmp_path):
+    many = tmp_path / "many"
+    many.mkdir()
+    img = PILImage.fromarray(skimage.data.coffee())
+    for i in range(60):
+        img.save(many / f"img{i:02}.png")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scoring", "score", str(many), "--sources", "technical",
+         "--batch", "1", "--min-sources", "1", "--out", str(tmp_path / "o")],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr.readline().startswith("scored 1/60")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "img00.png" in out
+    assert "interrupted: reporting the" in err
+    done = (tmp_path / "o" / "report.jsonl").read_text().splitlines()
+    assert 1 <= len(done) < 60
