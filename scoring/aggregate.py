@@ -86,7 +86,7 @@ def _combine_axis(axis: str, votes: list[tuple[str, float, float]], expected: in
     # with k < 1 nothing may be close enough: then the values nearest the median stay
     limit = max(s.k * mad, min(abs(v - m) for _, v, _ in votes))
     kept = [(src, v, w) for src, v, w in votes if abs(v - m) <= limit]
-    outliers = {src: f"outlier on {axis} ({v:g} vs median {m:g})"
+    outliers = {src: f"outlier on {axis} ({v:.4g} vs median {m:.4g})"
                 for src, v, _ in votes if abs(v - m) > limit}
     total = sum(w for _, _, w in kept)
     if total > 0:
