@@ -88,7 +88,7 @@ _STYLE = """body{font-family:system-ui,sans-serif;margin:1em;background:#fafafa}
 table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:4px 6px;vertical-align:top}
 th{background:#eee;cursor:pointer;position:sticky;top:0}td.n{text-align:right}
 img{max-width:192px;max-height:192px}.unscored{color:#a00}.small{font-size:85%;color:#444}
-details{font-size:85%}ul{margin:0;padding-left:1.2em}"""
+details{font-size:85%}.reason{color:#a50}ul{margin:0;padding-left:1.2em}"""
 
 _SORT = """document.querySelectorAll('th').forEach((th,i)=>th.onclick=()=>{
 const tb=th.closest('table').tBodies[0],rows=[...tb.rows],up=th.dataset.up!=='1';
@@ -129,6 +129,8 @@ def write_html(path: str | Path, entries: Sequence[Entry], title: str = "Saiten 
                if en.thumb else "")
         detail = (f'<span class="unscored">unscored: {e(v.unscored)}</span>' if v.unscored
                   else e(v.comment))
+        for r in (r for c in v.cards if c.ok and c.kind == "check" for r in c.reasons):
+            detail += f'<div class="reason">⚠ {e(r)}</div>'
         if v.used:
             detail += f'<div class="small">used: {e(", ".join(v.used))}</div>'
         for src, why in v.dropped.items():
