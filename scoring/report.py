@@ -49,6 +49,18 @@ def _axes(entries: Sequence[Entry]) -> list[str]:
     return [*AXES, *extra]
 
 
+def summary(verdict: Verdict) -> str:
+    """One line for a node or a preview: score, axes, confidence, and why anything is missing."""
+    if verdict.unscored:
+        return f"unscored: {verdict.unscored}"
+    parts = [f"{a} {x:.0f}" for a, x in verdict.axes.items() if x is not None and a != "overall"]
+    parts.append(f"conf {verdict.confidence:.2f}")
+    line = f"{_num(verdict.score) or '-'} ({', '.join(parts)})"
+    notes = [r for c in verdict.cards if c.ok and c.kind == "check" for r in c.reasons]
+    notes += [f"{src}: {why}" for src, why in verdict.dropped.items()]
+    return line + (" | " + "; ".join(notes) if notes else "")
+
+
 def write_jsonl(path: str | Path, entries: Sequence[Entry]) -> Path:
     """One line per image: {"file", "index", **verdict.to_dict()} (cards included)."""
     path = Path(path)
