@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 from hypothesis import assume, given, settings
@@ -281,3 +282,16 @@ def test_settings_are_validated():
     for bad in ({"k": 0}, {"min_sources": 0}, {"spread_scale": 0}, {"mad_floor": -1}):
         with pytest.raises(ValueError, match="aggregate settings"):
             AggregateSettings(**bad)
+
+
+@settings(max_examples=100, deadline=None)
+@given(card_lists(), st.integers(2, 4))
+def test_identical_repeats_change_nothing(cards, n):
+    repeated = [replace(c, repeat=r) for c in cards if c.kind != "check" for r in range(n)]
+    repeated += [c for c in cards if c.kind == "check"]
+    a, b = combine(cards), combine(repeated)
+    assert a.unscored == b.unscored and a.used == b.used
+    assert set(a.dropped) == set(b.dropped)
+    for axis, x in a.axes.items():
+        assert (x is None and b.axes[axis] is None) or b.axes[axis] == pytest.approx(x)
+    assert b.confidence == pytest.approx(a.confidence)
