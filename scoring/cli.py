@@ -20,7 +20,7 @@ from .aggregate import AggregateSettings, combine_sheet, parse_weights
 from .calibrate import compare, load_ratings, save_calibrations
 from .cards import AXES, ScoreCard, Sheet, Verdict, merge_sheets
 from .images import IMAGE_SUFFIXES, Image, list_images, load
-from .report import Entry, read_jsonl, thumbnail, write_report
+from .report import Entry, notes, read_jsonl, thumbnail, write_report
 from .sources import (
     OFFLINE_DEFAULT,
     REGISTRY,
@@ -118,14 +118,6 @@ def _fmt(x: float | None, width: int, digits: int = 0) -> str:
     return f"{'-' if x is None else f'{x:.{digits}f}':>{width}}"
 
 
-def _notes(v: Verdict) -> str:
-    if v.unscored:
-        return f"unscored: {v.unscored}"
-    notes = [r for c in v.cards if c.ok and c.kind == "check" for r in c.reasons]
-    notes += [f"{src}: {why}" for src, why in v.dropped.items()]
-    return "; ".join(notes)
-
-
 def format_table(entries: Sequence[Entry], width: int = 30) -> str:
     """The stdout table: file, score, each axis, confidence, used sources, notes."""
     head = (f"{'file':<{width}} {'score':>5} "
@@ -136,7 +128,7 @@ def format_table(entries: Sequence[Entry], width: int = 30) -> str:
         name = e.name if len(e.name) <= width else "…" + e.name[-(width - 1):]
         lines.append(f"{name:<{width}} {_fmt(v.score, 5, 1)} "
                      + " ".join(_fmt(v.value(a), 4) for a in AXES)
-                     + f" {v.confidence:4.2f}  {','.join(v.used):<20} {_notes(v)}")
+                     + f" {v.confidence:4.2f}  {','.join(v.used):<20} {'; '.join(notes(v))}")
     return "\n".join(lines)
 
 

@@ -49,6 +49,14 @@ def _axes(entries: Sequence[Entry]) -> list[str]:
     return [*AXES, *extra]
 
 
+def notes(verdict: Verdict) -> list[str]:
+    """Why the verdict is what it is: unscored reason, or check findings and dropped sources."""
+    if verdict.unscored:
+        return [f"unscored: {verdict.unscored}"]
+    found = [r for c in verdict.cards if c.ok and c.kind == "check" for r in c.reasons]
+    return found + [f"{src}: {why}" for src, why in verdict.dropped.items()]
+
+
 def summary(verdict: Verdict) -> str:
     """One line for a node or a preview: score, axes, confidence, and why anything is missing."""
     if verdict.unscored:
@@ -56,9 +64,8 @@ def summary(verdict: Verdict) -> str:
     parts = [f"{a} {x:.0f}" for a, x in verdict.axes.items() if x is not None and a != "overall"]
     parts.append(f"conf {verdict.confidence:.2f}")
     line = f"{_num(verdict.score) or '-'} ({', '.join(parts)})"
-    notes = [r for c in verdict.cards if c.ok and c.kind == "check" for r in c.reasons]
-    notes += [f"{src}: {why}" for src, why in verdict.dropped.items()]
-    return line + (" | " + "; ".join(notes) if notes else "")
+    why = notes(verdict)
+    return line + (" | " + "; ".join(why) if why else "")
 
 
 def write_jsonl(path: str | Path, entries: Sequence[Entry]) -> Path:
