@@ -70,7 +70,11 @@ class OnnxSource(Source):
         if self.loaded:
             return
         model = onnx_session.open_model(self.model_path, device=self.device, memory=self.memory)
-        self.check_model(model)
+        try:
+            self.check_model(model)
+        except Exception:
+            onnx_session.close(model)
+            raise
         self.model = model
 
     def unload(self) -> None:
