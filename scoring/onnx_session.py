@@ -118,6 +118,8 @@ class OnnxModel:
     device: str
     note: str = ""
     memory: MemoryPolicy = field(default=DEFAULT, repr=False)
+    reused: int = 0
+    """How many times `open_model` returned this session from the cache."""
 
     @property
     def name(self) -> str:
@@ -242,7 +244,9 @@ def open_model(
     key = (str(path), tuple(p if isinstance(p, str) else f"{p[0]}:{p[1]}" for p in providers))
     with _lock:
         model = _cache.get(key)
-        if model is None:
+        if model is not None:
+            model.reused += 1
+        else:
             model = OnnxModel(path, _session(path, providers), nbytes, device, note, memory)
             if device.startswith("cuda") and model.provider != CUDA:
                 model.note = (f"CUDA requested but onnxruntime runs it on {model.provider}: "
