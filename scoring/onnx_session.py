@@ -29,6 +29,7 @@ MEMORY_FACTOR = 1.5
 
 _lock = threading.Lock()
 _cache: dict[tuple[str, tuple[str, ...]], OnnxModel] = {}
+_install_warning: str | None = None
 _checked_install = False
 _preloaded = False
 
@@ -212,6 +213,18 @@ def _session(path: Path, providers: list[Any]) -> Any:
         raise SourceError(f"{path.name}: onnxruntime cannot load it: {text}") from e
 
 
+def _key(path: Path, providers: list[Any]) -> tuple[str, tuple[str, ...]]:
+    return str(path), tuple(p if isinstance(p, str) else f"{p[0]}:{p[1]}" for p in providers)
+
+
+def _cached(path: Path, providers: list[Any]) -> OnnxModel | None:
+    with _lock:
+        model = _cache.get(_key(path, providers))
+        if model is not None:
+            model.reused += 1
+        return model
+
+
 def open_model(
     path: str | Path, *, device: str = "auto", memory: MemoryPolicy | None = None,
     factor: float = MEMORY_FACTOR,
@@ -222,38 +235,41 @@ def open_model(
     when the host says the room is still short, the session goes to the CPU instead.
     The new session is reported to `memory.loaded`, so the host can evict it.
     """
-    global _checked_install
+    global _checked_install, _install_warning
     memory = memory or DEFAULT
     path = Path(path).expanduser().resolve()
     if not path.is_file():
         raise SourceError(f"model file not found: {path}")
     if not _checked_install:
         _checked_install = True
-        warning = check_install()
-        if warning:
-            log.warning("saiten: %s", warning)
+        _install_warning = check_install()
+        if _install_warning:
+            log.warning("saiten: %s", _install_warning)
     device = pick_device(device, memory)
     nbytes = int(weight_bytes(path) * factor)
-    note = ""
-    if device.startswith("cuda") and cuda_available():
+    note = "onnxruntime and onnxruntime-gpu both installed" if _install_warning else ""
+    cuda = device.startswith("cuda") and cuda_available()
+    model = _cached(path, providers_for(device))
+    if model is None and cuda:
         free = memory.reserve(nbytes, device)
         if free is not None and free < nbytes:
             note = f"{free >> 20} MiB free on {device}, needs {nbytes >> 20} MiB: ran on CPU"
-            device = "cpu"
+            device, cuda = "cpu", False
+            model = _cached(path, providers_for(device))
+    if model is not None:
+        return model
     providers = providers_for(device)
-    key = (str(path), tuple(p if isinstance(p, str) else f"{p[0]}:{p[1]}" for p in providers))
     with _lock:
-        model = _cache.get(key)
-        if model is not None:
-            model.reused += 1
-        else:
-            model = OnnxModel(path, _session(path, providers), nbytes, device, note, memory)
-            if device.startswith("cuda") and model.provider != CUDA:
-                model.note = (f"CUDA requested but onnxruntime runs it on {model.provider}: "
-                              "check onnxruntime-gpu and CUDA/cuDNN versions")
-                log.warning("saiten: %s: %s", path.name, model.note)
-            _cache[key] = model
-            memory.loaded(model, nbytes, "cpu" if model.provider == CPU else device)
+        model = OnnxModel(path, _session(path, providers), nbytes, device, note, memory)
+        if device.startswith("cuda") and model.provider != CUDA:
+            model.note = (
+                f"CUDA requested but onnxruntime runs on {model.provider}: " + (
+                    "check that onnxruntime-gpu matches your CUDA/cuDNN" if cuda else
+                    "this onnxruntime has no CUDA provider: pip uninstall -y onnxruntime "
+                    "&& pip install onnxruntime-gpu"))
+            log.warning("saiten: %s: %s", path.name, model.note)
+        _cache[_key(path, providers)] = model
+    memory.loaded(model, nbytes, "cpu" if model.provider == CPU else device)
     return model
 
 
