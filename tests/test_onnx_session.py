@@ -91,3 +91,12 @@ def test_dynamic_batch_chunks(wd_dir):
 
 def test_install_check_is_quiet_with_one_package():
     assert onnx_session.check_install() is None
+
+
+def test_auto_device_follows_the_host_policy():
+    class Host(MemoryPolicy):
+        def device(self):
+            return "cpu"
+
+    assert onnx_session.pick_device("auto", Host()) == "cpu"
+    assert onnx_session.pick_device("cuda:1", Host()) == "cuda:1"

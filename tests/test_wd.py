@@ -154,3 +154,10 @@ def test_label_file_parsed_once(model_dir):
     for _ in range(3):
         create("wd", model_path=model_dir).score([solid(4, 4, (1, 0, 0))])
     assert W._read_labels.cache_info().misses == 1
+
+
+def test_transparent_rgba_is_composited_over_white(tagger):
+    from scoring.images import as_rgb
+    clear = np.zeros((16, 16, 4), np.uint8)            # fully transparent black
+    card = tagger.score([as_rgb(clear)])[0][0]
+    assert set(card.tags) == {"white_background"}
