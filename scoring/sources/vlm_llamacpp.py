@@ -338,8 +338,8 @@ class LlamaCppVLM(VLMSource):
     def load(self) -> None:
         if self._llm is not None:
             return
+        pair = self.pair  # the files first: a wrong pair is wrong with any runtime
         llama_cpp = _import_llama_cpp()
-        pair = self.pair
         chat_format = self.resolved_chat_format()
         layers = self._gpu_layers(llama_cpp)
         last: Exception | None = None
