@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from skimage import data
 
+from scoring.cards import ScoreCard
 from scoring.images import as_rgb
 from scoring.memory import MemoryPolicy
 from scoring.parse import extract_json
-from scoring.rubric import LEVELS, Rubric
+from scoring.rubric import LEVELS, Rubric, tag_context
 from scoring.sources import ScoreContext, create
 from scoring.sources.vlm_llamacpp import (
     LlamaCppVLM,
@@ -132,6 +133,43 @@ def test_logprob_reuses_the_image_prefix_exactly(sources, family):
     assert suffix + system_tokens <= cold_tokens < suffix + 2 * system_tokens  # image once
     assert cold_tokens - warm_tokens == len(src._kv_lead) >= system_tokens  # system kept
     assert warm_tokens >= suffix
+
+
+def test_logprob_evaluates_the_shared_tag_context_once(sources):
+    """The tagger's context is the same for every axis: it joins the cached head, so four
+    more axes cost only their questions, with the same numbers as one axis at a time."""
+    import llama_cpp
+
+    src = sources("llava", "logprob")
+    rubric, image = Rubric(), PHOTOS[1]
+    system = rubric.system_prompt()
+    tagger = ScoreCard(source="wd", kind="tagger", tags={f"tag_{i}": 0.9 - i / 100
+                                                         for i in range(30)},
+                       extras={"rating": {"explicit": 0.7, "general": 0.1}})
+    context = tag_context([tagger])
+    prefixes = [f"{context}\n\n{rubric.logprob_prefix(a)}" for a in rubric.axes]
+    src.load()
+    llm = src._llm
+
+    def counted(ps):
+        llama_cpp.llama_perf_context_reset(llm.ctx)
+        got = src.level_probs(image, system, ps, LEVELS)
+        return got, llama_cpp.llama_perf_context(llm.ctx).n_p_eval
+
+    src.level_probs(image, system, prefixes[:1], LEVELS)  # system prompt now cached
+    (first,), one = counted(prefixes[:1])
+    shared, five = counted(prefixes)
+    assert np.allclose([first[k] for k in LEVELS], [shared[0][k] for k in LEVELS], atol=1e-4)
+    _, tail = src._split_prompt(system)
+    questions = [len(llm.tokenize((rubric.logprob_prefix(a) + tail).encode(), add_bos=False,
+                                  special=True)) for a in rubric.axes]
+    assert abs((five - one) - sum(questions[1:])) <= 2
+    assert five - one < 4 * len(llm.tokenize(context.encode(), add_bos=False))
+
+    # the base class builds exactly these prefixes from prior cards
+    (card,) = src.score([image], ScoreContext(prior=[[tagger]]))[0]
+    got = card.extras["level_probs"]["overall"]
+    assert np.allclose([got[k] for k in LEVELS], [shared[-1][k] for k in LEVELS], atol=1e-4)
 
 
 def test_forced_generic_mtmd_handler_works_in_both_modes(gguf_models):

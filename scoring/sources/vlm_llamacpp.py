@@ -7,9 +7,10 @@ a mismatched mmproj is the classic failure and gets a message naming both files.
 
 - generate: `create_chat_completion` through the family's chat handler, greedy, JSON forced
   by a grammar built from the rubric's schema (`enum` levels, `maxLength` comment).
-- logprob: the system prompt and the image are evaluated once; for each axis the KV cache is
-  cut back to that point and only the axis question is evaluated, then the next-token logits
-  of the level digits are read (softmax over those ids only).
+- logprob: the system prompt, the image and the text all axes share are evaluated once (the
+  system prompt stays cached from one image to the next); for each axis the KV cache is cut
+  back to that point and only the axis question is evaluated, then the next-token logits of
+  the level digits are read (softmax over those ids only).
 """
 
 from __future__ import annotations
@@ -438,13 +439,17 @@ class LlamaCppVLM(VLMSource):
         llm = self._llm
         ids = self._ids(tuple(levels))
         head, tail = self._split_prompt(system)
+        # whole lines all prefixes share (e.g. the tagger's context) join the cached head
+        shared = os.path.commonprefix(prefixes) if len(prefixes) > 1 else ""  # noqa: RUF071
+        shared = shared[:shared.rfind("\n") + 1]
         try:
-            start = self._eval_head(head, image)
+            start = self._eval_head(head + shared, image)
             n_vocab = llm.n_vocab()
             out = []
             for prefix in prefixes:
-                llm.n_tokens = start  # drop the previous axis; keep system + image
-                llm.eval(llm.tokenize((prefix + tail).encode(), add_bos=False, special=True))
+                llm.n_tokens = start  # drop the previous axis; keep system + image + shared
+                rest = prefix[len(shared):] + tail
+                llm.eval(llm.tokenize(rest.encode(), add_bos=False, special=True))
                 logits = np.ctypeslib.as_array(
                     self._llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(n_vocab,))
                 picked = logits[ids].astype(np.float64)
