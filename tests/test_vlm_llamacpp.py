@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import gc
+import io
 import json
 import weakref
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 from skimage import data
 
 from scoring.cards import ScoreCard
-from scoring.images import as_rgb
+from scoring.images import as_rgb, to_pil
 from scoring.memory import MemoryPolicy
 from scoring.parse import extract_json
 from scoring.rubric import LEVELS, Rubric, tag_context
@@ -77,6 +79,29 @@ def test_generate_scores_each_image_of_a_batch(sources, family):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
+def test_chat_answers_exactly_like_the_chat_handler(sources, family):
+    """`chat` evaluates the prompt itself (to keep the system prompt cached between images)
+    and must answer exactly what llama-cpp-python's chat handler answers."""
+    src = sources(family, "generate")
+    rubric, image = Rubric(), PHOTOS[2]
+    system, user, schema = rubric.system_prompt(), rubric.user_prompt(), rubric.json_schema()
+    png = io.BytesIO()
+    to_pil(image).save(png, "PNG")
+    url = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
+    src.load()
+    handler = src._llm.create_chat_completion(
+        messages=[{"role": "system", "content": system},
+                  {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}},
+                                               {"type": "text", "text": user}]}],
+        temperature=0.0, top_k=1, repeat_penalty=1.0, max_tokens=120,
+        **src._constraint(schema))["choices"][0]["message"]["content"]
+    cold = src.chat(image, system, user, schema=schema, max_tokens=120)
+    warm = src.chat(image, system, user, schema=schema, max_tokens=120)  # system cached
+    assert cold == handler
+    assert warm == handler
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 def test_logprob_scores_each_image_from_level_probabilities(sources, family):
     src = sources(family, "logprob")
     sheet = src.score(PHOTOS)
@@ -110,12 +135,12 @@ def test_logprob_reuses_the_image_prefix_exactly(sources, family):
     system = rubric.system_prompt()
     prefixes = [rubric.logprob_prefix(a) for a in rubric.axes]
     alone = []
-    for p in prefixes[::2]:  # each on a cold cache: the chat handler clears it
-        src.chat(PHOTOS[2], system, "hi", schema=None, max_tokens=1)
+    for p in prefixes[::2]:  # each on a cold cache: another system prompt evicts this one
+        src.chat(PHOTOS[2], "Another system prompt.", "hi", schema=None, max_tokens=1)
         alone.append(src.level_probs(PHOTOS[0], system, [p], LEVELS)[0])
 
     llm = src._llm
-    src.chat(PHOTOS[2], system, "hi", schema=None, max_tokens=1)
+    src.chat(PHOTOS[2], "Another system prompt.", "hi", schema=None, max_tokens=1)
     llama_cpp.llama_perf_context_reset(llm.ctx)
     cold = src.level_probs(PHOTOS[0], system, prefixes, LEVELS)
     cold_tokens = llama_cpp.llama_perf_context(llm.ctx).n_p_eval

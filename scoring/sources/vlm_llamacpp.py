@@ -5,8 +5,11 @@ both headers are read and the pair is checked: the projector must output the tex
 embedding width and belong to its family (a Qwen2-VL merger with a `qwen2vl` model, …) —
 a mismatched mmproj is the classic failure and gets a message naming both files.
 
-- generate: `create_chat_completion` through the family's chat handler, greedy, JSON forced
-  by a grammar built from the rubric's schema (`enum` levels, `maxLength` comment).
+- generate: the prompt rendered with the family's chat handler template (Qwen2.5-VL, LLaVA,
+  or the model's own template through libmtmd), evaluated like the handler does, then greedy
+  sampling with JSON forced by a grammar from the rubric's schema (`enum` levels,
+  `maxLength` comment). Identical answers to the handler's, but the system prompt stays in
+  the KV cache from one image to the next.
 - logprob: the system prompt, the image and the text all axes share are evaluated once (the
   system prompt stays cached from one image to the next); for each axis the KV cache is cut
   back to that point and only the axis question is evaluated, then the next-token logits of
@@ -15,10 +18,8 @@ a mismatched mmproj is the classic failure and gets a message naming both files.
 
 from __future__ import annotations
 
-import base64
 import ctypes
 import functools
-import io
 import json
 import math
 import os
@@ -418,20 +419,17 @@ class LlamaCppVLM(VLMSource):
 
     def chat(self, image: Image, system: str, user: str, *, schema: dict | None,
              max_tokens: int) -> str:
+        """Greedy answer. The prompt is rendered with the chat handler's template and
+        evaluated like the handler does (text and image chunks through libmtmd), keeping the
+        system prompt cached from the previous image; then llama.cpp samples from there."""
         self.load()
-        messages = [
-            {"role": "system", "content": system},
-            {"role": "user", "content": [
-                {"type": "image_url", "image_url": {"url": _data_url(self._rgb(image))}},
-                {"type": "text", "text": user},
-            ]},
-        ]
-        self._kv_lead = []  # the chat handler clears the KV cache
-        out = self._llm.create_chat_completion(
-            messages=messages, temperature=0.0, top_k=1, repeat_penalty=1.0,
-            max_tokens=max_tokens, **self._constraint(schema),
+        head, tail = self._split_prompt(system)
+        n = self._eval_head(head + user + tail, image)
+        out = self._llm.create_completion(
+            prompt=self._llm.input_ids[:n].tolist(), temperature=0.0, top_k=1,
+            repeat_penalty=1.0, max_tokens=max_tokens, **self._constraint(schema),
         )
-        return out["choices"][0]["message"]["content"] or ""
+        return out["choices"][0]["text"] or ""
 
     def level_probs(self, image: Image, system: str, prefixes: list[str],
                     levels: Sequence[str]) -> list[dict[str, float]]:
@@ -555,13 +553,9 @@ class LlamaCppVLM(VLMSource):
         mtmd, llm = self._handler._mtmd_cpp, self._llm
         pos, first = 0, 0
         chunk0 = mtmd.mtmd_input_chunks_get(chunks, 0)
-        lead: list[int] = []
-        if mtmd.mtmd_input_chunk_get_type(chunk0) == mtmd.MTMD_INPUT_CHUNK_TYPE_TEXT:
-            n = ctypes.c_size_t()
-            ptr = mtmd.mtmd_input_chunk_get_tokens_text(chunk0, ctypes.byref(n))
-            lead = [ptr[i] for i in range(n.value)]
-            if lead and lead == self._kv_lead:
-                pos, first = len(lead), 1  # reuse the cached system prompt
+        lead = _text_tokens(mtmd, chunk0)
+        if lead and lead == self._kv_lead:
+            pos, first = len(lead), 1  # reuse the cached system prompt
         self._kv_lead = []
         llm.reset()
         llm._ctx.kv_cache_seq_rm(-1, pos, -1)
@@ -572,17 +566,22 @@ class LlamaCppVLM(VLMSource):
                                                   0, llm.n_batch, False,
                                                   ctypes.byref(new_past)) != 0:
                 raise ValueError("llama.cpp failed to evaluate the prompt with the image")
+            text = _text_tokens(mtmd, chunk)
+            if text:  # what llama-cpp-python's prompt cache compares (image slots stay 0)
+                llm.input_ids[pos:pos + len(text)] = text
             pos = new_past.value
         self._kv_lead = lead
         llm.n_tokens = pos
         return pos
 
 
-def _data_url(rgb: np.ndarray) -> str:
-    """A uint8 RGB image as a PNG data URL (what the chat handlers take)."""
-    buf = io.BytesIO()
-    PILImage.fromarray(rgb, "RGB").save(buf, "PNG", compress_level=1)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+def _text_tokens(mtmd: Any, chunk: Any) -> list[int]:
+    """The token ids of a text chunk ([] for an image chunk)."""
+    if mtmd.mtmd_input_chunk_get_type(chunk) != mtmd.MTMD_INPUT_CHUNK_TYPE_TEXT:
+        return []
+    n = ctypes.c_size_t()
+    ptr = mtmd.mtmd_input_chunk_get_tokens_text(chunk, ctypes.byref(n))
+    return [ptr[i] for i in range(n.value)]
 
 
 __all__ = ["CHAT_FORMATS", "INSTALL_HINT", "GGUFPair", "LlamaCppVLM", "plan_gpu_layers",
