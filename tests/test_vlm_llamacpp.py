@@ -324,10 +324,12 @@ def test_unload_releases_model_and_vision_context_and_reloads(gguf_models):
     assert llm_ref() is None and handler_ref() is None
     assert not src.loaded
     src.unload()  # idempotent
-    # CPU build: no reservation, nothing registered with the host
-    assert policy.calls == []
+    # on the CPU nothing is reserved, but the host knows of the model so it can evict it
+    cpu = ("loaded", src.memory_bytes(), "cpu")
+    assert policy.calls == [cpu, ("released",)]
     assert src.score(PHOTOS[1:2])[0][0].ok  # loads again
     src.unload()
+    assert policy.calls == [cpu, ("released",), cpu, ("released",)]
 
 
 def test_gpu_layers_follow_the_build_and_the_policy(gguf_models):

@@ -357,8 +357,11 @@ class LlamaCppVLM(VLMSource):
         else:
             raise SourceError(f"llama.cpp could not load {pair.model_path.name!r} with "
                               f"{pair.mmproj_path.name!r}: {last}")
+        # registered even on the CPU, so the host's "free memory" can evict it from RAM too
         if self._offloaded:
             self.memory.loaded(self, self._gpu_bytes(self._offloaded), self._device)
+        else:
+            self.memory.loaded(self, self.memory_bytes(), "cpu")
 
     def _open(self, llama_cpp: Any, chat_format: str, n_gpu_layers: int) -> None:
         formats = llama_cpp.llama_chat_format
@@ -392,9 +395,8 @@ class LlamaCppVLM(VLMSource):
         if self._llm is None and self._handler is None:
             return
         self._close()
-        if self._offloaded:
-            self.memory.released(self)
         self._offloaded = 0
+        self.memory.released(self)
 
     def describe(self) -> str:
         where = "CPU" if not self._offloaded else f"{self._offloaded} layers on {self._device}"
