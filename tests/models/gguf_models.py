@@ -16,8 +16,7 @@ session. Use from a test module with `pytest_plugins = ["models.gguf_models"]` o
 from __future__ import annotations
 
 import functools
-import itertools
-import re
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,19 +61,6 @@ class GGUFModels:
 
 
 # -- tokenizer --------------------------------------------------------------------------
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's reversible byte → printable character map (byte-level BPE)."""
-    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
-            *range(ord("®"), ord("ÿ") + 1)]
-    chars, n = list(keep), 0
-    for b in range(256):
-        if b not in keep:
-            keep.append(b)
-            chars.append(256 + n)
-            n += 1
-    return dict(zip(keep, map(chr, chars), strict=True))
-
-
 def _training_text() -> str:
     """The rubric's own prompts (so they tokenize compactly) plus refusal phrases."""
     try:
@@ -87,33 +73,24 @@ def _training_text() -> str:
 
 
 @functools.cache
-def _bpe(specials: tuple[str, ...], n_merges: int = 400
+def _bpe(specials: tuple[str, ...], n_merges: int = 600
          ) -> tuple[list[str], list[int], list[str]]:
-    """A byte-level BPE vocabulary (tokens, token types, merges) learned from rubric text.
+    """A byte-level BPE vocabulary (tokens, token types, merges) learned from the rubric's
+    text with the `tokenizers` library. Digits are split before merging, so "1".."9" are
+    single tokens in every model here (as in Qwen's tokenizer)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
-    Digits are never merged, so "1".."9" are single tokens in every model here.
-    """
-    b2u = _bytes_to_unicode()
-    words = [[b2u[b] for b in w.encode()] for w in re.findall(r" ?\S+", _training_text())]
-    vocab, merges = list(b2u.values()), []
-    for _ in range(n_merges):
-        counts: dict[tuple[str, str], int] = {}
-        for w in words:
-            for a, b in itertools.pairwise(w):
-                if not any(ch.isdigit() for ch in a + b):
-                    counts[a, b] = counts.get((a, b), 0) + 1
-        if not counts or max(counts.values()) < 2:
-            break
-        a, b = max(counts, key=lambda k: (counts[k], k))
-        merges.append(f"{a} {b}")
-        vocab.append(a + b)
-        for w in words:
-            i = 0
-            while i < len(w) - 1:
-                if w[i] == a and w[i + 1] == b:
-                    w[i:i + 2] = [a + b]
-                i += 1
-    vocab = list(dict.fromkeys(vocab))
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False),
+    ])
+    tok.train_from_iterator([_training_text()], trainers.BpeTrainer(
+        vocab_size=256 + n_merges, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        min_frequency=2, show_progress=False))
+    model = json.loads(tok.to_str())["model"]
+    vocab = sorted(model["vocab"], key=model["vocab"].get)
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
     return vocab + list(specials), [1] * len(vocab) + [3] * len(specials), merges
 
 
