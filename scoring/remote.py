@@ -289,8 +289,8 @@ def named_param(message: str, params: Iterable[str]) -> str | None:
     for p in sorted(params, key=len, reverse=True):
         if re.search(rf"(?<![a-z_]){re.escape(p.lower())}(?![a-z_])", low):
             return p
-    if "json_schema" in low or "schema" in low and "response_format" in params:
-        return "response_format" if "response_format" in params else None
+    if "response_format" in params and "schema" in low:
+        return "response_format"
     return None
 
 
