@@ -241,6 +241,17 @@ class Reply:
         return (self.data.get("choices") or [{}])[0]
 
 
+RESPONSE_FORMATS = ("json_schema", "json_object", "none")
+
+
+def response_format(mode: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """The request's response_format forcing `schema` (json_object+schema is llama.cpp's)."""
+    if mode == "json_schema":
+        return {"type": "json_schema",
+                "json_schema": {"name": "saiten_scores", "schema": schema}}
+    return {"type": "json_object", "schema": schema}
+
+
 def _import_openai() -> Any:
     try:
         import openai
@@ -294,6 +305,9 @@ def named_param(message: str, params: Iterable[str]) -> str | None:
     return None
 
 
+_VALIDATION = re.compile(r"(?i)validation|should be|not supported|unsupported|invalid|unknown")
+
+
 class _Retry(Exception):
     def __init__(self, why: str, wait: float | None = None, status: int | None = None):
         super().__init__(why)
@@ -312,7 +326,8 @@ class Remote:
                  budget: Budget | None = None, prices: Prices | None = None,
                  cost_log: CostLog | None = None, backoff: float = 0.5,
                  backoff_max: float = 8.0, seed: int | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, drop: Iterable[str] = (),
+                 check: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self._key = api_key or NO_KEY
         self.timeout = float(timeout)
@@ -325,6 +340,11 @@ class Remote:
         self._rng = random.Random(seed)
         self._sleep = sleep
         self._client: Any = None
+        self.rejected: set[str] = set(drop)
+        """Parameters this server refuses (given, or learned from its 400 answers)."""
+        self.check = check
+        """Called with every request body before it is sent; raising stops the send."""
+        self._rf = 0  # index into RESPONSE_FORMATS: the first one this server accepted
 
     def __repr__(self) -> str:
         return f"Remote({self.base_url!r}, key={'set' if self._key != NO_KEY else 'none'})"
@@ -357,6 +377,8 @@ class Remote:
         Raises BudgetExhausted before sending when the budget is spent, ParamRejected when
         the server names a parameter it refuses, RemoteError when every attempt failed.
         """
+        if self.check is not None:
+            self.check(params)
         start = time.monotonic()
         deadline = start + self.wall_time
         model = str(params.get("model", ""))
@@ -394,6 +416,30 @@ class Remote:
                 self.budget.spend(reply.usd)
             self._log(model, t0, usage=reply.usage, usd=reply.usd)
             return reply
+
+    def ask(self, *, schema: dict[str, Any] | None = None, **params: Any) -> Reply:
+        """`chat` with what this server accepts: JSON forced by `schema` in the first
+        response_format it takes (json_schema → json_object+schema → none, remembered),
+        parameters it rejected left out, and one retry without a newly rejected one."""
+        retried = False
+        while True:
+            p = {k: v for k, v in params.items() if k not in self.rejected}
+            mode = RESPONSE_FORMATS[self._rf]
+            if schema is not None and mode != "none":
+                p["response_format"] = response_format(mode, schema)
+            try:
+                return self.chat(**p)
+            except ParamRejected as e:
+                if e.param == "response_format" and "response_format" in p:
+                    self._rf += 1
+                    log.info("saiten: %s refuses response_format %s; trying %s",
+                             self.base_url, mode, RESPONSE_FORMATS[self._rf])
+                    continue
+                if retried or e.param not in p or e.param in ("model", "messages"):
+                    raise
+                log.info("saiten: %s refuses %r; retrying without it", self.base_url, e.param)
+                self.rejected.add(e.param)
+                retried = True
 
     def _log(self, model: str, t0: float, *, usage: dict[str, Any] | None = None,
              usd: float | None = None, error: str | None = None,
@@ -440,13 +486,14 @@ class Remote:
             msg = self.redact(_error_text(e))[:300]
             status = e.status_code
             why = f"HTTP {status}: {msg}"
+            sent = [k for k in params if k not in ("model", "messages")]
+            p = named_param(msg, sent) if status in (400, 404, 422) or (
+                status >= 500 and _VALIDATION.search(msg)) else None
+            if p:  # e.g. llama_cpp.server answers 500 to response_format json_schema
+                raise ParamRejected(f"server rejected parameter {p!r}: {why}", p,
+                                    status=status) from None
             if status in RETRY_STATUS:
                 raise _Retry(why, retry_after(e.response.headers), status) from None
-            if status in (400, 404, 422):
-                p = named_param(msg, [k for k in params if k not in ("model", "messages")])
-                if p:
-                    raise ParamRejected(f"server rejected parameter {p!r}: {why}", p,
-                                        status=status) from None
             if status in (401, 403):
                 why += " (check the API key's environment variable / key file)"
             raise RemoteError(why, status=status) from None
