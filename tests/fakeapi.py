@@ -39,6 +39,17 @@ RUBRIC = {"erotic": 60, "composition": 55, "appeal": 70, "typeset": 50, "overall
           "comment": "線画は安定しているが背景が弱い。"}
 
 
+FAKE_KEY = "xai-SAITENFAKEKEY-0123456789abcdefDEADBEEF"
+"""Set as the API key everywhere; tests assert it never shows up outside the auth header."""
+
+
+def assert_no_secret(*texts: object, key: str = FAKE_KEY) -> None:
+    """Neither the key nor a recognisable part of it appears in any of `texts`."""
+    for t in texts:
+        s = t if isinstance(t, str) else json.dumps(t, ensure_ascii=False, default=str)
+        assert key not in s and key[4:20] not in s, f"key leaked into: {s[:200]}"
+
+
 class State:
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -146,7 +157,9 @@ class Handler(BaseHTTPRequestHandler):
             kind = "ok"
         if kind == "reject_json_schema":
             if (body.get("response_format") or {}).get("type") == "json_schema":
-                self._error(500, "Internal Server Error")
+                self._error(500, "1 validation error:\n  {'type': 'literal_error', 'loc': "
+                            "('body', 'response_format', 'type'), 'msg': \"Input should be "
+                            "'text' or 'json_object'\"}")  # what llama_cpp.server answers
                 return
             kind = "ok"
         if kind == "ok":
