@@ -96,3 +96,34 @@ def llama_server_missing() -> str | None:
         return (f"llama_cpp.server unavailable ({e}): pip install "
                 "'llama-cpp-python[server]' (fastapi, uvicorn, sse-starlette, starlette-context)")
     return None
+
+
+@pytest.fixture(scope="session")
+def gguf_models(tmp_path_factory):
+    """The tiny GGUF models of tests/models/gguf_models.py (skips when llama_cpp.server or the
+    builder is missing)."""
+    missing = llama_server_missing()
+    if missing:
+        pytest.skip(missing)
+    builder = pytest.importorskip("models.gguf_models",
+                                  reason="tests/models/gguf_models.py is missing")
+    return builder.build_gguf_models(tmp_path_factory.mktemp("gguf"))
+
+
+@pytest.fixture(scope="session")
+def llama_vlm_server(gguf_models, tmp_path_factory) -> Iterator[LlamaServer]:
+    """llama_cpp.server with the tiny LLaVA text model and its mmproj (images work)."""
+    server = LlamaServer(gguf_models.llava_text, "--clip_model_path",
+                         str(gguf_models.llava_mmproj), "--chat_format", "llava-1-5",
+                         log=tmp_path_factory.mktemp("llama") / "vlm_server.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def llama_text_server(gguf_models, tmp_path_factory) -> Iterator[LlamaServer]:
+    """llama_cpp.server with the tiny text model alone (a local judge)."""
+    server = LlamaServer(gguf_models.llava_text, "--chat_format", "chatml",
+                         log=tmp_path_factory.mktemp("llama") / "text_server.log")
+    yield server
+    server.stop()

@@ -224,3 +224,26 @@ def test_no_context_no_key_abstain_with_clear_messages(fakeapi, fake_key, tmp_pa
     remote_judge = create("judge", cache=None)  # the xAI default: needs a key, never reached
     out = remote_judge.score(IMAGES[:2], ScoreContext(prior=sheet(50, 60)))
     assert all("set the environment variable XAI_API_KEY" in c[0].abstained for c in out)
+
+
+@pytest.mark.slow
+def test_real_llama_cpp_server_as_the_judge(llama_text_server, fake_key, tmp_path):
+    def real_judge():
+        return create("judge", base_url=llama_text_server.url, model="tiny-judge",
+                      cost_log=tmp_path / "cost.jsonl", cache=tmp_path / "cache.sqlite",
+                      max_tokens=200, timeout=60)
+
+    j = real_judge()
+    out = run(j, sheet(30, 80))
+    for (card,) in out:  # random weights, but JSON forced by the server's grammar
+        assert card.ok, card.abstained
+        assert set(card.axes) == set(RUBRIC) - {"comment"}
+        assert all(0 <= v <= 100 for v in card.axes.values())
+    records = j.costs.records
+    calls = [r for r in records if not r.get("error")]
+    assert len(calls) == 2 and all(r["prompt_tokens"] > 100 for r in calls)
+    assert all(r["usd"] == 0 and r["priced"] is False for r in calls)  # a local model is free
+    j2 = real_judge()
+    again = run(j2, sheet(30, 80))
+    assert [c[0].axes for c in again] == [c[0].axes for c in out] and j2.costs.calls == 0
+    assert_no_secret((tmp_path / "cost.jsonl").read_text(), out)
