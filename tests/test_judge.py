@@ -4,11 +4,12 @@ never the key), cache, cost records, budget, two-stage band, G-Eval, faults."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 import numpy as np
 import pytest
-from fakeapi import RUBRIC, assert_no_secret
+from fakeapi import FAKE_KEY, RUBRIC, assert_no_secret
 
 from scoring.cards import ScoreCard
 from scoring.remote import Prices
@@ -247,3 +248,15 @@ def test_real_llama_cpp_server_as_the_judge(llama_text_server, fake_key, tmp_pat
     again = run(j2, sheet(30, 80))
     assert [c[0].axes for c in again] == [c[0].axes for c in out] and j2.costs.calls == 0
     assert_no_secret((tmp_path / "cost.jsonl").read_text(), out)
+
+
+def test_a_server_echoing_the_key_leaks_it_nowhere(fakeapi, fake_key, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    fakeapi.script(default={"kind": "status", "code": 401,
+                            "message": f"Incorrect API key provided: {FAKE_KEY}"})
+    j = judge(fakeapi, tmp_path)
+    out = run(j, sheet(50, 60))
+    assert all("HTTP 401" in c[0].abstained for c in out)
+    assert_no_secret(out, caplog.text, (tmp_path / "judge_cost.jsonl").read_text(),
+                     j.summary(), j.costs.records)
+    assert "HTTP 401" in caplog.text  # the failure was logged, redacted

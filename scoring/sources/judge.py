@@ -37,7 +37,7 @@ from ..remote import (
     resolve_key,
 )
 from ..rubric import Rubric, tag_context
-from .base import ScoreContext, Source, SourceError
+from .base import ScoreContext, Source, SourceError, log
 
 XAI_URL = "https://api.x.ai/v1"
 DEFAULT_MODEL = "grok-4-1-fast-non-reasoning"
@@ -253,7 +253,9 @@ class Judge(Source):
             except RemoteError as e:
                 if not isinstance(e, BudgetExhausted):
                     down.append(str(e))
-                return self.abstain(remote.redact(e))
+                why = remote.redact(e)
+                log.warning("saiten: %s abstains on image %d: %s", self.label, i, why)
+                return self.abstain(why)
             down.clear()
             return card
 
