@@ -379,6 +379,7 @@ class Remote:
         """
         if self.check is not None:
             self.check(params)
+        _ = self.client  # import openai and build the client before the clock starts
         start = time.monotonic()
         deadline = start + self.wall_time
         model = str(params.get("model", ""))
@@ -399,7 +400,7 @@ class Remote:
                     asked = f"server asked to wait {r.wait:.0f} s; " if r.wait else ""
                     raise RemoteError(
                         f"{r.why} ({asked}{attempt + 1} attempts, stopped at the "
-                        f"{self.wall_time:.0f} s time bound)",
+                        f"{self.wall_time:.3g} s time bound)",
                         status=r.status, attempts=attempt + 1) from None
                 log.info("saiten: %s; retry %d in %.1f s", r.why, attempt + 1, delay)
                 self._sleep(delay)
@@ -462,7 +463,7 @@ class Remote:
         openai = _import_openai()
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise _Retry(f"no time left within the {self.wall_time:.0f} s bound")
+            raise _Retry(f"timeout: no time left within the {self.wall_time:.3g} s bound")
         per_try = min(self.timeout, remaining)
         t0 = time.monotonic()
         try:
@@ -472,12 +473,12 @@ class Remote:
                 for chunk in resp.iter_bytes():
                     buf += chunk
                     if time.monotonic() > deadline or time.monotonic() - t0 > per_try:
-                        raise _Retry(f"answer still arriving after {per_try:.0f} s (slow server)")
+                        raise _Retry(f"answer still arriving after {per_try:.3g} s (slow server)")
                 status = resp.status_code
         except _Retry:
             raise
         except openai.APITimeoutError:
-            raise _Retry(f"no answer within {per_try:.0f} s (timeout)") from None
+            raise _Retry(f"no answer within {per_try:.3g} s (timeout)") from None
         except openai.APIConnectionError as e:
             cause = e.__cause__ or e
             raise _Retry(self.redact(f"connection failed: {type(cause).__name__}: {cause}")
