@@ -260,3 +260,9 @@ def test_a_server_echoing_the_key_leaks_it_nowhere(fakeapi, fake_key, tmp_path, 
     assert_no_secret(out, caplog.text, (tmp_path / "judge_cost.jsonl").read_text(),
                      j.summary(), j.costs.records)
     assert "HTTP 401" in caplog.text  # the failure was logged, redacted
+
+
+def test_a_corrupt_cache_file_is_ignored_not_fatal(fakeapi, fake_key, tmp_path):
+    (tmp_path / "cache.sqlite").write_bytes(b"this is not a database" * 50)
+    out = run(judge(fakeapi, tmp_path), sheet(50))
+    assert out[0][0].ok and len(fakeapi.requests()) == 1

@@ -33,7 +33,6 @@ from ..remote import (
     Remote,
     RemoteError,
     is_local,
-    redact,
     resolve_key,
 )
 from ..rubric import Rubric, tag_context
@@ -106,9 +105,13 @@ class Cache:
         self.path = Path(path) if path else None
         if self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._db() as db:
-                db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, "
-                           "model TEXT, answer TEXT, usage TEXT, created REAL)")
+            try:
+                with self._db() as db:
+                    db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, "
+                               "model TEXT, answer TEXT, usage TEXT, created REAL)")
+            except sqlite3.Error as e:
+                log.warning("saiten: judge cache %s unusable (%s); not caching", self.path, e)
+                self.path = None
 
     def _db(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=10)
@@ -121,15 +124,23 @@ class Cache:
     def get(self, key: str) -> str | None:
         if not self.path:
             return None
-        with self._db() as db:
-            row = db.execute("SELECT answer FROM answers WHERE key = ?", (key,)).fetchone()
+        try:
+            with self._db() as db:
+                row = db.execute("SELECT answer FROM answers WHERE key = ?", (key,)).fetchone()
+        except sqlite3.Error as e:  # a cache is an optimisation: never fail a run for it
+            log.warning("saiten: judge cache %s unreadable (%s)", self.path, e)
+            return None
         return row[0] if row else None
 
     def put(self, key: str, model: str, answer: str, usage: dict[str, Any]) -> None:
-        if self.path:
+        if not self.path:
+            return
+        try:
             with self._db() as db:
                 db.execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?)",
                            (key, model, answer, json.dumps(usage), time.time()))
+        except sqlite3.Error as e:
+            log.warning("saiten: judge cache %s not written (%s)", self.path, e)
 
 
 class Judge(Source):
@@ -316,4 +327,4 @@ class Judge(Source):
 
 
 __all__ = ["DEFAULT_MODEL", "XAI_URL", "Judge", "PrivacyError", "assert_text_only",
-           "prior_score", "redact"]
+           "prior_score"]
