@@ -50,7 +50,7 @@ JUDGE_NOTE = (
 
 CAPABILITIES: tuple[tuple[str, frozenset[str]], ...] = (
     # (model-name pattern, request parameters that model rejects)
-    (r"^(o\d|gpt-5)", frozenset({"temperature", "top_p", "presence_penalty",
+    (r"^(o\d|gpt-5)", frozenset({"temperature", "top_p", "presence_penalty", "max_tokens",
                                  "frequency_penalty", "logprobs", "top_logprobs"})),
     (r"^grok-(3-mini|4)(?!.*non-reasoning)", frozenset({"presence_penalty",
                                                          "frequency_penalty", "stop",
