@@ -325,9 +325,9 @@ class Remote:
                  max_retries: int = 2, wall_time: float | None = None,
                  budget: Budget | None = None, prices: Prices | None = None,
                  cost_log: CostLog | None = None, backoff: float = 0.5,
-                 backoff_max: float = 8.0, seed: int | None = None,
-                 sleep: Callable[[float], None] = time.sleep, drop: Iterable[str] = (),
-                 check: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 backoff_max: float = 8.0, seed: int | None = None, drop: Iterable[str] = (),
+                 check: Callable[[dict[str, Any]], None] | None = None,
+                 cancel: Callable[[], None] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self._key = api_key or NO_KEY
         self.timeout = float(timeout)
@@ -338,7 +338,8 @@ class Remote:
         self.cost_log = cost_log
         self.backoff, self.backoff_max = backoff, backoff_max
         self._rng = random.Random(seed)
-        self._sleep = sleep
+        self._cancel = cancel or (lambda: None)
+        """Raises when the user cancelled: polled before attempts, in sleeps, between chunks."""
         self._client: Any = None
         self.rejected: set[str] = set(drop)
         """Parameters this server refuses (given, or learned from its 400 answers)."""
@@ -371,6 +372,12 @@ class Remote:
         d = min(self.backoff_max, self.backoff * 2 ** attempt)
         return d / 2 + self._rng.uniform(0, d / 2)
 
+    def _wait(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            self._cancel()
+            time.sleep(min(0.1, left))
+
     def chat(self, **params: Any) -> Reply:
         """One chat completion (`params` as for `client.chat.completions.create`).
 
@@ -385,6 +392,7 @@ class Remote:
         model = str(params.get("model", ""))
         attempt = 0
         while True:
+            self._cancel()
             self.budget.take_call()
             t0 = time.monotonic()
             try:
@@ -403,7 +411,7 @@ class Remote:
                         f"{self.wall_time:.3g} s time bound)",
                         status=r.status, attempts=attempt + 1) from None
                 log.info("saiten: %s; retry %d in %.1f s", r.why, attempt + 1, delay)
-                self._sleep(delay)
+                self._wait(delay)
                 attempt += 1
                 continue
             except RemoteError as e:
@@ -471,6 +479,7 @@ class Remote:
                     **params, timeout=per_try) as resp:
                 buf = bytearray()
                 for chunk in resp.iter_bytes():
+                    self._cancel()
                     buf += chunk
                     if time.monotonic() > deadline or time.monotonic() - t0 > per_try:
                         raise _Retry(f"answer still arriving after {per_try:.3g} s (slow server)")

@@ -13,7 +13,7 @@ from fakeapi import FAKE_KEY, RUBRIC, assert_no_secret
 
 from scoring.cards import ScoreCard
 from scoring.remote import Prices
-from scoring.sources import ScoreContext, create
+from scoring.sources import Cancelled, ScoreContext, create
 from scoring.sources.judge import PrivacyError, assert_text_only, prior_score
 
 pytest_plugins = ["fixtures_http"]
@@ -266,3 +266,12 @@ def test_a_corrupt_cache_file_is_ignored_not_fatal(fakeapi, fake_key, tmp_path):
     (tmp_path / "cache.sqlite").write_bytes(b"this is not a database" * 50)
     out = run(judge(fakeapi, tmp_path), sheet(50))
     assert out[0][0].ok and len(fakeapi.requests()) == 1
+
+
+def test_cancel_stops_a_backoff_wait_at_once(fakeapi, fake_key, tmp_path):
+    fakeapi.script(default={"kind": "status", "code": 429, "retry_after": "3"})
+    t = time.monotonic()
+    ctx = ScoreContext(prior=sheet(50, 60), interrupted=lambda: time.monotonic() - t > 0.5)
+    with pytest.raises(Cancelled):
+        judge(fakeapi, tmp_path, timeout=10).score(IMAGES[:2], ctx)
+    assert time.monotonic() - t < 1.5 and len(fakeapi.requests()) == 1

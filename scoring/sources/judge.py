@@ -245,7 +245,8 @@ class Judge(Source):
                         max_retries=self.max_retries, wall_time=self.wall_time,
                         budget=Budget(self.max_calls or None, self.max_usd or None),
                         prices=self.prices, cost_log=self.costs, backoff=self.backoff,
-                        drop=rejected_params(self.model), check=assert_text_only)
+                        drop=rejected_params(self.model), check=assert_text_only,
+                        cancel=ctx.check)
         self.prompts = [None] * n
         down: list[str] = []  # consecutive failures reaching the server
 
