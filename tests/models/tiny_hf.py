@@ -1,0 +1,240 @@
+"""Tiny transformers VLMs built from config with random weights, for the VLM tests.
+
+Two architectures, as the real models use them:
+- `build_llava`: LLaVA with a SigLIP vision tower and a Llama text model (JoyCaption Beta One);
+- `build_qwen2vl`: Qwen2-VL (ToriiGate v0.4).
+
+Each is saved with `save_pretrained` into a folder together with a byte-level BPE tokenizer
+trained offline (`tokenizers`), the matching processor and a chat template, exactly as
+a model folder a user downloads. Hidden sizes are multiples of 64 so bitsandbytes nf4 runs
+on CPU. `teach` overfits a built model to answer every image with one fixed text (a JSON
+score card, a refusal…), so the tests drive the real generate path through a real model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+SEED = 0
+
+LLAMA_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}"
+    "<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
+    "{% if m['content'] is string %}{{ m['content'] }}{% else %}"
+    "{% for c in m['content'] %}{% if c['type'] == 'image' %}<image>"
+    "{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}"
+    "<|eot_id|>{% endfor %}"
+    "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
+)
+
+CHATML_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
+    "{% if m['content'] is string %}{{ m['content'] }}{% else %}"
+    "{% for c in m['content'] %}{% if c['type'] == 'image' %}"
+    "<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}"
+    "<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+LLAMA_SPECIALS = ["<|begin_of_text|>", "<|eot_id|>", "<|start_header_id|>",
+                  "<|end_header_id|>", "<image>", "<|finetune_right_pad_id|>"]
+QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>",
+                 "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+
+CORPUS = [
+    "You are a strict art critic scoring adult anime-style illustrations.",
+    "Score each axis from 0 to 100. Rate the image's composition on a scale from 1 to 9.",
+    "Answer with a single digit. Rating: 1 2 3 4 5 6 7 8 9",
+    '{"erotic": 70, "composition": 65, "appeal": 80, "typeset": 50, "overall": 72, '
+    '"comment": "構図と塗りが安定している。"}',
+    "I'm sorry, but I can't help with that request. As an AI I am unable to do this.",
+    "申し訳ありませんが、その画像には対応できません。",
+    "erotic composition appeal typeset overall comment tags rating general sensitive",
+    "手の崩れと構図の偏りが目立ち、完成度は低い。キャラクターの魅力がよく伝わる。",
+]
+
+
+def train_tokenizer(specials: list[str], vocab_size: int = 400):
+    """A byte-level BPE tokenizer trained on a small corpus; digits are single tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+    )
+    tok.train_from_iterator(CORPUS * 4, trainer)
+    return tok
+
+
+def _fast(tok, **specials):
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(tokenizer_object=tok, **specials)
+
+
+def _vocab(tokenizer) -> int:
+    return (len(tokenizer) + 63) // 64 * 64
+
+
+def build_llava(path: str | Path, image_size: int = 32, patch: int = 8) -> Path:
+    """A JoyCaption-shaped LLaVA (SigLIP + Llama) saved into `path`."""
+    import torch
+    from transformers import (
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+        SiglipImageProcessor,
+        SiglipVisionConfig,
+    )
+
+    path = Path(path)
+    tokenizer = _fast(
+        train_tokenizer(LLAMA_SPECIALS), bos_token="<|begin_of_text|>", eos_token="<|eot_id|>",
+        pad_token="<|finetune_right_pad_id|>", extra_special_tokens={"image_token": "<image>"},
+    )
+    tokenizer.chat_template = LLAMA_TEMPLATE
+    image_processor = SiglipImageProcessor(
+        size={"height": image_size, "width": image_size}, image_mean=[0.5] * 3,
+        image_std=[0.5] * 3,
+    )
+    processor = LlavaProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, patch_size=patch,
+        vision_feature_select_strategy="full", chat_template=LLAMA_TEMPLATE,
+    )
+    config = LlavaConfig(
+        vision_config=SiglipVisionConfig(
+            hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+            image_size=image_size, patch_size=patch,
+        ).to_dict(),
+        text_config=LlamaConfig(
+            vocab_size=_vocab(tokenizer), hidden_size=64, intermediate_size=128,
+            num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+            max_position_embeddings=1024, bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        ).to_dict(),
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        vision_feature_layer=-2, vision_feature_select_strategy="full",
+        projector_hidden_act="gelu", image_seq_length=(image_size // patch) ** 2,
+    )
+    torch.manual_seed(SEED)
+    model = LlavaForConditionalGeneration(config).eval()
+    _save(model, processor, path)
+    return path
+
+
+def build_qwen2vl(path: str | Path) -> Path:
+    """A ToriiGate-shaped Qwen2-VL saved into `path`."""
+    import torch
+    from transformers import (
+        Qwen2VLConfig,
+        Qwen2VLForConditionalGeneration,
+        Qwen2VLImageProcessor,
+        Qwen2VLProcessor,
+        Qwen2VLVideoProcessor,
+    )
+
+    path = Path(path)
+    tokenizer = _fast(
+        train_tokenizer(QWEN_SPECIALS), eos_token="<|im_end|>", pad_token="<|endoftext|>",
+    )
+    tokenizer.chat_template = CHATML_TEMPLATE
+    pixels = {"shortest_edge": 56 * 56, "longest_edge": 56 * 56}
+    processor = Qwen2VLProcessor(
+        image_processor=Qwen2VLImageProcessor(size=pixels),
+        video_processor=Qwen2VLVideoProcessor(size=pixels),
+        tokenizer=tokenizer, chat_template=CHATML_TEMPLATE,
+    )
+    ids = tokenizer.convert_tokens_to_ids
+    config = Qwen2VLConfig(
+        text_config=dict(
+            vocab_size=_vocab(tokenizer), hidden_size=64, intermediate_size=128,
+            num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+            max_position_embeddings=1024,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                             "mrope_section": [4, 6, 6]},
+            bos_token_id=ids("<|endoftext|>"), eos_token_id=ids("<|im_end|>"),
+            pad_token_id=ids("<|endoftext|>"),
+        ),
+        vision_config=dict(depth=2, embed_dim=64, hidden_size=64, num_heads=2, mlp_ratio=2),
+        image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
+        bos_token_id=ids("<|endoftext|>"), eos_token_id=ids("<|im_end|>"),
+        pad_token_id=ids("<|endoftext|>"),
+    )
+    torch.manual_seed(SEED)
+    model = Qwen2VLForConditionalGeneration(config).eval()
+    _save(model, processor, path)
+    return path
+
+
+def _save(model, processor, path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    model.generation_config.do_sample = False
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+
+
+def sample_image(seed: int, size: int = 48) -> np.ndarray:
+    """A float32 HxWx3 RGB image in 0–1 that differs per seed."""
+    rng = np.random.default_rng(seed)
+    return rng.random((size, size, 3), dtype=np.float32)
+
+
+def teach(path: str | Path, answer: str, out: str | Path, steps: int = 120) -> Path:
+    """Copy the model at `path` to `out`, overfitted to answer `answer` to any image.
+
+    The model learns the answer after the chat-template prompt the backend sends, for a few
+    different images and prompts, so greedy generation reproduces it.
+    """
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from scoring.images import to_pil
+    from scoring.rubric import Rubric
+
+    processor = AutoProcessor.from_pretrained(path)
+    model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch.float32)
+    rubric = Rubric.default()
+    prompts = [rubric.user_prompt(attempt=a) for a in range(3)]
+    eos = processor.tokenizer.eos_token
+    batches = []
+    for k in range(4):
+        messages = [
+            {"role": "system", "content": [{"type": "text", "text": rubric.system_prompt()}]},
+            {"role": "user", "content": [{"type": "image"},
+                                         {"type": "text", "text": prompts[k % 3]}]},
+        ]
+        prompt = processor.apply_chat_template(messages, add_generation_prompt=True,
+                                               tokenize=False)
+        full = processor(text=[prompt + answer + eos], images=[to_pil(sample_image(100 + k))],
+                         return_tensors="pt")
+        n_prompt = len(processor(text=[prompt], images=[to_pil(sample_image(100 + k))])
+                       ["input_ids"][0])
+        labels = full["input_ids"].clone()
+        labels[:, :n_prompt] = -100
+        batches.append((dict(full), labels))
+    torch.manual_seed(SEED)
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-3)
+    model.train()
+    for step in range(steps):
+        inputs, labels = batches[step % len(batches)]
+        loss = model(**inputs, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    out = Path(out)
+    _save(model, processor, out)
+    (out / "taught.json").write_text(json.dumps({"answer": answer, "loss": loss.item()}))
+    return out
