@@ -41,5 +41,13 @@ def create(name: str, **options: Any) -> Source:
     return source_class(name)(**options)
 
 
-__all__ = ["REGISTRY", "OFFLINE_DEFAULT", "Cancelled", "ScoreContext", "Source", "SourceError",
-           "create", "source_class"]
+__all__ = [
+    "OFFLINE_DEFAULT",
+    "REGISTRY",
+    "Cancelled",
+    "ScoreContext",
+    "Source",
+    "SourceError",
+    "create",
+    "source_class",
+]

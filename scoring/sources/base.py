@@ -126,7 +126,8 @@ class Source(ABC):
             log.warning("saiten: %s abstains: %s", self.label, reason)
             return [[self.abstain(reason)] for _ in images]
         if len(sheet) != len(images):
-            raise RuntimeError(f"{self.label} returned {len(sheet)} results for {len(images)} images")
+            n, m = len(sheet), len(images)
+            raise RuntimeError(f"{self.label} returned {n} results for {m} images")
         return sheet
 
     @abstractmethod

@@ -1,0 +1,99 @@
+"""What every Saiten node shares: IMAGE tensors → images, running a source with progress and
+cancel, the cache of loaded sources, and text for the node."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import comfy.model_management as mm
+import comfy.utils
+import numpy as np
+import torch
+
+from ..scoring.cards import Sheet, merge_sheets
+from ..scoring.images import BadImage, Image, as_rgb
+from ..scoring.rubric import Rubric
+from ..scoring.sources import Cancelled, ScoreContext, Source, create
+from .comfy_memory import POLICY
+
+_SOURCES: dict[tuple, Source] = {}
+
+
+def images_from_tensor(images: torch.Tensor) -> list[Image]:
+    """A ComfyUI IMAGE batch [B,H,W,C] (or one [H,W,C]) → one RGB float image per item."""
+    if not isinstance(images, torch.Tensor):
+        raise BadImage(f"expected an IMAGE tensor, got {type(images).__name__}")
+    t = images.detach()
+    if t.ndim == 3:
+        t = t.unsqueeze(0)
+    if t.ndim != 4:
+        raise BadImage(f"expected an IMAGE batch [B,H,W,C], got shape {tuple(t.shape)}")
+    arr = t.to(device="cpu", dtype=torch.float32).numpy()
+    return [as_rgb(np.ascontiguousarray(a)) for a in arr]
+
+
+def cached_source(name: str, **options: Any) -> Source:
+    """The source `name` with these options, reused across runs (its model stays loaded
+    until ComfyUI evicts it or the node asks to unload)."""
+    key = (name, tuple(sorted((k, repr(v)) for k, v in options.items())))
+    source = _SOURCES.get(key)
+    if source is None:
+        source = _SOURCES[key] = create(name, memory=POLICY, **options)
+    return source
+
+
+def run_source(
+    source: Source, images: torch.Tensor, scores: Sheet | None = None, *,
+    rubric: Rubric | None = None, repeats: int = 1, keep_loaded: bool = True,
+    node_id: str | None = None,
+) -> tuple[Sheet, Sheet]:
+    """Score an IMAGE batch with `source`; returns (all cards so far, this source's cards).
+
+    Progress advances per image; a cancel from the UI stops between images and raises
+    ComfyUI's interrupt (never an abstention).
+    """
+    imgs = images_from_tensor(images)
+    if scores is not None and len(scores) != len(imgs):
+        raise ValueError(
+            f"the scores input is for {len(scores)} images but the batch has {len(imgs)}: "
+            "connect scores that came from this same image batch"
+        )
+    bar = comfy.utils.ProgressBar(len(imgs), node_id=node_id)
+    ctx = ScoreContext(
+        rubric=rubric or Rubric.default(), prior=scores,
+        progress=lambda i: bar.update_absolute(i + 1), interrupted=mm.processing_interrupted,
+        repeats=repeats,
+    )
+    try:
+        sheet = source.score(imgs, ctx)
+    except Cancelled:
+        mm.throw_exception_if_processing_interrupted()
+        raise mm.InterruptProcessingException() from None
+    finally:
+        if not keep_loaded:
+            source.unload()
+    bar.update_absolute(len(imgs))
+    return (merge_sheets(scores, sheet) if scores is not None else sheet), sheet
+
+
+def cards_text(sheet: Sheet) -> str:
+    """One line per image and card, for showing on the node."""
+    lines = []
+    for i, cards in enumerate(sheet):
+        for c in cards:
+            if c.ok:
+                axes = " ".join(f"{k}={v:.0f}" for k, v in c.axes.items())
+                extra = f" −{c.penalty:.0f} ({'; '.join(c.reasons)})" if c.penalty else ""
+                lines.append(f"#{i} {c.source}: {axes}{extra} {c.comment}".rstrip())
+            else:
+                lines.append(f"#{i} {c.source}: abstained — {c.abstained}")
+    return "\n".join(lines)
+
+
+def count_images(sheets: Sequence[Sheet]) -> int:
+    """The batch size the given sheets agree on (ValueError when they do not)."""
+    sizes = {len(s) for s in sheets if s is not None}
+    if len(sizes) > 1:
+        raise ValueError(f"score inputs are for batches of different sizes: {sorted(sizes)}")
+    return sizes.pop() if sizes else 0

@@ -1,0 +1,132 @@
+"""What every VLM backend shares: the rubric prompts, the two scoring methods, refusals.
+
+A backend (transformers, llama.cpp, OpenAI-compatible HTTP) implements two calls on one
+image — `chat` (greedy generation, JSON forced where it can) and `level_probs` (next-token
+probabilities of the level digits after an answer prefix) — plus load/unload. This class
+turns them into score cards:
+
+- **generate**: ask for the rubric JSON; a refusal or an answer with no scores is retried
+  with reworded prompts (`max_attempts` in all), then the source abstains for that image.
+- **logprob** (Q-Align / G-Eval): per axis, the probability-weighted mean level 1–9 →
+  0–100; the spread of that distribution → the card's confidence. No sampling, no parsing,
+  no refusals. An optional short generation supplies the comment.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from ..cards import AXES, ScoreCard
+from ..images import Image
+from ..parse import is_refusal, parse_answer
+from ..rubric import LEVELS, level_to_score, tag_context
+from .base import ScoreContext, Source, SourceError
+
+METHODS = ("generate", "logprob")
+
+_MAX_LEVEL_STD = 4.0  # the widest spread of a distribution over levels 1–9
+
+
+class VLMSource(Source):
+    """Base of the VLM backends; subclasses implement `chat`, `level_probs`, load/unload."""
+
+    kind: ClassVar[str] = "vlm"
+    provides: ClassVar[tuple[str, ...]] = AXES
+
+    def __init__(
+        self, *, method: str = "generate", use_tags: bool = True, comment: bool = True,
+        max_attempts: int = 3, max_tokens: int = 320, **kw: Any,
+    ) -> None:
+        super().__init__(**kw)
+        if method not in METHODS:
+            raise SourceError(f"unknown scoring method {method!r}; use one of {METHODS}")
+        self.method = method
+        self.use_tags = use_tags
+        self.want_comment = comment
+        self.max_attempts = max(1, int(max_attempts))
+        self.max_tokens = int(max_tokens)
+
+    # -- what a backend implements -----------------------------------------------------
+    @abstractmethod
+    def chat(self, image: Image, system: str, user: str, *, schema: dict | None,
+             max_tokens: int) -> str:
+        """Greedy answer to one image + prompt; JSON forced by `schema` where possible."""
+
+    @abstractmethod
+    def level_probs(self, image: Image, system: str, prefixes: list[str],
+                    levels: Sequence[str]) -> list[dict[str, float]]:
+        """For each prefix, the next-token probabilities of `levels`, renormalised over them.
+        The image should be encoded once for all prefixes where the runtime allows."""
+
+    # -- scoring -----------------------------------------------------------------------
+    def _score(self, images: list[Image], ctx: ScoreContext) -> list[list[ScoreCard]]:
+        one = self._generate if self.method == "generate" else self._logprob
+        return self.each(images, ctx, lambda i, img: one(img, ctx, i))
+
+    def _context(self, ctx: ScoreContext, i: int) -> str:
+        return tag_context(ctx.prior_cards(i)) if self.use_tags else ""
+
+    def _generate(self, image: Image, ctx: ScoreContext, i: int) -> list[ScoreCard]:
+        rubric, context = ctx.rubric, self._context(ctx, i)
+        system, schema = rubric.system_prompt(), rubric.json_schema()
+        cards = []
+        for r in range(max(1, ctx.repeats)):
+            answers: list[str] = []
+            for attempt in range(self.max_attempts):
+                ctx.check()
+                text = self.chat(image, system, rubric.user_prompt(context, attempt),
+                                 schema=schema, max_tokens=self.max_tokens)
+                answers.append(text)
+                parsed = parse_answer(text, tuple(rubric.axes))
+                if parsed.ok:
+                    cards.append(self.card(
+                        axes=parsed.axes, comment=parsed.comment, raw=text, repeat=r,
+                        extras={"attempts": attempt + 1, "problems": parsed.problems},
+                    ))
+                    break
+            else:
+                cards.append(self.abstain(self._why(answers), raw=answers[-1], repeat=r,
+                                          extras={"attempts": len(answers)}))
+        return cards
+
+    def _why(self, answers: list[str]) -> str:
+        n = len(answers)
+        if all(is_refusal(a) for a in answers):
+            return f"refused {n} times: {answers[-1].strip()[:80]!r}"
+        return f"no valid score JSON in {n} attempts: {answers[-1].strip()[:80]!r}"
+
+    def _logprob(self, image: Image, ctx: ScoreContext, i: int) -> ScoreCard:
+        rubric, context = ctx.rubric, self._context(ctx, i)
+        system = rubric.system_prompt()
+        axes = [a for a in rubric.axes if a in self.provides]
+        intro = f"{context}\n\n" if context else ""
+        prefixes = [intro + rubric.logprob_prefix(a) for a in axes]
+        ctx.check()
+        dists = self.level_probs(image, system, prefixes, LEVELS)
+        scores, confidences = {}, []
+        for axis, dist in zip(axes, dists, strict=True):
+            mean, std = _moments(dist)
+            scores[axis] = level_to_score(mean)
+            confidences.append(max(0.0, 1.0 - std / _MAX_LEVEL_STD))
+        comment, raw = "", ""
+        if self.want_comment:
+            ctx.check()
+            raw = self.chat(image, system, rubric.user_prompt(context), schema=rubric.json_schema(),
+                            max_tokens=self.max_tokens)
+            comment = parse_answer(raw, tuple(rubric.axes)).comment
+        return self.card(axes=scores, comment=comment, raw=raw,
+                         confidence=sum(confidences) / len(confidences),
+                         extras={"level_probs": dict(zip(axes, dists, strict=True))})
+
+
+def _moments(dist: dict[str, float]) -> tuple[float, float]:
+    """Mean and standard deviation of a distribution over level tokens "1".."9"."""
+    total = sum(dist.values())
+    if total <= 0 or not math.isfinite(total):
+        raise SourceError("the model gave no probability to any level token")
+    mean = sum(int(k) * p for k, p in dist.items()) / total
+    var = sum((int(k) - mean) ** 2 * p for k, p in dist.items()) / total
+    return mean, math.sqrt(max(0.0, var))
