@@ -198,8 +198,9 @@ class TransformersVLM(VLMSource):
             raise SourceError(f"{self.label}: 4-bit nf4 needs bitsandbytes and accelerate "
                               f"({e.name} is missing): {INSTALL_NF4}") from e
         except Exception as e:  # bitsandbytes found no usable backend (CUDA library, CPU build)
-            raise SourceError(f"{self.label}: bitsandbytes cannot run here ({e}); reinstall it "
-                              f"for this machine ({INSTALL_NF4}) or set quantization to none") from e
+            raise SourceError(f"{self.label}: bitsandbytes cannot run here ({e}); reinstall "
+                              f"it for this machine ({INSTALL_NF4}) or set quantization to "
+                              "none") from e
 
     def unload(self) -> None:
         if self._model is None:
@@ -430,4 +431,4 @@ class _JsonDecoder:
                 break
             self.feed([best])
         text = text.split('"')[0].split("\n")[0][:limit]
-        return "".join(c for c in text if c.isprintable()).strip()
+        return "".join(c for c in text if c.isprintable() and c != "\ufffd").strip()
