@@ -37,6 +37,9 @@ def register_folder() -> None:
     folder_paths.add_model_folder_path(FOLDER, os.path.join(folder_paths.models_dir, FOLDER))
 
 
+register_folder()
+
+
 def model_roots() -> list[Path]:
     names = [FOLDER, *(n for n in SHARED_FOLDERS if n in folder_paths.folder_names_and_paths)]
     roots = []
@@ -154,7 +157,6 @@ def make_source(runtime: str, model: str, mmproj: str, *, dtype: str = "auto",
 class SaitenVLMLoader(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        register_folder()
         models, projs = list_models()
         return io.Schema(
             node_id="SaitenVLMLoader",

@@ -1,0 +1,99 @@
+"""The VLM nodes in a real ComfyUI: tiny transformers models in models/saiten_vlm, listed by
+the loader, scoring a batch through the rater in both methods; a VLM that cannot be created
+abstains and the prompt still succeeds."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+pytest.importorskip("comfy_harness", reason="the real-ComfyUI harness (tests/comfyui) is absent")
+pytest.importorskip("transformers")
+
+from tests.models.tiny_hf import build_llava, build_qwen2vl  # noqa: E402
+
+LINE = re.compile(r"^#(\d) (\S+): erotic=\d+ composition=\d+ appeal=\d+ typeset=\d+ "
+                  r"overall=\d+", re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def vlm_comfy(comfy):
+    folder = comfy.models_dir / "saiten_vlm"
+    build_llava(folder / "tiny-llava")
+    build_qwen2vl(folder / "family" / "tiny-qwen2vl")
+    (folder / "model-Q4_K_M.gguf").write_bytes(b"GGUF")
+    (folder / "mmproj-model-f16.gguf").write_bytes(b"GGUF")
+    comfy.refresh_object_info()
+    return comfy
+
+
+def loader(model="tiny-llava", runtime="transformers", keep_loaded=True, **kw):
+    inputs = {"runtime": runtime, "model": model, "mmproj": kw.pop("mmproj", None),
+              "dtype": "auto", "quantization": "none", "n_gpu_layers": -1,
+              "base_url": "http://127.0.0.1:9/v1", "model_name": "", "api_key_env":
+              "OPENAI_API_KEY", "keep_loaded": keep_loaded, **kw}
+    return {"class_type": "SaitenVLMLoader", "inputs": inputs}
+
+
+def graph(vlm_node, method, batch=2, label=""):
+    return {
+        "1": {"class_type": "EmptyImage",
+              "inputs": {"width": 64, "height": 48, "batch_size": batch, "color": 0x3366AA}},
+        "2": vlm_node,
+        "3": {"class_type": "SaitenVLMRater",
+              "inputs": {"images": ["1", 0], "vlm": ["2", 0], "method": method,
+                         "use_tags": True, "comment": True, "repeats": 1, "weight": 0.9,
+                         "label": label}},
+    }
+
+
+def test_nodes_are_registered_and_list_the_models_folder(vlm_comfy):
+    info = vlm_comfy.object_info
+    load = info["SaitenVLMLoader"]["input"]["required"]
+    models = load["model"][0] if isinstance(load["model"][0], list) else \
+        load["model"][1]["options"]
+    assert "tiny-llava" in models and "family/tiny-qwen2vl" in models
+    assert "model-Q4_K_M.gguf" in models and "mmproj-model-f16.gguf" not in models
+    mmproj = load["mmproj"][0] if isinstance(load["mmproj"][0], list) else \
+        load["mmproj"][1]["options"]
+    assert "mmproj-model-f16.gguf" in mmproj
+    assert set(load["runtime"][0] if isinstance(load["runtime"][0], list)
+               else load["runtime"][1]["options"]) == {"transformers", "llama.cpp",
+                                                        "openai-compatible"}
+    rate = info["SaitenVLMRater"]
+    assert rate["output"] == ["SAITEN_SCORES"]
+    assert "scores" in rate["input"]["optional"]
+
+
+@pytest.mark.parametrize(("model", "method"), [("tiny-llava", "logprob"),
+                                               ("family/tiny-qwen2vl", "generate")])
+def test_rater_scores_every_image(vlm_comfy, model, method):
+    node = loader(model, mmproj=_auto(vlm_comfy))
+    h = vlm_comfy.run(graph(node, method, batch=3))
+    text = h.text("3")
+    found = LINE.findall(text)
+    assert [int(i) for i, _ in found] == [0, 1, 2], text
+    assert {name for _, name in found} == {model.split("/")[-1]}
+
+
+def test_label_and_keep_loaded_false_unloads(vlm_comfy):
+    node = loader("tiny-llava", keep_loaded=False, mmproj=_auto(vlm_comfy))
+    h = vlm_comfy.run(graph(node, "logprob", batch=1, label="joy-tiny"))
+    assert LINE.findall(h.text("3")) == [("0", "joy-tiny")]
+    sources = vlm_comfy.get("/saiten_test/loaded")["sources"]
+    assert {"name": "joy-tiny", "loaded": False} in sources
+
+
+def test_a_vlm_that_cannot_run_abstains_and_the_prompt_succeeds(vlm_comfy):
+    node = loader("tiny-llava", runtime="openai-compatible", model_name="",
+                  mmproj=_auto(vlm_comfy))
+    h = vlm_comfy.run(graph(node, "generate", batch=2))
+    text = h.text("3")
+    assert text.count("abstained") == 2 and "set model_name" in text, text
+
+
+def _auto(comfy):
+    load = comfy.object_info["SaitenVLMLoader"]["input"]["required"]["mmproj"]
+    options = load[0] if isinstance(load[0], list) else load[1]["options"]
+    return options[0]
