@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("comfy_harness", reason="the real-ComfyUI harness (tests/comfyui) is absent")
 pytest.importorskip("transformers")
 
-from tests.models.tiny_hf import build_llava, build_qwen2vl  # noqa: E402
+from tests.models.tiny_hf import build_llava, build_qwen2vl
 
 LINE = re.compile(r"^#(\d) (\S+): erotic=\d+ composition=\d+ appeal=\d+ typeset=\d+ "
                   r"overall=\d+", re.MULTILINE)
