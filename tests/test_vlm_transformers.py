@@ -223,3 +223,38 @@ def test_bad_options_are_refused_up_front(vlm_folder):
         create("vlm-transformers", model_dir=vlm_folder / "tiny-llava", dtype="int3")
     with pytest.raises(SourceError, match="quantization"):
         create("vlm-transformers", model_dir=vlm_folder / "tiny-llava", quantization="gptq")
+
+
+STRING_ONLY_TEMPLATE = (  # Llama 3.1 style: contents must be strings, no image placeholder
+    "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>"
+    "\n\n{{ m['content'] | trim }}<|eot_id|>{% endfor %}"
+    "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
+)
+
+
+def test_prompt_has_one_bos_and_every_image_token(vlm_folder):
+    vlm = create("vlm-transformers", model_dir=vlm_folder / "tiny-llava")
+    vlm.load()
+    tok = vlm._processor.tokenizer
+    ids = vlm._encode(sample_image(0), [vlm._prompt("sys", "hello")])["input_ids"][0].tolist()
+    assert ids[0] == tok.bos_token_id and ids.count(tok.bos_token_id) == 1
+    image_id = vlm._model.config.image_token_index
+    assert ids.count(image_id) == vlm._model.config.image_seq_length
+    vlm.unload()
+
+
+def test_string_only_chat_template_still_gets_the_image(tmp_path, vlm_folder):
+    """JoyCaption's template takes string contents: the image placeholder is put before the
+    user's text, and scoring works."""
+    import shutil
+
+    folder = tmp_path / "string-template"
+    shutil.copytree(vlm_folder / "tiny-llava", folder)
+    (folder / "chat_template.jinja").write_text(STRING_ONLY_TEMPLATE)
+    vlm = create("vlm-transformers", model_dir=folder, method="logprob", comment=False)
+    vlm.load()
+    text = vlm._prompt("the rubric", "Rate it.")
+    assert "<image>\nRate it." in text and "{'type'" not in text
+    (cards,) = vlm.score([sample_image(3)])
+    assert cards[0].ok, cards[0].abstained
+    vlm.unload()

@@ -267,11 +267,16 @@ class TransformersVLM(VLMSource):
             text = text.replace(user, f"{marker}\n{user}", 1)
         return text
 
-    def _encode(self, image: Image, texts: list[str]) -> dict[str, Any]:
-        pil = to_pil(image)
-        batch = self._processor(text=texts, images=[pil] * len(texts), return_tensors="pt",
-                                padding=len(texts) > 1)
-        return self._to_device(dict(batch))
+    def _encode(self, image: Image, texts: list[str], tensors: bool = True) -> dict[str, Any]:
+        """Processor inputs for the texts, each with the image. The chat template already
+        wrote the BOS token where the model wants one: the tokenizer must not add another."""
+        bos = self._processor.tokenizer.bos_token
+        batch = self._processor(
+            text=texts, images=[to_pil(image)] * len(texts),
+            return_tensors="pt" if tensors else None, padding=len(texts) > 1,
+            add_special_tokens=not (bos and all(t.startswith(bos) for t in texts)),
+        )
+        return self._to_device(dict(batch)) if tensors else dict(batch)
 
     def _to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
         import torch
@@ -321,11 +326,9 @@ class TransformersVLM(VLMSource):
         import torch
 
         tok = self._processor.tokenizer
-        pil = to_pil(image)
-        first = self._to_device(dict(self._processor(text=[texts[0]], images=[pil],
-                                                      return_tensors="pt")))
+        first = self._encode(image, texts[:1])
         seqs = [first["input_ids"][0].tolist()]
-        seqs += [self._processor(text=[t], images=[pil])["input_ids"][0] for t in texts[1:]]
+        seqs += [list(self._encode(image, [t], tensors=False)["input_ids"][0]) for t in texts[1:]]
         seqs = [list(map(int, s)) for s in seqs]
         shared = min(len(s) for s in seqs) - 1
         for s in seqs[1:]:
@@ -392,23 +395,25 @@ class _JsonDecoder:
         self.budget = max_tokens
         parts = []
         for n, (key, spec) in enumerate(schema["properties"].items()):
-            lead = ("{" if n == 0 else ", ") + json.dumps(key, ensure_ascii=False) + ": "
+            lead = ("{" if n == 0 else ", ") + json.dumps(key, ensure_ascii=False) + ":"
             if spec.get("type") in ("integer", "number"):
-                self.text(lead)
-                parts.append(lead + str(self.integer(spec)))
+                self.text(lead)  # the model picks " 70" or "70" itself
+                parts.append(f"{lead} {self.integer(spec)}")
             else:
-                self.text(lead + '"')
-                parts.append(lead + json.dumps(self.string(spec), ensure_ascii=False))
+                self.text(lead + ' "')
+                parts.append(f"{lead} {json.dumps(self.string(spec), ensure_ascii=False)}")
         return "".join(parts) + "}"
 
     def integer(self, spec: dict) -> int:
         digits = self.vlm._digits
-        ids = list(digits)
+        ids = list(digits)  # the first token may carry a leading space, the rest may not
+        tight = [i for i, t in digits.items() if t == t.strip()]
         text = ""
         while len(text) < 3 and self.budget > 0:
-            best = ids[int(self.logits[ids].argmax())]
-            if text and int(self.logits.argmax()) not in digits:
+            if text and int(self.logits.argmax()) not in tight:
                 break  # the model would end the number here
+            pool = tight if text else ids
+            best = pool[int(self.logits[pool].argmax())]
             text += digits[best].strip()
             self.feed([best])
         value = int(text[:3] or 0)
