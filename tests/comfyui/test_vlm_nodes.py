@@ -24,6 +24,9 @@ def vlm_comfy(comfy):
     build_qwen2vl(folder / "family" / "tiny-qwen2vl")
     (folder / "model-Q4_K_M.gguf").write_bytes(b"GGUF")
     (folder / "mmproj-model-f16.gguf").write_bytes(b"GGUF")
+    for name in ("m-Q4_K_M.gguf", "mmproj-x.gguf", "mmproj-y.gguf"):
+        (folder / "two" / name).parent.mkdir(exist_ok=True)
+        (folder / "two" / name).write_bytes(b"GGUF")
     comfy.refresh_object_info()
     return comfy
 
@@ -97,3 +100,14 @@ def _auto(comfy):
     load = comfy.object_info["SaitenVLMLoader"]["input"]["required"]["mmproj"]
     options = load[0] if isinstance(load[0], list) else load[1]["options"]
     return options[0]
+
+
+@pytest.mark.parametrize(("model", "why"), [
+    ("model-Q4_K_M.gguf", ""),  # not a real GGUF (or no llama-cpp-python): that source abstains
+    ("two/m-Q4_K_M.gguf", "choose the mmproj for m-Q4_K_M.gguf"),
+])
+def test_llamacpp_problems_abstain_with_the_reason(vlm_comfy, model, why):
+    node = loader(model, runtime="llama.cpp", mmproj=_auto(vlm_comfy))
+    h = vlm_comfy.run(graph(node, "logprob", batch=2))
+    text = h.text("3")
+    assert text.count("abstained") == 2 and why in text, text

@@ -7,13 +7,11 @@ Two architectures, as the real models use them:
 Each is saved with `save_pretrained` into a folder together with a byte-level BPE tokenizer
 trained offline (`tokenizers`), the matching processor and a chat template, exactly as
 a model folder a user downloads. Hidden sizes are multiples of 64 so bitsandbytes nf4 runs
-on CPU. `teach` overfits a built model to answer every image with one fixed text (a JSON
-score card, a refusal…), so the tests drive the real generate path through a real model.
+on CPU.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -189,52 +187,3 @@ def sample_image(seed: int, size: int = 48) -> np.ndarray:
     """A float32 HxWx3 RGB image in 0–1 that differs per seed."""
     rng = np.random.default_rng(seed)
     return rng.random((size, size, 3), dtype=np.float32)
-
-
-def teach(path: str | Path, answer: str, out: str | Path, steps: int = 120) -> Path:
-    """Copy the model at `path` to `out`, overfitted to answer `answer` to any image.
-
-    The model learns the answer after the chat-template prompt the backend sends, for a few
-    different images and prompts, so greedy generation reproduces it.
-    """
-    import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
-    from scoring.images import to_pil
-    from scoring.rubric import Rubric
-
-    processor = AutoProcessor.from_pretrained(path)
-    model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch.float32)
-    rubric = Rubric.default()
-    prompts = [rubric.user_prompt(attempt=a) for a in range(3)]
-    eos = processor.tokenizer.eos_token
-    batches = []
-    for k in range(4):
-        messages = [
-            {"role": "system", "content": [{"type": "text", "text": rubric.system_prompt()}]},
-            {"role": "user", "content": [{"type": "image"},
-                                         {"type": "text", "text": prompts[k % 3]}]},
-        ]
-        prompt = processor.apply_chat_template(messages, add_generation_prompt=True,
-                                               tokenize=False)
-        full = processor(text=[prompt + answer + eos], images=[to_pil(sample_image(100 + k))],
-                         return_tensors="pt")
-        n_prompt = len(processor(text=[prompt], images=[to_pil(sample_image(100 + k))])
-                       ["input_ids"][0])
-        labels = full["input_ids"].clone()
-        labels[:, :n_prompt] = -100
-        batches.append((dict(full), labels))
-    torch.manual_seed(SEED)
-    opt = torch.optim.AdamW(model.parameters(), lr=5e-3)
-    model.train()
-    for step in range(steps):
-        inputs, labels = batches[step % len(batches)]
-        loss = model(**inputs, labels=labels).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
-    out = Path(out)
-    _save(model, processor, out)
-    (out / "taught.json").write_text(json.dumps({"answer": answer, "loss": loss.item()}))
-    return out
