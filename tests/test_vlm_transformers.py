@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import json
+import sys
 import weakref
 
 import numpy as np
@@ -258,3 +259,12 @@ def test_string_only_chat_template_still_gets_the_image(tmp_path, vlm_folder):
     (cards,) = vlm.score([sample_image(3)])
     assert cards[0].ok, cards[0].abstained
     vlm.unload()
+
+
+def test_nf4_without_bitsandbytes_says_what_to_install(monkeypatch, vlm_folder):
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # as if it were not installed
+    vlm = create("vlm-transformers", model_dir=vlm_folder / "tiny-llava", quantization="nf4")
+    with pytest.raises(SourceError, match="pip install bitsandbytes accelerate"):
+        vlm.load()
+    (cards,) = vlm.score([sample_image(0)])
+    assert "pip install bitsandbytes" in cards[0].abstained

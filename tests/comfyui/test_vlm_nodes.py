@@ -111,3 +111,18 @@ def test_llamacpp_problems_abstain_with_the_reason(vlm_comfy, model, why):
     h = vlm_comfy.run(graph(node, "logprob", batch=2))
     text = h.text("3")
     assert text.count("abstained") == 2 and why in text, text
+
+
+def test_comfyui_free_memory_unloads_the_vlm(vlm_comfy):
+    node = loader("tiny-llava", mmproj=_auto(vlm_comfy))
+    vlm_comfy.run(graph(node, "logprob", batch=1, label="evict-me"))
+    state = vlm_comfy.get("/saiten_test/loaded")
+    assert {"name": "evict-me", "loaded": True} in state["sources"]
+    assert any(m["name"] == "evict-me" for m in state["models"]), state
+    vlm_comfy.free(unload_models=True)
+    vlm_comfy.run({"1": {"class_type": "EmptyImage", "inputs": {  # /free acts between prompts
+        "width": 8, "height": 8, "batch_size": 1, "color": 7}},
+        "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}})
+    state = vlm_comfy.get("/saiten_test/loaded")
+    assert {"name": "evict-me", "loaded": False} in state["sources"]
+    assert not any(m["name"] == "evict-me" for m in state["models"]), state
