@@ -1,0 +1,276 @@
+"""A real, headless ComfyUI with this pack loaded, driven over its HTTP API.
+
+`start_comfy()` launches `python main.py --cpu` with a throw-away base directory: its
+`custom_nodes/` holds a symlink to this repository (plus the test-only nodes in
+`testing_nodes/`), its `models/` is where tests put model files (every folder ComfyUI or the
+pack registers resolves under it), and input/output/temp/user are fresh. `Comfy` wraps the
+API: `run(prompt)` queues a prompt and waits for its history entry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+PACK_NAME = "ComfyUI-Saiten"
+TESTING_NODES = Path(__file__).resolve().parent / "testing_nodes"
+DEFAULT_COMFYUI = Path("~/comfy/ComfyUI").expanduser()
+
+
+def find_comfyui() -> tuple[Path | None, str]:
+    """The ComfyUI checkout to test against, or None and why not."""
+    env = os.environ.get("COMFYUI_PATH")
+    where = [Path(env).expanduser()] if env else []
+    where.append(DEFAULT_COMFYUI)
+    for root in where:
+        if (root / "main.py").is_file():
+            return root, ""
+    return None, (
+        "no ComfyUI found: set COMFYUI_PATH to a ComfyUI checkout "
+        f"(COMFYUI_PATH={env or '<unset>'}) or put one at {DEFAULT_COMFYUI} "
+        "— the real-ComfyUI tests did NOT run"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ComfyError(AssertionError):
+    """ComfyUI refused a prompt or did not finish it; the message carries its reasons."""
+
+
+@dataclass
+class History:
+    """One finished prompt as /history reports it."""
+
+    prompt_id: str
+    entry: dict[str, Any]
+    comfy: Comfy = field(repr=False)
+
+    @property
+    def status(self) -> str:
+        return self.entry.get("status", {}).get("status_str", "")
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "success"
+
+    @property
+    def messages(self) -> list[tuple[str, dict]]:
+        return [tuple(m) for m in self.entry.get("status", {}).get("messages", [])]
+
+    def message(self, kind: str) -> dict | None:
+        """The first status message of `kind` (e.g. "execution_error"), or None."""
+        return next((d for k, d in self.messages if k == kind), None)
+
+    @property
+    def outputs(self) -> dict[str, dict]:
+        return self.entry.get("outputs", {})
+
+    def ui(self, node_id: str | int) -> dict:
+        """What node `node_id` returned for the UI ({} when it did not run or was blocked)."""
+        return self.outputs.get(str(node_id), {})
+
+    def files(self, node_id: str | int | None = None, kind: str = "output") -> list[Path]:
+        """Image files saved by `node_id` (every node when None) in the output (or temp) dir."""
+        base = {"output": self.comfy.output_dir, "temp": self.comfy.temp_dir}[kind]
+        nodes = [self.ui(node_id)] if node_id is not None else list(self.outputs.values())
+        return [
+            base / im.get("subfolder", "") / im["filename"]
+            for ui in nodes for im in ui.get("images", []) if im.get("type") == kind
+        ]
+
+    def text(self, node_id: str | int) -> str:
+        """The text a node showed (`ui.text`), joined."""
+        return "\n".join(str(t) for t in self.ui(node_id).get("text", []))
+
+
+class Comfy:
+    """A running ComfyUI. Use the `comfy` fixture (tests/comfyui/conftest.py)."""
+
+    def __init__(self, root: Path, base: Path, port: int, proc: subprocess.Popen, log: Path):
+        self.root, self.base, self.port, self.proc, self.log_path = root, base, port, proc, log
+        self.url = f"http://127.0.0.1:{port}"
+        self.client_id = uuid.uuid4().hex
+        self._object_info: dict | None = None
+
+    # -- where things are --------------------------------------------------------------
+    @property
+    def models_dir(self) -> Path:
+        """ComfyUI's models dir: `models_dir / <folder name> / <file>` is found by nodes."""
+        return self.base / "models"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.base / "output"
+
+    @property
+    def input_dir(self) -> Path:
+        return self.base / "input"
+
+    @property
+    def temp_dir(self) -> Path:
+        return self.base / "temp"
+
+    @property
+    def pack_dir(self) -> Path:
+        return self.base / "custom_nodes" / PACK_NAME
+
+    def log(self, tail: int = 8000) -> str:
+        """The server's combined stdout/stderr so far (the last `tail` characters)."""
+        return self.log_path.read_text(errors="replace")[-tail:]
+
+    # -- HTTP --------------------------------------------------------------------------
+    def request(self, method: str, path: str, body: Any = None, timeout: float = 30) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            self.url + path, data=data, method=method,
+            headers={"Content-Type": "application/json"} if data is not None else {},
+        )
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            raw = r.read()
+        try:
+            return json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            return raw
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, body: Any = None, **kw: Any) -> Any:
+        return self.request("POST", path, {} if body is None else body, **kw)
+
+    @property
+    def object_info(self) -> dict[str, dict]:
+        """/object_info (fetched once; call `refresh_object_info()` after adding models)."""
+        if self._object_info is None:
+            self._object_info = self.get("/object_info")
+        return self._object_info
+
+    def refresh_object_info(self) -> dict[str, dict]:
+        self._object_info = None
+        return self.object_info
+
+    # -- prompts -----------------------------------------------------------------------
+    def queue(self, prompt: dict, workflow: dict | None = None) -> str:
+        """POST /prompt; returns the prompt id. A refused prompt raises ComfyError with
+        ComfyUI's node errors."""
+        body: dict[str, Any] = {"prompt": prompt, "client_id": self.client_id}
+        if workflow is not None:  # what the frontend sends: lands in the PNG's "workflow"
+            body["extra_data"] = {"extra_pnginfo": {"workflow": workflow}}
+        try:
+            return self.post("/prompt", body)["prompt_id"]
+        except urllib.error.HTTPError as e:
+            detail = e.read().decode(errors="replace")
+            raise ComfyError(f"ComfyUI refused the prompt ({e.code}): {detail}") from None
+
+    def wait(self, prompt_id: str, timeout: float = 120) -> History:
+        """Poll /history until the prompt is finished (success, error or interrupted)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            entry = self.get(f"/history/{prompt_id}").get(prompt_id)
+            if entry and entry.get("status", {}).get("completed") is not None \
+                    and entry["status"].get("status_str"):
+                return History(prompt_id, entry, self)
+            if self.proc.poll() is not None:
+                raise ComfyError(f"ComfyUI exited ({self.proc.returncode}):\n{self.log()}")
+            time.sleep(0.1)
+        raise ComfyError(f"prompt {prompt_id} did not finish in {timeout}s:\n{self.log()}")
+
+    def run(self, prompt: dict, timeout: float = 120, *, check: bool = True,
+            workflow: dict | None = None) -> History:
+        """Queue `prompt`, wait for it, and (with `check`) fail loudly unless it succeeded."""
+        h = self.wait(self.queue(prompt, workflow), timeout)
+        if check and not h.ok:
+            err = h.message("execution_error") or h.message("execution_interrupted") or {}
+            raise ComfyError(
+                f"prompt {h.status}: {err.get('node_type')} #{err.get('node_id')}: "
+                f"{err.get('exception_type')}: {err.get('exception_message')}\n"
+                f"{err.get('traceback') and ''.join(err['traceback'])}"
+            )
+        return h
+
+    def running(self) -> bool:
+        """Whether a prompt is executing now."""
+        return bool(self.get("/queue").get("queue_running"))
+
+    def interrupt(self) -> None:
+        self.post("/interrupt")
+
+    def free(self, unload_models: bool = True, free_memory: bool = False) -> None:
+        """What the "Free memory" / "Unload models" buttons do (handled between prompts)."""
+        self.post("/free", {"unload_models": unload_models, "free_memory": free_memory})
+
+    def workflow_prompt(self, workflow: dict | str | Path) -> tuple[dict, dict]:
+        """A UI-format workflow (dict or JSON file) → (API prompt, the workflow dict)."""
+        from comfy_workflow import to_prompt
+
+        if not isinstance(workflow, dict):
+            workflow = json.loads(Path(workflow).read_text(encoding="utf-8"))
+        return to_prompt(workflow, self.object_info), workflow
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def start_comfy(root: Path, base: Path, *, timeout: float = 180,
+                extra_args: tuple[str, ...] = ()) -> Comfy:
+    """Start ComfyUI from `root` with everything under `base` (a fresh directory)."""
+    for sub in ("custom_nodes", "models", "input", "output", "temp", "user"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    link = base / "custom_nodes" / PACK_NAME
+    if not link.exists():
+        link.symlink_to(REPO, target_is_directory=True)
+    if TESTING_NODES.is_dir() and not (base / "custom_nodes" / "saiten_testing_nodes").exists():
+        (base / "custom_nodes" / "saiten_testing_nodes").symlink_to(TESTING_NODES)
+    port = free_port()
+    log = base / "comfyui.log"
+    python = os.environ.get("COMFYUI_PYTHON", sys.executable)
+    cmd = [
+        python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+        "--disable-auto-launch", "--base-directory", str(base),
+        "--output-directory", str(base / "output"), "--input-directory", str(base / "input"),
+        "--user-directory", str(base / "user"),
+        "--database-url", "sqlite:///:memory:", *extra_args,
+    ]
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TQDM_DISABLE="1")
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=root, stdout=out, stderr=subprocess.STDOUT, env=env)
+    comfy = Comfy(root, base, port, proc, log)
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise ComfyError(f"ComfyUI exited at start-up ({proc.returncode}):\n{comfy.log()}")
+        try:
+            comfy.get("/object_info", timeout=10)
+            return comfy
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            if time.monotonic() > deadline:
+                comfy.stop()
+                raise ComfyError(f"ComfyUI did not answer in {timeout}s:\n{comfy.log()}") from None
+            time.sleep(0.25)
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,62 @@
+"""Fixtures for the real-ComfyUI tests (every test file in tests/comfyui/).
+
+    def test_x(comfy):                       # a ComfyUI started once per session
+        info = comfy.object_info["SaitenTagger"]
+        (comfy.models_dir / "saiten" / "m.onnx")  # put model files here
+        h = comfy.run({"1": {"class_type": ..., "inputs": {...}}})
+        assert h.ok and h.files("5")
+
+Where no ComfyUI is found ($COMFYUI_PATH, else ~/comfy/ComfyUI) every test using `comfy`
+skips, and the terminal summary says so loudly.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+from comfy_harness import Comfy, find_comfyui, start_comfy
+
+_SKIPPED: list[str] = []
+
+
+def pytest_collection_modifyitems(config, items):
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.comfyui)
+
+
+@pytest.fixture(scope="session")
+def comfy_root() -> Path:
+    """The ComfyUI checkout under test (skips loudly when there is none)."""
+    root, why = find_comfyui()
+    if root is None:
+        if why not in _SKIPPED:
+            _SKIPPED.append(why)
+        pytest.skip(why)
+    return root
+
+
+@pytest.fixture(scope="session")
+def comfy(comfy_root: Path):
+    """A headless ComfyUI (CPU) with this pack loaded, shared by the whole session."""
+    keep = os.environ.get("SAITEN_KEEP_COMFY_DIR")
+    base = Path(tempfile.mkdtemp(prefix="saiten-comfy-"))
+    server: Comfy = start_comfy(comfy_root, base)
+    try:
+        yield server
+    finally:
+        server.stop()
+        if not keep:
+            import shutil
+
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter):
+    for why in _SKIPPED:
+        terminalreporter.write_sep("!", "ComfyUI tests SKIPPED", red=True, bold=True)
+        terminalreporter.write_line(why, red=True, bold=True)
