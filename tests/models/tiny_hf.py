@@ -56,7 +56,18 @@ CORPUS = [
 ]
 
 
-def train_tokenizer(specials: list[str], vocab_size: int = 400):
+def _corpus() -> list[str]:
+    """The sentences above plus the default rubric's prompts, so prompts tokenize compactly
+    (as they do with a real model's large vocabulary)."""
+    from scoring.rubric import Rubric
+
+    rubric = Rubric.default()
+    prompts = [rubric.system_prompt(), *(rubric.user_prompt(attempt=a) for a in range(3)),
+               *(rubric.logprob_prefix(a) for a in rubric.axes)]
+    return CORPUS + prompts
+
+
+def train_tokenizer(specials: list[str], vocab_size: int = 1000):
     """A byte-level BPE tokenizer trained on a small corpus; digits are single tokens."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
@@ -70,7 +81,7 @@ def train_tokenizer(specials: list[str], vocab_size: int = 400):
         vocab_size=vocab_size, special_tokens=specials,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
     )
-    tok.train_from_iterator(CORPUS * 4, trainer)
+    tok.train_from_iterator(_corpus() * 4, trainer)
     return tok
 
 
