@@ -1,5 +1,6 @@
-"""The transformers VLM backend on tiny LLaVA (JoyCaption's architecture) and Qwen2-VL
-(ToriiGate's) models built from config: save → load from a models folder → score batches."""
+"""The transformers VLM backend on tiny LLaVA (JoyCaption's architecture), Qwen2-VL
+(ToriiGate's) and Qwen2.5-VL models built from config: save → load from a models folder →
+score batches."""
 
 from __future__ import annotations
 
@@ -14,12 +15,12 @@ import pytest
 from scoring.memory import MemoryPolicy
 from scoring.rubric import LEVELS, Rubric
 from scoring.sources import ScoreContext, SourceError, create
-from tests.models.tiny_hf import build_llava, build_qwen2vl, sample_image
+from tests.models.tiny_hf import build_llava, build_qwen2vl, build_qwen25vl, sample_image
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-ARCHS = {"llava": build_llava, "qwen2vl": build_qwen2vl}
+ARCHS = {"llava": build_llava, "qwen2vl": build_qwen2vl, "qwen25vl": build_qwen25vl}
 
 
 @pytest.fixture(scope="session")

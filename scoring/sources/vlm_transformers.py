@@ -219,7 +219,7 @@ class TransformersVLM(VLMSource):
     def describe(self) -> str:
         prec = "nf4" if self.quantized else self._dtype_name(self._device)
         state = f"on {self._device}" if self.loaded else "not loaded"
-        return f"{self.label} (transformers, {prec}, {self.method}) {state}"
+        return f"{self.label} (transformers, {prec}) {state}"
 
     # -- tokens --------------------------------------------------------------------------
     def _index_tokens(self) -> None:

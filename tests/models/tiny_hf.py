@@ -2,7 +2,7 @@
 
 Two architectures, as the real models use them:
 - `build_llava`: LLaVA with a SigLIP vision tower and a Llama text model (JoyCaption Beta One);
-- `build_qwen2vl`: Qwen2-VL (ToriiGate v0.4).
+- `build_qwen2vl`: Qwen2-VL (ToriiGate v0.4); `build_qwen25vl`: Qwen2.5-VL.
 
 Each is saved with `save_pretrained` into a folder together with a byte-level BPE tokenizer
 trained offline (`tokenizers`), the matching processor and a chat template, exactly as
@@ -142,16 +142,10 @@ def build_llava(path: str | Path, image_size: int = 32, patch: int = 8) -> Path:
     return path
 
 
-def build_qwen2vl(path: str | Path) -> Path:
-    """A ToriiGate-shaped Qwen2-VL saved into `path`."""
+def build_qwen2vl(path: str | Path, version: str = "2") -> Path:
+    """A ToriiGate-shaped Qwen2-VL (or, with version "2.5", a Qwen2.5-VL) saved into `path`."""
     import torch
-    from transformers import (
-        Qwen2VLConfig,
-        Qwen2VLForConditionalGeneration,
-        Qwen2VLImageProcessor,
-        Qwen2VLProcessor,
-        Qwen2VLVideoProcessor,
-    )
+    import transformers as tf
 
     path = Path(path)
     tokenizer = _fast(
@@ -159,32 +153,45 @@ def build_qwen2vl(path: str | Path) -> Path:
     )
     tokenizer.chat_template = CHATML_TEMPLATE
     pixels = {"shortest_edge": 56 * 56, "longest_edge": 56 * 56}
-    processor = Qwen2VLProcessor(
-        image_processor=Qwen2VLImageProcessor(size=pixels),
-        video_processor=Qwen2VLVideoProcessor(size=pixels),
+    processor_class = tf.Qwen2_5_VLProcessor if version == "2.5" else tf.Qwen2VLProcessor
+    processor = processor_class(
+        image_processor=tf.Qwen2VLImageProcessor(size=pixels),
+        video_processor=tf.Qwen2VLVideoProcessor(size=pixels),
         tokenizer=tokenizer, chat_template=CHATML_TEMPLATE,
     )
     ids = tokenizer.convert_tokens_to_ids
-    config = Qwen2VLConfig(
-        text_config=dict(
-            vocab_size=_vocab(tokenizer), hidden_size=64, intermediate_size=128,
-            num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
-            max_position_embeddings=1024,
-            rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
-                             "mrope_section": [4, 6, 6]},
-            bos_token_id=ids("<|endoftext|>"), eos_token_id=ids("<|im_end|>"),
-            pad_token_id=ids("<|endoftext|>"),
-        ),
-        vision_config=dict(depth=2, embed_dim=64, hidden_size=64, num_heads=2, mlp_ratio=2),
+    specials = dict(bos_token_id=ids("<|endoftext|>"), eos_token_id=ids("<|im_end|>"),
+                    pad_token_id=ids("<|endoftext|>"))
+    text = dict(
+        vocab_size=_vocab(tokenizer), hidden_size=64, intermediate_size=128,
+        num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+        max_position_embeddings=1024,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                         "mrope_section": [4, 6, 6]},
+        **specials,
+    )
+    if version == "2.5":
+        config_class, model_class = tf.Qwen2_5_VLConfig, tf.Qwen2_5_VLForConditionalGeneration
+        vision = dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=2,
+                      out_hidden_size=64, fullatt_block_indexes=[1])
+    else:
+        config_class, model_class = tf.Qwen2VLConfig, tf.Qwen2VLForConditionalGeneration
+        vision = dict(depth=2, embed_dim=64, hidden_size=64, num_heads=2, mlp_ratio=2)
+    config = config_class(
+        text_config=text, vision_config=vision,
         image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
         vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
-        bos_token_id=ids("<|endoftext|>"), eos_token_id=ids("<|im_end|>"),
-        pad_token_id=ids("<|endoftext|>"),
+        **specials,
     )
     torch.manual_seed(SEED)
-    model = Qwen2VLForConditionalGeneration(config).eval()
+    model = model_class(config).eval()
     _save(model, processor, path)
     return path
+
+
+def build_qwen25vl(path: str | Path) -> Path:
+    """A Qwen2.5-VL saved into `path` (another image-text-to-text model for the Auto classes)."""
+    return build_qwen2vl(path, version="2.5")
 
 
 def _save(model, processor, path: Path) -> None:
