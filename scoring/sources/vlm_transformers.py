@@ -263,8 +263,9 @@ class TransformersVLM(VLMSource):
             return text
         plain = [{"role": "system", "content": system}, {"role": "user", "content": user}]
         text = proc.apply_chat_template(plain, add_generation_prompt=True, tokenize=False)
-        if marker not in text:
-            text = text.replace(user, f"{marker}\n{user}", 1)
+        if marker not in text:  # the template leaves the image to us: put it before the ask
+            head, found, tail = text.rpartition(user)
+            text = f"{head}{marker}\n{found}{tail}" if found else f"{marker}\n{text}"
         return text
 
     def _encode(self, image: Image, texts: list[str], tensors: bool = True) -> dict[str, Any]:
