@@ -221,10 +221,15 @@ class SaitenVLMRater(io.ComfyNode):
                                  tooltip="put the taggers' tags and ratings into the prompt"),
                 io.Boolean.Input("comment", default=True,
                                  tooltip="logprob: also generate the short comment"),
-                io.Int.Input("repeats", default=1, min=1, max=8),
-                io.Float.Input("weight", default=1.0, min=0.0, max=10.0, step=0.05),
-                io.String.Input("label", default="", tooltip="name on the cards (default: "
-                                                              "the model's name)"),
+                io.Int.Input("repeats", default=1, min=1, max=8,
+                             tooltip="score each image N times (the aggregate takes the "
+                                     "median); greedy decoding repeats itself, so 1 is enough "
+                                     "for local models"),
+                io.Float.Input("weight", default=0.0, min=0.0, max=10.0, step=0.05,
+                               tooltip="Weight in the ensemble; 0 = the source's default "
+                                       "(transformers 0.9)"),
+                io.String.Input("label", default="", tooltip="Name of this source in the cards "
+                                                              "(default: the model's name)"),
             ],
             outputs=[Scores.Output(display_name="scores")],
             hidden=[io.Hidden.unique_id],
@@ -238,10 +243,11 @@ class SaitenVLMRater(io.ComfyNode):
         source = vlm.source
         if isinstance(source, VLMSource):
             source.method, source.use_tags, source.want_comment = method, use_tags, comment
-        source.weight = float(weight)
+        source.weight = float(weight) if weight > 0 else source.default_weight
         source.label = label.strip() or vlm.label or source.label
+        node_id = cls.hidden.unique_id if cls.hidden else None
         merged, mine = run_source(source, images, scores, repeats=repeats,
-                                  keep_loaded=vlm.keep_loaded, node_id=cls.hidden.unique_id)
+                                  keep_loaded=vlm.keep_loaded, node_id=node_id)
         return io.NodeOutput(merged, ui=ui.PreviewText(cards_text(mine)))
 
 
