@@ -131,3 +131,19 @@ def test_comfyui_free_memory_unloads_the_vlm(vlm_comfy):
     while not (done := evicted())[0] and time.monotonic() < deadline:
         time.sleep(0.2)
     assert done[0], done[1]
+
+
+def test_tagger_then_rater_in_one_graph(vlm_comfy):
+    """The rater takes the tagger's scores (tags go into its prompt) and passes them on."""
+    g = graph(loader("family/tiny-qwen2vl", mmproj=_auto(vlm_comfy)), "logprob", batch=2)
+    g["4"] = {"class_type": "SaitenTagger", "inputs": {
+        "images": ["1", 0], "model": "nudenet (offline)", "general_threshold": 0.0,
+        "character_threshold": 0.0, "threshold_mode": "fixed", "batch_size": 8,
+        "allow_download": False, "keep_loaded": True, "weight": 0.0, "label": ""}}
+    g["3"]["inputs"]["scores"] = ["4", 0]
+    g["5"] = {"class_type": "PreviewAny", "inputs": {"source": ["3", 0]}}
+    h = vlm_comfy.run(g)
+    assert [i for i, _ in LINE.findall(h.text("3"))] == ["0", "1"], h.text("3")
+    merged = h.text("5")  # the rater's output: the tagger's cards, then its own, per image
+    assert merged.count("source='tiny-qwen2vl'") == 2, merged
+    assert merged.index("kind='detector'") < merged.index("source='tiny-qwen2vl'"), merged
