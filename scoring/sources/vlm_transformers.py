@@ -109,8 +109,8 @@ class TransformersVLM(VLMSource):
             config = self._config()
         except SourceError:
             return 0
-        files = [*self.model_dir.glob("*.safetensors"), *self.model_dir.glob("*.bin")]
-        size = sum(f.stat().st_size for f in files)
+        files = list(self.model_dir.glob("*.safetensors")) or list(self.model_dir.glob("*.bin"))
+        size = sum(f.stat().st_size for f in files)  # repos with both formats load safetensors
         stored = _BYTES.get(str(config.get("dtype") or config.get("torch_dtype")), 2)
         if "quantization_config" in config:
             return int(size * _OVERHEAD)
