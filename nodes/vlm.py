@@ -8,6 +8,7 @@ download writes), llama.cpp models as a GGUF file plus its paired mmproj GGUF.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -82,12 +83,15 @@ def resolve(name: str) -> Path:
     raise SourceError(f"model {name!r} not found under {', '.join(map(str, model_roots()))}")
 
 
+_QUANT_SUFFIX = re.compile(r"[-_.](i?q\d[\w]*|f16|bf16|f32)$")
+
+
 def paired_mmproj(model: Path) -> Path:
     """The mmproj GGUF in the model's folder (the only one, or the one sharing its stem)."""
     candidates = sorted(p for p in model.parent.glob("*.gguf") if _is_mmproj(p))
     if len(candidates) == 1:
         return candidates[0]
-    stem = model.stem.lower().split("-q")[0]
+    stem = _QUANT_SUFFIX.sub("", model.stem.lower())
     named = [p for p in candidates if stem and stem in p.name.lower()]
     if len(named) == 1:
         return named[0]
