@@ -26,6 +26,7 @@ FOLDER = "saiten_vlm"
 SHARED_FOLDERS = ("LLM",)  # other packs' LLM folder, reused when registered
 RUNTIMES = {"transformers": "vlm-transformers", "llama.cpp": "vlm-llamacpp",
             "openai-compatible": "vlm-http"}
+CHAT_FORMATS = ("auto", "qwen2.5-vl", "llava-1.5", "mtmd")  # llama.cpp chat handlers
 AUTO_MMPROJ = "auto (paired file next to the model)"
 NO_MODEL = "(none found: put models in models/saiten_vlm)"
 
@@ -125,7 +126,8 @@ class VLMHandle:
 
 
 def make_source(runtime: str, model: str, mmproj: str, *, dtype: str = "auto",
-                quantization: str = "none", n_gpu_layers: int = -1, base_url: str = "",
+                quantization: str = "none", n_gpu_layers: int = -1, chat_format: str = "auto",
+                base_url: str = "",
                 model_name: str = "", api_key_env: str = "OPENAI_API_KEY") -> Source:
     """The (cached) source for the loader's widgets; a source that cannot be created comes
     back as `Unavailable` so the rest of the workflow still runs."""
@@ -151,7 +153,8 @@ def make_source(runtime: str, model: str, mmproj: str, *, dtype: str = "auto",
                     raise SourceError(f"llama.cpp needs a GGUF file, {model!r} is not one")
                 proj = paired_mmproj(path) if mmproj == AUTO_MMPROJ else resolve(mmproj)
                 options = {"model_path": str(path), "mmproj_path": str(proj),
-                           "n_gpu_layers": "auto" if n_gpu_layers < 0 else int(n_gpu_layers)}
+                           "n_gpu_layers": "auto" if n_gpu_layers < 0 else int(n_gpu_layers),
+                           "chat_format": chat_format}
         return cached_source(RUNTIMES[runtime], **options)
     except Exception as e:  # a missing runtime or file fails this source only
         reason = str(e) if isinstance(e, SourceError) else f"{type(e).__name__}: {e}"
@@ -181,6 +184,9 @@ class SaitenVLMLoader(io.ComfyNode):
                                tooltip="transformers: nf4 = 4-bit bitsandbytes"),
                 io.Int.Input("n_gpu_layers", default=-1, min=-1, max=999,
                              tooltip="llama.cpp: layers on the GPU; -1 = as many as fit"),
+                io.Combo.Input("chat_format", options=list(CHAT_FORMATS), default="auto",
+                               tooltip="llama.cpp: the chat handler; auto = from the model "
+                                       "and mmproj pair"),
                 io.String.Input("base_url", default="http://127.0.0.1:1234/v1",
                                 tooltip="openai-compatible: the server's /v1 URL"),
                 io.String.Input("model_name", default="",
@@ -196,10 +202,11 @@ class SaitenVLMLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, runtime: str, model: str, mmproj: str, dtype: str, quantization: str,
-                n_gpu_layers: int, base_url: str, model_name: str, api_key_env: str,
-                keep_loaded: bool) -> io.NodeOutput:
+                n_gpu_layers: int, chat_format: str, base_url: str, model_name: str,
+                api_key_env: str, keep_loaded: bool) -> io.NodeOutput:
         source = make_source(runtime, model, mmproj, dtype=dtype, quantization=quantization,
-                             n_gpu_layers=n_gpu_layers, base_url=base_url,
+                             n_gpu_layers=n_gpu_layers, chat_format=chat_format,
+                             base_url=base_url,
                              model_name=model_name, api_key_env=api_key_env)
         handle = VLMHandle(source, keep_loaded, source.label)
         return io.NodeOutput(handle, ui=ui.PreviewText(source.describe()))

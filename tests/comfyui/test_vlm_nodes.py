@@ -34,7 +34,7 @@ def vlm_comfy(comfy):
 
 def loader(model="tiny-llava", runtime="transformers", keep_loaded=True, **kw):
     inputs = {"runtime": runtime, "model": model, "mmproj": kw.pop("mmproj", None),
-              "dtype": "auto", "quantization": "none", "n_gpu_layers": -1,
+              "dtype": "auto", "quantization": "none", "n_gpu_layers": -1, "chat_format": "auto",
               "base_url": "http://127.0.0.1:9/v1", "model_name": "", "api_key_env":
               "OPENAI_API_KEY", "keep_loaded": keep_loaded, **kw}
     return {"class_type": "SaitenVLMLoader", "inputs": inputs}
