@@ -147,3 +147,44 @@ def test_tagger_then_rater_in_one_graph(vlm_comfy):
     merged = h.text("5")  # the rater's output: the tagger's cards, then its own, per image
     assert merged.count("source='tiny-qwen2vl'") == 2, merged
     assert merged.index("kind='detector'") < merged.index("source='tiny-qwen2vl'"), merged
+
+
+@pytest.fixture(scope="module")
+def gguf_comfy(vlm_comfy):
+    """The tiny llama.cpp models (text GGUF + its mmproj) in a folder of their own."""
+    gguf = pytest.importorskip("tests.models.gguf_models", reason="tiny GGUF builders absent")
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+    built = gguf.build_gguf_models(vlm_comfy.models_dir / "saiten_vlm" / "qwen-gguf")
+    built.llava_text.unlink()
+    built.llava_mmproj.unlink()
+    built.mismatched_mmproj.unlink()
+    vlm_comfy.refresh_object_info()
+    return vlm_comfy
+
+
+@pytest.mark.parametrize("method", ["logprob", "generate"])
+def test_llamacpp_through_the_loader(gguf_comfy, method):
+    node = loader("qwen-gguf/tiny-qwen2vl-text.gguf", runtime="llama.cpp",
+                  mmproj=_auto(gguf_comfy))
+    h = gguf_comfy.run(graph(node, method, batch=2))
+    text = h.text("3")
+    assert [i for i, _ in LINE.findall(text)] == ["0", "1"], text
+
+
+@pytest.fixture(scope="module")
+def fake_server():
+    fakeapi = pytest.importorskip("tests.fakeapi", reason="the fake OpenAI server is absent")
+    server = fakeapi.FakeAPI()
+    yield server
+    server.stop()
+
+
+def test_openai_compatible_through_the_loader(vlm_comfy, fake_server):
+    fake_server.script()  # plain rubric JSON answers
+    node = loader(runtime="openai-compatible", base_url=fake_server.url, model_name="tiny",
+                  api_key_env="SAITEN_TEST_UNSET_KEY", mmproj=_auto(vlm_comfy))
+    h = vlm_comfy.run(graph(node, "generate", batch=2, label="server"))
+    text = h.text("3")
+    assert text.count("server: erotic=60 composition=55 appeal=70 typeset=50 overall=65") == 2
+    bodies = fake_server.bodies()
+    assert len(bodies) == 2 and {b["model"] for b in bodies} == {"tiny"}
