@@ -4,7 +4,7 @@ example workflows exactly as shipped.
 
 Widget values are matched to a node's widget inputs in `input_order` (required, then
 optional), skipping socket-only types, `forceInput` inputs and dynamic inputs; the frontend's
-extra values (`control_after_generate` after a seed, the upload button of LoadImage) are
+extra values (`control_after_generate` after an INT that asks for it, the upload button of LoadImage) are
 skipped. Linked inputs (also widgets converted to sockets, and Autogrow slots such as
 `scores.scores0`) come from `links`. Muted nodes are left out; bypassed nodes and reroutes
 are not supported (a clear error).
@@ -17,7 +17,6 @@ from typing import Any
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 FRONTEND_ONLY = {"Note", "MarkdownNote"}
 MUTED, BYPASSED = 2, 4
-SEED_NAMES = {"seed", "noise_seed"}
 
 
 class WorkflowError(ValueError):
@@ -45,8 +44,7 @@ def widget_inputs(info: dict) -> list[tuple[str, int]]:
         if not is_widget or opts.get("forceInput"):
             continue
         extra = 0
-        if kind in ("INT", "FLOAT") and (opts.get("control_after_generate")
-                                         or name in SEED_NAMES):
+        if kind in ("INT", "FLOAT") and opts.get("control_after_generate"):
             extra = 1
         if any(opts.get(k) for k in ("image_upload", "video_upload", "audio_upload")):
             extra = 1
