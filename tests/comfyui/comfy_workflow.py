@@ -4,8 +4,8 @@ example workflows exactly as shipped.
 
 Widget values are matched to a node's widget inputs in `input_order` (required, then
 optional), skipping socket-only types, `forceInput` inputs and dynamic inputs; the frontend's
-extra values (`control_after_generate` after an INT that asks for it, the upload button of LoadImage) are
-skipped. Linked inputs (also widgets converted to sockets, and Autogrow slots such as
+extra values (`control_after_generate` after an INT that asks for it, the upload button of
+LoadImage) are skipped. Linked inputs (also widgets converted to sockets, and Autogrow slots such as
 `scores.scores0`) come from `links`. Muted nodes are left out; bypassed nodes and reroutes
 are not supported (a clear error).
 """
