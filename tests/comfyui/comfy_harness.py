@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,18 +31,40 @@ DEFAULT_COMFYUI = Path("~/comfy/ComfyUI").expanduser()
 
 
 def find_comfyui() -> tuple[Path | None, str]:
-    """The ComfyUI checkout to test against, or None and why not."""
+    """The ComfyUI checkout to test against ($COMFYUI_PATH when set, else
+    ~/comfy/ComfyUI), or None and why not."""
     env = os.environ.get("COMFYUI_PATH")
-    where = [Path(env).expanduser()] if env else []
-    where.append(DEFAULT_COMFYUI)
-    for root in where:
-        if (root / "main.py").is_file():
-            return root, ""
+    root = Path(env).expanduser() if env else DEFAULT_COMFYUI
+    if (root / "main.py").is_file():
+        return root, ""
     return None, (
         "no ComfyUI found: set COMFYUI_PATH to a ComfyUI checkout "
         f"(COMFYUI_PATH={env or '<unset>'}) or put one at {DEFAULT_COMFYUI} "
         "— the real-ComfyUI tests did NOT run"
     )
+
+
+StartHook = Callable[[Path, dict[str, str]], None]
+_START_HOOKS: list[StartHook] = []
+
+
+def on_start(hook: StartHook) -> StartHook:
+    """Register `hook(models_dir, env)` to run once before the session's ComfyUI starts:
+    build model files under `models_dir/<folder>/`, set environment variables for the
+    server process in `env`. Use it at module level in a test file (collection imports every
+    test file before the first test starts the server)::
+
+        @on_start
+        def tiny_wd(models_dir, env):
+            build_wd(models_dir / "saiten_tagger" / "tiny-wd")
+            env["HF_HUB_OFFLINE"] = "1"
+
+    Files placed under `comfy.models_dir` later also show up (node schemas are rebuilt
+    for every /object_info; call `comfy.refresh_object_info()`).
+    """
+    if hook not in _START_HOOKS:
+        _START_HOOKS.append(hook)
+    return hook
 
 
 def free_port() -> int:
@@ -244,6 +267,9 @@ def start_comfy(root: Path, base: Path, *, timeout: float = 180,
         link.symlink_to(REPO, target_is_directory=True)
     if TESTING_NODES.is_dir() and not (base / "custom_nodes" / "saiten_testing_nodes").exists():
         (base / "custom_nodes" / "saiten_testing_nodes").symlink_to(TESTING_NODES)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TQDM_DISABLE="1")
+    for hook in _START_HOOKS:
+        hook(base / "models", env)
     port = free_port()
     log = base / "comfyui.log"
     python = os.environ.get("COMFYUI_PYTHON", sys.executable)
@@ -254,7 +280,6 @@ def start_comfy(root: Path, base: Path, *, timeout: float = 180,
         "--user-directory", str(base / "user"),
         "--database-url", "sqlite:///:memory:", *extra_args,
     ]
-    env = dict(os.environ, PYTHONUNBUFFERED="1", TQDM_DISABLE="1")
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=root, stdout=out, stderr=subprocess.STDOUT, env=env)
     comfy = Comfy(root, base, port, proc, log)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from comfy_harness import PACK_NAME, REPO
+from comfy_harness import PACK_NAME, REPO, on_start
 from PIL import Image
 
 WORKFLOW = REPO / "example_workflows" / "saiten_offline_filter.json"
@@ -22,6 +22,18 @@ SAITEN_NODES = {
     "SaitenTagger", "SaitenTechnicalCheck", "SaitenEnsembleAggregate", "SaitenScoreFilter",
     "SaitenShowScores", "SaitenSaveImage", "SaitenBatchReport", "SaitenSampleImages",
 }
+
+
+@on_start
+def _mark(models_dir: Path, env: dict[str, str]) -> None:
+    (models_dir / "saiten_test").mkdir(parents=True, exist_ok=True)
+    (models_dir / "saiten_test" / "marker.txt").write_text("built before start")
+    env["SAITEN_HARNESS_MARK"] = "on"
+
+
+def test_start_hooks_ran_before_the_server(comfy):
+    assert (comfy.models_dir / "saiten_test" / "marker.txt").read_text() == "built before start"
+    assert comfy.get("/saiten_test/env?name=SAITEN_HARNESS_MARK") == {"value": "on"}
 
 
 @pytest.fixture(scope="module")
