@@ -13,6 +13,7 @@ import torch
 
 from ..scoring.cards import Sheet, Verdict, merge_sheets
 from ..scoring.images import BadImage, Image, as_rgb
+from ..scoring.report import summary
 from ..scoring.rubric import Rubric
 from ..scoring.sources import Cancelled, ScoreContext, Source, create
 from .comfy_memory import POLICY
@@ -108,17 +109,9 @@ def count_images(sheets: Sequence[Sheet]) -> int:
 
 
 def verdict_line(i: int, v: Verdict) -> str:
-    """One image's verdict as a line for the node: score, axes, confidence, used/dropped."""
-    if not v.scored:
-        head = f"#{i} unscored ({v.unscored})"
-    else:
-        axes = " ".join(
-            f"{k}={x:.0f}" for k, x in v.axes.items() if x is not None and k != "overall"
-        )
-        head = f"#{i} {v.score:.1f}  conf {v.confidence:.2f}  {axes}".rstrip()
-    used = f"used: {', '.join(v.used) or '—'}"
-    dropped = "; ".join(f"{s} ({why})" for s, why in v.dropped.items())
-    return f"{head}  |  {used}" + (f"  |  dropped: {dropped}" if dropped else "")
+    """One image's verdict as a line for the node: score, axes, confidence, why anything is
+    missing or dropped, and the sources used."""
+    return f"#{i} {summary(v)} | used: {', '.join(v.used) or '—'}"
 
 
 def verdicts_text(verdicts: Sequence[Verdict]) -> str:
