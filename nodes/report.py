@@ -194,7 +194,8 @@ class SaitenSampleImages(io.ComfyNode):
                         "with no files of your own.",
             inputs=[
                 io.Int.Input("size", default=512, min=64, max=2048, step=8,
-                             tooltip="Every image is fitted into size×size on grey."),
+                             tooltip="Every image is fitted into size×size (border pixels "
+                                     "repeated to fill)."),
             ],
             outputs=[io.Image.Output("images"), io.String.Output("names")],
         )
@@ -209,13 +210,14 @@ class SaitenSampleImages(io.ComfyNode):
 
 
 def letterbox(img: PILImage.Image, size: int) -> np.ndarray:
-    """`img` scaled to fit size×size (aspect kept) on a mid-grey canvas, as float32 HxWx3."""
+    """`img` scaled to fit size×size (aspect kept) and padded by repeating its border pixels,
+    as float32 HxWx3: the padding adds no content of its own (a grey or black bar would hide
+    a washed-out or dark image from the technical check)."""
     scale = size / max(img.size)
     w, h = max(1, round(img.width * scale)), max(1, round(img.height * scale))
-    canvas = PILImage.new("RGB", (size, size), (128, 128, 128))
-    canvas.paste(img.resize((w, h), PILImage.Resampling.LANCZOS), ((size - w) // 2,
-                                                                  (size - h) // 2))
-    return np.asarray(canvas, dtype=np.float32) / 255.0
+    a = np.asarray(img.resize((w, h), PILImage.Resampling.LANCZOS), dtype=np.float32) / 255.0
+    top, left = (size - h) // 2, (size - w) // 2
+    return np.pad(a, ((top, size - h - top), (left, size - w - left), (0, 0)), mode="edge")
 
 
 NODES = [SaitenShowScores, SaitenSaveImage, SaitenBatchReport, SaitenSampleImages]

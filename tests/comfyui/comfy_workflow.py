@@ -94,6 +94,6 @@ def to_prompt(workflow: dict, object_info: dict[str, dict]) -> dict[str, dict]:
             if src["type"] == "Reroute":
                 raise WorkflowError(f"node {node['id']}: reroutes are not supported")
             inputs[slot["name"]] = [str(origin), origin_slot]
-        prompt[str(node["id"])] = {"class_type": kind, "inputs": inputs,
-                                   "_meta": {"title": node.get("title") or kind}}
+        title = node.get("title") or info.get("display_name") or kind
+        prompt[str(node["id"])] = {"class_type": kind, "inputs": inputs, "_meta": {"title": title}}
     return prompt

@@ -14,9 +14,10 @@ from comfy_harness import PACK_NAME, REPO, on_start
 from PIL import Image
 
 WORKFLOW = REPO / "example_workflows" / "saiten_offline_filter.json"
-THRESHOLD = 70.0  # the example's filter threshold
+THRESHOLD = 85.0  # the example's filter threshold
 SAMPLES = sorted(p.name for p in (REPO / "samples").iterdir()
                  if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+BROKEN = [s for s in SAMPLES if s.startswith("broken_")]  # black, blurred, washed out
 
 SAITEN_NODES = {
     "SaitenTagger", "SaitenTechnicalCheck", "SaitenEnsembleAggregate", "SaitenScoreFilter",
@@ -106,20 +107,24 @@ def test_example_workflow_filters_and_saves_scores(comfy, example):
     saved = new_files(comfy, before)
     rejected = h.files(node_of(prompt, "PreviewImage"), kind="temp")
     assert saved == sorted(h.files(node_of(prompt, "SaitenSaveImage")))
-    assert len(saved) + len(rejected) == len(SAMPLES)
-    assert saved and rejected
+    # the clean photos are saved, the broken samples are blocked
+    assert len(saved) == len(SAMPLES) - len(BROKEN) and len(rejected) == len(BROKEN)
     for f in saved:  # every saved image carries its verdict, above the threshold
         d, text = png_scores(f)
         assert d["score"] is not None and d["score"] >= THRESHOLD, d
         assert float(text["saiten_score"]) == pytest.approx(d["score"], abs=0.05)
         assert {"nudenet", "technical"} <= set(d["sources"]) and d["used"]
+        assert "penalty" not in d["sources"]["technical"]  # no technical finding
         assert json.loads(text["prompt"]) == json.loads(json.dumps(prompt))  # ComfyUI's own
         assert json.loads(text["workflow"])["nodes"]                         # chunks too
         assert not is_black(f)
-    assert any(is_black(f) for f in rejected)  # the broken black frame is caught
+    assert sum(is_black(f) for f in rejected) == 1  # the broken black frame is caught
     text = h.text(node_of(prompt, "SaitenShowScores"))
     lines = [ln for ln in text.splitlines() if ln.startswith("#")]
     assert len(lines) == len(SAMPLES) and "used: nudenet, technical" in lines[0]
+    for i, name in enumerate(SAMPLES):  # each broken sample's line says what is wrong
+        if name in BROKEN:
+            assert any(w in lines[i] for w in ("black", "blurry", "contrast")), lines[i]
     flt = h.text(node_of(prompt, "SaitenScoreFilter"))
     assert flt.startswith(f"passed {len(saved)}/{len(SAMPLES)}")
     ui = h.ui(node_of(prompt, "SaitenSaveImage"))  # what the web extension draws
