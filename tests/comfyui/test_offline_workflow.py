@@ -216,6 +216,8 @@ def test_aggregate_takes_several_score_inputs_and_rejects_bad_weights(comfy, exa
     p[agg]["inputs"]["scores.scores0"] = [tag, 0]
     p[agg]["inputs"]["scores.scores1"] = [tech, 0]
     assert comfy.run(p).text(agg) == chained
+    p[agg]["inputs"]["scores.scores2"] = [tag, 0]  # wired twice: still counted once
+    assert comfy.run(p).text(agg) == chained
     p[agg]["inputs"]["weights"] = "wd=lots"
     h = comfy.run(p, check=False)
     err = h.message("execution_error")
