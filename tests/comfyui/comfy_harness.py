@@ -9,12 +9,15 @@ API: `run(prompt)` queues a prompt and waits for its history entry.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import queue
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -232,6 +235,11 @@ class Comfy:
         """Whether a prompt is executing now."""
         return bool(self.get("/queue").get("queue_running"))
 
+    def watch(self) -> Events:
+        """The server's websocket messages to this client (progress, executing, …), for
+        timing things inside a run: `with comfy.watch() as ev: ...; ev.wait_for(pred)`."""
+        return Events(self)
+
     def interrupt(self) -> None:
         self.post("/interrupt")
 
@@ -255,6 +263,54 @@ class Comfy:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+
+class Events:
+    """Websocket messages from ComfyUI to our client id, collected by a background thread."""
+
+    def __init__(self, comfy: Comfy) -> None:
+        self.url = f"ws://127.0.0.1:{comfy.port}/ws?clientId={comfy.client_id}"
+        self.messages: queue.Queue[dict] = queue.Queue()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    async def _run(self) -> None:
+        import aiohttp  # a ComfyUI dependency, so present wherever ComfyUI runs
+
+        async with aiohttp.ClientSession() as session, session.ws_connect(self.url) as ws:
+            self._ready.set()
+            while not self._stop.is_set():
+                try:
+                    msg = await ws.receive(timeout=0.2)
+                except TimeoutError:
+                    continue
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    self.messages.put(json.loads(msg.data))
+                elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                    break
+
+    def __enter__(self) -> Events:
+        self._thread.start()
+        if not self._ready.wait(15):
+            raise ComfyError(f"cannot open {self.url}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def wait_for(self, predicate: Callable[[dict], bool], timeout: float = 60) -> dict:
+        """The first message (`{"type", "data"}`) matching `predicate`."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                msg = self.messages.get(timeout=min(left, 0.5))
+            except queue.Empty:
+                continue
+            if predicate(msg):
+                return msg
+        raise ComfyError(f"no matching websocket message in {timeout}s")
 
 
 def start_comfy(root: Path, base: Path, *, timeout: float = 180,

@@ -258,18 +258,19 @@ def test_interrupt_mid_batch_ends_cleanly_and_the_next_run_works(comfy, example)
     p["93"] = {"class_type": "RepeatImageBatch", "inputs": {"image": [src, 0], "amount": 60}}
     for t in ("SaitenTagger", "SaitenTechnicalCheck", "SaitenScoreFilter"):
         p[node_of(p, t)]["inputs"]["images"] = ["93", 0]
+    tagger = node_of(p, "SaitenTagger")
     before = set(comfy.output_dir.rglob("*.png"))
-    pid = comfy.queue(p)
-    deadline = time.monotonic() + 60
-    while not comfy.running() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(2.0)  # well inside the tagger's 420 images
-    comfy.interrupt()
+    with comfy.watch() as events:
+        pid = comfy.queue(p)
+        at = events.wait_for(lambda m: m["type"] == "progress" and m["data"]["node"] == tagger
+                             and m["data"]["value"] >= 16)  # mid-batch in the tagger
+        comfy.interrupt()
+    assert at["data"]["max"] == 60 * len(SAMPLES)
     h = comfy.wait(pid, timeout=120)
     stop = h.message("execution_interrupted")
     assert h.status == "error" and stop is not None, h.messages
     assert h.message("execution_error") is None
-    assert stop["node_type"] in ("SaitenTagger", "SaitenTechnicalCheck")
+    assert stop["node_type"] == "SaitenTagger" and stop["node_id"] == tagger
     assert new_files(comfy, before) == []
     again = comfy.run(small(prompt, SaitenSaveImage={"filename_prefix": "after_interrupt"}))
     assert again.ok and again.files(node_of(prompt, "SaitenSaveImage"))
