@@ -333,3 +333,19 @@ def test_batch_report_appends_across_runs(comfy, example):
     p["94"]["inputs"]["folder"] = "../escape"
     err = comfy.run(p, check=False).message("execution_error")
     assert err and "sub-folder of the output directory" in err["exception_message"]
+
+
+def test_aggregate_refuses_scores_of_different_batches(comfy, example):
+    prompt, _ = example
+    p = small(prompt, 72)
+    tag, tech, agg = (node_of(p, t) for t in
+                      ("SaitenTagger", "SaitenTechnicalCheck", "SaitenEnsembleAggregate"))
+    p["95"] = {"class_type": "ImageFromBatch",
+               "inputs": {"image": [node_of(p, "SaitenSampleImages"), 0],
+                          "batch_index": 0, "length": 3}}
+    p[tech]["inputs"] = {"images": ["95", 0]}
+    p[agg]["inputs"]["scores.scores0"] = [tag, 0]
+    p[agg]["inputs"]["scores.scores1"] = [tech, 0]
+    err = comfy.run(p, check=False).message("execution_error")
+    assert err and err["node_type"] == "SaitenEnsembleAggregate"
+    assert "different sizes" in err["exception_message"]
