@@ -1,6 +1,7 @@
 """`python -m scoring`: score a folder, the embedded samples, or compare with your ratings.
 
     python -m scoring score <folder> [--sources nudenet,technical] [--out DIR]
+        [--option wd.model_path=/models/wd-eva02-large-tagger-v3]
     python -m scoring demo [--out DIR] [--samples DIR]
     python -m scoring calibrate <report.jsonl> <ratings.csv> [--axis overall] [--scale 1,5]
 
@@ -15,6 +16,7 @@ import argparse
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from .aggregate import AggregateSettings, combine_sheet, parse_weights
 from .calibrate import compare, load_ratings, save_calibrations
@@ -55,14 +57,19 @@ class Unavailable:
         pass
 
 
-def make_sources(names: Sequence[str], log: Callable[[str], None]) -> list[Source | Unavailable]:
-    """Create each named source; one that fails becomes an `Unavailable` with the reason."""
+def make_sources(names: Sequence[str], log: Callable[[str], None],
+                 options: dict[str, dict[str, Any]] | None = None) -> list[Source | Unavailable]:
+    """Create each named source with its `--option`s; one that fails becomes an
+    `Unavailable` with the reason."""
     out: list[Source | Unavailable] = []
     for name in names:
         try:
-            out.append(create(name))
+            out.append(create(name, **(options or {}).get(name, {})))
         except Exception as e:
             reason = f"cannot start: {type(e).__name__}: {e}"
+            if isinstance(e, TypeError) and "required keyword-only argument" in str(e):
+                missing = str(e).rsplit(":", 1)[-1].strip().strip("'")
+                reason += f" (pass --option {name}.{missing}=...)"
             log(f"saiten: source {name} {reason}")
             out.append(Unavailable(name, reason))
     return out
@@ -138,7 +145,10 @@ def _run(paths: Sequence[Path], args: argparse.Namespace, names: Sequence[str],
         print(msg, file=sys.stderr, flush=True)
 
     settings = AggregateSettings(k=args.k, min_sources=args.min_sources, weights=args.weights)
-    sources = make_sources(names, log)
+    options: dict[str, dict[str, Any]] = {}
+    for source, name, value in args.option:
+        options.setdefault(source, {})[name] = value
+    sources = make_sources(names, log, options)
     entries: list[Entry] = []
     code = 0
     try:
@@ -172,6 +182,27 @@ def _weights(text: str) -> dict[str, float]:
         return parse_weights(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _option(text: str) -> tuple[str, str, Any]:
+    """"wd.model_path=/models/wd" → ("wd", "model_path", "/models/wd"); numbers and
+    true/false are converted."""
+    key, sep, raw = text.partition("=")
+    source, dot, name = key.strip().partition(".")
+    if not (sep and dot and source and name.isidentifier()):
+        raise argparse.ArgumentTypeError(
+            f"--option wants SOURCE.NAME=VALUE, e.g. wd.model_path=/models/wd; got {text!r}")
+    value: Any = raw.strip()
+    if value.lower() in ("true", "false"):
+        value = value.lower() == "true"
+    else:
+        for kind in (int, float):
+            try:
+                value = kind(value)
+                break
+            except ValueError:
+                pass
+    return source, name, value
 
 
 def _scale(text: str) -> tuple[float, float]:
@@ -249,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--weights", type=_weights, default={}, help="e.g. 'wd=0.8, grok=1.1'")
         sp.add_argument("--repeats", type=int, default=1, help="runs per sampling source")
         sp.add_argument("--batch", type=int, default=8, help="images per batch")
+        sp.add_argument("--option", type=_option, action="append", default=[],
+                        metavar="SOURCE.NAME=VALUE",
+                        help="a source option, e.g. wd.model_path=/models/wd (repeatable)")
 
     s = sub.add_parser("score", help="score every image in a folder")
     s.add_argument("folder", help="a folder of images (or one image file)")

@@ -110,7 +110,7 @@ img{max-width:192px;max-height:192px}.unscored{color:#a00}.small{font-size:85%;c
 details{font-size:85%}.reason{color:#a50}ul{margin:0;padding-left:1.2em}"""
 
 _SORT = """document.querySelectorAll('th').forEach((th,i)=>th.onclick=()=>{
-const tb=th.closest('table').tBodies[0],rows=[...tb.rows],up=th.dataset.up!=='1';
+const tb=th.closest('table').tBodies[0],rows=[...tb.rows],up=th.dataset.up==='0';
 th.dataset.up=up?'1':'0';const key=r=>{const t=r.cells[i].dataset.v??r.cells[i].innerText;
 const n=parseFloat(t);return isNaN(n)?(t===''?-Infinity:t):n};
 rows.sort((a,b)=>{const x=key(a),y=key(b);return (x>y?1:x<y?-1:0)*(up?1:-1)});
@@ -136,7 +136,7 @@ def _card_html(c: Any) -> str:
 
 def write_html(path: str | Path, entries: Sequence[Entry], title: str = "Saiten report") -> Path:
     """A self-contained page: thumbnails (data URIs), scores, comments, per-source cards;
-    click a column header to sort."""
+    click a column header to sort (highest first, click again to reverse)."""
     e = html.escape
     axes = _axes(entries)
     head = "".join(f"<th>{e(h)}</th>" for h in ["#", "image", "name", "score", *axes,
@@ -164,7 +164,7 @@ def write_html(path: str | Path, entries: Sequence[Entry], title: str = "Saiten 
         rows.append("<tr>" + "".join(cells) + "</tr>")
     page = (f'<!doctype html><html><head><meta charset="utf-8"><title>{e(title)}</title>'
             f"<style>{_STYLE}</style></head><body><h1>{e(title)}</h1>"
-            f"<p>{len(entries)} images; click a header to sort.</p>"
+            f"<p>{len(entries)} images; click a header to sort (again to reverse).</p>"
             f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
             f"<script>{_SORT}</script></body></html>")
     path = Path(path)

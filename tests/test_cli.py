@@ -22,9 +22,9 @@ from scoring.cli import SAMPLES, Unavailable, score_paths
 from scoring.images import Image
 from scoring.sources import ScoreContext, Source
 from scoring.sources.technical import TechnicalCheck
+from tests.models.onnx_models import build_wd, wd_tags
 
 REPO = Path(__file__).resolve().parent.parent
-NUDENET_LANDED = (REPO / "scoring" / "sources" / "nudenet.py").exists()
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -130,8 +130,6 @@ def test_samples_are_small_and_committed():
             assert max(img.size) <= 512 and p.stat().st_size <= 40_000
 
 
-@pytest.mark.xfail(not NUDENET_LANDED, strict=True,
-                   reason="scoring/sources/nudenet.py (helper onnx) has not landed on main yet")
 def test_demo_scores_the_samples_offline(tmp_path):
     r = run("demo", "--out", str(tmp_path / "demo"), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -228,3 +226,28 @@ def test_interrupt_still_writes_the_report(folder, tmp_path):
     assert "interrupted: reporting the" in err
     done = (tmp_path / "o" / "report.jsonl").read_text().splitlines()
     assert 1 <= len(done) < 60
+
+
+def test_source_options_reach_the_source(folder, tmp_path):
+    tags = wd_tags()
+    weights = np.zeros((3, len(tags)), np.float32)
+    weights[2, 3] = 8.0  # `explicit` follows the red channel's mean
+    model = build_wd(tmp_path / "wd-tiny", tags, weights, np.full(len(tags), -4.0))
+    out = tmp_path / "out"
+    r = run("score", str(folder), "--sources", "wd,nudenet,technical", "--option",
+            f"wd.model_path={model}", "--option", "wd.weight=0.5", "--out", str(out),
+            cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    by_name = {json.loads(x)["file"]: json.loads(x) for x in
+               (out / "report.jsonl").read_text().splitlines()}
+    astro = by_name["astronaut.png"]
+    assert astro["used"] == ["nudenet", "technical", "wd"]
+    wd = next(c for c in astro["cards"] if c["source"] == "wd")
+    assert wd["weight"] == 0.5 and wd["axes"]["erotic"] > 0
+
+    missing = run("score", str(folder / "coffee.jpg"), "--sources", "wd,technical", "--out",
+                  str(out), cwd=tmp_path)
+    assert missing.returncode == 0
+    assert "(pass --option wd.model_path=...)" in missing.stdout
+    bad = run("score", str(folder), "--option", "wd", cwd=tmp_path)
+    assert bad.returncode == 2 and "SOURCE.NAME=VALUE" in bad.stderr

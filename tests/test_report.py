@@ -7,6 +7,8 @@ import csv
 import io
 import json
 import re
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -143,3 +145,27 @@ def test_summary_line(entries):
     assert summary(good) == ("63.0 (erotic 67, composition 80, conf 0.47) | blurry (ratio 0.005 "
                              "< 0.01); joy: outlier on composition (12 vs median 79)")
     assert summary(unscored).startswith("unscored: 1 of 2 required sources scored (nudenet)")
+
+
+@pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
+                    reason="no chromium on this machine: the report's sort script is not run")
+def test_html_sorts_by_score_in_a_real_browser(tmp_path):
+    def scored(name: str, overall: float) -> Entry:
+        return Entry(name, combine([
+            ScoreCard(source="a", kind="vlm", provides=AXES, axes={"overall": overall}),
+            ScoreCard(source="technical", kind="check", provides=("overall",))]))
+    entries = [scored("mid.png", 50), scored("top.png", 90), scored("low.png", 10),
+               Entry("bad.png", verdicts()[1])]
+    page = write_report(tmp_path, entries)["html"]
+    clicks = "document.querySelectorAll('th')[3].click();"
+    for n in (1, 2):
+        test_page = tmp_path / f"click{n}.html"
+        test_page.write_text(page.read_text().replace(
+            "</body>", f"<script>{clicks * n}</script></body>"), encoding="utf-8")
+        browser = shutil.which("chromium") or shutil.which("chromium-browser")
+        dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                              "--dump-dom", test_page.as_uri()],
+                             capture_output=True, text=True, timeout=120).stdout
+        order = re.findall(r"<td>(\w+\.png)</td>", dom)
+        expect = ["top.png", "mid.png", "low.png", "bad.png"]  # highest first, unscored last
+        assert order == (expect if n == 1 else expect[::-1])
