@@ -38,8 +38,10 @@ def page(comfy):
         browser.close()
 
 
-def test_frontend_prompt_equals_the_converter(comfy, page):
-    workflow = json.loads(WORKFLOW.read_text(encoding="utf-8"))
+@pytest.mark.parametrize("path", sorted((REPO / "example_workflows").glob("*.json")),
+                         ids=lambda p: p.stem)
+def test_frontend_prompt_equals_the_converter(comfy, page, path):
+    workflow = json.loads(path.read_text(encoding="utf-8"))
     page.evaluate("wf => window.app.loadGraphData(wf)", workflow)
     theirs = page.evaluate("async () => (await window.app.graphToPrompt()).output")
     ours, _ = comfy.workflow_prompt(workflow)

@@ -93,8 +93,9 @@ def test_every_saiten_node_is_registered(comfy):
         assert info[out_node]["output_node"] is True
 
 
-def test_example_workflow_is_listed_as_a_template(comfy):
-    assert "saiten_offline_filter" in comfy.get("/workflow_templates").get(PACK_NAME, [])
+def test_example_workflows_are_listed_as_templates(comfy):
+    listed = comfy.get("/workflow_templates").get(PACK_NAME, [])
+    assert {"saiten_offline_filter", "saiten_overnight_report"} <= set(listed)
     served = comfy.get(f"/api/workflow_templates/{PACK_NAME}/saiten_offline_filter.json")
     assert served == json.loads(WORKFLOW.read_text(encoding="utf-8"))
 
@@ -349,3 +350,19 @@ def test_aggregate_refuses_scores_of_different_batches(comfy, example):
     err = comfy.run(p, check=False).message("execution_error")
     assert err and err["node_type"] == "SaitenEnsembleAggregate"
     assert "different sizes" in err["exception_message"]
+
+
+def test_overnight_example_reports_every_image_and_saves_the_best(comfy):
+    prompt, workflow = comfy.workflow_prompt(REPO / "example_workflows"
+                                             / "saiten_overnight_report.json")
+    out = comfy.output_dir / "saiten_report"
+    before = len((out / "report.jsonl").read_text().splitlines()) if out.exists() else 0
+    h = comfy.run(prompt, workflow=workflow, timeout=300)
+    best = h.files(node_of(prompt, "SaitenSaveImage"))
+    assert len(best) == 3
+    scores = sorted((png_scores(f)[0]["score"] for f in best), reverse=True)
+    rows = [json.loads(r) for r in (out / "report.jsonl").read_text().splitlines()]
+    assert len(rows) == before + len(SAMPLES)
+    others = sorted((r["score"] or -1 for r in rows[before:]), reverse=True)
+    assert scores == pytest.approx(others[:3], abs=0.05)  # the saved ones are the top 3
+    assert (out / "report.html").read_text(encoding="utf-8").count("<img") == len(rows)
