@@ -17,9 +17,9 @@ import numpy as np
 from PIL import Image as PILImage
 
 from ..cards import ScoreCard
-from ..images import Image, to_uint8
+from ..images import Image
 from .base import SourceError
-from .onnx_base import OnnxSource, finite_or_raise
+from .onnx_base import OnnxSource, uint8_image
 
 LABELS: tuple[str, ...] = (
     "FEMALE_GENITALIA_COVERED", "FACE_FEMALE", "BUTTOCKS_EXPOSED", "FEMALE_BREAST_EXPOSED",
@@ -71,7 +71,7 @@ def model_file() -> Path:
 def prepare(image: Image, size: int = SIZE) -> tuple[np.ndarray, tuple[int, int, int]]:
     """RGB 0–1 HxWx3 → (3×size×size float32, (width, height, side)): scaled so its long
     side is `size`, top-left on black, /255 — nudenet's blob, without a full-size pad."""
-    img = to_uint8(finite_or_raise(image))
+    img = uint8_image(image)
     h, w = img.shape[:2]
     side = max(h, w)
     nw, nh = max(1, round(w * size / side)), max(1, round(h * size / side))

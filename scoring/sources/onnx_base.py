@@ -23,18 +23,22 @@ MAX_BAD_PIXELS = 0.01
 """An image with more NaN/inf pixels than this fraction is not scored (a broken decode)."""
 
 
-def finite_or_raise(image: Image) -> Image:
-    """The image with NaN/inf cleaned, or BadImage when too much of it is not finite."""
-    img = np.asarray(image)
+def uint8_image(image: Image) -> np.ndarray:
+    """HxWx3 uint8 for a model's preprocessing: NaN/inf cleaned (NaN → 0), or BadImage when
+    more than MAX_BAD_PIXELS of it is not finite (a broken decode) or it is not HxWx3."""
+    img = np.asarray(image, np.float32)
     if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] < 1 or img.shape[1] < 1:
         raise BadImage(f"expected an HxWx3 image, got shape {tuple(img.shape)}")
-    bad = ~np.isfinite(img)
-    if bad.any():
-        frac = float(bad.any(axis=2).mean())
+    finite = np.isfinite(img)
+    if not finite.all():
+        frac = float((~finite).any(axis=2).mean())
         if frac > MAX_BAD_PIXELS:
             raise BadImage(f"{frac:.0%} of the pixels are NaN/inf (a broken VAE decode?)")
         img = np.nan_to_num(img, nan=0.0, posinf=1.0, neginf=0.0)
-    return np.clip(img, 0.0, 1.0).astype(np.float32, copy=False)
+    out = np.multiply(img, 255.0)
+    out += 0.5
+    np.clip(out, 0.0, 255.0, out=out)
+    return out.astype(np.uint8)
 
 
 class OnnxSource(Source):

@@ -19,9 +19,9 @@ import numpy as np
 from PIL import Image as PILImage
 
 from ..cards import ScoreCard, clamp_score
-from ..images import Image, to_uint8
+from ..images import Image
 from .base import SourceError
-from .onnx_base import OnnxSource, finite_or_raise
+from .onnx_base import OnnxSource, uint8_image
 
 RATING, GENERAL, CHARACTER = 9, 0, 4
 EROTIC_WEIGHTS = {"explicit": 100.0, "questionable": 60.0, "sensitive": 30.0}
@@ -87,17 +87,17 @@ def label_file(model: Path) -> Path:
 def prepare(image: Image, size: int) -> np.ndarray:
     """RGB 0–1 HxWx3 → size×size×3 float32 BGR 0–255: fitted into a white square
     (centred), bicubic."""
-    img = to_uint8(finite_or_raise(image))
+    img = uint8_image(image)
     h, w = img.shape[:2]
     side = max(h, w)
     nw, nh = max(1, round(w * size / side)), max(1, round(h * size / side))
     pil = PILImage.fromarray(img)
     if (nw, nh) != (w, h):
         pil = pil.resize((nw, nh), PILImage.Resampling.BICUBIC)
-    canvas = np.full((size, size, 3), 255.0, np.float32)
+    canvas = np.full((size, size, 3), 255, np.uint8)
     top, left = (size - nh) // 2, (size - nw) // 2
-    canvas[top:top + nh, left:left + nw] = np.asarray(pil, np.float32)
-    return canvas[:, :, ::-1]
+    canvas[top:top + nh, left:left + nw] = np.asarray(pil)
+    return canvas[:, :, ::-1].astype(np.float32)
 
 
 class WDTagger(OnnxSource):
