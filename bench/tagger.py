@@ -7,7 +7,8 @@ weights, exported once to ONNX with WD v3's I/O contract and cached under bench/
   (b) Saiten on the batch ÷ the popular peer's path: a new session, the CSV parsed and PIL
       preprocessing for every image (target ≥ 1.65× on a 2-core CPU; far more on a GPU).
 Each chunk runs raw, Saiten, the peer (on some of its images), Saiten, raw, so a change in
-outside load during the run hits all three alike; raw and Saiten count their better run.
+outside load during the run hits all three alike; (a) counts the better of two runs of raw
+and Saiten, (b) the mean of the two Saiten runs around the peer's.
 
     python bench/tagger.py [--images 16] [--batch-size 8] [--baseline-images 8]
 
@@ -114,7 +115,7 @@ def main() -> None:
     tagger.score(images[:1])  # warm-up: the first run allocates
     chunks = tagger.model.chunks(len(images), args.batch_size)
     per_chunk = -(-args.baseline_images // len(chunks))
-    raw_s = saiten_s = peer_s = 0.0
+    raw_s = saiten_s = saiten_mean_s = peer_s = 0.0
     m = 0
 
     def raw(chunk: range) -> float:
@@ -129,7 +130,7 @@ def main() -> None:
         assert all(c[0].ok for c in sheet), sheet
         return time.perf_counter() - t0
 
-    for chunk in chunks:  # A B C B A per chunk; A and B count their better run (timeit's min)
+    for chunk in chunks:  # A B C B A per chunk; (a) counts the better run (timeit's min)
         r1, s1 = raw(chunk), saiten(chunk)
         t0 = time.perf_counter()
         for i in list(chunk)[:per_chunk]:
@@ -138,12 +139,13 @@ def main() -> None:
         peer_s += time.perf_counter() - t0
         s2, r2 = saiten(chunk), raw(chunk)
         raw_s, saiten_s = raw_s + min(r1, r2), saiten_s + min(s1, s2)
+        saiten_mean_s += (s1 + s2) / 2  # (b): the runs around the peer's, like the peer
     n = len(images)
     tagger.unload()
     onnx_session.clear()
 
     a = raw_s / saiten_s
-    b = (peer_s / m) / (saiten_s / n)
+    b = (peer_s / m) / (saiten_mean_s / n)
     print(f"tagger bench ({ARCH} stand-in, {tagger_provider()}, {n} images, batch "
           f"{args.batch_size}): (a) Saiten/raw session.run = {a:.3f} (target >= 0.95); "
           f"(b) Saiten/per-image new session = {b:.2f}x (target >= 1.65x) "
