@@ -64,7 +64,7 @@ class SaitenScoreFilter(io.ComfyNode):
                                tooltip="What to compare: the final score (overall), one axis, "
                                        "or the ensemble's confidence (0–1)."),
                 io.Combo.Input("mode", options=["threshold", "top_k"], default="threshold"),
-                io.Float.Input("threshold", default=60.0, min=0.0, max=100.0, step=0.5,
+                io.Float.Input("threshold", default=60.0, min=0.0, max=100.0, step=0.01,
                                tooltip="threshold mode: images with value ≥ this pass "
                                        "(confidence is 0–1)."),
                 io.Int.Input("top_k", default=4, min=0, max=4096,
