@@ -1,0 +1,117 @@
+"""VLM speed: seconds per image of the logprob method ÷ the generate method, one line.
+
+    python bench/vlm.py                                   # llama.cpp, tiny Qwen2-VL GGUF
+    python bench/vlm.py --family llava                    # llama.cpp, tiny LLaVA GGUF
+    python bench/vlm.py --model m.gguf --mmproj p.gguf    # llama.cpp, a real model
+    python bench/vlm.py --backend transformers [--model-dir DIR]
+
+Both methods run on the same loaded model and the same images in one process, alternating
+rounds after a warm-up; the median round counts. logprob runs without its optional comment
+generation (that is a generate call). Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from scoring.images import as_rgb, list_images, load  # noqa: E402
+from scoring.sources import create  # noqa: E402
+from scoring.sources.vlm import VLMSource  # noqa: E402
+
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "cat", "immunohistochemistry")
+
+
+def photos(n: int, folder: str | None) -> list:
+    if folder:
+        return [load(p) for p in list_images(folder)[:n]]
+    from skimage import data
+
+    return [as_rgb(getattr(data, name)()) for name in (PHOTOS * n)[:n]]
+
+
+def llamacpp_source(args, tmp: Path) -> VLMSource:
+    if args.model:
+        if not args.mmproj:
+            sys.exit("--model needs --mmproj (the paired projector GGUF)")
+        model, mmproj = Path(args.model), Path(args.mmproj)
+    else:
+        from models.gguf_models import build_gguf_models
+
+        built = build_gguf_models(tmp)
+        model, mmproj = ((built.qwen_text, built.qwen_mmproj) if args.family == "qwen"
+                         else (built.llava_text, built.llava_mmproj))
+    return create("vlm-llamacpp", model_path=model, mmproj_path=mmproj, n_ctx=args.n_ctx,
+                  n_threads=args.threads, n_gpu_layers=args.n_gpu_layers, comment=False)
+
+
+def transformers_source(args, tmp: Path) -> VLMSource:
+    model_dir = args.model_dir
+    if not model_dir:
+        try:
+            from models import tiny_hf
+        except ImportError:
+            sys.exit("no --model-dir and no tests/models/tiny_hf.py to build a tiny model")
+        build = tiny_hf.build_qwen2vl if args.family == "qwen" else tiny_hf.build_llava
+        model_dir = build(tmp / f"tiny-{args.family}")
+    return create("vlm-transformers", model_dir=model_dir, comment=False)
+
+
+def seconds_per_image(src: VLMSource, method: str, images: list) -> float:
+    src.method = method
+    t = time.perf_counter()
+    sheet = src.score(images)
+    dt = time.perf_counter() - t
+    bad = [c.abstained for cards in sheet for c in cards if not c.ok]
+    if bad:
+        sys.exit(f"{method} abstained: {bad[0]}")
+    return dt / len(images)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--backend", choices=["llamacpp", "transformers"], default="llamacpp")
+    ap.add_argument("--family", choices=["qwen", "llava"], default="qwen",
+                    help="which tiny model to build when no model is given")
+    ap.add_argument("--model", help="llama.cpp: text model GGUF")
+    ap.add_argument("--mmproj", help="llama.cpp: its paired mmproj GGUF")
+    ap.add_argument("--model-dir", help="transformers: a model folder")
+    ap.add_argument("--images", type=int, default=4, help="images per round")
+    ap.add_argument("--folder", help="take the images from this folder")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads")
+    ap.add_argument("--n-ctx", type=int, default=4096)
+    ap.add_argument("--n-gpu-layers", default="auto",
+                    type=lambda v: v if v == "auto" else int(v))
+    args = ap.parse_args()
+
+    images = photos(args.images, args.folder)
+    with tempfile.TemporaryDirectory() as tmp:
+        make = llamacpp_source if args.backend == "llamacpp" else transformers_source
+        src = make(args, Path(tmp))
+        try:
+            src.load()
+            for method in ("logprob", "generate"):  # warm-up: first-call costs not counted
+                seconds_per_image(src, method, images[:1])
+            times: dict[str, list[float]] = {"logprob": [], "generate": []}
+            for _ in range(args.rounds):
+                for method in times:
+                    times[method].append(seconds_per_image(src, method, images))
+            where = src.describe().replace(f", {src.method}", "")
+        finally:
+            src.unload()
+    lp, gen = (statistics.median(times[m]) for m in ("logprob", "generate"))
+    print(f"{args.backend}: logprob {lp:.3f} s/img, generate {gen:.3f} s/img, "
+          f"logprob/generate = {lp / gen:.2f} ({gen / lp:.1f}x faster; target >= 5x) "
+          f"[{len(images)} images x {args.rounds} rounds, median; {where}]")
+
+
+if __name__ == "__main__":
+    main()

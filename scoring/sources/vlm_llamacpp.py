@@ -1,0 +1,590 @@
+"""Local GGUF vision-language models through llama.cpp (llama-cpp-python, optional).
+
+A text GGUF plus its paired mmproj (the vision tower + projector). Before anything is loaded
+both headers are read and the pair is checked: the projector must output the text model's
+embedding width and belong to its family (a Qwen2-VL merger with a `qwen2vl` model, …) —
+a mismatched mmproj is the classic failure and gets a message naming both files.
+
+- generate: the prompt rendered with the family's chat handler template (Qwen2.5-VL, LLaVA,
+  or the model's own template through libmtmd), evaluated like the handler does, then greedy
+  sampling with JSON forced by a grammar from the rubric's schema (`enum` levels,
+  `maxLength` comment). Identical answers to the handler's, but the system prompt stays in
+  the KV cache from one image to the next.
+- logprob: the system prompt, the image and the text all axes share are evaluated once (the
+  system prompt stays cached from one image to the next); for each axis the KV cache is cut
+  back to that point and only the axis question is evaluated, then the next-token logits of
+  the level digits are read (softmax over those ids only).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import json
+import math
+import os
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from PIL import Image as PILImage
+
+from ..images import Image, to_uint8
+from .base import SourceError, log
+from .vlm import VLMSource
+
+INSTALL_HINT = "llama-cpp-python is not installed: pip install llama-cpp-python (CUDA: see README)"
+MIN_VERSION = "0.3.36"
+"""The version this backend is tested with (libmtmd chat handlers and helpers)."""
+
+CHAT_FORMATS: dict[str, str] = {
+    "qwen2.5-vl": "Qwen25VLChatHandler",
+    "llava-1.5": "Llava15ChatHandler",
+    "mtmd": "MTMDChatHandler",
+}
+"""Forcible chat handlers; "auto" picks one from the pair's family (`chat_format_for`)."""
+
+QWEN_VL_PROJECTORS = frozenset({"qwen2vl_merger", "qwen2.5vl_merger", "qwen2.5o"})
+LLAVA_PROJECTORS = frozenset({"mlp", "mlp_norm", "ldp", "ldpv2"})
+FAMILY_PROJECTORS: dict[str, frozenset[str]] = {
+    "qwen2vl": QWEN_VL_PROJECTORS,
+    "qwen3vl": frozenset({"qwen3vl_merger"}),
+    "qwen3vlmoe": frozenset({"qwen3vl_merger"}),
+}
+"""Text architectures that only work with their own projector types (M-RoPE models)."""
+
+_SENTINEL = "\u241fSAITEN_PROMPT\u241f"
+
+
+# -- GGUF headers ------------------------------------------------------------------------
+_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
+            10: "<Q", 11: "<q", 12: "<d"}
+_STRING, _ARRAY = 8, 9
+
+
+def read_gguf_header(path: str | Path, *, tensors: bool = False
+                     ) -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
+    """The metadata of a GGUF file (arrays as their length only) and, with `tensors`, each
+    tensor's shape in ggml order (ne0 first). Reads the header only; stdlib only (the `gguf`
+    package parses every vocabulary string and takes seconds on a 150k-token model)."""
+    with open(path, "rb") as f:
+        def scalar(fmt: str) -> Any:
+            return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
+
+        def string() -> str:
+            return f.read(scalar("<Q")).decode("utf-8", "replace")
+
+        def value(vtype: int) -> Any:
+            if vtype == _STRING:
+                return string()
+            if vtype == _ARRAY:
+                item, n = scalar("<I"), scalar("<Q")
+                if item == _STRING:
+                    for _ in range(n):
+                        f.seek(scalar("<Q"), os.SEEK_CUR)
+                elif item in _SCALARS:
+                    f.seek(n * struct.calcsize(_SCALARS[item]), os.SEEK_CUR)
+                else:
+                    for _ in range(n):
+                        value(item)
+                return n
+            return scalar(_SCALARS[vtype])
+
+        if f.read(4) != b"GGUF":
+            raise ValueError("not a GGUF file")
+        version = scalar("<I")
+        if version < 2:
+            raise ValueError(f"GGUF version {version} is too old")
+        n_tensors, n_kv = scalar("<Q"), scalar("<Q")
+        meta = {}
+        for _ in range(n_kv):
+            key = string()
+            meta[key] = value(scalar("<I"))
+        shapes: dict[str, tuple[int, ...]] = {}
+        if tensors:
+            for _ in range(n_tensors):
+                name = string()
+                dims = tuple(scalar("<Q") for _ in range(scalar("<I")))
+                f.seek(4 + 8, os.SEEK_CUR)  # type, offset
+                shapes[name] = dims
+        return meta, shapes
+
+
+@dataclass(frozen=True)
+class GGUFPair:
+    """What the text model's and the mmproj's headers say about each other."""
+
+    model_path: Path
+    mmproj_path: Path
+    arch: str
+    n_embd: int
+    n_layer: int
+    n_head: int
+    n_head_kv: int
+    projector: str
+    projector_width: int | None
+    projection_dim: int | None = None
+
+    @property
+    def model_bytes(self) -> int:
+        return self.model_path.stat().st_size
+
+    @property
+    def mmproj_bytes(self) -> int:
+        return self.mmproj_path.stat().st_size
+
+    def check(self) -> None:
+        """Raise SourceError, naming both files, when they cannot work together."""
+        names = f"text model {self.model_path.name!r} and mmproj {self.mmproj_path.name!r}"
+        # the layer shapes decide; the converter's projection_dim can only excuse them
+        if (self.projector_width not in (None, self.n_embd)
+                and self.projection_dim != self.n_embd):
+            raise SourceError(
+                f"mismatched GGUF pair: {names}: the projector outputs {self.projector_width}-wide "
+                f"embeddings but the text model's embedding length is {self.n_embd}. "
+                "Use the mmproj file published with this model."
+            )
+        wanted = FAMILY_PROJECTORS.get(self.arch)
+        owners = {a for a, p in FAMILY_PROJECTORS.items() if self.projector in p}
+        if (wanted and self.projector not in wanted) or (owners and self.arch not in owners):
+            raise SourceError(
+                f"mismatched GGUF pair: {names}: projector type {self.projector!r} does not "
+                f"belong to text architecture {self.arch!r}. "
+                "Use the mmproj file published with this model."
+            )
+
+    def chat_format(self) -> str:
+        """The chat handler for this family: Qwen2-VL/2.5-VL, LLaVA, else generic mtmd."""
+        if self.projector in QWEN_VL_PROJECTORS:
+            return "qwen2.5-vl"
+        if self.projector in LLAVA_PROJECTORS:
+            return "llava-1.5"
+        return "mtmd"
+
+
+def _projector_width(shapes: dict[str, tuple[int, ...]]) -> int | None:
+    """Width of the embeddings the projector outputs, from the last `mm.N` layer's shape
+    (what libmtmd compares); None for projectors laid out some other way."""
+    last = max((int(n.split(".")[1]) for n in shapes
+                if n.startswith("mm.") and n.split(".")[1].isdigit()), default=None)
+    if last is None:
+        return None
+    bias, weight = shapes.get(f"mm.{last}.bias"), shapes.get(f"mm.{last}.weight")
+    if bias:
+        return int(bias[0])
+    return int(weight[1]) if weight and len(weight) == 2 else None
+
+
+def read_pair(model_path: str | Path, mmproj_path: str | Path) -> GGUFPair:
+    """Read both headers (no weights); SourceError when a file is missing or not a GGUF."""
+    model_path, mmproj_path = Path(model_path), Path(mmproj_path)
+    for what, p in (("text model", model_path), ("mmproj", mmproj_path)):
+        if not p.is_file():
+            raise SourceError(f"{what} file not found: {p}")
+    try:
+        meta, _ = read_gguf_header(model_path)
+    except (OSError, ValueError, struct.error, KeyError) as e:
+        raise SourceError(f"cannot read text model {model_path.name!r}: {e}") from e
+    try:
+        pmeta, shapes = read_gguf_header(mmproj_path, tensors=True)
+    except (OSError, ValueError, struct.error, KeyError) as e:
+        raise SourceError(f"cannot read mmproj {mmproj_path.name!r}: {e}") from e
+    arch = str(meta.get("general.architecture", ""))
+    if arch == "clip":
+        raise SourceError(f"{model_path.name!r} is an mmproj (vision projector), not a text "
+                          "model: swap the two files")
+    if pmeta.get("general.architecture") != "clip":
+        raise SourceError(f"{mmproj_path.name!r} is not an mmproj (its architecture is "
+                          f"{pmeta.get('general.architecture')!r}, expected 'clip')")
+    n_embd = meta.get(f"{arch}.embedding_length")
+    if not isinstance(n_embd, int):
+        raise SourceError(f"text model {model_path.name!r} has no {arch}.embedding_length")
+    n_head = int(meta.get(f"{arch}.attention.head_count", 1) or 1)
+    dim = pmeta.get("clip.vision.projection_dim")
+    dim = dim if isinstance(dim, int) and dim > 0 else None
+    projector = str(pmeta.get("clip.projector_type") or pmeta.get("clip.vision.projector_type")
+                    or "")
+    return GGUFPair(
+        model_path=model_path, mmproj_path=mmproj_path, arch=arch, n_embd=n_embd,
+        n_layer=int(meta.get(f"{arch}.block_count", 0)), n_head=n_head,
+        n_head_kv=int(meta.get(f"{arch}.attention.head_count_kv", n_head) or n_head),
+        projector=projector, projector_width=_projector_width(shapes) or dim, projection_dim=dim,
+    )
+
+
+def plan_gpu_layers(n_layer: int, weights: int, overhead: int, free: int | None) -> int:
+    """How many of `n_layer` layers to offload: -1 (all) when the `weights` plus `overhead`
+    (mmproj, KV cache) fit in `free` bytes or `free` is unknown; else the share of the layers
+    that fits once the overhead is placed; 0 when nothing fits."""
+    if free is None or free >= weights + overhead:
+        return -1
+    room = free - overhead
+    return max(0, min(n_layer, int(n_layer * room / max(1, weights))))
+
+
+# -- the source --------------------------------------------------------------------------
+@functools.cache
+def _import_llama_cpp() -> Any:
+    """llama_cpp, imported on first use: SourceError with the pip command when it is missing
+    or too old for vision models (libmtmd bindings)."""
+    try:
+        import llama_cpp
+    except ImportError as e:
+        raise SourceError(INSTALL_HINT) from e
+    try:
+        import llama_cpp.llama_chat_format as formats
+        import llama_cpp.mtmd_cpp as mtmd
+        from llama_cpp._logger import llama_log_callback
+
+        for needed in (*CHAT_FORMATS.values(), "Jinja2ChatFormatter"):
+            getattr(formats, needed)
+        mtmd.mtmd_helper_eval_chunk_single  # noqa: B018
+    except (ImportError, AttributeError) as e:
+        version = getattr(llama_cpp, "__version__", "?")
+        raise SourceError(f"llama-cpp-python {version} is too old for vision GGUFs ({e}): "
+                          f"pip install -U \"llama-cpp-python>={MIN_VERSION}\"") from e
+    # libmtmd logs every prompt at INFO level: route it through llama-cpp-python's logger
+    # (errors only unless verbose), as llama.cpp's own log already is
+    mtmd.mtmd_helper_log_set(llama_log_callback, ctypes.c_void_p(0))
+    return llama_cpp
+
+
+class LlamaCppVLM(VLMSource):
+    """A GGUF VLM (text model + paired mmproj) run by llama.cpp.
+
+    `chat_format`: "auto" (from the pair), "qwen2.5-vl", "llava-1.5" or "mtmd".
+    `n_gpu_layers`: "auto" (from the memory policy: all when the model fits, a proportional
+    share when not, 0 on CPU or a CPU-only build) or a number (-1 = all).
+    `max_pixels`: larger images are downscaled to this many pixels first (0 = never); Qwen
+    models spend a token per 28x28 pixels, so this bounds time and context.
+    """
+
+    name: ClassVar[str] = "vlm-llamacpp"
+    default_weight: ClassVar[float] = 1.0
+
+    def __init__(
+        self, model_path: str | Path, mmproj_path: str | Path, *, chat_format: str = "auto",
+        n_gpu_layers: int | str = "auto", n_ctx: int = 4096, n_threads: int | None = None,
+        max_pixels: int = 1024 * 1024, **base_kwargs: Any,
+    ) -> None:
+        base_kwargs.setdefault("label", f"llamacpp:{Path(model_path).stem}")
+        super().__init__(**base_kwargs)
+        if chat_format != "auto" and chat_format not in CHAT_FORMATS:
+            raise SourceError(f"unknown chat_format {chat_format!r}; use 'auto' or one of "
+                              f"{', '.join(CHAT_FORMATS)}")
+        if n_gpu_layers != "auto" and not isinstance(n_gpu_layers, int):
+            raise SourceError(f"n_gpu_layers must be 'auto' or an integer, got {n_gpu_layers!r}")
+        self.model_path, self.mmproj_path = Path(model_path), Path(mmproj_path)
+        self.chat_format = chat_format
+        self.n_gpu_layers = n_gpu_layers
+        self.n_ctx = int(n_ctx)
+        self.n_threads = n_threads
+        self.max_pixels = int(max_pixels)
+        self._llm: Any = None
+        self._handler: Any = None
+        self._pair: GGUFPair | None = None
+        self._grammars: dict[str, Any] = {}
+        self._level_ids: dict[tuple[str, ...], list[int]] = {}
+        self._kv_lead: list[int] = []  # tokens known to sit at the start of the KV cache
+        self._offloaded = 0
+        self._device = "cpu"
+
+    # -- life cycle ------------------------------------------------------------------
+    @property
+    def loaded(self) -> bool:
+        return self._llm is not None
+
+    @property
+    def pair(self) -> GGUFPair:
+        """The checked header facts of the two files (read once)."""
+        if self._pair is None:
+            pair = read_pair(self.model_path, self.mmproj_path)
+            pair.check()
+            self._pair = pair
+        return self._pair
+
+    def memory_bytes(self) -> int:
+        """Weights of both files plus an f16 KV cache for `n_ctx` tokens."""
+        p = self.pair
+        kv = 2 * 2 * self.n_ctx * p.n_layer * p.n_embd * p.n_head_kv // max(1, p.n_head)
+        return p.model_bytes + p.mmproj_bytes + kv
+
+    def resolved_chat_format(self) -> str:
+        return self.pair.chat_format() if self.chat_format == "auto" else self.chat_format
+
+    def _gpu_bytes(self, layers: int) -> int:
+        """Accelerator memory with `layers` layers offloaded (-1 = all; the mmproj goes along)."""
+        p = self.pair
+        if layers == 0:
+            return 0
+        if layers < 0 or layers >= p.n_layer:
+            return self.memory_bytes()
+        return p.mmproj_bytes + (self.memory_bytes() - p.mmproj_bytes) * layers // p.n_layer
+
+    def _gpu_layers(self, llama_cpp: Any) -> int:
+        """Layers to offload: 0 on a CPU-only llama.cpp or a CPU device; the user's number
+        (room reserved for it); or "auto": what the memory policy makes room for."""
+        self._device = self.memory.device()
+        if self._device == "cpu" or not llama_cpp.llama_supports_gpu_offload():
+            return 0
+        if self.n_gpu_layers != "auto":
+            self.memory.reserve(self._gpu_bytes(int(self.n_gpu_layers)), self._device)
+            return int(self.n_gpu_layers)
+        need, p = self.memory_bytes(), self.pair
+        free = self.memory.reserve(need, self._device)
+        return plan_gpu_layers(p.n_layer, p.model_bytes, need - p.model_bytes, free)
+
+    def load(self) -> None:
+        if self._llm is not None:
+            return
+        pair = self.pair  # the files first: a wrong pair is wrong with any runtime
+        llama_cpp = _import_llama_cpp()
+        chat_format = self.resolved_chat_format()
+        layers = self._gpu_layers(llama_cpp)
+        last: Exception | None = None
+        for n in dict.fromkeys((layers, layers // 2 if layers > 0 else 0, 0)):
+            try:  # fall back to fewer GPU layers (down to CPU) rather than crash on OOM
+                self._open(llama_cpp, chat_format, n)
+                break
+            except Exception as e:
+                last = e
+                self._close()
+                log.warning("saiten: %s: loading with n_gpu_layers=%d failed: %s",
+                            self.label, n, e)
+        else:
+            raise SourceError(f"llama.cpp could not load {pair.model_path.name!r} with "
+                              f"{pair.mmproj_path.name!r}: {last}")
+        # registered even on the CPU, so the host's "free memory" can evict it from RAM too
+        if self._offloaded:
+            self.memory.loaded(self, self._gpu_bytes(self._offloaded), self._device)
+        else:
+            self.memory.loaded(self, self.memory_bytes(), "cpu")
+
+    def _open(self, llama_cpp: Any, chat_format: str, n_gpu_layers: int) -> None:
+        formats = llama_cpp.llama_chat_format
+        handler_cls = getattr(formats, CHAT_FORMATS[chat_format])
+        self._handler = handler_cls(clip_model_path=str(self.mmproj_path), verbose=False)
+        self._llm = llama_cpp.Llama(
+            model_path=str(self.model_path), chat_handler=self._handler, n_ctx=self.n_ctx,
+            n_gpu_layers=n_gpu_layers, n_threads=self.n_threads, n_threads_batch=self.n_threads,
+            logits_all=False,
+            verbose=False,
+        )
+        self._handler._init_mtmd_context(self._llm)  # a bad mmproj fails now, not per image
+        n_layer = self.pair.n_layer
+        self._offloaded = n_layer if n_gpu_layers < 0 else min(n_gpu_layers, n_layer)
+        if not llama_cpp.llama_supports_gpu_offload():
+            self._offloaded = 0
+
+    def _close(self) -> None:
+        llm, handler = self._llm, self._handler
+        self._llm = self._handler = None
+        self._grammars.clear()
+        self._level_ids.clear()
+        self._kv_lead = []
+        if llm is not None:
+            llm.close()  # frees the context, the model and (via its exit stack) the mtmd context
+        if handler is not None and getattr(handler, "mtmd_ctx", None) is not None:
+            handler._mtmd_cpp.mtmd_free(handler.mtmd_ctx)
+            handler.mtmd_ctx = None
+
+    def unload(self) -> None:
+        if self._llm is None and self._handler is None:
+            return
+        self._close()
+        self._offloaded = 0
+        self.memory.released(self)
+
+    def describe(self) -> str:
+        where = "CPU" if not self._offloaded else f"{self._offloaded} layers on {self._device}"
+        try:
+            fmt = self.resolved_chat_format()
+        except SourceError:  # the files are unreadable: load() will say why
+            fmt = self.chat_format
+        return (f"{self.label}: {self.model_path.name} + {self.mmproj_path.name} "
+                f"(llama.cpp, {fmt}, {self.method}, {where})")
+
+    # -- the two backend calls -------------------------------------------------------
+    def _constraint(self, schema: dict | None) -> dict[str, Any]:
+        """Completion arguments forcing the answer's form: a grammar from the JSON schema."""
+        if schema is None:
+            return {}
+        key = json.dumps(schema)  # property order matters: it is the order of the answer
+        if key not in self._grammars:
+            from llama_cpp.llama_grammar import LlamaGrammar
+
+            self._grammars[key] = LlamaGrammar.from_json_schema(key, verbose=False)
+        return {"grammar": self._grammars[key]}
+
+    def chat(self, image: Image, system: str, user: str, *, schema: dict | None,
+             max_tokens: int) -> str:
+        """Greedy answer. The prompt is rendered with the chat handler's template and
+        evaluated like the handler does (text and image chunks through libmtmd), keeping the
+        system prompt cached from the previous image; then llama.cpp samples from there."""
+        self.load()
+        head, tail = self._split_prompt(system)
+        n = self._eval_head(head + user + tail, image)
+        out = self._llm.create_completion(
+            prompt=self._llm.input_ids[:n].tolist(), temperature=0.0, top_k=1,
+            repeat_penalty=1.0, max_tokens=max_tokens, **self._constraint(schema),
+        )
+        return out["choices"][0]["text"] or ""
+
+    def level_probs(self, image: Image, system: str, prefixes: list[str],
+                    levels: Sequence[str]) -> list[dict[str, float]]:
+        self.load()
+        llm = self._llm
+        ids = self._ids(tuple(levels))
+        head, tail = self._split_prompt(system)
+        # whole lines all prefixes share (e.g. the tagger's context) join the cached head
+        shared = os.path.commonprefix(prefixes) if len(prefixes) > 1 else ""  # noqa: RUF071
+        shared = shared[:shared.rfind("\n") + 1]
+        try:
+            start = self._eval_head(head + shared, image)
+            n_vocab = llm.n_vocab()
+            out = []
+            for prefix in prefixes:
+                llm.n_tokens = start  # drop the previous axis; keep system + image + shared
+                rest = prefix[len(shared):] + tail
+                llm.eval(llm.tokenize(rest.encode(), add_bos=False, special=True))
+                logits = np.ctypeslib.as_array(
+                    self._llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(n_vocab,))
+                picked = logits[ids].astype(np.float64)
+                p = np.exp(picked - picked.max())
+                p /= p.sum()
+                out.append({lv: float(v) for lv, v in zip(levels, p, strict=True)})
+            return out
+        finally:
+            llm.reset()
+
+    # -- logprob helpers --------------------------------------------------------------
+    def _rgb(self, image: Image) -> np.ndarray:
+        """Clean uint8 RGB, downscaled (aspect kept) to at most `max_pixels`."""
+        rgb = to_uint8(image)
+        h, w = rgb.shape[:2]
+        if self.max_pixels > 0 and h * w > self.max_pixels:
+            f = math.sqrt(self.max_pixels / (h * w))
+            size = (max(1, int(w * f)), max(1, int(h * f)))
+            rgb = np.asarray(PILImage.fromarray(rgb, "RGB").resize(size, PILImage.LANCZOS))
+        return rgb
+
+    @property
+    def _llama_cpp(self) -> Any:
+        return _import_llama_cpp()
+
+    def _ids(self, levels: tuple[str, ...]) -> list[int]:
+        """The token id of each level; each level must be one token (a leading bare-space
+        token, as SentencePiece adds, is tolerated)."""
+        if levels not in self._level_ids:
+            ids = []
+            for lv in levels:
+                toks = self._llm.tokenize(lv.encode(), add_bos=False, special=False)
+                if len(toks) == 2 and not self._llm.detokenize(toks[:1]).strip():
+                    toks = toks[1:]
+                if len(toks) != 1:
+                    raise SourceError(f"level {lv!r} is {len(toks)} tokens in "
+                                      f"{self.model_path.name!r}; the logprob method needs "
+                                      "single-token levels (use method 'generate')")
+                ids.append(toks[0])
+            self._level_ids[levels] = ids
+        return self._level_ids[levels]
+
+    def _split_prompt(self, system: str) -> tuple[str, str]:
+        """The chat prompt around the per-axis question: (system + image, end of turn +
+        assistant header). Rendered with the same template `chat` uses."""
+        formats = self._llama_cpp.llama_chat_format
+        llm, handler = self._llm, self._handler
+        marker = handler._mtmd_cpp.mtmd_default_marker().decode("utf-8")
+        messages = [
+            {"role": "system", "content": system},
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": marker}},
+                                         {"type": "text", "text": _SENTINEL}]},
+        ]
+        if isinstance(handler, formats.MTMDChatHandler):
+            template = handler._get_chat_template(llm)
+            messages = handler._get_template_messages(messages, marker)
+        else:
+            template = handler.CHAT_FORMAT
+        def piece(token: int) -> str:
+            return llm.detokenize([token]).decode("utf-8", "ignore")
+
+        text = formats.Jinja2ChatFormatter(
+            template, eos_token=piece(llm.token_eos()), bos_token=piece(llm.token_bos()),
+        )(messages=messages).prompt
+        if text.count(_SENTINEL) != 1 or marker not in text.split(_SENTINEL)[0]:
+            raise SourceError(f"chat template of {self.model_path.name!r} puts the image after "
+                              "the question; the logprob method cannot share the image prefix")
+        head, tail = text.split(_SENTINEL)
+        return head, tail
+
+    def _eval_head(self, head: str, image: Image) -> int:
+        """Evaluate system prompt + image into the KV cache; return the position after it.
+        The text before the image (the system prompt, the same for every image) is kept in
+        the cache from the previous image when it is unchanged."""
+        llm, mtmd = self._llm, self._handler._mtmd_cpp
+        ctx = self._handler.mtmd_ctx
+        rgb = np.ascontiguousarray(self._rgb(image))
+        h, w = rgb.shape[:2]
+        bitmap = mtmd.mtmd_bitmap_init(w, h, rgb.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)))
+        if bitmap is None:
+            raise ValueError("llama.cpp could not take the image")
+        chunks = mtmd.mtmd_input_chunks_init()
+        try:
+            text = mtmd.mtmd_input_text()
+            raw = head.encode("utf-8")
+            text.text, text.text_len = raw, len(raw)
+            text.add_special = text.parse_special = True
+            arr = (mtmd.mtmd_bitmap_p_ctypes * 1)(bitmap)
+            if mtmd.mtmd_tokenize(ctx, chunks, ctypes.byref(text), arr, 1) != 0:
+                raise ValueError("llama.cpp could not tokenize the prompt with the image")
+            n = mtmd.mtmd_helper_get_n_tokens(chunks)
+            if n + 64 > llm.n_ctx():
+                raise ValueError(f"prompt and image need {n} tokens but n_ctx is "
+                                 f"{llm.n_ctx()}: raise n_ctx or send smaller images")
+            return self._eval_chunks(chunks)
+        finally:
+            mtmd.mtmd_input_chunks_free(chunks)
+            mtmd.mtmd_bitmap_free(bitmap)
+
+    def _eval_chunks(self, chunks: Any) -> int:
+        """Decode tokenized text+image chunks from position 0, skipping a leading text chunk
+        that is already in the KV cache; return the position after them."""
+        mtmd, llm = self._handler._mtmd_cpp, self._llm
+        pos, first = 0, 0
+        chunk0 = mtmd.mtmd_input_chunks_get(chunks, 0)
+        lead = _text_tokens(mtmd, chunk0)
+        if lead and lead == self._kv_lead:
+            pos, first = len(lead), 1  # reuse the cached system prompt
+        self._kv_lead = []
+        llm.reset()
+        llm._ctx.kv_cache_seq_rm(-1, pos, -1)
+        new_past = self._llama_cpp.llama_pos(0)
+        for i in range(first, mtmd.mtmd_input_chunks_size(chunks)):
+            chunk = mtmd.mtmd_input_chunks_get(chunks, i)
+            if mtmd.mtmd_helper_eval_chunk_single(self._handler.mtmd_ctx, llm.ctx, chunk, pos,
+                                                  0, llm.n_batch, False,
+                                                  ctypes.byref(new_past)) != 0:
+                raise ValueError("llama.cpp failed to evaluate the prompt with the image")
+            text = _text_tokens(mtmd, chunk)
+            if text:  # what llama-cpp-python's prompt cache compares (image slots stay 0)
+                llm.input_ids[pos:pos + len(text)] = text
+            pos = new_past.value
+        self._kv_lead = lead
+        llm.n_tokens = pos
+        return pos
+
+
+def _text_tokens(mtmd: Any, chunk: Any) -> list[int]:
+    """The token ids of a text chunk ([] for an image chunk)."""
+    if mtmd.mtmd_input_chunk_get_type(chunk) != mtmd.MTMD_INPUT_CHUNK_TYPE_TEXT:
+        return []
+    n = ctypes.c_size_t()
+    ptr = mtmd.mtmd_input_chunk_get_tokens_text(chunk, ctypes.byref(n))
+    return [ptr[i] for i in range(n.value)]
+
+
+__all__ = ["CHAT_FORMATS", "INSTALL_HINT", "GGUFPair", "LlamaCppVLM", "plan_gpu_layers",
+           "read_gguf_header", "read_pair"]
