@@ -163,6 +163,8 @@ class Judge(Source):
         band: tuple[float, float] | None = None, top_k: int = 0, max_tokens: int = 400,
         backoff: float = 0.5, **kw: Any,
     ) -> None:
+        if not kw.get("label") and "grok" in model.lower():
+            kw["label"] = "grok"  # the name the ensemble's weights use (grok=1.1)
         super().__init__(**kw)
         self.base_url, self.model = base_url.rstrip("/"), model
         self.key_env = key_env
