@@ -468,18 +468,47 @@ class Remote:
         self.cost_log.add(**rec)
 
     def _attempt(self, params: dict[str, Any], deadline: float) -> Reply:
-        openai = _import_openai()
+        """One request in a worker thread, so a cancel (or a server that ignores every
+        timeout) releases the caller at once; the abandoned request ends at its timeout."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise _Retry(f"timeout: no time left within the {self.wall_time:.3g} s bound")
         per_try = min(self.timeout, remaining)
+        client, box = self.client, {}
+
+        def work() -> None:
+            try:
+                box["reply"] = self._request(client, params, deadline, per_try)
+            except BaseException as e:
+                box["error"] = e
+
+        worker = threading.Thread(target=work, name="saiten-remote", daemon=True)
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.05)
+            if not worker.is_alive():
+                break
+            try:
+                self._cancel()
+            except BaseException:
+                self.close()  # drop the connection pool; a new client is built next time
+                raise
+            if time.monotonic() > deadline + 2.0:
+                self.close()
+                raise _Retry(f"no answer within the {self.wall_time:.3g} s bound (timeout)")
+        if "error" in box:
+            raise box["error"]
+        return box["reply"]
+
+    def _request(self, client: Any, params: dict[str, Any], deadline: float,
+                 per_try: float) -> Reply:
+        openai = _import_openai()
         t0 = time.monotonic()
         try:
-            with self.client.chat.completions.with_streaming_response.create(
+            with client.chat.completions.with_streaming_response.create(
                     **params, timeout=per_try) as resp:
                 buf = bytearray()
                 for chunk in resp.iter_bytes():
-                    self._cancel()
                     buf += chunk
                     if time.monotonic() > deadline or time.monotonic() - t0 > per_try:
                         raise _Retry(f"answer still arriving after {per_try:.3g} s (slow server)")

@@ -275,3 +275,12 @@ def test_cancel_stops_a_backoff_wait_at_once(fakeapi, fake_key, tmp_path):
     with pytest.raises(Cancelled):
         judge(fakeapi, tmp_path, timeout=10).score(IMAGES[:2], ctx)
     assert time.monotonic() - t < 1.5 and len(fakeapi.requests()) == 1
+
+
+def test_cancel_releases_a_request_in_flight(fakeapi, fake_key, tmp_path):
+    fakeapi.script(default={"kind": "delay", "seconds": 4})
+    t = time.monotonic()
+    ctx = ScoreContext(prior=sheet(50), interrupted=lambda: time.monotonic() - t > 0.5)
+    with pytest.raises(Cancelled):
+        judge(fakeapi, tmp_path, timeout=30).score(IMAGES[:1], ctx)
+    assert time.monotonic() - t < 1.2
