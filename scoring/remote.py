@@ -338,8 +338,8 @@ class Remote:
         self.cost_log = cost_log
         self.backoff, self.backoff_max = backoff, backoff_max
         self._rng = random.Random(seed)
-        self._cancel = cancel or (lambda: None)
-        """Raises when the user cancelled: polled before attempts, in sleeps, between chunks."""
+        self.cancel: Callable[[], None] = cancel or (lambda: None)
+        """Raises when the user cancelled: polled before and during attempts and sleeps."""
         self._client: Any = None
         self.rejected: set[str] = set(drop)
         """Parameters this server refuses (given, or learned from its 400 answers)."""
@@ -375,7 +375,7 @@ class Remote:
     def _wait(self, seconds: float) -> None:
         end = time.monotonic() + seconds
         while (left := end - time.monotonic()) > 0:
-            self._cancel()
+            self.cancel()
             time.sleep(min(0.1, left))
 
     def chat(self, **params: Any) -> Reply:
@@ -392,7 +392,7 @@ class Remote:
         model = str(params.get("model", ""))
         attempt = 0
         while True:
-            self._cancel()
+            self.cancel()
             self.budget.take_call()
             t0 = time.monotonic()
             try:
@@ -489,7 +489,7 @@ class Remote:
             if not worker.is_alive():
                 break
             try:
-                self._cancel()
+                self.cancel()
             except BaseException:
                 self.close()  # drop the connection pool; a new client is built next time
                 raise

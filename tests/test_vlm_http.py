@@ -15,7 +15,7 @@ from fakeapi import FAKE_KEY, RUBRIC, assert_no_secret
 from PIL import Image as PILImage
 
 from scoring.rubric import LEVELS, level_to_score
-from scoring.sources import ScoreContext, SourceError, create
+from scoring.sources import Cancelled, ScoreContext, SourceError, create
 
 pytest_plugins = ["fixtures_http"]
 
@@ -132,3 +132,12 @@ def test_real_llama_cpp_server_generate_and_logprob(llama_vlm_server, monkeypatc
     assert card.ok, card.abstained
     assert all(0 <= v <= 100 for v in card.axes.values())
     assert all(abs(sum(d.values()) - 1) < 1e-6 for d in card.extras["level_probs"].values())
+
+
+def test_cancel_ends_a_slow_request_at_once(fakeapi, fake_key):
+    fakeapi.script(default={"kind": "delay", "seconds": 4})
+    t = time.monotonic()
+    ctx = ScoreContext(interrupted=lambda: time.monotonic() - t > 0.5)
+    with pytest.raises(Cancelled):
+        vlm(fakeapi, timeout=30).score([RED, BLUE], ctx)
+    assert time.monotonic() - t < 1.2
