@@ -4,7 +4,10 @@
 off) and a loop of our own that is bounded and testable: a per-attempt timeout, a total wall
 time per call (a server dripping bytes cannot hold it), retries with exponential backoff and
 jitter on 429/5xx/connection resets/timeouts honouring `Retry-After`, and a per-run `Budget`.
-Every attempt can be written to a JSONL cost log with USD from an editable price table.
+Each request runs in a worker thread, so a cancel releases the caller at once. `Remote.ask`
+adds what differs between servers: JSON forced through the first `response_format` a server
+accepts, and parameters it rejects by name left out (one retry). Every attempt can be written
+to a JSONL cost log with USD from an editable price table.
 
 The API key never leaves this module except in the Authorization header: error texts, logs,
 reprs and cost records go through `redact`.
