@@ -243,6 +243,8 @@ def test_real_llama_cpp_server_as_the_judge(llama_text_server, fake_key, tmp_pat
     records = j.costs.records
     calls = [r for r in records if not r.get("error")]
     assert len(calls) == 2 and all(r["prompt_tokens"] > 100 for r in calls)
+    (refused,) = [r for r in records if r.get("error")]  # json_schema → HTTP 500, once
+    assert refused["status"] == 500 and "response_format" in refused["error"]
     assert all(r["usd"] == 0 and r["priced"] is False for r in calls)  # a local model is free
     j2 = real_judge()
     again = run(j2, sheet(30, 80))
