@@ -54,8 +54,10 @@ def test_generate_sends_each_image_as_png_and_scores_the_batch(fakeapi, fake_key
     assert_no_secret([r["body"] for r in fakeapi.requests()], out)
 
 
-def test_refusals_are_retried_reworded_then_abstain(fakeapi, fake_key):
-    refusal = {"kind": "ok", "content": "I'm sorry, but I can't help with that."}
+@pytest.mark.parametrize("text", ["I'm sorry, but I can't help with that.",
+                                  "申し訳ありませんが、この画像の評価はできません。"])
+def test_refusals_are_retried_reworded_then_abstain(fakeapi, fake_key, text):
+    refusal = {"kind": "ok", "content": text}
     fakeapi.script(refusal, {"kind": "ok"}, refusal, refusal, refusal)
     out = vlm(fakeapi).score([RED, BLUE], ScoreContext())
     assert out[0][0].ok and out[0][0].extras["attempts"] == 2
