@@ -287,6 +287,7 @@ class LlamaCppVLM(VLMSource):
         self._handler: Any = None
         self._pair: GGUFPair | None = None
         self._grammars: dict[str, Any] = {}
+        self._prompts: dict[str, tuple[str, str]] = {}
         self._level_ids: dict[tuple[str, ...], list[int]] = {}
         self._kv_lead: list[int] = []  # tokens known to sit at the start of the KV cache
         self._offloaded = 0
@@ -383,6 +384,7 @@ class LlamaCppVLM(VLMSource):
         llm, handler = self._llm, self._handler
         self._llm = self._handler = None
         self._grammars.clear()
+        self._prompts.clear()
         self._level_ids.clear()
         self._kv_lead = []
         if llm is not None:
@@ -493,8 +495,13 @@ class LlamaCppVLM(VLMSource):
         return self._level_ids[levels]
 
     def _split_prompt(self, system: str) -> tuple[str, str]:
-        """The chat prompt around the per-axis question: (system + image, end of turn +
-        assistant header). Rendered with the same template `chat` uses."""
+        """The chat prompt around the user's text: (system + image, end of turn + assistant
+        header), rendered with the chat handler's template (cached per system prompt)."""
+        if system not in self._prompts:
+            self._prompts = {system: self._render_split(system)}  # one rubric at a time
+        return self._prompts[system]
+
+    def _render_split(self, system: str) -> tuple[str, str]:
         formats = self._llama_cpp.llama_chat_format
         llm, handler = self._llm, self._handler
         marker = handler._mtmd_cpp.mtmd_default_marker().decode("utf-8")
