@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import hashlib
 import json
 import math
 import os
@@ -289,7 +290,7 @@ class LlamaCppVLM(VLMSource):
         self._grammars: dict[str, Any] = {}
         self._prompts: dict[str, tuple[str, str]] = {}
         self._level_ids: dict[tuple[str, ...], list[int]] = {}
-        self._kv_lead: list[int] = []  # tokens known to sit at the start of the KV cache
+        self._kv: list[tuple[tuple, int]] = []  # (chunk, end position) held by the KV cache
         self._offloaded = 0
         self._device = "cpu"
 
@@ -386,7 +387,7 @@ class LlamaCppVLM(VLMSource):
         self._grammars.clear()
         self._prompts.clear()
         self._level_ids.clear()
-        self._kv_lead = []
+        self._kv = []
         if llm is not None:
             llm.close()  # frees the context, the model and (via its exit stack) the mtmd context
         if handler is not None and getattr(handler, "mtmd_ctx", None) is not None:
@@ -528,9 +529,8 @@ class LlamaCppVLM(VLMSource):
         return head, tail
 
     def _eval_head(self, head: str, image: Image) -> int:
-        """Evaluate system prompt + image into the KV cache; return the position after it.
-        The text before the image (the system prompt, the same for every image) is kept in
-        the cache from the previous image when it is unchanged."""
+        """Evaluate a prompt with its image into the KV cache (reusing what the last prompt
+        left there); return the position after it."""
         llm, mtmd = self._llm, self._handler._mtmd_cpp
         ctx = self._handler.mtmd_ctx
         rgb = np.ascontiguousarray(self._rgb(image))
@@ -551,43 +551,60 @@ class LlamaCppVLM(VLMSource):
             if n + 64 > llm.n_ctx():
                 raise ValueError(f"prompt and image need {n} tokens but n_ctx is "
                                  f"{llm.n_ctx()}: raise n_ctx or send smaller images")
-            return self._eval_chunks(chunks)
+            return self._eval_chunks(chunks, hashlib.blake2b(rgb.tobytes(), digest_size=16,
+                                                             person=b"saiten").digest())
         finally:
             mtmd.mtmd_input_chunks_free(chunks)
             mtmd.mtmd_bitmap_free(bitmap)
 
-    def _eval_chunks(self, chunks: Any) -> int:
-        """Decode tokenized text+image chunks from position 0, skipping a leading text chunk
-        that is already in the KV cache; return the position after them."""
+    def _eval_chunks(self, chunks: Any, image_key: bytes) -> int:
+        """Decode tokenized text+image chunks from position 0; return the position after
+        them. The chunks already in the KV cache from the last call (the system prompt, the
+        same image, a common start of the text) are kept, not decoded again."""
         mtmd, llm = self._handler._mtmd_cpp, self._llm
-        pos, first = 0, 0
-        chunk0 = mtmd.mtmd_input_chunks_get(chunks, 0)
-        lead = _text_tokens(mtmd, chunk0)
-        if lead and lead == self._kv_lead:
-            pos, first = len(lead), 1  # reuse the cached system prompt
-        self._kv_lead = []
+        held, self._kv = self._kv, []  # nothing is trusted if this fails half-way
+        done: list[tuple[tuple, int]] = []
+        pos, reuse = 0, True
         llm.reset()
-        llm._ctx.kv_cache_seq_rm(-1, pos, -1)
-        new_past = self._llama_cpp.llama_pos(0)
-        for i in range(first, mtmd.mtmd_input_chunks_size(chunks)):
+        for i in range(mtmd.mtmd_input_chunks_size(chunks)):
             chunk = mtmd.mtmd_input_chunks_get(chunks, i)
-            if mtmd.mtmd_helper_eval_chunk_single(self._handler.mtmd_ctx, llm.ctx, chunk, pos,
-                                                  0, llm.n_batch, False,
-                                                  ctypes.byref(new_past)) != 0:
-                raise ValueError("llama.cpp failed to evaluate the prompt with the image")
             text = _text_tokens(mtmd, chunk)
-            if text:  # what llama-cpp-python's prompt cache compares (image slots stay 0)
-                llm.input_ids[pos:pos + len(text)] = text
-            pos = new_past.value
-        self._kv_lead = lead
+            key = ("text", tuple(text)) if text is not None else (
+                "image", image_key, mtmd.mtmd_input_chunk_get_n_tokens(chunk))
+            old = held[i] if reuse and i < len(held) else None
+            if old and old[0] == key:
+                done.append(old)
+                pos = old[1]
+                continue
+            reuse = False
+            if text is not None:  # text: keep the tokens it shares with the cached one
+                same = 0
+                if old and old[0][0] == "text":
+                    while (same < min(len(text), len(old[0][1]))
+                           and text[same] == old[0][1][same]):
+                        same += 1
+                llm.n_tokens = pos + same
+                llm.eval(text[same:])  # also records the ids llama-cpp-python compares
+                pos = llm.n_tokens
+            else:
+                llm._ctx.kv_cache_seq_rm(-1, pos, -1)
+                new_past = self._llama_cpp.llama_pos(0)
+                if mtmd.mtmd_helper_eval_chunk_single(self._handler.mtmd_ctx, llm.ctx, chunk,
+                                                      pos, 0, llm.n_batch, False,
+                                                      ctypes.byref(new_past)) != 0:
+                    raise ValueError("llama.cpp failed to evaluate the image")
+                pos = new_past.value
+            done.append((key, pos))
+        llm._ctx.kv_cache_seq_rm(-1, pos, -1)
         llm.n_tokens = pos
+        self._kv = done
         return pos
 
 
-def _text_tokens(mtmd: Any, chunk: Any) -> list[int]:
-    """The token ids of a text chunk ([] for an image chunk)."""
+def _text_tokens(mtmd: Any, chunk: Any) -> list[int] | None:
+    """The token ids of a text chunk; None for an image chunk."""
     if mtmd.mtmd_input_chunk_get_type(chunk) != mtmd.MTMD_INPUT_CHUNK_TYPE_TEXT:
-        return []
+        return None
     n = ctypes.c_size_t()
     ptr = mtmd.mtmd_input_chunk_get_tokens_text(chunk, ctypes.byref(n))
     return [ptr[i] for i in range(n.value)]
