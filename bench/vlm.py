@@ -7,7 +7,8 @@
 
 Both methods run on the same loaded model and the same images in one process, alternating
 rounds after a warm-up; the median round counts. logprob runs without its optional comment
-generation (that is a generate call). Not part of the test suite.
+generation (that is a generate call). The system prompt stays cached between images in both
+methods, as in real use. Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ def main() -> None:
     ap.add_argument("--n-gpu-layers", default="auto",
                     type=lambda v: v if v == "auto" else int(v))
     args = ap.parse_args()
+    if args.images < 2:  # with one image, a method would find the other's image cached
+        ap.error("--images must be at least 2")
 
     images = photos(args.images, args.folder)
     with tempfile.TemporaryDirectory() as tmp:
