@@ -46,7 +46,7 @@ CHAT_FORMATS: dict[str, str] = {
     "llava-1.5": "Llava15ChatHandler",
     "mtmd": "MTMDChatHandler",
 }
-"""Forcible chat handlers; "auto" picks one from the pair's family (`chat_format_for`)."""
+"""Forcible chat handlers; "auto" picks one from the pair's family (`GGUFPair.chat_format`)."""
 
 QWEN_VL_PROJECTORS = frozenset({"qwen2vl_merger", "qwen2.5vl_merger", "qwen2.5o"})
 LLAVA_PROJECTORS = frozenset({"mlp", "mlp_norm", "ldp", "ldpv2"})
@@ -64,6 +64,7 @@ _SENTINEL = "\u241fSAITEN_PROMPT\u241f"
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
             10: "<Q", 11: "<q", 12: "<d"}
 _STRING, _ARRAY = 8, 9
+_MAX_STRING = 1 << 24  # longer strings (or key counts) mean a corrupt or non-GGUF file
 
 
 def read_gguf_header(path: str | Path, *, tensors: bool = False
@@ -76,7 +77,10 @@ def read_gguf_header(path: str | Path, *, tensors: bool = False
             return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
 
         def string() -> str:
-            return f.read(scalar("<Q")).decode("utf-8", "replace")
+            n = scalar("<Q")
+            if n > _MAX_STRING:
+                raise ValueError(f"corrupt header (a {n}-byte string)")
+            return f.read(n).decode("utf-8", "replace")
 
         def value(vtype: int) -> Any:
             if vtype == _STRING:
@@ -100,6 +104,8 @@ def read_gguf_header(path: str | Path, *, tensors: bool = False
         if version < 2:
             raise ValueError(f"GGUF version {version} is too old")
         n_tensors, n_kv = scalar("<Q"), scalar("<Q")
+        if n_kv > _MAX_STRING or n_tensors > _MAX_STRING:
+            raise ValueError("corrupt header")
         meta = {}
         for _ in range(n_kv):
             key = string()
