@@ -95,8 +95,9 @@ def test_chat_answers_exactly_like_the_chat_handler(sources, family):
                                                {"type": "text", "text": user}]}],
         temperature=0.0, top_k=1, repeat_penalty=1.0, max_tokens=120,
         **src._constraint(schema))["choices"][0]["message"]["content"]
+    src.chat(PHOTOS[0], "Another system prompt.", "hi", schema=None, max_tokens=1)  # evict
     cold = src.chat(image, system, user, schema=schema, max_tokens=120)
-    warm = src.chat(image, system, user, schema=schema, max_tokens=120)  # system cached
+    warm = src.chat(image, system, user, schema=schema, max_tokens=120)  # all cached
     assert cold == handler
     assert warm == handler
 
