@@ -122,20 +122,11 @@ class ComfyMemory(MemoryPolicy):
 
     def released(self, model: Releasable) -> None:
         patcher = self.patchers.pop(id(model), None)
-        if patcher is None:
-            pass
-        elif patcher.evicting:  # ComfyUI is evicting it and drops its own entry: keep out
+        if patcher is not None and patcher.evicting:  # ComfyUI drops its own entry: keep out
             self._evicted.append(patcher)
-        else:  # the source let go by itself: tell ComfyUI
+        elif patcher is not None:  # the source let go by itself: tell ComfyUI
             self._deregister(patcher)
         mm.soft_empty_cache()
-
-    def is_registered(self, model: Releasable) -> bool:
-        """Whether ComfyUI currently counts `model` among its loaded models."""
-        patcher = self.patchers.get(id(model))
-        return patcher is not None and any(
-            lm.model is patcher for lm in mm.current_loaded_models
-        )
 
     @staticmethod
     def _deregister(patcher: SessionPatcher) -> None:

@@ -11,8 +11,9 @@ import comfy.utils
 import numpy as np
 import torch
 
-from ..scoring.cards import Sheet, merge_sheets
+from ..scoring.cards import Sheet, Verdict, merge_sheets
 from ..scoring.images import BadImage, Image, as_rgb
+from ..scoring.report import summary
 from ..scoring.rubric import Rubric
 from ..scoring.sources import Cancelled, ScoreContext, Source, create
 from .comfy_memory import POLICY
@@ -60,10 +61,18 @@ def run_source(
             "connect scores that came from this same image batch"
         )
     bar = comfy.utils.ProgressBar(len(imgs), node_id=node_id)
+
+    def progress(i: int) -> None:
+        # ComfyUI's progress hook raises its interrupt when the user cancels; inside a
+        # source that must be a Cancelled, never an exception the source turns into abstentions
+        try:
+            bar.update_absolute(i + 1)
+        except mm.InterruptProcessingException:
+            raise Cancelled("cancelled") from None
+
     ctx = ScoreContext(
-        rubric=rubric or Rubric.default(), prior=scores,
-        progress=lambda i: bar.update_absolute(i + 1), interrupted=mm.processing_interrupted,
-        repeats=repeats,
+        rubric=rubric or Rubric.default(), prior=scores, progress=progress,
+        interrupted=mm.processing_interrupted, repeats=repeats,
     )
     try:
         sheet = source.score(imgs, ctx)
@@ -97,3 +106,19 @@ def count_images(sheets: Sequence[Sheet]) -> int:
     if len(sizes) > 1:
         raise ValueError(f"score inputs are for batches of different sizes: {sorted(sizes)}")
     return sizes.pop() if sizes else 0
+
+
+def verdict_line(i: int, v: Verdict) -> str:
+    """One image's verdict as a line for the node: score, axes, confidence, why anything is
+    missing or dropped, and the sources used."""
+    return f"#{i} {summary(v)} | used: {', '.join(v.used) or '—'}"
+
+
+def verdicts_text(verdicts: Sequence[Verdict]) -> str:
+    """Every image's verdict, one line each (comments on their own indented line)."""
+    lines = []
+    for i, v in enumerate(verdicts):
+        lines.append(verdict_line(i, v))
+        if v.comment:
+            lines.append(f"    {v.comment}")
+    return "\n".join(lines)

@@ -9,16 +9,20 @@ API: `run(prompt)` queues a prompt and waits for its history entry.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import queue
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,18 +34,40 @@ DEFAULT_COMFYUI = Path("~/comfy/ComfyUI").expanduser()
 
 
 def find_comfyui() -> tuple[Path | None, str]:
-    """The ComfyUI checkout to test against, or None and why not."""
+    """The ComfyUI checkout to test against ($COMFYUI_PATH when set, else
+    ~/comfy/ComfyUI), or None and why not."""
     env = os.environ.get("COMFYUI_PATH")
-    where = [Path(env).expanduser()] if env else []
-    where.append(DEFAULT_COMFYUI)
-    for root in where:
-        if (root / "main.py").is_file():
-            return root, ""
+    root = Path(env).expanduser() if env else DEFAULT_COMFYUI
+    if (root / "main.py").is_file():
+        return root, ""
     return None, (
         "no ComfyUI found: set COMFYUI_PATH to a ComfyUI checkout "
         f"(COMFYUI_PATH={env or '<unset>'}) or put one at {DEFAULT_COMFYUI} "
         "— the real-ComfyUI tests did NOT run"
     )
+
+
+StartHook = Callable[[Path, dict[str, str]], None]
+_START_HOOKS: list[StartHook] = []
+
+
+def on_start(hook: StartHook) -> StartHook:
+    """Register `hook(models_dir, env)` to run once before the session's ComfyUI starts:
+    build model files under `models_dir/<folder>/`, set environment variables for the
+    server process in `env`. Use it at module level in a test file (collection imports every
+    test file before the first test starts the server)::
+
+        @on_start
+        def tiny_wd(models_dir, env):
+            build_wd(models_dir / "saiten_tagger" / "tiny-wd")
+            env["HF_HUB_OFFLINE"] = "1"
+
+    Files placed under `comfy.models_dir` later also show up (node schemas are rebuilt
+    for every /object_info; call `comfy.refresh_object_info()`).
+    """
+    if hook not in _START_HOOKS:
+        _START_HOOKS.append(hook)
+    return hook
 
 
 def free_port() -> int:
@@ -209,6 +235,11 @@ class Comfy:
         """Whether a prompt is executing now."""
         return bool(self.get("/queue").get("queue_running"))
 
+    def watch(self) -> Events:
+        """The server's websocket messages to this client (progress, executing, …), for
+        timing things inside a run: `with comfy.watch() as ev: ...; ev.wait_for(pred)`."""
+        return Events(self)
+
     def interrupt(self) -> None:
         self.post("/interrupt")
 
@@ -234,6 +265,54 @@ class Comfy:
                 self.proc.wait(5)
 
 
+class Events:
+    """Websocket messages from ComfyUI to our client id, collected by a background thread."""
+
+    def __init__(self, comfy: Comfy) -> None:
+        self.url = f"ws://127.0.0.1:{comfy.port}/ws?clientId={comfy.client_id}"
+        self.messages: queue.Queue[dict] = queue.Queue()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    async def _run(self) -> None:
+        import aiohttp  # a ComfyUI dependency, so present wherever ComfyUI runs
+
+        async with aiohttp.ClientSession() as session, session.ws_connect(self.url) as ws:
+            self._ready.set()
+            while not self._stop.is_set():
+                try:
+                    msg = await ws.receive(timeout=0.2)
+                except TimeoutError:
+                    continue
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    self.messages.put(json.loads(msg.data))
+                elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                    break
+
+    def __enter__(self) -> Events:
+        self._thread.start()
+        if not self._ready.wait(15):
+            raise ComfyError(f"cannot open {self.url}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def wait_for(self, predicate: Callable[[dict], bool], timeout: float = 60) -> dict:
+        """The first message (`{"type", "data"}`) matching `predicate`."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                msg = self.messages.get(timeout=min(left, 0.5))
+            except queue.Empty:
+                continue
+            if predicate(msg):
+                return msg
+        raise ComfyError(f"no matching websocket message in {timeout}s")
+
+
 def start_comfy(root: Path, base: Path, *, timeout: float = 180,
                 extra_args: tuple[str, ...] = ()) -> Comfy:
     """Start ComfyUI from `root` with everything under `base` (a fresh directory)."""
@@ -244,6 +323,9 @@ def start_comfy(root: Path, base: Path, *, timeout: float = 180,
         link.symlink_to(REPO, target_is_directory=True)
     if TESTING_NODES.is_dir() and not (base / "custom_nodes" / "saiten_testing_nodes").exists():
         (base / "custom_nodes" / "saiten_testing_nodes").symlink_to(TESTING_NODES)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TQDM_DISABLE="1")
+    for hook in _START_HOOKS:
+        hook(base / "models", env)
     port = free_port()
     log = base / "comfyui.log"
     python = os.environ.get("COMFYUI_PYTHON", sys.executable)
@@ -254,7 +336,6 @@ def start_comfy(root: Path, base: Path, *, timeout: float = 180,
         "--user-directory", str(base / "user"),
         "--database-url", "sqlite:///:memory:", *extra_args,
     ]
-    env = dict(os.environ, PYTHONUNBUFFERED="1", TQDM_DISABLE="1")
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=root, stdout=out, stderr=subprocess.STDOUT, env=env)
     comfy = Comfy(root, base, port, proc, log)

@@ -1,10 +1,21 @@
 """Fixtures for the real-ComfyUI tests (every test file in tests/comfyui/).
 
+    from comfy_harness import on_start
+
+    @on_start                                # once, before the server starts
+    def models(models_dir, env):             # models_dir = ComfyUI's models folder
+        build_tiny_model(models_dir / "saiten_tagger" / "tiny")
+        env["HF_HUB_OFFLINE"] = "1"          # the server's environment
+
     def test_x(comfy):                       # a ComfyUI started once per session
         info = comfy.object_info["SaitenTagger"]
-        (comfy.models_dir / "saiten" / "m.onnx")  # put model files here
-        h = comfy.run({"1": {"class_type": ..., "inputs": {...}}})
-        assert h.ok and h.files("5")
+        h = comfy.run({"1": {"class_type": ..., "inputs": {...}}})   # API prompt
+        assert h.ok and h.files("5") and "score" in h.text("3")
+        prompt, workflow = comfy.workflow_prompt("example_workflows/x.json")  # UI format
+
+`h.status`, `h.message("execution_error")`, `h.ui(node)`, `comfy.interrupt()`,
+`comfy.free()`, `comfy.log()` (the server's output) — see comfy_harness.py. ComfyUI caches
+nodes whose inputs did not change and reports no UI output for them: vary an input.
 
 Where no ComfyUI is found ($COMFYUI_PATH, else ~/comfy/ComfyUI) every test using `comfy`
 skips, and the terminal summary says so loudly.

@@ -5,6 +5,7 @@ inf, black); GET /saiten_test/loaded lists ComfyUI's loaded models, so tests can
 scorer sessions registered and evicted.
 """
 
+import os
 import sys
 
 import comfy.model_management as mm
@@ -65,6 +66,12 @@ def _cached_sources():
 @PromptServer.instance.routes.get("/saiten_test/loaded")
 async def loaded(request):
     return web.json_response({"models": _loaded_models(), "sources": _cached_sources()})
+
+
+@PromptServer.instance.routes.get("/saiten_test/env")
+async def env(request):
+    """One environment variable of the server process (for the harness's own test)."""
+    return web.json_response({"value": os.environ.get(request.query.get("name", ""))})
 
 
 NODE_CLASS_MAPPINGS = {"SaitenTestPoison": SaitenTestPoison}

@@ -1,0 +1,65 @@
+"""Saiten Ensemble Aggregate: every source's cards → one verdict per image."""
+
+from __future__ import annotations
+
+from comfy_api.latest import io, ui
+
+from ..scoring.aggregate import AggregateSettings, combine_sheet, parse_weights
+from ..scoring.cards import merge_sheets
+from .common import count_images, verdicts_text
+from .types import Scores, Verdicts
+
+DEFAULT_WEIGHTS = "qwen-gguf=1.0, joycaption=0.9, wd=0.8, grok=1.1"
+MAX_INPUTS = 8
+
+
+class SaitenEnsembleAggregate(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SaitenEnsembleAggregate",
+            display_name="Saiten Ensemble Aggregate",
+            category="Saiten",
+            description=(
+                "Combines the score cards of every connected source into one verdict per image: "
+                "per axis the median, outliers beyond k·MAD dropped, a weighted mean of the "
+                "rest; the technical check's penalty comes off overall. Fewer than min_sources "
+                "sources → the image is unscored."
+            ),
+            inputs=[
+                io.Autogrow.Input("scores", template=io.Autogrow.TemplatePrefix(
+                    Scores.Input("scores", tooltip="Score cards from a Saiten source node."),
+                    prefix="scores", min=1, max=MAX_INPUTS,
+                )),
+                io.Int.Input("min_sources", default=2, min=1, max=16,
+                             tooltip="Fewer sources with an opinion → the image is unscored."),
+                io.Float.Input("k", default=2.5, min=0.1, max=20.0, step=0.1,
+                               tooltip="A value farther than k·MAD from the median is dropped."),
+                io.String.Input("weights", default=DEFAULT_WEIGHTS, multiline=False,
+                                tooltip="source=weight pairs; sources not listed keep their "
+                                        "own default weight."),
+            ],
+            outputs=[
+                Verdicts.Output("verdicts", tooltip="One verdict per image, in batch order."),
+                io.Float.Output("score", tooltip=(
+                    "The FIRST image's final score (0–100; -1 when unscored), for simple "
+                    "graphs. Per-image values are in verdicts.")),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, scores: io.Autogrow.Type, min_sources: int, k: float,
+                weights: str) -> io.NodeOutput:
+        sheets = [s for s in (scores or {}).values() if s is not None]
+        if not sheets:
+            raise ValueError("connect at least one scores input (from a Saiten source node)")
+        count_images(sheets)  # a clear error when inputs come from different batches
+        settings = AggregateSettings(k=k, min_sources=min_sources,
+                                     weights=parse_weights(weights))
+        verdicts = combine_sheet(merge_sheets(*sheets), settings)
+        first = verdicts[0].score if verdicts else None
+        score = -1.0 if first is None else float(first)
+        return io.NodeOutput(verdicts, score, ui=ui.PreviewText(verdicts_text(verdicts)))
+
+
+NODES = [SaitenEnsembleAggregate]

@@ -1,0 +1,114 @@
+"""The text-only remote judge node (Grok by default; any OpenAI-compatible endpoint).
+
+No key widget: ComfyUI writes every widget into each saved PNG, /history and error events,
+so the node takes only the NAME of the environment variable that holds the key.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import folder_paths
+import torch
+from comfy_api.latest import io, ui
+
+from ..scoring.cards import Sheet
+from ..scoring.sources import create
+from ..scoring.sources.judge import DEFAULT_MODEL, XAI_URL
+from .common import cards_text, run_source
+from .types import Scores
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_LOOKS_LIKE_KEY = re.compile(r"^(xai|sk|gsk|sk-proj)[-_]|[a-z].*\d.*[A-Z]|\d.*[a-z].*[A-Z]")
+
+
+def check_env_name(name: str) -> str:
+    """The env var name, or ValueError (never echoing the value: it might be a key)."""
+    name = name.strip()
+    if not _ENV_NAME.match(name) or (len(name) > 24 and _LOOKS_LIKE_KEY.search(name)):
+        raise ValueError(
+            "key_env takes the NAME of an environment variable (e.g. XAI_API_KEY), never the "
+            "key itself: clear this widget (it is saved into every PNG), set the variable "
+            "before starting ComfyUI, or put the key in ~/.config/saiten/xai_key")
+    return name
+
+
+def saiten_dir() -> Path:
+    """<ComfyUI user directory>/saiten: the judge's cost log, cache and price table."""
+    return Path(folder_paths.get_user_directory()) / "saiten"
+
+
+def served_dirs() -> list[str]:
+    """Folders ComfyUI serves or owns: a key file there is refused."""
+    return [folder_paths.base_path, folder_paths.get_output_directory(),
+            folder_paths.get_input_directory(), folder_paths.get_temp_directory(),
+            folder_paths.get_user_directory()]
+
+
+class SaitenGrokJudge(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SaitenGrokJudge",
+            display_name="Saiten Judge (Grok, text only)",
+            category="Saiten",
+            description=(
+                "Scores each image from what the earlier sources said (tags, ratings, VLM "
+                "comments) with a remote LLM. Never sends the image. Key from an environment "
+                "variable; cost logged to the user directory; answers cached."),
+            inputs=[
+                Scores.Input("scores", tooltip="cards from a tagger / VLM for this batch"),
+                io.String.Input("base_url", default=XAI_URL),
+                io.String.Input("model", default=DEFAULT_MODEL),
+                io.String.Input("key_env", default="XAI_API_KEY",
+                                tooltip="NAME of the environment variable holding the key "
+                                        "(never the key: widgets are saved into PNGs)"),
+                io.Float.Input("temperature", default=0.2, min=0.0, max=2.0, step=0.05),
+                io.Float.Input("timeout", default=60.0, min=1.0, max=600.0, step=1.0,
+                               tooltip="seconds per attempt; 2 retries at most"),
+                io.Int.Input("max_calls", default=200, min=0, max=1_000_000,
+                             tooltip="calls per run (0: no limit); then the judge abstains"),
+                io.Float.Input("max_usd", default=1.0, min=0.0, max=1000.0, step=0.01,
+                               tooltip="USD per run (0: no limit); then the judge abstains"),
+                io.Boolean.Input("force", default=False, tooltip="bypass the answer cache"),
+                io.Int.Input("geval_samples", default=0, min=0, max=10,
+                             tooltip="G-Eval: >1 samples at temperature 1.0, averaged; "
+                                     "their spread becomes the confidence (costs n calls)"),
+                io.Float.Input("band_lo", default=0.0, min=0.0, max=100.0, step=1.0,
+                               tooltip="two-stage: judge only images whose prior score is "
+                                       "in [band_lo, band_hi] (0–100: all)"),
+                io.Float.Input("band_hi", default=100.0, min=0.0, max=100.0, step=1.0),
+                io.Int.Input("top_k", default=0, min=0, max=100_000,
+                             tooltip="two-stage: also judge the top-K by prior score"),
+                io.Float.Input("weight", default=1.1, min=0.0, max=10.0, step=0.05),
+            ],
+            outputs=[Scores.Output(display_name="scores"),
+                     io.String.Output(display_name="prompt_text")],
+            hidden=[io.Hidden.unique_id],
+        )
+
+    @classmethod
+    def execute(cls, scores: Sheet, base_url: str, model: str, key_env: str,
+                temperature: float, timeout: float, max_calls: int, max_usd: float,
+                force: bool, geval_samples: int, band_lo: float, band_hi: float, top_k: int,
+                weight: float) -> io.NodeOutput:
+        env = check_env_name(key_env)
+        folder = saiten_dir()
+        band = None if band_lo <= 0 and band_hi >= 100 else (band_lo, band_hi)
+        judge = create(
+            "judge", base_url=base_url.strip(), model=model.strip(), key_env=env,
+            forbidden_dirs=served_dirs(), temperature=temperature, timeout=timeout,
+            max_calls=max_calls, max_usd=max_usd, force=force, geval_samples=geval_samples,
+            band=band, top_k=top_k, weight=weight, cost_log=folder / "judge_cost.jsonl",
+            cache=folder / "judge_cache.sqlite", prices=folder / "prices.json")
+        placeholder = torch.zeros((len(scores), 1, 1, 3))  # text only: the batch size alone
+        node_id = cls.hidden.unique_id if cls.hidden else None
+        merged, mine = run_source(judge, placeholder, scores, node_id=node_id)
+        prompts = "\n\n".join(f"### image {i}\n{p}" for i, p in enumerate(judge.prompts) if p)
+        text = (f"{judge.summary()} this run — log: {folder / 'judge_cost.jsonl'}\n"
+                f"{cards_text(mine)}")
+        return io.NodeOutput(merged, prompts, ui=ui.PreviewText(text))
+
+
+NODES = [SaitenGrokJudge]

@@ -1,0 +1,223 @@
+"""Where scores go: shown on the node, written into saved PNGs, a batch report for overnight
+runs — and the pack's sample images, so example workflows run with no files of your own."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import folder_paths
+import numpy as np
+import torch
+from comfy.cli_args import args
+from comfy_api.latest import io, ui
+from PIL import Image as PILImage
+
+from ..scoring.cards import Sheet, Verdict
+from ..scoring.images import list_images, load, to_pil
+from ..scoring.report import Entry, read_jsonl, save_png, thumbnail, write_report
+from .common import cards_text, images_from_tensor, verdicts_text
+from .types import Scores, Verdicts
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+def _check_batch(images: torch.Tensor, verdicts: list[Verdict]) -> torch.Tensor:
+    if images.ndim == 3:
+        images = images.unsqueeze(0)
+    if len(verdicts) != images.shape[0]:
+        raise ValueError(
+            f"the batch has {images.shape[0]} images but verdicts are for {len(verdicts)}: "
+            "connect verdicts that were computed from this same image batch"
+        )
+    return images
+
+
+def _inside_output(folder: str) -> Path:
+    """`folder` under ComfyUI's output directory (no absolute paths, no way out of it)."""
+    out = Path(folder_paths.get_output_directory()).resolve()
+    path = (out / folder.strip()).resolve()
+    if folder.strip() == "" or Path(folder.strip()).is_absolute() or out not in path.parents:
+        raise ValueError(f"folder must be a sub-folder of the output directory, got {folder!r}")
+    return path
+
+
+def badge(v: Verdict) -> dict:
+    """What the web extension draws over a preview: the score (or "—") and a short line."""
+    score = v.score
+    return {
+        "score": None if score is None else round(score, 1),
+        "label": "—" if score is None else f"{score:.0f}",
+        "confidence": round(v.confidence, 2),
+        "unscored": v.unscored,
+    }
+
+
+class SaitenShowScores(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SaitenShowScores",
+            display_name="Saiten Show Scores",
+            category="Saiten",
+            description="Shows verdicts (score, axes, confidence, sources used and dropped) "
+                        "and/or the raw score cards as text on the node.",
+            inputs=[
+                Verdicts.Input("verdicts", optional=True),
+                Scores.Input("scores", optional=True, tooltip="Raw cards of every source."),
+            ],
+            outputs=[io.String.Output("text")],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, verdicts: list[Verdict] | None = None,
+                scores: Sheet | None = None) -> io.NodeOutput:
+        if verdicts is None and scores is None:
+            raise ValueError("connect verdicts (from Saiten Ensemble Aggregate) or scores")
+        parts = []
+        if verdicts is not None:
+            parts.append(verdicts_text(verdicts) or "(no images)")
+        if scores is not None:
+            parts.append(cards_text(scores) or "(no cards)")
+        text = "\n\n".join(parts)
+        return io.NodeOutput(text, ui=ui.PreviewText(text))
+
+
+class SaitenSaveImage(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SaitenSaveImage",
+            display_name="Saiten Save Image",
+            category="Saiten",
+            description="Saves images like Save Image, with each image's verdict in the PNG "
+                        "metadata (text chunks 'saiten' = JSON, 'saiten_score') beside "
+                        "ComfyUI's prompt and workflow.",
+            inputs=[
+                io.Image.Input("images"),
+                Verdicts.Input("verdicts"),
+                io.String.Input("filename_prefix", default="Saiten",
+                                tooltip="As in Save Image (may hold a sub-folder and "
+                                        "%date:yyyy-MM-dd% style fields)."),
+            ],
+            hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, images: torch.Tensor, verdicts: list[Verdict],
+                filename_prefix: str = "Saiten") -> io.NodeOutput:
+        images = _check_batch(images, verdicts)
+        folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
+            filename_prefix, folder_paths.get_output_directory(),
+            images.shape[2], images.shape[1],
+        )
+        comfy_text: dict[str, str] = {}
+        if not args.disable_metadata:
+            if cls.hidden.prompt is not None:
+                comfy_text["prompt"] = json.dumps(cls.hidden.prompt)
+            for k, v in (cls.hidden.extra_pnginfo or {}).items():
+                comfy_text[k] = json.dumps(v)
+        results, badges = [], []
+        for i, (img, v) in enumerate(zip(images_from_tensor(images), verdicts, strict=True)):
+            file = f"{name.replace('%batch_num%', str(i))}_{counter:05}_.png"
+            save_png(Path(folder) / file, img, v, text=comfy_text)
+            results.append(ui.SavedResult(file, subfolder, io.FolderType.output))
+            badges.append(badge(v))
+            counter += 1
+        return io.NodeOutput(ui={"images": results, "saiten": badges,
+                                 "text": [verdicts_text(verdicts)]})
+
+
+class SaitenBatchReport(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SaitenBatchReport",
+            display_name="Saiten Batch Report",
+            category="Saiten",
+            description="Adds this batch to report.jsonl, report.csv and report.html (sortable, "
+                        "with thumbnails) in a folder of the output directory — leave it on "
+                        "for overnight runs and open the HTML in the morning.",
+            inputs=[
+                io.Image.Input("images"),
+                Verdicts.Input("verdicts"),
+                io.String.Input("folder", default="saiten_report",
+                                tooltip="Sub-folder of ComfyUI's output directory."),
+                io.String.Input("title", default="Saiten report"),
+                io.Int.Input("thumbnail_size", default=192, min=32, max=1024),
+            ],
+            outputs=[io.String.Output("html_path")],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, images: torch.Tensor, verdicts: list[Verdict], folder: str = "saiten_report",
+                title: str = "Saiten report", thumbnail_size: int = 192) -> io.NodeOutput:
+        images = _check_batch(images, verdicts)
+        out = _inside_output(folder)
+        thumbs = out / "thumbs"
+        thumbs.mkdir(parents=True, exist_ok=True)
+        old: list[Entry] = []
+        if (out / "report.jsonl").exists():
+            for name, v in read_jsonl(out / "report.jsonl"):
+                t = thumbs / f"{name}.jpg"
+                old.append(Entry(name, v, t.read_bytes() if t.exists() else None))
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        new = []
+        for i, (img, v) in enumerate(zip(images_from_tensor(images), verdicts, strict=True)):
+            name = f"{stamp}_{len(old) + i:05}"
+            thumb = thumbnail(img, size=thumbnail_size)
+            (thumbs / f"{name}.jpg").write_bytes(thumb)
+            new.append(Entry(name, v, thumb))
+        with tempfile.TemporaryDirectory(dir=out) as tmp:  # readers never see half a file
+            for path in write_report(tmp, old + new, title).values():
+                os.replace(path, out / path.name)
+        html_path = str(out / "report.html")
+        text = f"{len(new)} added, {len(old) + len(new)} in {html_path}"
+        return io.NodeOutput(html_path, ui=ui.PreviewText(text))
+
+
+class SaitenSampleImages(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SaitenSampleImages",
+            display_name="Saiten Sample Images",
+            category="Saiten",
+            description="The pack's own sample images (photos and deliberately broken frames) "
+                        "as one batch, each letterboxed to size×size: for trying the workflow "
+                        "with no files of your own.",
+            inputs=[
+                io.Int.Input("size", default=512, min=64, max=2048, step=8,
+                             tooltip="Every image is fitted into size×size (border pixels "
+                                     "repeated to fill)."),
+            ],
+            outputs=[io.Image.Output("images"), io.String.Output("names")],
+        )
+
+    @classmethod
+    def execute(cls, size: int = 512) -> io.NodeOutput:
+        files = list_images(SAMPLES) if SAMPLES.is_dir() else []
+        if not files:
+            raise FileNotFoundError(f"no sample images in {SAMPLES} (is the pack complete?)")
+        batch = [letterbox(to_pil(load(f)), size) for f in files]
+        return io.NodeOutput(torch.from_numpy(np.stack(batch)), ", ".join(f.name for f in files))
+
+
+def letterbox(img: PILImage.Image, size: int) -> np.ndarray:
+    """`img` scaled to fit size×size (aspect kept) and padded by repeating its border pixels,
+    as float32 HxWx3: the padding adds no content of its own (a grey or black bar would hide
+    a washed-out or dark image from the technical check)."""
+    scale = size / max(img.size)
+    w, h = max(1, round(img.width * scale)), max(1, round(img.height * scale))
+    a = np.asarray(img.resize((w, h), PILImage.Resampling.LANCZOS), dtype=np.float32) / 255.0
+    top, left = (size - h) // 2, (size - w) // 2
+    return np.pad(a, ((top, size - h - top), (left, size - w - left), (0, 0)), mode="edge")
+
+
+NODES = [SaitenShowScores, SaitenSaveImage, SaitenBatchReport, SaitenSampleImages]

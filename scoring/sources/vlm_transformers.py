@@ -1,0 +1,440 @@
+"""VLMs run with Hugging Face transformers: JoyCaption (LLaVA), ToriiGate (Qwen2-VL) and other
+image-text-to-text models, in bf16/fp16/fp32 or 4-bit nf4 (bitsandbytes).
+
+The model folder is what `save_pretrained` writes (config.json, weights, processor files).
+The architecture is read from config.json and built with the Auto classes. Generation is
+greedy; with a JSON schema the answer is decoded as that JSON (keys forced, integers read
+digit by digit, strings closed at the quote), so a small or stubborn model still yields a
+parseable card. The logprob method encodes the image once per image: the prompt part the
+axes share is run once and its key/value cache serves all axis suffixes in one batch.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..images import Image, to_pil
+from .base import SourceError
+from .vlm import VLMSource
+
+log = logging.getLogger("saiten")
+
+DTYPES = ("auto", "bf16", "fp16", "fp32")
+QUANTIZATIONS = ("none", "nf4")
+INSTALL_NF4 = "pip install bitsandbytes accelerate"
+
+_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "fp32": 4, "fp16": 2, "bf16": 2}
+_NF4_BYTES_PER_PARAM = 0.6  # 4-bit weights + fp16 norms/embeddings/scales, measured roughly
+_OVERHEAD = 1.15  # activations and the key/value cache of one image
+
+
+def _torch():
+    try:
+        import torch
+        import transformers
+    except ImportError as e:
+        raise SourceError(f"the transformers runtime is missing ({e}): pip install torch "
+                          "transformers") from e
+    return torch, transformers
+
+
+class TransformersVLM(VLMSource):
+    """A transformers image-text-to-text model as a scorer.
+
+    `model_dir`: a folder with config.json, weights and processor files. `dtype`: auto (bf16
+    on a GPU that supports it, else fp16; fp32 on CPU), bf16, fp16 or fp32. `quantization`:
+    "none" or "nf4" (bitsandbytes 4-bit; a checkpoint that is already quantized loads as it is).
+    """
+
+    name: ClassVar[str] = "vlm-transformers"
+    default_weight: ClassVar[float] = 0.9
+
+    def __init__(self, model_dir: str | Path, *, dtype: str = "auto",
+                 quantization: str = "none", label: str | None = None, **kw: Any) -> None:
+        if dtype not in DTYPES:
+            raise SourceError(f"unknown dtype {dtype!r}; use one of {DTYPES}")
+        if quantization not in QUANTIZATIONS:
+            raise SourceError(f"unknown quantization {quantization!r}; use one of {QUANTIZATIONS}")
+        self.model_dir = Path(model_dir)
+        super().__init__(label=label or self.model_dir.name, **kw)
+        self.dtype_option = dtype
+        self.quantization = quantization
+        self._model: Any = None
+        self._processor: Any = None
+        self._levels: dict[str, list[int]] = {}
+        self._digits: dict[int, str] = {}
+        self._device = "cpu"
+        self._bytes = 0
+
+    # -- the model folder ----------------------------------------------------------------
+    def _config(self) -> dict[str, Any]:
+        d = self.model_dir
+        if d.is_file() and d.suffix.lower() == ".gguf":
+            raise SourceError(f"{d.name} is a GGUF file: choose the llama.cpp runtime for it")
+        if not d.is_dir():
+            raise SourceError(f"model folder not found: {d}")
+        path = d / "config.json"
+        if not path.is_file():
+            raise SourceError(f"{d} is not a transformers model folder (no config.json); put the "
+                              "files of the Hugging Face repo (config, weights, processor) there")
+        try:
+            config = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise SourceError(f"{path}: cannot read config.json ({e})") from e
+        if not isinstance(config, dict) or not config.get("model_type"):
+            raise SourceError(f"{path}: config.json has no model_type; the folder is incomplete "
+                              "or not a transformers model")
+        return config
+
+    @property
+    def quantized(self) -> bool:
+        """True for a 4-bit model (asked for, or a checkpoint saved quantized)."""
+        if self.quantization == "nf4":
+            return True
+        try:
+            return "quantization_config" in self._config()
+        except SourceError:
+            return False
+
+    def memory_bytes(self) -> int:
+        """Weights at the chosen precision plus room for one image's activations."""
+        if self._bytes:
+            return self._bytes
+        try:
+            config = self._config()
+        except SourceError:
+            return 0
+        files = list(self.model_dir.glob("*.safetensors")) or list(self.model_dir.glob("*.bin"))
+        size = sum(f.stat().st_size for f in files)  # repos with both formats load safetensors
+        stored = _BYTES.get(str(config.get("dtype") or config.get("torch_dtype")), 2)
+        if "quantization_config" in config:
+            return int(size * _OVERHEAD)
+        params = size / stored
+        per = _NF4_BYTES_PER_PARAM if self.quantization == "nf4" else _BYTES[self._dtype_name()]
+        return int(params * per * _OVERHEAD)
+
+    def _dtype_name(self, device: str | None = None) -> str:
+        device = device or self.memory.device()
+        if self.dtype_option != "auto":
+            return self.dtype_option
+        if device.startswith("cpu"):
+            return "fp32"
+        if device.startswith("cuda"):
+            import torch
+
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "fp16"
+
+    # -- life cycle ----------------------------------------------------------------------
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def load(self) -> None:
+        if self._model is not None:
+            return
+        config = self._config()
+        torch, transformers = _torch()
+        device = self.memory.device()
+        dtype = getattr(torch, {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+                        [self._dtype_name(device)])
+        nbytes = self.memory_bytes()
+        kwargs: dict[str, Any] = {"dtype": dtype}
+        if self.quantized:
+            self._check_bnb()
+            if "quantization_config" not in config:
+                kwargs["quantization_config"] = transformers.BitsAndBytesConfig(
+                    load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype,
+                    bnb_4bit_use_double_quant=True,
+                )
+            # 4-bit weights cannot be moved: make room first, then load straight onto the device
+            free = self.memory.reserve(nbytes, device)
+            if free is not None and free < nbytes and not device.startswith("cpu"):
+                raise SourceError(f"{self.label}: nf4 needs ~{nbytes / 2**30:.1f} GiB on {device} "
+                                  f"but only {free / 2**30:.1f} GiB is free")
+            kwargs["device_map"] = {"": device}
+        model_class = self._model_class(config, transformers)
+        try:
+            processor = transformers.AutoProcessor.from_pretrained(self.model_dir)
+            model = model_class.from_pretrained(self.model_dir, **kwargs)
+        except (ImportError, ModuleNotFoundError) as e:
+            raise SourceError(f"{self.label}: a package the model needs is missing: {e}") from e
+        except Exception as e:
+            raise SourceError(f"{self.label}: cannot load {self.model_dir}: "
+                              f"{type(e).__name__}: {e}") from e
+        model.eval()
+        if not self.quantized:  # loaded on the CPU (the offload device); move if there is room
+            free = self.memory.reserve(nbytes, device)
+            if free is not None and free < nbytes and not device.startswith("cpu"):
+                log.warning("saiten: %s: %.1f GiB free on %s, %.1f needed: running on the CPU",
+                            self.label, free / 2**30, device, nbytes / 2**30)
+                device = "cpu"
+                if dtype != torch.float32:
+                    model = model.to(torch.float32)
+            model = model.to(device)
+        self._model, self._processor, self._device, self._bytes = model, processor, device, nbytes
+        self._index_tokens()
+        self.memory.loaded(self, nbytes, device)
+
+    @staticmethod
+    def _model_class(config: dict[str, Any], transformers: Any) -> Any:
+        """The class named in config.json when transformers has it, else the Auto class."""
+        for arch in config.get("architectures") or ():
+            cls = getattr(transformers, arch, None)
+            if cls is not None:
+                return cls
+        return transformers.AutoModelForImageTextToText
+
+    def _check_bnb(self) -> None:
+        try:
+            import accelerate  # noqa: F401
+            import bitsandbytes  # noqa: F401
+        except ImportError as e:
+            raise SourceError(f"{self.label}: 4-bit nf4 needs bitsandbytes and accelerate "
+                              f"({e.name} is missing): {INSTALL_NF4}") from e
+        except Exception as e:  # bitsandbytes found no usable backend (CUDA library, CPU build)
+            raise SourceError(f"{self.label}: bitsandbytes cannot run here ({e}); reinstall "
+                              f"it for this machine ({INSTALL_NF4}) or set quantization to "
+                              "none") from e
+
+    def unload(self) -> None:
+        if self._model is None:
+            return
+        self._model = self._processor = None
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:
+            pass
+        self.memory.released(self)
+
+    def describe(self) -> str:
+        prec = "nf4" if self.quantized else self._dtype_name(self._device)
+        state = f"on {self._device}" if self.loaded else "not loaded"
+        return f"{self.label} (transformers, {prec}) {state}"
+
+    # -- tokens --------------------------------------------------------------------------
+    def _index_tokens(self) -> None:
+        """Token ids that spell each digit string (with or without a leading space), once."""
+        tok = self._processor.tokenizer
+        self._digits = {}
+        for piece, idx in tok.get_vocab().items():
+            if len(piece) > 8:
+                continue
+            text = tok.convert_tokens_to_string([piece])
+            if text.strip().isascii() and text.strip().isdigit():
+                self._digits[idx] = text
+        self._levels = {}
+
+    def _level_ids(self, levels: Sequence[str]) -> dict[str, list[int]]:
+        out = {}
+        for level in levels:
+            if level not in self._levels:
+                ids = [i for i, t in self._digits.items() if t.strip() == level]
+                if not ids:
+                    ids = [i for i in self._processor.tokenizer.encode(
+                        level, add_special_tokens=False)[:1]]
+                self._levels[level] = ids
+            out[level] = self._levels[level]
+        return out
+
+    # -- prompts -------------------------------------------------------------------------
+    def _prompt(self, system: str, user: str) -> str:
+        """The chat-template text with the image placeholder in the user turn."""
+        proc = self._processor
+        marker = getattr(proc, "image_token", None) or "<image>"
+        convo = [
+            {"role": "system", "content": [{"type": "text", "text": system}]},
+            {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": user}]},
+        ]
+        try:
+            text = proc.apply_chat_template(convo, add_generation_prompt=True, tokenize=False)
+        except Exception:  # templates that only take string contents (JoyCaption's style)
+            text = ""
+        if marker in text:
+            return text
+        plain = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        text = proc.apply_chat_template(plain, add_generation_prompt=True, tokenize=False)
+        if marker not in text:  # the template leaves the image to us: put it before the ask
+            head, found, tail = text.rpartition(user)
+            text = f"{head}{marker}\n{found}{tail}" if found else f"{marker}\n{text}"
+        return text
+
+    def _encode(self, image: Image, texts: list[str], tensors: bool = True) -> dict[str, Any]:
+        """Processor inputs for the texts, each with the image. The chat template already
+        wrote the BOS token where the model wants one: the tokenizer must not add another."""
+        bos = self._processor.tokenizer.bos_token
+        batch = self._processor(
+            text=texts, images=[to_pil(image)] * len(texts),
+            return_tensors="pt" if tensors else None, padding=len(texts) > 1,
+            add_special_tokens=not (bos and all(t.startswith(bos) for t in texts)),
+        )
+        return self._to_device(dict(batch)) if tensors else dict(batch)
+
+    def _to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        import torch
+
+        dtype = next(p.dtype for p in self._model.parameters() if p.is_floating_point())
+        out = {}
+        for k, v in batch.items():
+            if isinstance(v, torch.Tensor):
+                v = v.to(self._model.device)
+                if v.is_floating_point():
+                    v = v.to(dtype)
+            out[k] = v
+        return out
+
+    # -- the two calls -------------------------------------------------------------------
+    def chat(self, image: Image, system: str, user: str, *, schema: dict | None,
+             max_tokens: int) -> str:
+        import torch
+
+        inputs = self._encode(image, [self._prompt(system, user)])
+        with torch.inference_mode():
+            if schema and schema.get("properties"):
+                return _JsonDecoder(self, inputs).run(schema, max_tokens)
+            out = self._model.generate(**inputs, max_new_tokens=max_tokens, do_sample=False)
+        return self._processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:],
+                                                skip_special_tokens=True)
+
+    def level_probs(self, image: Image, system: str, prefixes: list[str],
+                    levels: Sequence[str]) -> list[dict[str, float]]:
+        import torch
+
+        texts = [self._prompt(system, p) for p in prefixes]
+        ids = self._level_ids(levels)
+        with torch.inference_mode():
+            logits = self._shared_prefix_logits(image, texts)
+            probs = torch.softmax(logits.float(), dim=-1).cpu()
+        out = []
+        for row in probs:
+            mass = {lv: float(row[i].sum()) if i else 0.0 for lv, i in ids.items()}
+            total = sum(mass.values())
+            out.append({lv: m / total for lv, m in mass.items()} if total > 0 else mass)
+        return out
+
+    def _shared_prefix_logits(self, image: Image, texts: list[str]):
+        """Next-token logits after each text, running the part the texts share (the system
+        prompt and the image) once and all the distinct suffixes in one batch."""
+        import torch
+
+        tok = self._processor.tokenizer
+        first = self._encode(image, texts[:1])
+        seqs = [first["input_ids"][0].tolist()]
+        seqs += [list(self._encode(image, [t], tensors=False)["input_ids"][0]) for t in texts[1:]]
+        seqs = [list(map(int, s)) for s in seqs]
+        shared = min(len(s) for s in seqs) - 1
+        for s in seqs[1:]:
+            shared = next((k for k in range(shared) if s[k] != seqs[0][k]), shared)
+        image_ids = {getattr(self._processor, "image_token_id", None),
+                     getattr(self._model.config, "image_token_id", None),
+                     getattr(self._model.config, "image_token_index", None)} - {None}
+        if shared < 1 or any(t in image_ids for s in seqs for t in s[shared:]):
+            return self._full_logits(image, texts)  # the image is not in the shared part
+        prefill = {k: (v[:, :shared] if k in ("input_ids", "attention_mask", "mm_token_type_ids")
+                       else v) for k, v in first.items()}
+        cache = self._model(**prefill, use_cache=True, logits_to_keep=1).past_key_values
+        tails = [s[shared:] for s in seqs]
+        width = max(map(len, tails))
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        batch = torch.tensor([t + [pad] * (width - len(t)) for t in tails],
+                             device=self._model.device)
+        if len(tails) > 1:
+            cache.batch_repeat_interleave(len(tails))
+        # right padding: causal attention keeps every real token blind to the pads after it
+        logits = self._model(input_ids=batch, past_key_values=cache, use_cache=True).logits
+        last = torch.tensor([len(t) - 1 for t in tails], device=logits.device)
+        return logits[torch.arange(len(tails), device=logits.device), last]
+
+    def _full_logits(self, image: Image, texts: list[str]):
+        import torch
+
+        rows = []
+        for t in texts:
+            inputs = self._encode(image, [t])
+            rows.append(self._model(**inputs, logits_to_keep=1).logits[0, -1])
+        return torch.stack(rows)
+
+
+class _JsonDecoder:
+    """Greedy decoding of one JSON object shaped by a schema: the keys and punctuation are
+    fed, integer values are read digit by digit (snapped to the schema's `enum`), string
+    values run until the model closes the quote or reaches `maxLength`."""
+
+    def __init__(self, vlm: TransformersVLM, inputs: dict[str, Any]) -> None:
+        self.vlm, self.model = vlm, vlm._model
+        self.tok = vlm._processor.tokenizer
+        out = self.model(**inputs, use_cache=True, logits_to_keep=1)
+        self.cache, self.logits = out.past_key_values, out.logits[0, -1]
+        self.stops = {i for i in (self.tok.eos_token_id, self.tok.pad_token_id) if i is not None}
+        eos = getattr(self.model.generation_config, "eos_token_id", None)
+        self.stops |= set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        self.budget = 0
+
+    def feed(self, ids: list[int]) -> None:
+        import torch
+
+        if not ids:
+            return
+        out = self.model(input_ids=torch.tensor([ids], device=self.model.device),
+                         past_key_values=self.cache, use_cache=True)
+        self.cache, self.logits = out.past_key_values, out.logits[0, -1]
+        self.budget -= len(ids)
+
+    def text(self, s: str) -> None:
+        self.feed(self.tok.encode(s, add_special_tokens=False))
+
+    def run(self, schema: dict, max_tokens: int) -> str:
+        self.budget = max_tokens
+        parts = []
+        for n, (key, spec) in enumerate(schema["properties"].items()):
+            lead = ("{" if n == 0 else ", ") + json.dumps(key, ensure_ascii=False) + ":"
+            if spec.get("type") in ("integer", "number"):
+                self.text(lead)  # the model picks " 70" or "70" itself
+                parts.append(f"{lead} {self.integer(spec)}")
+            else:
+                self.text(lead + ' "')
+                parts.append(f"{lead} {json.dumps(self.string(spec), ensure_ascii=False)}")
+        return "".join(parts) + "}"
+
+    def integer(self, spec: dict) -> int:
+        digits = self.vlm._digits
+        ids = list(digits)  # the first token may carry a leading space, the rest may not
+        tight = [i for i, t in digits.items() if t == t.strip()]
+        text = ""
+        while len(text) < 3 and self.budget > 0:
+            if text and int(self.logits.argmax()) not in tight:
+                break  # the model would end the number here
+            pool = tight if text else ids
+            best = pool[int(self.logits[pool].argmax())]
+            text += digits[best].strip()
+            self.feed([best])
+        value = int(text[:3] or 0)
+        allowed = spec.get("enum")
+        if allowed:
+            return min(allowed, key=lambda a: (abs(a - value), a))
+        return max(int(spec.get("minimum", 0)), min(int(spec.get("maximum", 100)), value))
+
+    def string(self, spec: dict) -> str:
+        limit = int(spec.get("maxLength", 200))
+        got: list[int] = []
+        text = ""
+        while self.budget > 0:
+            best = int(self.logits.argmax())
+            if best in self.stops:
+                break
+            got.append(best)
+            text = self.tok.decode(got, skip_special_tokens=True)
+            if '"' in text or "\n" in text or len(text) >= limit:
+                break
+            self.feed([best])
+        text = text.split('"')[0].split("\n")[0][:limit]
+        return "".join(c for c in text if c.isprintable() and c != "\ufffd").strip()

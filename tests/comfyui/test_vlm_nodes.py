@@ -1,0 +1,190 @@
+"""The VLM nodes in a real ComfyUI: tiny transformers models in models/saiten_vlm, listed by
+the loader, scoring a batch through the rater in both methods; a VLM that cannot be created
+abstains and the prompt still succeeds."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+pytest.importorskip("comfy_harness", reason="the real-ComfyUI harness (tests/comfyui) is absent")
+pytest.importorskip("transformers")
+
+from tests.models.tiny_hf import build_llava, build_qwen2vl
+
+LINE = re.compile(r"^#(\d) (\S+): erotic=\d+ composition=\d+ appeal=\d+ typeset=\d+ "
+                  r"overall=\d+", re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def vlm_comfy(comfy):
+    folder = comfy.models_dir / "saiten_vlm"
+    build_llava(folder / "tiny-llava")
+    build_qwen2vl(folder / "family" / "tiny-qwen2vl")
+    (folder / "model-Q4_K_M.gguf").write_bytes(b"GGUF")
+    (folder / "mmproj-model-f16.gguf").write_bytes(b"GGUF")
+    for name in ("m-Q4_K_M.gguf", "mmproj-x.gguf", "mmproj-y.gguf"):
+        (folder / "two" / name).parent.mkdir(exist_ok=True)
+        (folder / "two" / name).write_bytes(b"GGUF")
+    comfy.refresh_object_info()
+    return comfy
+
+
+def loader(model="tiny-llava", runtime="transformers", keep_loaded=True, **kw):
+    inputs = {"runtime": runtime, "model": model, "mmproj": kw.pop("mmproj", None),
+              "dtype": "auto", "quantization": "none", "n_gpu_layers": -1, "chat_format": "auto",
+              "base_url": "http://127.0.0.1:9/v1", "model_name": "", "api_key_env":
+              "OPENAI_API_KEY", "keep_loaded": keep_loaded, **kw}
+    return {"class_type": "SaitenVLMLoader", "inputs": inputs}
+
+
+def graph(vlm_node, method, batch=2, label=""):
+    return {
+        "1": {"class_type": "EmptyImage",
+              "inputs": {"width": 64, "height": 48, "batch_size": batch, "color": 0x3366AA}},
+        "2": vlm_node,
+        "3": {"class_type": "SaitenVLMRater",
+              "inputs": {"images": ["1", 0], "vlm": ["2", 0], "method": method,
+                         "use_tags": True, "comment": True, "repeats": 1, "weight": 0.9,
+                         "label": label}},
+    }
+
+
+def test_nodes_are_registered_and_list_the_models_folder(vlm_comfy):
+    info = vlm_comfy.object_info
+    load = info["SaitenVLMLoader"]["input"]["required"]
+    models = load["model"][0] if isinstance(load["model"][0], list) else \
+        load["model"][1]["options"]
+    assert "tiny-llava" in models and "family/tiny-qwen2vl" in models
+    assert "model-Q4_K_M.gguf" in models and "mmproj-model-f16.gguf" not in models
+    mmproj = load["mmproj"][0] if isinstance(load["mmproj"][0], list) else \
+        load["mmproj"][1]["options"]
+    assert "mmproj-model-f16.gguf" in mmproj
+    assert set(load["runtime"][0] if isinstance(load["runtime"][0], list)
+               else load["runtime"][1]["options"]) == {"transformers", "llama.cpp",
+                                                        "openai-compatible"}
+    rate = info["SaitenVLMRater"]
+    assert rate["output"] == ["SAITEN_SCORES"]
+    assert "scores" in rate["input"]["optional"]
+
+
+@pytest.mark.parametrize(("model", "method"), [("tiny-llava", "logprob"),
+                                               ("family/tiny-qwen2vl", "generate")])
+def test_rater_scores_every_image(vlm_comfy, model, method):
+    node = loader(model, mmproj=_auto(vlm_comfy))
+    h = vlm_comfy.run(graph(node, method, batch=3))
+    text = h.text("3")
+    found = LINE.findall(text)
+    assert [int(i) for i, _ in found] == [0, 1, 2], text
+    assert {name for _, name in found} == {model.split("/")[-1]}
+
+
+def test_label_and_keep_loaded_false_unloads(vlm_comfy):
+    node = loader("tiny-llava", keep_loaded=False, mmproj=_auto(vlm_comfy))
+    h = vlm_comfy.run(graph(node, "logprob", batch=1, label="joy-tiny"))
+    assert LINE.findall(h.text("3")) == [("0", "joy-tiny")]
+    sources = vlm_comfy.get("/saiten_test/loaded")["sources"]
+    assert {"name": "joy-tiny", "loaded": False} in sources
+
+
+def test_a_vlm_that_cannot_run_abstains_and_the_prompt_succeeds(vlm_comfy):
+    node = loader("tiny-llava", runtime="openai-compatible", model_name="",
+                  mmproj=_auto(vlm_comfy))
+    h = vlm_comfy.run(graph(node, "generate", batch=2))
+    text = h.text("3")
+    assert text.count("abstained") == 2 and "set model_name" in text, text
+
+
+def _auto(comfy):
+    load = comfy.object_info["SaitenVLMLoader"]["input"]["required"]["mmproj"]
+    options = load[0] if isinstance(load[0], list) else load[1]["options"]
+    return options[0]
+
+
+@pytest.mark.parametrize(("model", "why"), [
+    ("model-Q4_K_M.gguf", ""),  # not a real GGUF (or no llama-cpp-python): that source abstains
+    ("two/m-Q4_K_M.gguf", "choose the mmproj for m-Q4_K_M.gguf"),
+])
+def test_llamacpp_problems_abstain_with_the_reason(vlm_comfy, model, why):
+    node = loader(model, runtime="llama.cpp", mmproj=_auto(vlm_comfy))
+    h = vlm_comfy.run(graph(node, "logprob", batch=2))
+    text = h.text("3")
+    assert text.count("abstained") == 2 and why in text, text
+
+
+def test_comfyui_free_memory_unloads_the_vlm(vlm_comfy):
+    node = loader("tiny-llava", mmproj=_auto(vlm_comfy))
+    vlm_comfy.run(graph(node, "logprob", batch=1, label="evict-me"))
+    state = vlm_comfy.get("/saiten_test/loaded")
+    assert {"name": "evict-me", "loaded": True} in state["sources"]
+    assert any(m["name"] == "evict-me" for m in state["models"]), state
+    vlm_comfy.free(unload_models=True)  # acted on by ComfyUI's prompt worker, soon after
+
+    def evicted():
+        state = vlm_comfy.get("/saiten_test/loaded")
+        return ({"name": "evict-me", "loaded": False} in state["sources"]
+                and not any(m["name"] == "evict-me" for m in state["models"])), state
+
+    deadline = time.monotonic() + 30
+    while not (done := evicted())[0] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert done[0], done[1]
+
+
+def test_tagger_then_rater_in_one_graph(vlm_comfy):
+    """The rater takes the tagger's scores (tags go into its prompt) and passes them on."""
+    g = graph(loader("family/tiny-qwen2vl", mmproj=_auto(vlm_comfy)), "logprob", batch=2)
+    g["4"] = {"class_type": "SaitenTagger", "inputs": {
+        "images": ["1", 0], "model": "nudenet (offline)", "general_threshold": 0.0,
+        "character_threshold": 0.0, "threshold_mode": "fixed", "batch_size": 8,
+        "allow_download": False, "keep_loaded": True, "weight": 0.0, "label": ""}}
+    g["3"]["inputs"]["scores"] = ["4", 0]
+    g["5"] = {"class_type": "PreviewAny", "inputs": {"source": ["3", 0]}}
+    h = vlm_comfy.run(g)
+    assert [i for i, _ in LINE.findall(h.text("3"))] == ["0", "1"], h.text("3")
+    merged = h.text("5")  # the rater's output: the tagger's cards, then its own, per image
+    assert merged.count("source='tiny-qwen2vl'") == 2, merged
+    assert merged.index("kind='detector'") < merged.index("source='tiny-qwen2vl'"), merged
+
+
+@pytest.fixture(scope="module")
+def gguf_comfy(vlm_comfy):
+    """The tiny llama.cpp models (text GGUF + its mmproj) in a folder of their own."""
+    gguf = pytest.importorskip("tests.models.gguf_models", reason="tiny GGUF builders absent")
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+    built = gguf.build_gguf_models(vlm_comfy.models_dir / "saiten_vlm" / "qwen-gguf")
+    built.llava_text.unlink()
+    built.llava_mmproj.unlink()
+    built.mismatched_mmproj.unlink()
+    vlm_comfy.refresh_object_info()
+    return vlm_comfy
+
+
+@pytest.mark.parametrize("method", ["logprob", "generate"])
+def test_llamacpp_through_the_loader(gguf_comfy, method):
+    node = loader("qwen-gguf/tiny-qwen2vl-text.gguf", runtime="llama.cpp",
+                  mmproj=_auto(gguf_comfy))
+    h = gguf_comfy.run(graph(node, method, batch=2))
+    text = h.text("3")
+    assert [i for i, _ in LINE.findall(text)] == ["0", "1"], text
+
+
+@pytest.fixture(scope="module")
+def fake_server():
+    fakeapi = pytest.importorskip("tests.fakeapi", reason="the fake OpenAI server is absent")
+    server = fakeapi.FakeAPI()
+    yield server
+    server.stop()
+
+
+def test_openai_compatible_through_the_loader(vlm_comfy, fake_server):
+    fake_server.script()  # plain rubric JSON answers
+    node = loader(runtime="openai-compatible", base_url=fake_server.url, model_name="tiny",
+                  api_key_env="SAITEN_TEST_UNSET_KEY", mmproj=_auto(vlm_comfy))
+    h = vlm_comfy.run(graph(node, "generate", batch=2, label="server"))
+    text = h.text("3")
+    assert text.count("server: erotic=60 composition=55 appeal=70 typeset=50 overall=65") == 2
+    bodies = fake_server.bodies()
+    assert len(bodies) == 2 and {b["model"] for b in bodies} == {"tiny"}
