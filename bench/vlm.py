@@ -50,7 +50,8 @@ def llamacpp_source(args, tmp: Path) -> VLMSource:
         model, mmproj = ((built.qwen_text, built.qwen_mmproj) if args.family == "qwen"
                          else (built.llava_text, built.llava_mmproj))
     return create("vlm-llamacpp", model_path=model, mmproj_path=mmproj, n_ctx=args.n_ctx,
-                  n_threads=args.threads, n_gpu_layers=args.n_gpu_layers, comment=False)
+                  n_threads=args.threads, n_gpu_layers=args.n_gpu_layers,
+                  max_pixels=args.max_pixels, comment=False)
 
 
 def transformers_source(args, tmp: Path) -> VLMSource:
@@ -89,6 +90,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads")
     ap.add_argument("--n-ctx", type=int, default=4096)
+    ap.add_argument("--max-pixels", type=int, default=1024 * 1024,
+                    help="llama.cpp: images are downscaled to this many pixels")
     ap.add_argument("--n-gpu-layers", default="auto",
                     type=lambda v: v if v == "auto" else int(v))
     args = ap.parse_args()
