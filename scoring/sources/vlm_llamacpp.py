@@ -381,11 +381,35 @@ class LlamaCppVLM(VLMSource):
             logits_all=False,
             verbose=False,
         )
-        self._handler._init_mtmd_context(self._llm)  # a bad mmproj fails now, not per image
+        self._init_vision(use_gpu=n_gpu_layers != 0)  # a bad mmproj fails now, not per image
         n_layer = self.pair.n_layer
         self._offloaded = n_layer if n_gpu_layers < 0 else min(n_gpu_layers, n_layer)
         if not llama_cpp.llama_supports_gpu_offload():
             self._offloaded = 0
+
+    def _init_vision(self, *, use_gpu: bool) -> None:
+        """The handler's libmtmd context, made here so the vision tower stays on the CPU when
+        the text model does (the handlers always ask for the GPU); freed with the model."""
+        handler, llm = self._handler, self._llm
+        mtmd = handler._mtmd_cpp
+        params = mtmd.mtmd_context_params_default()
+        params.use_gpu = use_gpu
+        params.print_timings = False
+        params.n_threads = llm.n_threads
+        ctx = mtmd.mtmd_init_from_file(str(self.mmproj_path).encode(), llm.model, params)
+        if ctx is None:
+            raise ValueError(f"libmtmd could not load {self.mmproj_path.name!r} with "
+                             f"{self.model_path.name!r}")
+        handler.mtmd_ctx = ctx
+
+        def free() -> None:
+            if handler.mtmd_ctx is not None:
+                mtmd.mtmd_free(handler.mtmd_ctx)
+                handler.mtmd_ctx = None
+
+        llm._stack.callback(free)
+        if not mtmd.mtmd_support_vision(ctx):
+            raise ValueError(f"{self.mmproj_path.name!r} has no vision encoder")
 
     def _close(self) -> None:
         llm, handler = self._llm, self._handler
