@@ -3,6 +3,7 @@ cancel, the cache of loaded sources, and text for the node."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +20,20 @@ from ..scoring.sources import Cancelled, ScoreContext, Source, create
 from .comfy_memory import POLICY
 
 _SOURCES: dict[tuple, Source] = {}
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_LOOKS_LIKE_KEY = re.compile(r"^(xai|sk|gsk|sk-proj)[-_]|[a-z].*\d.*[A-Z]|\d.*[a-z].*[A-Z]")
+
+
+def check_env_name(name: str, widget: str = "key_env") -> str:
+    """The NAME of the environment variable holding a key, or ValueError — never echoing the
+    value, which might be a pasted key (every widget is saved into each PNG)."""
+    name = name.strip()
+    if not _ENV_NAME.match(name) or (len(name) > 24 and _LOOKS_LIKE_KEY.search(name)):
+        raise ValueError(
+            f"{widget} takes the NAME of an environment variable (e.g. XAI_API_KEY), never the "
+            "key itself: clear this widget (it is saved into every PNG), set the variable "
+            "before starting ComfyUI, or put the key in ~/.config/saiten/xai_key")
+    return name
 
 
 def images_from_tensor(images: torch.Tensor) -> list[Image]:

@@ -6,7 +6,6 @@ so the node takes only the NAME of the environment variable that holds the key.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import folder_paths
@@ -16,22 +15,8 @@ from comfy_api.latest import io, ui
 from ..scoring.cards import Sheet
 from ..scoring.sources import create
 from ..scoring.sources.judge import DEFAULT_MODEL, XAI_URL
-from .common import cards_text, run_source
+from .common import cards_text, check_env_name, run_source
 from .types import Scores
-
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-_LOOKS_LIKE_KEY = re.compile(r"^(xai|sk|gsk|sk-proj)[-_]|[a-z].*\d.*[A-Z]|\d.*[a-z].*[A-Z]")
-
-
-def check_env_name(name: str) -> str:
-    """The env var name, or ValueError (never echoing the value: it might be a key)."""
-    name = name.strip()
-    if not _ENV_NAME.match(name) or (len(name) > 24 and _LOOKS_LIKE_KEY.search(name)):
-        raise ValueError(
-            "key_env takes the NAME of an environment variable (e.g. XAI_API_KEY), never the "
-            "key itself: clear this widget (it is saved into every PNG), set the variable "
-            "before starting ComfyUI, or put the key in ~/.config/saiten/xai_key")
-    return name
 
 
 def saiten_dir() -> Path:

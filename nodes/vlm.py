@@ -19,7 +19,7 @@ from comfy_api.latest import io, ui
 from ..scoring.cards import Sheet
 from ..scoring.sources import Source, SourceError
 from ..scoring.sources.vlm import METHODS, VLMSource
-from .common import cached_source, cards_text, run_source
+from .common import cached_source, cards_text, check_env_name, run_source
 from .types import Scores
 
 FOLDER = "saiten_vlm"
@@ -132,6 +132,8 @@ def make_source(runtime: str, model: str, mmproj: str, *, dtype: str = "auto",
     """The (cached) source for the loader's widgets; a source that cannot be created comes
     back as `Unavailable` so the rest of the workflow still runs."""
     label = None
+    if runtime == "openai-compatible":  # a pasted key is the user's to clear: fail loudly
+        api_key_env = check_env_name(api_key_env or "OPENAI_API_KEY", "api_key_env")
     try:
         if runtime not in RUNTIMES:
             raise SourceError(f"unknown runtime {runtime!r}; use one of {list(RUNTIMES)}")
@@ -140,7 +142,7 @@ def make_source(runtime: str, model: str, mmproj: str, *, dtype: str = "auto",
                 raise SourceError("openai-compatible: set model_name (the server's model id)")
             label = model_name.strip()
             options = {"base_url": base_url.strip(), "model": label,
-                       "api_key_env": api_key_env.strip() or "OPENAI_API_KEY"}
+                       "api_key_env": api_key_env}
         else:
             if model == NO_MODEL:
                 raise SourceError(f"no model: put one in {os.path.join('models', FOLDER)}")

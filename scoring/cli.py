@@ -80,10 +80,12 @@ def unreadable(reason: str) -> Verdict:
                    unscored=reason)
 
 
-def _score_with(source: Source | Unavailable, images: list[Image], repeats: int) -> Sheet:
-    """The source's sheet; a source that breaks its contract abstains instead of crashing."""
+def _score_with(source: Source | Unavailable, images: list[Image], repeats: int,
+                prior: Sheet | None) -> Sheet:
+    """The source's sheet; a source that breaks its contract abstains instead of crashing.
+    `prior` holds the earlier sources' cards (the judge and VLM prompts read them)."""
     try:
-        return source.score(images, ScoreContext(repeats=repeats))
+        return source.score(images, ScoreContext(repeats=repeats, prior=prior))
     except Cancelled:
         raise
     except Exception as e:
@@ -106,8 +108,10 @@ def iter_scores(paths: Sequence[Path], sources: Sequence[Source | Unavailable],
             except Exception as e:  # BadImage, or anything else PIL throws at a broken file
                 msg = str(e) if p.name in str(e) else f"{p.name}: cannot read image ({e})"
                 slots.append(Entry(p.name, unreadable(msg)))
-        sheets = [_score_with(s, images, repeats) for s in sources] if images else []
-        verdicts = iter(combine_sheet(merge_sheets(*sheets), settings) if images else [])
+        sheet: Sheet = [[] for _ in images]
+        for source in sources if images else ():
+            sheet = merge_sheets(sheet, _score_with(source, images, repeats, sheet))
+        verdicts = iter(combine_sheet(sheet, settings))
         pics = iter(images)
         for p, slot in zip(chunk, slots, strict=True):
             yield slot or Entry(p.name, next(verdicts), thumbnail(next(pics)))
