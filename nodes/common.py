@@ -49,6 +49,18 @@ def images_from_tensor(images: torch.Tensor) -> list[Image]:
     return [as_rgb(np.ascontiguousarray(a)) for a in arr]
 
 
+def batch_for(images: torch.Tensor, verdicts: Sequence[Any]) -> torch.Tensor:
+    """The IMAGE batch as [B,H,W,C], checked to be the batch `verdicts` were made for."""
+    if images.ndim == 3:
+        images = images.unsqueeze(0)
+    if len(verdicts) != images.shape[0]:
+        raise ValueError(
+            f"the batch has {images.shape[0]} images but verdicts are for {len(verdicts)}: "
+            "connect verdicts that were computed from this same image batch"
+        )
+    return images
+
+
 def cached_source(name: str, **options: Any) -> Source:
     """The source `name` with these options, reused across runs (its model stays loaded
     until ComfyUI evicts it or the node asks to unload)."""

@@ -14,6 +14,7 @@ from comfy_api.latest import io, ui
 from comfy_execution.graph_utils import ExecutionBlocker
 
 from ..scoring.cards import AXES, Verdict
+from .common import batch_for
 from .types import Verdicts
 
 CONFIDENCE = "confidence"
@@ -86,13 +87,7 @@ class SaitenScoreFilter(io.ComfyNode):
     @classmethod
     def execute(cls, images: torch.Tensor, verdicts: list[Verdict], axis: str, mode: str,
                 threshold: float, top_k: int, unscored: str, keep_best: bool) -> io.NodeOutput:
-        if images.ndim == 3:
-            images = images.unsqueeze(0)
-        if len(verdicts) != images.shape[0]:
-            raise ValueError(
-                f"the batch has {images.shape[0]} images but verdicts are for {len(verdicts)}: "
-                "connect verdicts that were computed from this same image batch"
-            )
+        images = batch_for(images, verdicts)
         passed = select(list(verdicts), axis, mode, threshold, top_k, unscored, keep_best)
         yes = [i for i, p in enumerate(passed) if p]
         no = [i for i, p in enumerate(passed) if not p]
