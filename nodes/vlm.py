@@ -17,10 +17,11 @@ import folder_paths
 from comfy_api.latest import io, ui
 
 from ..scoring.cards import Sheet
+from ..scoring.rubric import Rubric as RubricData
 from ..scoring.sources import Source, SourceError
 from ..scoring.sources.vlm import METHODS, VLMSource
 from .common import cached_source, cards_text, check_env_name, run_source
-from .types import Scores
+from .types import Rubric, Scores
 
 FOLDER = "saiten_vlm"
 SHARED_FOLDERS = ("LLM",)  # other packs' LLM folder, reused when registered
@@ -243,6 +244,8 @@ class SaitenVLMRater(io.ComfyNode):
                                        "(transformers 0.9)"),
                 io.String.Input("label", default="", tooltip="Name of this source in the cards "
                                                               "(default: the model's name)"),
+                Rubric.Input("rubric", optional=True,
+                             tooltip="from Saiten Rubric (default: the built-in rubric)"),
             ],
             outputs=[Scores.Output(display_name="scores")],
             hidden=[io.Hidden.unique_id],
@@ -252,14 +255,14 @@ class SaitenVLMRater(io.ComfyNode):
     @classmethod
     def execute(cls, images, vlm: VLMHandle, method: str, use_tags: bool, comment: bool,
                 repeats: int, weight: float, label: str, scores: Sheet | None = None,
-                ) -> io.NodeOutput:
+                rubric: RubricData | None = None) -> io.NodeOutput:
         source = vlm.source
         if isinstance(source, VLMSource):
             source.method, source.use_tags, source.want_comment = method, use_tags, comment
         source.weight = float(weight) if weight > 0 else source.default_weight
         source.label = label.strip() or vlm.label or source.label
         node_id = cls.hidden.unique_id if cls.hidden else None
-        merged, mine = run_source(source, images, scores, repeats=repeats,
+        merged, mine = run_source(source, images, scores, rubric=rubric, repeats=repeats,
                                   keep_loaded=vlm.keep_loaded, node_id=node_id)
         return io.NodeOutput(merged, ui=ui.PreviewText(cards_text(mine)))
 
