@@ -49,7 +49,7 @@ class VLMSource(Source):
     provides: ClassVar[tuple[str, ...]] = AXES
 
     def __init__(
-        self, *, method: str = "generate", use_tags: bool = True, comment: bool = True,
+        self, *, method: str = "logprob", use_tags: bool = True, comment: bool = True,
         max_attempts: int = 3, max_tokens: int = 320, **kw: Any,
     ) -> None:
         super().__init__(**kw)
