@@ -19,7 +19,7 @@ from comfy_api.latest import io, ui
 from ..scoring.cards import Sheet
 from ..scoring.rubric import Rubric as RubricData
 from ..scoring.sources import Source, SourceError
-from ..scoring.sources.vlm import METHODS, VLMSource
+from ..scoring.sources.vlm import METHODS, VLMSource, model_label
 from .common import cached_source, cards_text, check_env_name, run_source
 from .types import Rubric, Scores
 
@@ -148,7 +148,7 @@ def make_source(runtime: str, model: str, mmproj: str, *, dtype: str = "auto",
             if model == NO_MODEL:
                 raise SourceError(f"no model: put one in {os.path.join('models', FOLDER)}")
             path = resolve(model)
-            label = path.stem if path.is_file() else path.name
+            label = model_label(path.stem, gguf=True) if path.is_file() else model_label(path.name)
             if runtime == "transformers":
                 options = {"model_dir": str(path), "dtype": dtype, "quantization": quantization}
             else:

@@ -28,6 +28,7 @@ BLUE[..., 2] = 1.0
 def vlm(fakeapi, **kw):
     kw.setdefault("timeout", 1.0)
     kw.setdefault("comment", False)
+    kw.setdefault("method", "generate")
     return create("vlm-http", base_url=fakeapi.url, model="fake-vlm", **kw)
 
 
@@ -123,8 +124,8 @@ def test_bad_configuration_is_a_clear_error():
 def test_real_llama_cpp_server_generate_and_logprob(llama_vlm_server, monkeypatch):
     llama_server = llama_vlm_server
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
-    out = create("vlm-http", base_url=llama_server.url, model="tiny", comment=False,
-                 max_tokens=120).score([RED, BLUE], ScoreContext())
+    out = create("vlm-http", base_url=llama_server.url, model="tiny", method="generate",
+                 comment=False, max_tokens=120).score([RED, BLUE], ScoreContext())
     for (card,) in out:  # random weights, JSON forced by the server's grammar
         assert card.ok, card.abstained
         assert set(card.axes) == {"erotic", "composition", "appeal", "typeset", "overall"}

@@ -294,7 +294,8 @@ class RefusingVLM(LlamaCppVLM):
 
 
 def test_refusing_model_is_retried_then_abstains(gguf_models):
-    src = RefusingVLM(gguf_models.llava_text, gguf_models.llava_mmproj, refuse=99, **LEAN)
+    src = RefusingVLM(gguf_models.llava_text, gguf_models.llava_mmproj, refuse=99,
+                      method="generate", **LEAN)
     try:
         (card,) = src.score(PHOTOS[:1])[0]
     finally:
@@ -307,7 +308,8 @@ def test_refusing_model_is_retried_then_abstains(gguf_models):
 
 
 def test_refusal_then_a_valid_answer_scores(gguf_models):
-    src = RefusingVLM(gguf_models.qwen_text, gguf_models.qwen_mmproj, refuse=2, **LEAN)
+    src = RefusingVLM(gguf_models.qwen_text, gguf_models.qwen_mmproj, refuse=2,
+                      method="generate", **LEAN)
     try:
         (card,) = src.score(PHOTOS[:1])[0]
     finally:

@@ -233,7 +233,8 @@ class Judge(Source):
             if not self._key and not is_local(self.base_url):
                 raise SourceError(
                     f"no API key for {self.base_url}: set the environment variable "
-                    f"{self.key_env} (or write the key to {self.key_file}) and restart ComfyUI")
+                    f"{self.key_env} (or write the key to {self.key_file}); "
+                    "restart ComfyUI if it runs there")
 
     def unload(self) -> None:
         self._key = None

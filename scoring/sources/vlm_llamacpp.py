@@ -35,7 +35,7 @@ from PIL import Image as PILImage
 
 from ..images import Image, to_uint8
 from .base import SourceError, log
-from .vlm import VLMSource
+from .vlm import VLMSource, model_label
 
 INSTALL_HINT = "llama-cpp-python is not installed: pip install llama-cpp-python (CUDA: see README)"
 MIN_VERSION = "0.3.36"
@@ -277,7 +277,7 @@ class LlamaCppVLM(VLMSource):
         n_gpu_layers: int | str = "auto", n_ctx: int = 4096, n_threads: int | None = None,
         max_pixels: int = 1024 * 1024, **base_kwargs: Any,
     ) -> None:
-        base_kwargs.setdefault("label", f"llamacpp:{Path(model_path).stem}")
+        base_kwargs.setdefault("label", model_label(Path(model_path).stem, gguf=True))
         super().__init__(**base_kwargs)
         if chat_format != "auto" and chat_format not in CHAT_FORMATS:
             raise SourceError(f"unknown chat_format {chat_format!r}; use 'auto' or one of "

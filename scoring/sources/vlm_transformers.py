@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 from ..images import Image, to_pil
 from .base import SourceError
-from .vlm import VLMSource
+from .vlm import VLMSource, model_label
 
 log = logging.getLogger("saiten")
 
@@ -67,7 +67,7 @@ class TransformersVLM(VLMSource):
         if quantization not in QUANTIZATIONS:
             raise SourceError(f"unknown quantization {quantization!r}; use one of {QUANTIZATIONS}")
         self.model_dir = Path(model_dir)
-        super().__init__(label=label or self.model_dir.name, **kw)
+        super().__init__(label=label or model_label(self.model_dir.name), **kw)
         self.dtype_option = dtype
         self.quantization = quantization
         self._model: Any = None
