@@ -141,9 +141,9 @@ def make_source(runtime: str, model: str, mmproj: str, *, dtype: str = "auto",
         if runtime == "openai-compatible":
             if not model_name.strip():
                 raise SourceError("openai-compatible: set model_name (the server's model id)")
-            label = model_name.strip()
-            options = {"base_url": base_url.strip(), "model": label,
-                       "api_key_env": api_key_env}
+            label = model_label(model_name.strip())
+            options = {"base_url": base_url.strip(), "model": model_name.strip(),
+                       "api_key_env": api_key_env, "label": label}
         else:
             if model == NO_MODEL:
                 raise SourceError(f"no model: put one in {os.path.join('models', FOLDER)}")
