@@ -7,7 +7,8 @@
 
 Both methods run on the same loaded model and the same images in one process, alternating
 rounds after a warm-up; the median round counts. logprob runs without its optional comment
-generation (that is a generate call). Not part of the test suite.
+generation (that is a generate call). The system prompt stays cached between images in both
+methods, as in real use. Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def llamacpp_source(args, tmp: Path) -> VLMSource:
         model, mmproj = ((built.qwen_text, built.qwen_mmproj) if args.family == "qwen"
                          else (built.llava_text, built.llava_mmproj))
     return create("vlm-llamacpp", model_path=model, mmproj_path=mmproj, n_ctx=args.n_ctx,
-                  n_threads=args.threads, n_gpu_layers=args.n_gpu_layers, comment=False)
+                  n_threads=args.threads, n_gpu_layers=args.n_gpu_layers,
+                  max_pixels=args.max_pixels, comment=False)
 
 
 def transformers_source(args, tmp: Path) -> VLMSource:
@@ -88,9 +90,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads")
     ap.add_argument("--n-ctx", type=int, default=4096)
+    ap.add_argument("--max-pixels", type=int, default=1024 * 1024,
+                    help="llama.cpp: images are downscaled to this many pixels")
     ap.add_argument("--n-gpu-layers", default="auto",
                     type=lambda v: v if v == "auto" else int(v))
     args = ap.parse_args()
+    if args.images < 2:  # with one image, a method would find the other's image cached
+        ap.error("--images must be at least 2")
 
     images = photos(args.images, args.folder)
     with tempfile.TemporaryDirectory() as tmp:

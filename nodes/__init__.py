@@ -9,20 +9,16 @@ from comfy_api.latest import io
 
 log = logging.getLogger("saiten")
 
-MODULES = ("tagger", "vlm", "judge", "aggregate", "filter", "report")
+MODULES = ("tagger", "vlm", "judge", "aggregate", "filter", "report", "rubric")
 
 
 def all_nodes() -> list[type[io.ComfyNode]]:
-    """Every node of the pack; a module that fails to import is logged and skipped."""
+    """Every node of the pack; a family that fails to import is logged and skipped, so one
+    broken module never takes the other nodes down with it."""
     nodes: list[type[io.ComfyNode]] = []
     for name in MODULES:
         try:
             module = importlib.import_module(f".{name}", __package__)
-        except ModuleNotFoundError as e:
-            if e.name and e.name.endswith(f"nodes.{name}"):
-                continue  # not written yet
-            log.exception("saiten: nodes.%s failed to import", name)
-            continue
         except Exception:
             log.exception("saiten: nodes.%s failed to import", name)
             continue

@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import folder_paths
 from comfy_api.latest import io, ui
 
 from ..scoring.aggregate import AggregateSettings, combine_sheet, parse_weights
+from ..scoring.calibrate import Calibration, apply_calibrations, load_calibrations
 from ..scoring.cards import merge_sheets
 from .common import count_images, verdicts_text
 from .types import Scores, Verdicts
 
 DEFAULT_WEIGHTS = "qwen-gguf=1.0, joycaption=0.9, wd=0.8, grok=1.1"
 MAX_INPUTS = 8
+
+
+def calibrations(path: str) -> list[Calibration]:
+    """The fits in a `calibrate --out` JSON; a relative path is under ComfyUI's user
+    directory; "" = none. A missing or invalid file is a ValueError saying which and why."""
+    path = path.strip()
+    if not path:
+        return []
+    user = Path(folder_paths.get_user_directory())
+    full = user / Path(path).expanduser()  # an absolute path stays as it is
+    if not full.is_file():
+        raise ValueError(f"calibration file not found: {full} (a relative path is read from "
+                         f"ComfyUI's user directory {user})")
+    try:
+        return load_calibrations(full)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"calibration file {full}: {e}") from None
 
 
 class SaitenEnsembleAggregate(io.ComfyNode):
@@ -38,6 +59,10 @@ class SaitenEnsembleAggregate(io.ComfyNode):
                 io.String.Input("weights", default=DEFAULT_WEIGHTS, multiline=False,
                                 tooltip="source=weight pairs; sources not listed keep their "
                                         "own default weight."),
+                io.String.Input("calibration", default="", optional=True,
+                                tooltip="a cal.json from `python -m scoring calibrate --out`, "
+                                        "applied to each source's scores before combining; "
+                                        "relative to ComfyUI's user directory; empty = none"),
             ],
             outputs=[
                 Verdicts.Output("verdicts", tooltip="One verdict per image, in batch order."),
@@ -49,17 +74,23 @@ class SaitenEnsembleAggregate(io.ComfyNode):
 
     @classmethod
     def execute(cls, scores: io.Autogrow.Type, min_sources: int, k: float,
-                weights: str) -> io.NodeOutput:
+                weights: str, calibration: str = "") -> io.NodeOutput:
         sheets = [s for s in (scores or {}).values() if s is not None]
         if not sheets:
             raise ValueError("connect at least one scores input (from a Saiten source node)")
         count_images(sheets)  # a clear error when inputs come from different batches
         settings = AggregateSettings(k=k, min_sources=min_sources,
                                      weights=parse_weights(weights))
-        verdicts = combine_sheet(merge_sheets(*sheets), settings)
+        cals = calibrations(calibration or "")
+        sheet = [apply_calibrations(cards, cals) for cards in merge_sheets(*sheets)]
+        verdicts = combine_sheet(sheet, settings)
         first = verdicts[0].score if verdicts else None
         score = -1.0 if first is None else float(first)
-        return io.NodeOutput(verdicts, score, ui=ui.PreviewText(verdicts_text(verdicts)))
+        text = verdicts_text(verdicts)
+        if cals:
+            fits = ", ".join(f"{c.source}.{c.axis}" for c in cals)
+            text = f"calibrated ({fits}) from {calibration.strip()}\n{text}"
+        return io.NodeOutput(verdicts, score, ui=ui.PreviewText(text))
 
 
 NODES = [SaitenEnsembleAggregate]

@@ -3,6 +3,7 @@ cancel, the cache of loaded sources, and text for the node."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +20,20 @@ from ..scoring.sources import Cancelled, ScoreContext, Source, create
 from .comfy_memory import POLICY
 
 _SOURCES: dict[tuple, Source] = {}
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_LOOKS_LIKE_KEY = re.compile(r"^(xai|sk|gsk|sk-proj)[-_]|[a-z].*\d.*[A-Z]|\d.*[a-z].*[A-Z]")
+
+
+def check_env_name(name: str, widget: str = "key_env") -> str:
+    """The NAME of the environment variable holding a key, or ValueError — never echoing the
+    value, which might be a pasted key (every widget is saved into each PNG)."""
+    name = name.strip()
+    if not _ENV_NAME.match(name) or (len(name) > 24 and _LOOKS_LIKE_KEY.search(name)):
+        raise ValueError(
+            f"{widget} takes the NAME of an environment variable (e.g. XAI_API_KEY), never the "
+            "key itself: clear this widget (it is saved into every PNG), set the variable "
+            "before starting ComfyUI, or put the key in ~/.config/saiten/xai_key")
+    return name
 
 
 def images_from_tensor(images: torch.Tensor) -> list[Image]:
@@ -32,6 +47,18 @@ def images_from_tensor(images: torch.Tensor) -> list[Image]:
         raise BadImage(f"expected an IMAGE batch [B,H,W,C], got shape {tuple(t.shape)}")
     arr = t.to(device="cpu", dtype=torch.float32).numpy()
     return [as_rgb(np.ascontiguousarray(a)) for a in arr]
+
+
+def batch_for(images: torch.Tensor, verdicts: Sequence[Any]) -> torch.Tensor:
+    """The IMAGE batch as [B,H,W,C], checked to be the batch `verdicts` were made for."""
+    if images.ndim == 3:
+        images = images.unsqueeze(0)
+    if len(verdicts) != images.shape[0]:
+        raise ValueError(
+            f"the batch has {images.shape[0]} images but verdicts are for {len(verdicts)}: "
+            "connect verdicts that were computed from this same image batch"
+        )
+    return images
 
 
 def cached_source(name: str, **options: Any) -> Source:

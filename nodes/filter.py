@@ -14,6 +14,7 @@ from comfy_api.latest import io, ui
 from comfy_execution.graph_utils import ExecutionBlocker
 
 from ..scoring.cards import AXES, Verdict
+from .common import batch_for
 from .types import Verdicts
 
 CONFIDENCE = "confidence"
@@ -64,7 +65,7 @@ class SaitenScoreFilter(io.ComfyNode):
                                tooltip="What to compare: the final score (overall), one axis, "
                                        "or the ensemble's confidence (0–1)."),
                 io.Combo.Input("mode", options=["threshold", "top_k"], default="threshold"),
-                io.Float.Input("threshold", default=60.0, min=0.0, max=100.0, step=0.5,
+                io.Float.Input("threshold", default=60.0, min=0.0, max=100.0, step=0.01,
                                tooltip="threshold mode: images with value ≥ this pass "
                                        "(confidence is 0–1)."),
                 io.Int.Input("top_k", default=4, min=0, max=4096,
@@ -86,13 +87,7 @@ class SaitenScoreFilter(io.ComfyNode):
     @classmethod
     def execute(cls, images: torch.Tensor, verdicts: list[Verdict], axis: str, mode: str,
                 threshold: float, top_k: int, unscored: str, keep_best: bool) -> io.NodeOutput:
-        if images.ndim == 3:
-            images = images.unsqueeze(0)
-        if len(verdicts) != images.shape[0]:
-            raise ValueError(
-                f"the batch has {images.shape[0]} images but verdicts are for {len(verdicts)}: "
-                "connect verdicts that were computed from this same image batch"
-            )
+        images = batch_for(images, verdicts)
         passed = select(list(verdicts), axis, mode, threshold, top_k, unscored, keep_best)
         yes = [i for i, p in enumerate(passed) if p]
         no = [i for i, p in enumerate(passed) if not p]

@@ -6,7 +6,6 @@ so the node takes only the NAME of the environment variable that holds the key.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import folder_paths
@@ -14,24 +13,11 @@ import torch
 from comfy_api.latest import io, ui
 
 from ..scoring.cards import Sheet
+from ..scoring.rubric import Rubric as RubricData
 from ..scoring.sources import create
 from ..scoring.sources.judge import DEFAULT_MODEL, XAI_URL
-from .common import cards_text, run_source
-from .types import Scores
-
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-_LOOKS_LIKE_KEY = re.compile(r"^(xai|sk|gsk|sk-proj)[-_]|[a-z].*\d.*[A-Z]|\d.*[a-z].*[A-Z]")
-
-
-def check_env_name(name: str) -> str:
-    """The env var name, or ValueError (never echoing the value: it might be a key)."""
-    name = name.strip()
-    if not _ENV_NAME.match(name) or (len(name) > 24 and _LOOKS_LIKE_KEY.search(name)):
-        raise ValueError(
-            "key_env takes the NAME of an environment variable (e.g. XAI_API_KEY), never the "
-            "key itself: clear this widget (it is saved into every PNG), set the variable "
-            "before starting ComfyUI, or put the key in ~/.config/saiten/xai_key")
-    return name
+from .common import cards_text, check_env_name, run_source
+from .types import Rubric, Scores
 
 
 def saiten_dir() -> Path:
@@ -82,6 +68,8 @@ class SaitenGrokJudge(io.ComfyNode):
                 io.Int.Input("top_k", default=0, min=0, max=100_000,
                              tooltip="two-stage: also judge the top-K by prior score"),
                 io.Float.Input("weight", default=1.1, min=0.0, max=10.0, step=0.05),
+                Rubric.Input("rubric", optional=True,
+                             tooltip="from Saiten Rubric (default: the built-in rubric)"),
             ],
             outputs=[Scores.Output(display_name="scores"),
                      io.String.Output(display_name="prompt_text")],
@@ -92,7 +80,7 @@ class SaitenGrokJudge(io.ComfyNode):
     def execute(cls, scores: Sheet, base_url: str, model: str, key_env: str,
                 temperature: float, timeout: float, max_calls: int, max_usd: float,
                 force: bool, geval_samples: int, band_lo: float, band_hi: float, top_k: int,
-                weight: float) -> io.NodeOutput:
+                weight: float, rubric: RubricData | None = None) -> io.NodeOutput:
         env = check_env_name(key_env)
         folder = saiten_dir()
         band = None if band_lo <= 0 and band_hi >= 100 else (band_lo, band_hi)
@@ -104,7 +92,7 @@ class SaitenGrokJudge(io.ComfyNode):
             cache=folder / "judge_cache.sqlite", prices=folder / "prices.json")
         placeholder = torch.zeros((len(scores), 1, 1, 3))  # text only: the batch size alone
         node_id = cls.hidden.unique_id if cls.hidden else None
-        merged, mine = run_source(judge, placeholder, scores, node_id=node_id)
+        merged, mine = run_source(judge, placeholder, scores, rubric=rubric, node_id=node_id)
         prompts = "\n\n".join(f"### image {i}\n{p}" for i, p in enumerate(judge.prompts) if p)
         text = (f"{judge.summary()} this run — log: {folder / 'judge_cost.jsonl'}\n"
                 f"{cards_text(mine)}")

@@ -19,21 +19,10 @@ from PIL import Image as PILImage
 from ..scoring.cards import Sheet, Verdict
 from ..scoring.images import list_images, load, to_pil
 from ..scoring.report import Entry, read_jsonl, save_png, thumbnail, write_report
-from .common import cards_text, images_from_tensor, verdicts_text
+from .common import batch_for, cards_text, images_from_tensor, verdicts_text
 from .types import Scores, Verdicts
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
-
-
-def _check_batch(images: torch.Tensor, verdicts: list[Verdict]) -> torch.Tensor:
-    if images.ndim == 3:
-        images = images.unsqueeze(0)
-    if len(verdicts) != images.shape[0]:
-        raise ValueError(
-            f"the batch has {images.shape[0]} images but verdicts are for {len(verdicts)}: "
-            "connect verdicts that were computed from this same image batch"
-        )
-    return images
 
 
 def _inside_output(folder: str) -> Path:
@@ -111,7 +100,7 @@ class SaitenSaveImage(io.ComfyNode):
     @classmethod
     def execute(cls, images: torch.Tensor, verdicts: list[Verdict],
                 filename_prefix: str = "Saiten") -> io.NodeOutput:
-        images = _check_batch(images, verdicts)
+        images = batch_for(images, verdicts)
         folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
             filename_prefix, folder_paths.get_output_directory(),
             images.shape[2], images.shape[1],
@@ -158,7 +147,7 @@ class SaitenBatchReport(io.ComfyNode):
     @classmethod
     def execute(cls, images: torch.Tensor, verdicts: list[Verdict], folder: str = "saiten_report",
                 title: str = "Saiten report", thumbnail_size: int = 192) -> io.NodeOutput:
-        images = _check_batch(images, verdicts)
+        images = batch_for(images, verdicts)
         out = _inside_output(folder)
         thumbs = out / "thumbs"
         thumbs.mkdir(parents=True, exist_ok=True)

@@ -7,3 +7,6 @@ Scores = io.Custom("SAITEN_SCORES")
 
 Verdicts = io.Custom("SAITEN_VERDICTS")
 """`list[scoring.Verdict]`: the ensemble's result per image, aligned with the batch."""
+
+Rubric = io.Custom("SAITEN_RUBRIC")
+"""`scoring.Rubric`: the axes, anchors, language and guidance every VLM and the judge use."""

@@ -17,10 +17,11 @@ import folder_paths
 from comfy_api.latest import io, ui
 
 from ..scoring.cards import Sheet
+from ..scoring.rubric import Rubric as RubricData
 from ..scoring.sources import Source, SourceError
-from ..scoring.sources.vlm import METHODS, VLMSource
-from .common import cached_source, cards_text, run_source
-from .types import Scores
+from ..scoring.sources.vlm import METHODS, VLMSource, model_label
+from .common import cached_source, cards_text, check_env_name, run_source
+from .types import Rubric, Scores
 
 FOLDER = "saiten_vlm"
 SHARED_FOLDERS = ("LLM",)  # other packs' LLM folder, reused when registered
@@ -132,20 +133,22 @@ def make_source(runtime: str, model: str, mmproj: str, *, dtype: str = "auto",
     """The (cached) source for the loader's widgets; a source that cannot be created comes
     back as `Unavailable` so the rest of the workflow still runs."""
     label = None
+    if runtime == "openai-compatible":  # a pasted key is the user's to clear: fail loudly
+        api_key_env = check_env_name(api_key_env or "OPENAI_API_KEY", "api_key_env")
     try:
         if runtime not in RUNTIMES:
             raise SourceError(f"unknown runtime {runtime!r}; use one of {list(RUNTIMES)}")
         if runtime == "openai-compatible":
             if not model_name.strip():
                 raise SourceError("openai-compatible: set model_name (the server's model id)")
-            label = model_name.strip()
-            options = {"base_url": base_url.strip(), "model": label,
-                       "api_key_env": api_key_env.strip() or "OPENAI_API_KEY"}
+            label = model_label(model_name.strip())
+            options = {"base_url": base_url.strip(), "model": model_name.strip(),
+                       "api_key_env": api_key_env, "label": label}
         else:
             if model == NO_MODEL:
                 raise SourceError(f"no model: put one in {os.path.join('models', FOLDER)}")
             path = resolve(model)
-            label = path.stem if path.is_file() else path.name
+            label = model_label(path.stem, gguf=True) if path.is_file() else model_label(path.name)
             if runtime == "transformers":
                 options = {"model_dir": str(path), "dtype": dtype, "quantization": quantization}
             else:
@@ -241,6 +244,8 @@ class SaitenVLMRater(io.ComfyNode):
                                        "(transformers 0.9)"),
                 io.String.Input("label", default="", tooltip="Name of this source in the cards "
                                                               "(default: the model's name)"),
+                Rubric.Input("rubric", optional=True,
+                             tooltip="from Saiten Rubric (default: the built-in rubric)"),
             ],
             outputs=[Scores.Output(display_name="scores")],
             hidden=[io.Hidden.unique_id],
@@ -250,14 +255,14 @@ class SaitenVLMRater(io.ComfyNode):
     @classmethod
     def execute(cls, images, vlm: VLMHandle, method: str, use_tags: bool, comment: bool,
                 repeats: int, weight: float, label: str, scores: Sheet | None = None,
-                ) -> io.NodeOutput:
+                rubric: RubricData | None = None) -> io.NodeOutput:
         source = vlm.source
         if isinstance(source, VLMSource):
             source.method, source.use_tags, source.want_comment = method, use_tags, comment
         source.weight = float(weight) if weight > 0 else source.default_weight
         source.label = label.strip() or vlm.label or source.label
         node_id = cls.hidden.unique_id if cls.hidden else None
-        merged, mine = run_source(source, images, scores, repeats=repeats,
+        merged, mine = run_source(source, images, scores, rubric=rubric, repeats=repeats,
                                   keep_loaded=vlm.keep_loaded, node_id=node_id)
         return io.NodeOutput(merged, ui=ui.PreviewText(cards_text(mine)))
 

@@ -174,7 +174,27 @@ def save_calibrations(path: str | Path, fits: Sequence[SourceFit]) -> Path:
 
 
 def load_calibrations(path: str | Path) -> list[Calibration]:
-    return [Calibration(**d) for d in json.loads(Path(path).read_text(encoding="utf-8"))]
+    """The calibrations `save_calibrations` wrote; ValueError names the file and the problem
+    (OSError when it cannot be read)."""
+    name = Path(path).name
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{name}: not calibration JSON ({e})") from None
+    if not isinstance(data, list):
+        raise ValueError(f"{name}: expected a list of {{source, axis, slope, intercept}}")
+    cals = []
+    for n, d in enumerate(data, 1):
+        ok = (isinstance(d, dict) and set(d) == {"source", "axis", "slope", "intercept"}
+              and isinstance(d["source"], str) and isinstance(d["axis"], str)
+              and all(isinstance(d[k], int | float) and not isinstance(d[k], bool)
+                      and np.isfinite(d[k]) for k in ("slope", "intercept")))
+        if not ok:
+            raise ValueError(f"{name}: entry {n} is not {{source, axis, slope, intercept}} "
+                             f"with finite numbers: {json.dumps(d)[:120]}")
+        cals.append(Calibration(d["source"], d["axis"], float(d["slope"]),
+                                float(d["intercept"])))
+    return cals
 
 
 def apply_calibrations(cards: Sequence[ScoreCard], cals: Sequence[Calibration]

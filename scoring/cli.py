@@ -3,7 +3,10 @@
     python -m scoring score <folder> [--sources nudenet,technical] [--out DIR]
         [--option wd.model_path=/models/wd-eva02-large-tagger-v3]
     python -m scoring demo [--out DIR] [--samples DIR]
+        [--rubric my_rubric.toml] [--calibration cal.json]
     python -m scoring calibrate <report.jsonl> <ratings.csv> [--axis overall] [--scale 1,5]
+        [--out cal.json]
+    python -m scoring rubric > my_rubric.toml     # the default rubric, to edit
 
 `score` and `demo` print a table and write report.jsonl / report.csv / report.html.
 An unreadable file becomes an unscored row with the reason; a source that cannot run
@@ -19,10 +22,18 @@ from pathlib import Path
 from typing import Any
 
 from .aggregate import AggregateSettings, combine_sheet, parse_weights
-from .calibrate import compare, load_ratings, save_calibrations
+from .calibrate import (
+    Calibration,
+    apply_calibrations,
+    compare,
+    load_calibrations,
+    load_ratings,
+    save_calibrations,
+)
 from .cards import AXES, ScoreCard, Sheet, Verdict, merge_sheets
 from .images import IMAGE_SUFFIXES, Image, list_images, load
 from .report import Entry, notes, read_jsonl, thumbnail, write_report
+from .rubric import Rubric
 from .sources import (
     OFFLINE_DEFAULT,
     REGISTRY,
@@ -80,10 +91,13 @@ def unreadable(reason: str) -> Verdict:
                    unscored=reason)
 
 
-def _score_with(source: Source | Unavailable, images: list[Image], repeats: int) -> Sheet:
-    """The source's sheet; a source that breaks its contract abstains instead of crashing."""
+def _score_with(source: Source | Unavailable, images: list[Image], repeats: int,
+                prior: Sheet | None, rubric: Rubric | None = None) -> Sheet:
+    """The source's sheet; a source that breaks its contract abstains instead of crashing.
+    `prior` holds the earlier sources' cards (the judge and VLM prompts read them)."""
+    ctx = ScoreContext(repeats=repeats, prior=prior, rubric=rubric or Rubric.default())
     try:
-        return source.score(images, ScoreContext(repeats=repeats))
+        return source.score(images, ctx)
     except Cancelled:
         raise
     except Exception as e:
@@ -92,9 +106,11 @@ def _score_with(source: Source | Unavailable, images: list[Image], repeats: int)
 
 def iter_scores(paths: Sequence[Path], sources: Sequence[Source | Unavailable],
                 settings: AggregateSettings, batch: int = 8, repeats: int = 1,
-                log: Callable[[str], None] = lambda _: None) -> Iterator[Entry]:
+                log: Callable[[str], None] = lambda _: None, *, rubric: Rubric | None = None,
+                calibrations: Sequence[Calibration] = ()) -> Iterator[Entry]:
     """Score files in batches of `batch`, yielding one entry per file in order;
-    unreadable files become unscored entries."""
+    unreadable files become unscored entries. Every source sees `rubric`; `calibrations`
+    apply to the cards before they are combined."""
     for start in range(0, len(paths), batch):
         chunk = paths[start:start + batch]
         images: list[Image] = []
@@ -106,8 +122,12 @@ def iter_scores(paths: Sequence[Path], sources: Sequence[Source | Unavailable],
             except Exception as e:  # BadImage, or anything else PIL throws at a broken file
                 msg = str(e) if p.name in str(e) else f"{p.name}: cannot read image ({e})"
                 slots.append(Entry(p.name, unreadable(msg)))
-        sheets = [_score_with(s, images, repeats) for s in sources] if images else []
-        verdicts = iter(combine_sheet(merge_sheets(*sheets), settings) if images else [])
+        sheet: Sheet = [[] for _ in images]
+        for source in sources if images else ():
+            sheet = merge_sheets(sheet, _score_with(source, images, repeats, sheet, rubric))
+        if calibrations:
+            sheet = [apply_calibrations(cards, calibrations) for cards in sheet]
+        verdicts = iter(combine_sheet(sheet, settings))
         pics = iter(images)
         for p, slot in zip(chunk, slots, strict=True):
             yield slot or Entry(p.name, next(verdicts), thumbnail(next(pics)))
@@ -152,7 +172,8 @@ def _run(paths: Sequence[Path], args: argparse.Namespace, names: Sequence[str],
     entries: list[Entry] = []
     code = 0
     try:
-        for entry in iter_scores(paths, sources, settings, args.batch, args.repeats, log):
+        for entry in iter_scores(paths, sources, settings, args.batch, args.repeats, log,
+                                 rubric=args.rubric, calibrations=args.calibration):
             entries.append(entry)
     except (KeyboardInterrupt, Cancelled):
         log(f"interrupted: reporting the {len(entries)} images scored so far")
@@ -216,6 +237,24 @@ def _scale(text: str) -> tuple[float, float]:
     return lo, hi
 
 
+def _rubric_file(text: str) -> Rubric:
+    try:
+        return Rubric.load(text)
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"cannot read {text}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _calibration_file(text: str) -> list[Calibration]:
+    try:
+        return load_calibrations(text)
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"cannot read {text}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     folder = Path(args.folder)
     if folder.is_file():
@@ -268,6 +307,19 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rubric(args: argparse.Namespace) -> int:
+    """Print the default rubric as TOML (UTF-8 whatever the console's encoding)."""
+    text = Rubric.default().to_toml()
+    out = getattr(sys.stdout, "buffer", None)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        sys.stdout.flush()
+        out.write(text.encode("utf-8"))
+        out.flush()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m scoring", description="Saiten (採点): score "
                                 "images with an ensemble of local sources.")
@@ -283,6 +335,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--option", type=_option, action="append", default=[],
                         metavar="SOURCE.NAME=VALUE",
                         help="a source option, e.g. wd.model_path=/models/wd (repeatable)")
+        sp.add_argument("--rubric", type=_rubric_file, default=None, metavar="FILE.toml",
+                        help="the rubric every VLM and the judge use (start from "
+                             "`python -m scoring rubric`)")
+        sp.add_argument("--calibration", type=_calibration_file, default=[],
+                        metavar="cal.json", help="apply the fits `calibrate --out` wrote to "
+                        "each source's scores before combining")
 
     s = sub.add_parser("score", help="score every image in a folder")
     s.add_argument("folder", help="a folder of images (or one image file)")
@@ -303,6 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--scale", type=_scale, default=None, help="rating scale low,high")
     c.add_argument("--out", default=None, help="write calibration JSON here")
     c.set_defaults(func=cmd_calibrate)
+
+    r = sub.add_parser("rubric", help="print the default rubric as TOML, to edit")
+    r.set_defaults(func=cmd_rubric)
     return p
 
 

@@ -4,7 +4,10 @@
 off) and a loop of our own that is bounded and testable: a per-attempt timeout, a total wall
 time per call (a server dripping bytes cannot hold it), retries with exponential backoff and
 jitter on 429/5xx/connection resets/timeouts honouring `Retry-After`, and a per-run `Budget`.
-Every attempt can be written to a JSONL cost log with USD from an editable price table.
+Each request runs in a worker thread, so a cancel releases the caller at once. `Remote.ask`
+adds what differs between servers: JSON forced through the first `response_format` a server
+accepts, and parameters it rejects by name left out (one retry). Every attempt can be written
+to a JSONL cost log with USD from an editable price table.
 
 The API key never leaves this module except in the Authorization header: error texts, logs,
 reprs and cost records go through `redact`.
@@ -338,8 +341,8 @@ class Remote:
         self.cost_log = cost_log
         self.backoff, self.backoff_max = backoff, backoff_max
         self._rng = random.Random(seed)
-        self._cancel = cancel or (lambda: None)
-        """Raises when the user cancelled: polled before attempts, in sleeps, between chunks."""
+        self.cancel: Callable[[], None] = cancel or (lambda: None)
+        """Raises when the user cancelled: polled before and during attempts and sleeps."""
         self._client: Any = None
         self.rejected: set[str] = set(drop)
         """Parameters this server refuses (given, or learned from its 400 answers)."""
@@ -375,7 +378,7 @@ class Remote:
     def _wait(self, seconds: float) -> None:
         end = time.monotonic() + seconds
         while (left := end - time.monotonic()) > 0:
-            self._cancel()
+            self.cancel()
             time.sleep(min(0.1, left))
 
     def chat(self, **params: Any) -> Reply:
@@ -392,7 +395,7 @@ class Remote:
         model = str(params.get("model", ""))
         attempt = 0
         while True:
-            self._cancel()
+            self.cancel()
             self.budget.take_call()
             t0 = time.monotonic()
             try:
@@ -468,18 +471,47 @@ class Remote:
         self.cost_log.add(**rec)
 
     def _attempt(self, params: dict[str, Any], deadline: float) -> Reply:
-        openai = _import_openai()
+        """One request in a worker thread, so a cancel (or a server that ignores every
+        timeout) releases the caller at once; the abandoned request ends at its timeout."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise _Retry(f"timeout: no time left within the {self.wall_time:.3g} s bound")
         per_try = min(self.timeout, remaining)
+        client, box = self.client, {}
+
+        def work() -> None:
+            try:
+                box["reply"] = self._request(client, params, deadline, per_try)
+            except BaseException as e:
+                box["error"] = e
+
+        worker = threading.Thread(target=work, name="saiten-remote", daemon=True)
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.05)
+            if not worker.is_alive():
+                break
+            try:
+                self.cancel()
+            except BaseException:
+                self.close()  # drop the connection pool; a new client is built next time
+                raise
+            if time.monotonic() > deadline + 2.0:
+                self.close()
+                raise _Retry(f"no answer within the {self.wall_time:.3g} s bound (timeout)")
+        if "error" in box:
+            raise box["error"]
+        return box["reply"]
+
+    def _request(self, client: Any, params: dict[str, Any], deadline: float,
+                 per_try: float) -> Reply:
+        openai = _import_openai()
         t0 = time.monotonic()
         try:
-            with self.client.chat.completions.with_streaming_response.create(
+            with client.chat.completions.with_streaming_response.create(
                     **params, timeout=per_try) as resp:
                 buf = bytearray()
                 for chunk in resp.iter_bytes():
-                    self._cancel()
                     buf += chunk
                     if time.monotonic() > deadline or time.monotonic() - t0 > per_try:
                         raise _Retry(f"answer still arriving after {per_try:.3g} s (slow server)")

@@ -1,8 +1,9 @@
 """The fixed rubric every VLM and the judge see, its few-shot anchors, and prompt rendering.
 
-A rubric is plain data: a user can replace it with a TOML file (see `Rubric.load`) or the
-text widget on the nodes. Rendering is deterministic: the same rubric and context always
-give the same prompt (the judge's cache keys on it).
+A rubric is plain data: a user can replace it with a TOML file (`Rubric.load`, `to_toml`;
+`python -m scoring rubric` prints the default) or the Saiten Rubric node. Rendering is
+deterministic: the same rubric and context always give the same prompt (the judge's cache
+keys on it).
 """
 
 from __future__ import annotations
@@ -54,20 +55,56 @@ class Rubric:
 
     @classmethod
     def load(cls, path: str | Path) -> Rubric:
-        """Read a TOML rubric: `[axes]` name = meaning, `language`, `guidance`, `[[anchors]]`."""
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
+        """Read a TOML rubric file (see `from_toml`); ValueError names the file and problem."""
+        path = Path(path)
+        try:
+            return cls.from_toml(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path.name}: not UTF-8 text ({e.reason})") from None
+        except ValueError as e:
+            raise ValueError(f"{path.name}: {e}") from None
+
+    @classmethod
+    def from_toml(cls, text: str) -> Rubric:
+        """A rubric from TOML text: `language`, `guidance`, `[axes]` name = meaning,
+        `[[anchors]]` description, comment, scores. ValueError says what is wrong and where."""
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"invalid rubric TOML: {e}") from None
         return cls.from_dict(data)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Rubric:
-        axes = {**DEFAULT_AXES, **data.get("axes", {})}
+        extra = set(data) - {"axes", "anchors", "language", "guidance"}
+        if extra:
+            raise ValueError(f"unknown rubric keys {sorted(extra)}; keys are axes, anchors, "
+                             "language, guidance")
+        for key in ("language", "guidance"):
+            if not isinstance(data.get(key, ""), str):
+                raise ValueError(f"rubric {key} must be a string")
+        given = data.get("axes", {})
+        if not isinstance(given, dict) or not all(isinstance(v, str) for v in given.values()):
+            raise ValueError("rubric [axes] must map each axis name to its meaning (a string)")
+        axes = {**DEFAULT_AXES, **given}
         unknown = set(axes) - set(AXES)
         if unknown:
             raise ValueError(f"unknown rubric axes {sorted(unknown)}; axes are {list(AXES)}")
         anchors = tuple(data.get("anchors", DEFAULT_ANCHORS))
+        for n, a in enumerate(anchors, 1):
+            _check_anchor(n, a)
         return cls(axes=axes, anchors=anchors, language=data.get("language", "ja"),
                    guidance=data.get("guidance", ""))
+
+    def to_toml(self) -> str:
+        """This rubric as TOML text: `Rubric.from_toml(r.to_toml()) == r`."""
+        lines = ["# Saiten rubric: edit it and pass it with `python -m scoring score --rubric "
+                 "FILE`", "# or paste it into the Saiten Rubric node.",
+                 f"language = {_toml(self.language)}", f"guidance = {_toml(self.guidance)}",
+                 "", "[axes]", *(f"{_key(k)} = {_toml(v)}" for k, v in self.axes.items())]
+        for a in self.anchors:
+            lines += ["", "[[anchors]]", *(f"{_key(k)} = {_toml(v)}" for k, v in a.items())]
+        return "\n".join(lines) + "\n"
 
     def with_guidance(self, text: str) -> Rubric:
         """This rubric with extra guidance text appended (a node's text widget)."""
@@ -130,6 +167,65 @@ class Rubric:
             f"Rate the image's {axis} ({self.axes[axis]}) on a scale from 1 (very poor) "
             f"to 9 (excellent). Answer with a single digit.\nRating:"
         )
+
+
+def _check_anchor(n: int, a: Any) -> None:
+    """ValueError unless anchor `n` has a description, a comment and numeric axis scores."""
+    where = f"rubric anchor {n}"
+    if not isinstance(a, dict):
+        raise ValueError(f"{where} must be a table ([[anchors]])")
+    missing = [k for k in ("description", "scores", "comment") if k not in a]
+    if missing:
+        raise ValueError(f"{where} lacks {', '.join(missing)}")
+    scores = a["scores"]
+    if not isinstance(scores, dict) or not all(
+            k in AXES and isinstance(v, int | float) and not isinstance(v, bool)
+            for k, v in scores.items()):
+        raise ValueError(f"{where}: scores must map axes ({', '.join(AXES)}) to numbers")
+
+
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\b": "\\b", "\t": "\\t", "\n": "\\n",
+            "\f": "\\f", "\r": "\\r"}
+
+
+def _toml_str(s: str, multiline: bool = False) -> str:
+    """A TOML basic string; every control character, quote and backslash escaped. Multi-line
+    keeps newlines readable (the newline after the opening quotes is not part of the value)."""
+    out = []
+    for ch in s:
+        if multiline and ch == "\n":
+            out.append(ch)
+        elif ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    body = "".join(out)
+    return f'"""\n{body}"""' if multiline else f'"{body}"'
+
+
+def _toml(v: Any) -> str:
+    """A TOML value: string, bool, int, float, list or (inline) table."""
+    if isinstance(v, str):
+        return _toml_str(v, multiline="\n" in v)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v)  # 1.5, 1e-05, inf, -inf, nan are all TOML
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{_key(k)} = {_toml(x)}" for k, x in v.items()) + " }"
+    raise ValueError(f"cannot write {type(v).__name__} {v!r} as TOML")
+
+
+def _key(k: str) -> str:
+    """A bare TOML key when possible, else a quoted one."""
+    return k if k and all(c.isascii() and (c.isalnum() or c in "-_") for c in k) \
+        else _toml_str(k)
 
 
 def level_to_score(expected_level: float) -> float:

@@ -7,6 +7,6 @@ source "$(dirname "$0")/_venv.sh"
 "${PIP[@]}" -r requirements-test.txt
 # Built from the sdist once per machine (4–5 min on 2 cores); pip's wheel cache keeps it.
 CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
-    "${PIP[@]}" llama-cpp-python==0.3.36
+    "${PIP[@]}" "llama-cpp-python[server]==0.3.36"
 "$PY" -m ruff check .
 "$PY" -m pytest "$@"

@@ -25,6 +25,7 @@ from scoring.sources.technical import TechnicalCheck
 from tests.models.onnx_models import build_wd, wd_tags
 
 REPO = Path(__file__).resolve().parent.parent
+pytest_plugins = ["fixtures_http"]  # the fake OpenAI-compatible server
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -251,3 +252,22 @@ def test_source_options_reach_the_source(folder, tmp_path):
     assert "(pass --option wd.model_path=...)" in missing.stdout
     bad = run("score", str(folder), "--option", "wd", cwd=tmp_path)
     assert bad.returncode == 2 and "SOURCE.NAME=VALUE" in bad.stderr
+
+
+def test_the_judge_reads_what_earlier_sources_found(folder, tmp_path, fakeapi, fake_key):
+    """Sources run in order and later ones see earlier cards: the judge's prompt carries the
+    technical check's findings, and its vote reaches the verdict."""
+    two = tmp_path / "two"
+    two.mkdir()
+    for name in ("black.png", "coffee.jpg"):
+        (two / name).write_bytes((folder / name).read_bytes())
+    out = tmp_path / "out"
+    r = run("score", str(two), "--sources", "nudenet,technical,judge",
+            "--option", f"judge.base_url={fakeapi.url}", "--out", str(out), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    prompts = [json.dumps(b["messages"], ensure_ascii=False) for b in fakeapi.bodies()]
+    assert len(prompts) == 2
+    assert any("[technical] issues: black frame" in p for p in prompts)
+    report = [json.loads(x) for x in (out / "report.jsonl").read_text().splitlines()]
+    assert all("grok" in v["used"] for v in report)  # the default model is a Grok one
+    assert fake_key not in r.stdout + r.stderr + (out / "report.jsonl").read_text()

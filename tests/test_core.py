@@ -128,3 +128,13 @@ def test_tag_context_is_words_only():
     assert "[wd] tags: 1girl, smile" in text
     assert "[joy] comment: 線が綺麗。" in text
     assert "qwen" not in text
+
+
+def test_known_models_get_the_names_the_default_weights_use():
+    from scoring.sources.vlm import model_label
+
+    assert model_label("thesby_Qwen2.5-VL-7B-NSFW-Caption-V3-Q4_K_M", gguf=True) == "qwen-gguf"
+    assert model_label("llama-joycaption-beta-one-hf-llava-nf4") == "joycaption"
+    assert model_label("ToriiGate-v0.4-2B") == "toriigate"
+    assert model_label("Qwen2-VL-2B-Instruct") == "Qwen2-VL-2B-Instruct"  # not a GGUF
+    assert model_label("my-model") == "my-model"

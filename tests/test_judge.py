@@ -243,6 +243,8 @@ def test_real_llama_cpp_server_as_the_judge(llama_text_server, fake_key, tmp_pat
     records = j.costs.records
     calls = [r for r in records if not r.get("error")]
     assert len(calls) == 2 and all(r["prompt_tokens"] > 100 for r in calls)
+    (refused,) = [r for r in records if r.get("error")]  # json_schema → HTTP 500, once
+    assert refused["status"] == 500 and "response_format" in refused["error"]
     assert all(r["usd"] == 0 and r["priced"] is False for r in calls)  # a local model is free
     j2 = real_judge()
     again = run(j2, sheet(30, 80))
@@ -275,3 +277,12 @@ def test_cancel_stops_a_backoff_wait_at_once(fakeapi, fake_key, tmp_path):
     with pytest.raises(Cancelled):
         judge(fakeapi, tmp_path, timeout=10).score(IMAGES[:2], ctx)
     assert time.monotonic() - t < 1.5 and len(fakeapi.requests()) == 1
+
+
+def test_cancel_releases_a_request_in_flight(fakeapi, fake_key, tmp_path):
+    fakeapi.script(default={"kind": "delay", "seconds": 4})
+    t = time.monotonic()
+    ctx = ScoreContext(prior=sheet(50), interrupted=lambda: time.monotonic() - t > 0.5)
+    with pytest.raises(Cancelled):
+        judge(fakeapi, tmp_path, timeout=30).score(IMAGES[:1], ctx)
+    assert time.monotonic() - t < 1.2

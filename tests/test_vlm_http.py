@@ -15,7 +15,7 @@ from fakeapi import FAKE_KEY, RUBRIC, assert_no_secret
 from PIL import Image as PILImage
 
 from scoring.rubric import LEVELS, level_to_score
-from scoring.sources import ScoreContext, SourceError, create
+from scoring.sources import Cancelled, ScoreContext, SourceError, create
 
 pytest_plugins = ["fixtures_http"]
 
@@ -28,6 +28,7 @@ BLUE[..., 2] = 1.0
 def vlm(fakeapi, **kw):
     kw.setdefault("timeout", 1.0)
     kw.setdefault("comment", False)
+    kw.setdefault("method", "generate")
     return create("vlm-http", base_url=fakeapi.url, model="fake-vlm", **kw)
 
 
@@ -54,8 +55,10 @@ def test_generate_sends_each_image_as_png_and_scores_the_batch(fakeapi, fake_key
     assert_no_secret([r["body"] for r in fakeapi.requests()], out)
 
 
-def test_refusals_are_retried_reworded_then_abstain(fakeapi, fake_key):
-    refusal = {"kind": "ok", "content": "I'm sorry, but I can't help with that."}
+@pytest.mark.parametrize("text", ["I'm sorry, but I can't help with that.",
+                                  "申し訳ありませんが、この画像の評価はできません。"])
+def test_refusals_are_retried_reworded_then_abstain(fakeapi, fake_key, text):
+    refusal = {"kind": "ok", "content": text}
     fakeapi.script(refusal, {"kind": "ok"}, refusal, refusal, refusal)
     out = vlm(fakeapi).score([RED, BLUE], ScoreContext())
     assert out[0][0].ok and out[0][0].extras["attempts"] == 2
@@ -121,8 +124,8 @@ def test_bad_configuration_is_a_clear_error():
 def test_real_llama_cpp_server_generate_and_logprob(llama_vlm_server, monkeypatch):
     llama_server = llama_vlm_server
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
-    out = create("vlm-http", base_url=llama_server.url, model="tiny", comment=False,
-                 max_tokens=120).score([RED, BLUE], ScoreContext())
+    out = create("vlm-http", base_url=llama_server.url, model="tiny", method="generate",
+                 comment=False, max_tokens=120).score([RED, BLUE], ScoreContext())
     for (card,) in out:  # random weights, JSON forced by the server's grammar
         assert card.ok, card.abstained
         assert set(card.axes) == {"erotic", "composition", "appeal", "typeset", "overall"}
@@ -132,3 +135,12 @@ def test_real_llama_cpp_server_generate_and_logprob(llama_vlm_server, monkeypatc
     assert card.ok, card.abstained
     assert all(0 <= v <= 100 for v in card.axes.values())
     assert all(abs(sum(d.values()) - 1) < 1e-6 for d in card.extras["level_probs"].values())
+
+
+def test_cancel_ends_a_slow_request_at_once(fakeapi, fake_key):
+    fakeapi.script(default={"kind": "delay", "seconds": 4})
+    t = time.monotonic()
+    ctx = ScoreContext(interrupted=lambda: time.monotonic() - t > 0.5)
+    with pytest.raises(Cancelled):
+        vlm(fakeapi, timeout=30).score([RED, BLUE], ctx)
+    assert time.monotonic() - t < 1.2

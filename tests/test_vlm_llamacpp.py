@@ -95,8 +95,9 @@ def test_chat_answers_exactly_like_the_chat_handler(sources, family):
                                                {"type": "text", "text": user}]}],
         temperature=0.0, top_k=1, repeat_penalty=1.0, max_tokens=120,
         **src._constraint(schema))["choices"][0]["message"]["content"]
+    src.chat(PHOTOS[0], "Another system prompt.", "hi", schema=None, max_tokens=1)  # evict
     cold = src.chat(image, system, user, schema=schema, max_tokens=120)
-    warm = src.chat(image, system, user, schema=schema, max_tokens=120)  # system cached
+    warm = src.chat(image, system, user, schema=schema, max_tokens=120)  # all cached
     assert cold == handler
     assert warm == handler
 
@@ -123,41 +124,69 @@ def test_logprob_scores_each_image_from_level_probabilities(sources, family):
     assert dists[0] != dists[1] and dists[1] != dists[2]
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_logprob_reuses_the_image_prefix_exactly(sources, family):
-    """Each axis is evaluated from the cached system+image state, and the system prompt is
-    kept from one image to the next: the same numbers as fresh evaluations, far fewer
-    tokens evaluated."""
+def evaluated(src, run) -> tuple[object, int]:
+    """What `run()` returns and how many prompt tokens llama.cpp decoded for it."""
     import llama_cpp
 
+    src.load()
+    llama_cpp.llama_perf_context_reset(src._llm.ctx)
+    got = run()
+    return got, llama_cpp.llama_perf_context(src._llm.ctx).n_p_eval
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_logprob_reuses_the_kv_cache_exactly(sources, family):
+    """Axes are evaluated from the cached system+image state; the same image again costs
+    only the axis questions; the next image keeps the system prompt. Same numbers as fresh
+    evaluations."""
     src = sources(family, "logprob")
     rubric = Rubric()
     system = rubric.system_prompt()
     prefixes = [rubric.logprob_prefix(a) for a in rubric.axes]
-    alone = []
-    for p in prefixes[::2]:  # each on a cold cache: another system prompt evicts this one
-        src.chat(PHOTOS[2], "Another system prompt.", "hi", schema=None, max_tokens=1)
-        alone.append(src.level_probs(PHOTOS[0], system, [p], LEVELS)[0])
 
-    llm = src._llm
-    src.chat(PHOTOS[2], "Another system prompt.", "hi", schema=None, max_tokens=1)
-    llama_cpp.llama_perf_context_reset(llm.ctx)
-    cold = src.level_probs(PHOTOS[0], system, prefixes, LEVELS)
-    cold_tokens = llama_cpp.llama_perf_context(llm.ctx).n_p_eval
-    llama_cpp.llama_perf_context_reset(llm.ctx)
-    warm = src.level_probs(PHOTOS[0], system, prefixes, LEVELS)
-    warm_tokens = llama_cpp.llama_perf_context(llm.ctx).n_p_eval
+    def evict():  # another system prompt and image take the cache
+        src.chat(PHOTOS[2], "Another system prompt.", "hi", schema=None, max_tokens=1)
+
+    alone = []
+    for p in prefixes[::2]:
+        evict()
+        alone.append(src.level_probs(PHOTOS[0], system, [p], LEVELS)[0])
+    evict()
+    cold, n_cold = evaluated(src, lambda: src.level_probs(PHOTOS[0], system, prefixes, LEVELS))
+    warm, n_warm = evaluated(src, lambda: src.level_probs(PHOTOS[0], system, prefixes, LEVELS))
+    _, n_next = evaluated(src, lambda: src.level_probs(PHOTOS[1], system, prefixes, LEVELS))
     for a, b, c in zip(alone, cold[::2], warm[::2], strict=True):
         assert np.allclose([a[k] for k in LEVELS], [b[k] for k in LEVELS], atol=1e-4)
         assert np.allclose([a[k] for k in LEVELS], [c[k] for k in LEVELS], atol=1e-4)
 
+    llm = src._llm
     _, tail = src._split_prompt(system)
-    suffix = sum(len(llm.tokenize((p + tail).encode(), add_bos=False, special=True))
-                 for p in prefixes)
+    questions = sum(len(llm.tokenize((p + tail).encode(), add_bos=False, special=True))
+                    for p in prefixes)
     system_tokens = len(llm.tokenize(system.encode(), add_bos=False, special=True))
-    assert suffix + system_tokens <= cold_tokens < suffix + 2 * system_tokens  # image once
-    assert cold_tokens - warm_tokens == len(src._kv_lead) >= system_tokens  # system kept
-    assert warm_tokens >= suffix
+    assert questions + system_tokens < n_cold < questions + 2 * system_tokens  # not per axis
+    assert n_warm == questions  # system prompt and image cached
+    assert questions < n_next <= n_cold - system_tokens  # system prompt cached, image not
+
+
+def test_retries_reuse_the_image(gguf_models):
+    """A refused attempt is retried on the same image: only the reworded request is new."""
+    src = RefusingVLM(gguf_models.qwen_text, gguf_models.qwen_mmproj, refuse=1, **LEAN)
+    try:
+        rubric = Rubric()
+        system, schema = rubric.system_prompt(), rubric.json_schema()
+        _, first = evaluated(src, lambda: src.chat(PHOTOS[0], system, rubric.user_prompt(),
+                                                   schema=schema, max_tokens=8))
+        _, retry = evaluated(src, lambda: src.chat(PHOTOS[0], system,
+                                                   rubric.user_prompt(attempt=1),
+                                                   schema=schema, max_tokens=8))
+        reworded = len(src._llm.tokenize(rubric.user_prompt(attempt=1).encode(),
+                                         add_bos=False))
+        system_tokens = len(src._llm.tokenize(system.encode(), add_bos=False))
+        assert first > system_tokens + 200  # the first attempt decoded a 256-token image
+        assert retry <= reworded + 16  # the retry: the reworded request, end-of-turn tokens
+    finally:
+        src.unload()
 
 
 def test_logprob_evaluates_the_shared_tag_context_once(sources):
@@ -265,7 +294,8 @@ class RefusingVLM(LlamaCppVLM):
 
 
 def test_refusing_model_is_retried_then_abstains(gguf_models):
-    src = RefusingVLM(gguf_models.llava_text, gguf_models.llava_mmproj, refuse=99, **LEAN)
+    src = RefusingVLM(gguf_models.llava_text, gguf_models.llava_mmproj, refuse=99,
+                      method="generate", **LEAN)
     try:
         (card,) = src.score(PHOTOS[:1])[0]
     finally:
@@ -278,7 +308,8 @@ def test_refusing_model_is_retried_then_abstains(gguf_models):
 
 
 def test_refusal_then_a_valid_answer_scores(gguf_models):
-    src = RefusingVLM(gguf_models.qwen_text, gguf_models.qwen_mmproj, refuse=2, **LEAN)
+    src = RefusingVLM(gguf_models.qwen_text, gguf_models.qwen_mmproj, refuse=2,
+                      method="generate", **LEAN)
     try:
         (card,) = src.score(PHOTOS[:1])[0]
     finally:

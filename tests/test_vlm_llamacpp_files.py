@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
 from dataclasses import replace
@@ -90,6 +91,10 @@ def test_swapped_or_missing_files_say_so(gguf_models, tmp_path):
     junk.write_bytes(b"not a gguf at all")
     with pytest.raises(SourceError, match="cannot read text model"):
         read_pair(junk, gguf_models.llava_mmproj)
+    bogus = tmp_path / "bogus-mmproj.gguf"  # GGUF magic, absurd counts: fails fast
+    bogus.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 2**62))
+    with pytest.raises(SourceError, match=r"cannot read mmproj 'bogus-mmproj\.gguf': corrupt"):
+        read_pair(gguf_models.llava_text, bogus)
 
 
 def test_check_trusts_layer_shapes_and_knows_families(gguf_models):

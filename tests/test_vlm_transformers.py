@@ -269,3 +269,13 @@ def test_nf4_without_bitsandbytes_says_what_to_install(monkeypatch, vlm_folder):
         vlm.load()
     (cards,) = vlm.score([sample_image(0)])
     assert "pip install bitsandbytes" in cards[0].abstained
+
+
+@pytest.mark.parametrize(("option", "dtype"), [("auto", "float32"), ("bf16", "bfloat16")])
+def test_dtype_option(vlm_folder, option, dtype):
+    vlm = create("vlm-transformers", model_dir=vlm_folder / "tiny-llava", dtype=option,
+                 method="logprob", comment=False)
+    (cards,) = vlm.score([sample_image(0)])
+    assert cards[0].ok, cards[0].abstained
+    assert next(vlm._model.parameters()).dtype == getattr(torch, dtype)  # auto on CPU: fp32
+    vlm.unload()

@@ -163,6 +163,8 @@ class Judge(Source):
         band: tuple[float, float] | None = None, top_k: int = 0, max_tokens: int = 400,
         backoff: float = 0.5, **kw: Any,
     ) -> None:
+        if not kw.get("label") and "grok" in model.lower():
+            kw["label"] = "grok"  # the name the ensemble's weights use (grok=1.1)
         super().__init__(**kw)
         self.base_url, self.model = base_url.rstrip("/"), model
         self.key_env = key_env
@@ -231,7 +233,8 @@ class Judge(Source):
             if not self._key and not is_local(self.base_url):
                 raise SourceError(
                     f"no API key for {self.base_url}: set the environment variable "
-                    f"{self.key_env} (or write the key to {self.key_file}) and restart ComfyUI")
+                    f"{self.key_env} (or write the key to {self.key_file}); "
+                    "restart ComfyUI if it runs there")
 
     def unload(self) -> None:
         self._key = None

@@ -29,6 +29,18 @@ METHODS = ("generate", "logprob")
 
 _MAX_LEVEL_STD = 4.0  # the widest spread of a distribution over levels 1–9
 
+_KNOWN_MODELS = (("joycaption", "joycaption"), ("toriigate", "toriigate"))
+
+
+def model_label(name: str, *, gguf: bool = False) -> str:
+    """The cards' source name for a model file or folder: SPEC's names for the models it
+    knows (so the default aggregate weights apply to them), else the name itself."""
+    low = name.lower()
+    for key, label in _KNOWN_MODELS:
+        if key in low:
+            return label
+    return "qwen-gguf" if gguf and "qwen" in low else name
+
 
 class VLMSource(Source):
     """Base of the VLM backends; subclasses implement `chat`, `level_probs`, load/unload."""
@@ -37,7 +49,7 @@ class VLMSource(Source):
     provides: ClassVar[tuple[str, ...]] = AXES
 
     def __init__(
-        self, *, method: str = "generate", use_tags: bool = True, comment: bool = True,
+        self, *, method: str = "logprob", use_tags: bool = True, comment: bool = True,
         max_attempts: int = 3, max_tokens: int = 320, **kw: Any,
     ) -> None:
         super().__init__(**kw)

@@ -13,9 +13,10 @@ import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from ..cards import ScoreCard
 from ..images import Image, to_pil
 from ..remote import Remote, RemoteError, resolve_key
-from .base import SourceError
+from .base import ScoreContext, SourceError
 from .vlm import VLMSource
 
 
@@ -64,6 +65,10 @@ class HttpVLM(VLMSource):
 
     def describe(self) -> str:
         return f"{self.label}: {self.model} @ {self.base_url} ({self.method})"
+
+    def _score(self, images: list[Image], ctx: ScoreContext) -> list[list[ScoreCard]]:
+        self._remote().cancel = ctx.check  # a cancel also ends a request in flight
+        return super()._score(images, ctx)
 
     def _remote(self) -> Remote:
         self.load()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import hashlib
 import json
 import math
 import os
@@ -34,7 +35,7 @@ from PIL import Image as PILImage
 
 from ..images import Image, to_uint8
 from .base import SourceError, log
-from .vlm import VLMSource
+from .vlm import VLMSource, model_label
 
 INSTALL_HINT = "llama-cpp-python is not installed: pip install llama-cpp-python (CUDA: see README)"
 MIN_VERSION = "0.3.36"
@@ -45,7 +46,7 @@ CHAT_FORMATS: dict[str, str] = {
     "llava-1.5": "Llava15ChatHandler",
     "mtmd": "MTMDChatHandler",
 }
-"""Forcible chat handlers; "auto" picks one from the pair's family (`chat_format_for`)."""
+"""Forcible chat handlers; "auto" picks one from the pair's family (`GGUFPair.chat_format`)."""
 
 QWEN_VL_PROJECTORS = frozenset({"qwen2vl_merger", "qwen2.5vl_merger", "qwen2.5o"})
 LLAVA_PROJECTORS = frozenset({"mlp", "mlp_norm", "ldp", "ldpv2"})
@@ -63,6 +64,7 @@ _SENTINEL = "\u241fSAITEN_PROMPT\u241f"
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
             10: "<Q", 11: "<q", 12: "<d"}
 _STRING, _ARRAY = 8, 9
+_MAX_STRING = 1 << 24  # longer strings (or key counts) mean a corrupt or non-GGUF file
 
 
 def read_gguf_header(path: str | Path, *, tensors: bool = False
@@ -75,7 +77,10 @@ def read_gguf_header(path: str | Path, *, tensors: bool = False
             return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
 
         def string() -> str:
-            return f.read(scalar("<Q")).decode("utf-8", "replace")
+            n = scalar("<Q")
+            if n > _MAX_STRING:
+                raise ValueError(f"corrupt header (a {n}-byte string)")
+            return f.read(n).decode("utf-8", "replace")
 
         def value(vtype: int) -> Any:
             if vtype == _STRING:
@@ -99,6 +104,8 @@ def read_gguf_header(path: str | Path, *, tensors: bool = False
         if version < 2:
             raise ValueError(f"GGUF version {version} is too old")
         n_tensors, n_kv = scalar("<Q"), scalar("<Q")
+        if n_kv > _MAX_STRING or n_tensors > _MAX_STRING:
+            raise ValueError("corrupt header")
         meta = {}
         for _ in range(n_kv):
             key = string()
@@ -270,7 +277,7 @@ class LlamaCppVLM(VLMSource):
         n_gpu_layers: int | str = "auto", n_ctx: int = 4096, n_threads: int | None = None,
         max_pixels: int = 1024 * 1024, **base_kwargs: Any,
     ) -> None:
-        base_kwargs.setdefault("label", f"llamacpp:{Path(model_path).stem}")
+        base_kwargs.setdefault("label", model_label(Path(model_path).stem, gguf=True))
         super().__init__(**base_kwargs)
         if chat_format != "auto" and chat_format not in CHAT_FORMATS:
             raise SourceError(f"unknown chat_format {chat_format!r}; use 'auto' or one of "
@@ -287,8 +294,9 @@ class LlamaCppVLM(VLMSource):
         self._handler: Any = None
         self._pair: GGUFPair | None = None
         self._grammars: dict[str, Any] = {}
+        self._prompts: dict[str, tuple[str, str]] = {}
         self._level_ids: dict[tuple[str, ...], list[int]] = {}
-        self._kv_lead: list[int] = []  # tokens known to sit at the start of the KV cache
+        self._kv: list[tuple[tuple, int]] = []  # (chunk, end position) held by the KV cache
         self._offloaded = 0
         self._device = "cpu"
 
@@ -373,18 +381,43 @@ class LlamaCppVLM(VLMSource):
             logits_all=False,
             verbose=False,
         )
-        self._handler._init_mtmd_context(self._llm)  # a bad mmproj fails now, not per image
+        self._init_vision(use_gpu=n_gpu_layers != 0)  # a bad mmproj fails now, not per image
         n_layer = self.pair.n_layer
         self._offloaded = n_layer if n_gpu_layers < 0 else min(n_gpu_layers, n_layer)
         if not llama_cpp.llama_supports_gpu_offload():
             self._offloaded = 0
 
+    def _init_vision(self, *, use_gpu: bool) -> None:
+        """The handler's libmtmd context, made here so the vision tower stays on the CPU when
+        the text model does (the handlers always ask for the GPU); freed with the model."""
+        handler, llm = self._handler, self._llm
+        mtmd = handler._mtmd_cpp
+        params = mtmd.mtmd_context_params_default()
+        params.use_gpu = use_gpu
+        params.print_timings = False
+        params.n_threads = llm.n_threads
+        ctx = mtmd.mtmd_init_from_file(str(self.mmproj_path).encode(), llm.model, params)
+        if ctx is None:
+            raise ValueError(f"libmtmd could not load {self.mmproj_path.name!r} with "
+                             f"{self.model_path.name!r}")
+        handler.mtmd_ctx = ctx
+
+        def free() -> None:
+            if handler.mtmd_ctx is not None:
+                mtmd.mtmd_free(handler.mtmd_ctx)
+                handler.mtmd_ctx = None
+
+        llm._stack.callback(free)
+        if not mtmd.mtmd_support_vision(ctx):
+            raise ValueError(f"{self.mmproj_path.name!r} has no vision encoder")
+
     def _close(self) -> None:
         llm, handler = self._llm, self._handler
         self._llm = self._handler = None
         self._grammars.clear()
+        self._prompts.clear()
         self._level_ids.clear()
-        self._kv_lead = []
+        self._kv = []
         if llm is not None:
             llm.close()  # frees the context, the model and (via its exit stack) the mtmd context
         if handler is not None and getattr(handler, "mtmd_ctx", None) is not None:
@@ -493,8 +526,13 @@ class LlamaCppVLM(VLMSource):
         return self._level_ids[levels]
 
     def _split_prompt(self, system: str) -> tuple[str, str]:
-        """The chat prompt around the per-axis question: (system + image, end of turn +
-        assistant header). Rendered with the same template `chat` uses."""
+        """The chat prompt around the user's text: (system + image, end of turn + assistant
+        header), rendered with the chat handler's template (cached per system prompt)."""
+        if system not in self._prompts:
+            self._prompts = {system: self._render_split(system)}  # one rubric at a time
+        return self._prompts[system]
+
+    def _render_split(self, system: str) -> tuple[str, str]:
         formats = self._llama_cpp.llama_chat_format
         llm, handler = self._llm, self._handler
         marker = handler._mtmd_cpp.mtmd_default_marker().decode("utf-8")
@@ -521,9 +559,8 @@ class LlamaCppVLM(VLMSource):
         return head, tail
 
     def _eval_head(self, head: str, image: Image) -> int:
-        """Evaluate system prompt + image into the KV cache; return the position after it.
-        The text before the image (the system prompt, the same for every image) is kept in
-        the cache from the previous image when it is unchanged."""
+        """Evaluate a prompt with its image into the KV cache (reusing what the last prompt
+        left there); return the position after it."""
         llm, mtmd = self._llm, self._handler._mtmd_cpp
         ctx = self._handler.mtmd_ctx
         rgb = np.ascontiguousarray(self._rgb(image))
@@ -544,43 +581,60 @@ class LlamaCppVLM(VLMSource):
             if n + 64 > llm.n_ctx():
                 raise ValueError(f"prompt and image need {n} tokens but n_ctx is "
                                  f"{llm.n_ctx()}: raise n_ctx or send smaller images")
-            return self._eval_chunks(chunks)
+            return self._eval_chunks(chunks, hashlib.blake2b(rgb.tobytes(), digest_size=16,
+                                                             person=b"saiten").digest())
         finally:
             mtmd.mtmd_input_chunks_free(chunks)
             mtmd.mtmd_bitmap_free(bitmap)
 
-    def _eval_chunks(self, chunks: Any) -> int:
-        """Decode tokenized text+image chunks from position 0, skipping a leading text chunk
-        that is already in the KV cache; return the position after them."""
+    def _eval_chunks(self, chunks: Any, image_key: bytes) -> int:
+        """Decode tokenized text+image chunks from position 0; return the position after
+        them. The chunks already in the KV cache from the last call (the system prompt, the
+        same image, a common start of the text) are kept, not decoded again."""
         mtmd, llm = self._handler._mtmd_cpp, self._llm
-        pos, first = 0, 0
-        chunk0 = mtmd.mtmd_input_chunks_get(chunks, 0)
-        lead = _text_tokens(mtmd, chunk0)
-        if lead and lead == self._kv_lead:
-            pos, first = len(lead), 1  # reuse the cached system prompt
-        self._kv_lead = []
+        held, self._kv = self._kv, []  # nothing is trusted if this fails half-way
+        done: list[tuple[tuple, int]] = []
+        pos, reuse = 0, True
         llm.reset()
-        llm._ctx.kv_cache_seq_rm(-1, pos, -1)
-        new_past = self._llama_cpp.llama_pos(0)
-        for i in range(first, mtmd.mtmd_input_chunks_size(chunks)):
+        for i in range(mtmd.mtmd_input_chunks_size(chunks)):
             chunk = mtmd.mtmd_input_chunks_get(chunks, i)
-            if mtmd.mtmd_helper_eval_chunk_single(self._handler.mtmd_ctx, llm.ctx, chunk, pos,
-                                                  0, llm.n_batch, False,
-                                                  ctypes.byref(new_past)) != 0:
-                raise ValueError("llama.cpp failed to evaluate the prompt with the image")
             text = _text_tokens(mtmd, chunk)
-            if text:  # what llama-cpp-python's prompt cache compares (image slots stay 0)
-                llm.input_ids[pos:pos + len(text)] = text
-            pos = new_past.value
-        self._kv_lead = lead
+            key = ("text", tuple(text)) if text is not None else (
+                "image", image_key, mtmd.mtmd_input_chunk_get_n_tokens(chunk))
+            old = held[i] if reuse and i < len(held) else None
+            if old and old[0] == key:
+                done.append(old)
+                pos = old[1]
+                continue
+            reuse = False
+            if text is not None:  # text: keep the tokens it shares with the cached one
+                same = 0
+                if old and old[0][0] == "text":
+                    while (same < min(len(text), len(old[0][1]))
+                           and text[same] == old[0][1][same]):
+                        same += 1
+                llm.n_tokens = pos + same
+                llm.eval(text[same:])  # also records the ids llama-cpp-python compares
+                pos = llm.n_tokens
+            else:
+                llm._ctx.kv_cache_seq_rm(-1, pos, -1)
+                new_past = self._llama_cpp.llama_pos(0)
+                if mtmd.mtmd_helper_eval_chunk_single(self._handler.mtmd_ctx, llm.ctx, chunk,
+                                                      pos, 0, llm.n_batch, False,
+                                                      ctypes.byref(new_past)) != 0:
+                    raise ValueError("llama.cpp failed to evaluate the image")
+                pos = new_past.value
+            done.append((key, pos))
+        llm._ctx.kv_cache_seq_rm(-1, pos, -1)
         llm.n_tokens = pos
+        self._kv = done
         return pos
 
 
-def _text_tokens(mtmd: Any, chunk: Any) -> list[int]:
-    """The token ids of a text chunk ([] for an image chunk)."""
+def _text_tokens(mtmd: Any, chunk: Any) -> list[int] | None:
+    """The token ids of a text chunk; None for an image chunk."""
     if mtmd.mtmd_input_chunk_get_type(chunk) != mtmd.MTMD_INPUT_CHUNK_TYPE_TEXT:
-        return []
+        return None
     n = ctypes.c_size_t()
     ptr = mtmd.mtmd_input_chunk_get_tokens_text(chunk, ctypes.byref(n))
     return [ptr[i] for i in range(n.value)]

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 from ..images import Image, to_pil
 from .base import SourceError
-from .vlm import VLMSource
+from .vlm import VLMSource, model_label
 
 log = logging.getLogger("saiten")
 
@@ -43,6 +43,12 @@ def _torch():
     return torch, transformers
 
 
+def _dtype_kwarg(transformers: Any) -> str:
+    """`from_pretrained`'s precision argument: `dtype` since 4.56, `torch_dtype` before."""
+    major, minor = (int(p) for p in transformers.__version__.split(".")[:2])
+    return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
+
+
 class TransformersVLM(VLMSource):
     """A transformers image-text-to-text model as a scorer.
 
@@ -61,7 +67,7 @@ class TransformersVLM(VLMSource):
         if quantization not in QUANTIZATIONS:
             raise SourceError(f"unknown quantization {quantization!r}; use one of {QUANTIZATIONS}")
         self.model_dir = Path(model_dir)
-        super().__init__(label=label or self.model_dir.name, **kw)
+        super().__init__(label=label or model_label(self.model_dir.name), **kw)
         self.dtype_option = dtype
         self.quantization = quantization
         self._model: Any = None
@@ -144,7 +150,7 @@ class TransformersVLM(VLMSource):
         dtype = getattr(torch, {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
                         [self._dtype_name(device)])
         nbytes = self.memory_bytes()
-        kwargs: dict[str, Any] = {"dtype": dtype}
+        kwargs: dict[str, Any] = {_dtype_kwarg(transformers): dtype}
         if self.quantized:
             self._check_bnb()
             if "quantization_config" not in config:

@@ -14,8 +14,9 @@
         prompt, workflow = comfy.workflow_prompt("example_workflows/x.json")  # UI format
 
 `h.status`, `h.message("execution_error")`, `h.ui(node)`, `comfy.interrupt()`,
-`comfy.free()`, `comfy.log()` (the server's output) — see comfy_harness.py. ComfyUI caches
-nodes whose inputs did not change and reports no UI output for them: vary an input.
+`comfy.free()`, `comfy.watch()` (websocket progress), `comfy.log()` (the server's output)
+— see comfy_harness.py. ComfyUI caches nodes whose inputs did not change and reports no UI
+output for them: vary an input. SAITEN_KEEP_COMFY_DIR=1 keeps the server's base directory.
 
 Where no ComfyUI is found ($COMFYUI_PATH, else ~/comfy/ComfyUI) every test using `comfy`
 skips, and the terminal summary says so loudly.

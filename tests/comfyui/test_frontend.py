@@ -1,17 +1,16 @@
-"""The example workflow and web/saiten.js in ComfyUI's real frontend (headless Chromium via
-Playwright): the frontend's own prompt equals our converter's, a run fills every Saiten node's
-text, badges land on Saiten Save Image, and the widget values stay as saved.
+"""The example workflows and web/saiten.js in ComfyUI's real frontend (headless Chromium over
+the DevTools protocol): the frontend's own prompt equals our converter's, a run fills every
+Saiten node's text, badges land on Saiten Save Image, and the widget values stay as saved.
 
-Skips (saying why) without Playwright or a Chromium (`CHROMIUM_PATH`, else on PATH)."""
+Skips (saying why) without a Chromium (`CHROMIUM_PATH`, else on PATH)."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 
 import pytest
+from cdp import Browser, find_chromium
 from comfy_harness import REPO
 
 WORKFLOW = REPO / "example_workflows" / "saiten_offline_filter.json"
@@ -19,22 +18,15 @@ WORKFLOW = REPO / "example_workflows" / "saiten_offline_filter.json"
 
 @pytest.fixture(scope="module")
 def page(comfy):
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="playwright not installed: frontend test did not run")
-    chromium = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") \
-        or shutil.which("chromium-browser")
+    chromium = find_chromium()
     if not chromium:
         pytest.skip("no Chromium found (CHROMIUM_PATH or PATH): frontend test did not run")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        pg = browser.new_page(viewport={"width": 2400, "height": 1100})
-        errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.goto(comfy.url)
-        pg.wait_for_function("window.app && window.app.graph && window.app.graph.nodes",
-                             timeout=90_000)
-        pg.errors = errors
-        yield pg
+    browser = Browser(chromium)
+    try:
+        browser.goto(comfy.url)
+        browser.wait_for("!!(window.app && window.app.graph && window.app.graph.nodes)", 90)
+        yield browser
+    finally:
         browser.close()
 
 
@@ -42,8 +34,8 @@ def page(comfy):
                          ids=lambda p: p.stem)
 def test_frontend_prompt_equals_the_converter(comfy, page, path):
     workflow = json.loads(path.read_text(encoding="utf-8"))
-    page.evaluate("wf => window.app.loadGraphData(wf)", workflow)
-    theirs = page.evaluate("async () => (await window.app.graphToPrompt()).output")
+    page.evaluate(f"window.app.loadGraphData({json.dumps(workflow)})")
+    theirs = page.evaluate("window.app.graphToPrompt().then(r => r.output)")
     ours, _ = comfy.workflow_prompt(workflow)
     assert theirs == json.loads(json.dumps(ours))
 
@@ -53,9 +45,9 @@ def test_a_run_shows_scores_on_the_nodes(comfy, page):
     for n in workflow["nodes"]:  # a size of its own, so nothing is served from the cache
         if n["type"] == "SaitenSampleImages":
             n["widgets_values"] = [264]
-    page.evaluate("wf => window.app.loadGraphData(wf)", workflow)
+    page.evaluate(f"window.app.loadGraphData({json.dumps(workflow)})")
     before = set(comfy.get("/history"))
-    page.evaluate("() => window.app.queuePrompt(0, 1)")
+    page.evaluate("window.app.queuePrompt(0, 1).then(() => true)")
     deadline = time.monotonic() + 120
     entry = None
     while time.monotonic() < deadline and entry is None:
@@ -63,9 +55,9 @@ def test_a_run_shows_scores_on_the_nodes(comfy, page):
         entry = next((v for v in new.values() if v.get("status", {}).get("status_str")), None)
         time.sleep(0.2)
     assert entry and entry["status"]["status_str"] == "success"
-    page.wait_for_function("""() => window.app.graph.nodes.some(n =>
-        n.type === 'SaitenSaveImage' && Array.isArray(n.saitenBadges))""", timeout=30_000)
-    nodes = page.evaluate("""() => window.app.graph.nodes.map(n => ({
+    page.wait_for("""window.app.graph.nodes.some(n =>
+        n.type === 'SaitenSaveImage' && Array.isArray(n.saitenBadges))""", 30)
+    nodes = page.evaluate("""window.app.graph.nodes.map(n => ({
         type: n.type,
         text: n.widgets?.find(w => w.name === 'saiten_text')?.value ?? null,
         badges: n.saitenBadges ?? null,
@@ -81,4 +73,4 @@ def test_a_run_shows_scores_on_the_nodes(comfy, page):
     assert len(ui["saiten"]) == len(ui["images"]) > 0
     for n in workflow["nodes"]:  # our text widget never enters the saved widget values
         assert by_type[n["type"]]["values"] == (n.get("widgets_values") or [])
-    assert not [e for e in page.errors if "saiten" in e.lower()], page.errors
+    assert not [e for e in page.errors if "saiten" in (e or "").lower()], page.errors

@@ -22,6 +22,7 @@ BROKEN = [s for s in SAMPLES if s.startswith("broken_")]  # black, blurred, wash
 SAITEN_NODES = {
     "SaitenTagger", "SaitenTechnicalCheck", "SaitenEnsembleAggregate", "SaitenScoreFilter",
     "SaitenShowScores", "SaitenSaveImage", "SaitenBatchReport", "SaitenSampleImages",
+    "SaitenVLMLoader", "SaitenVLMRater", "SaitenGrokJudge", "SaitenRubric",
 }
 
 
