@@ -285,7 +285,10 @@ def test_interrupt_mid_batch_ends_cleanly_and_the_next_run_works(comfy, example)
 def loaded(comfy) -> tuple[list[str], dict[str, bool]]:
     state = comfy.get("/saiten_test/loaded")
     models = [m["name"] for m in state["models"] if m["patcher"] == "SessionPatcher"]
-    return models, {s["name"]: s["loaded"] for s in state["sources"]}
+    by_name: dict[str, bool] = {}  # several cached sources may share a label: any loaded?
+    for s in state["sources"]:
+        by_name[s["name"]] = by_name.get(s["name"], False) or s["loaded"]
+    return models, by_name
 
 
 def wait_for(cond, timeout: float = 30):

@@ -38,7 +38,7 @@ class SaitenTestPoison:
 
 def _loaded_models():
     rows = []
-    for lm in mm.current_loaded_models:
+    for lm in list(mm.current_loaded_models):  # a snapshot: the prompt worker may mutate it
         m = lm.model
         if m is None:
             continue
