@@ -112,7 +112,8 @@ class ComfyMemory(MemoryPolicy):
         """Register `model` with ComfyUI (again: it moves to the front, most recently used)."""
         self._evicted.clear()
         patcher = self.patchers.pop(id(model), None)
-        if patcher is not None and (patcher.evicting or patcher.size != max(1, int(nbytes))
+        if patcher is not None and (patcher.source is not model  # a dead model's reused id
+                                    or patcher.evicting or patcher.size != max(1, int(nbytes))
                                     or patcher.load_device != torch_device(device)):
             self._deregister(patcher)
             patcher = None
@@ -121,11 +122,13 @@ class ComfyMemory(MemoryPolicy):
         mm.load_models_gpu([patcher])
 
     def released(self, model: Releasable) -> None:
-        patcher = self.patchers.pop(id(model), None)
-        if patcher is not None and patcher.evicting:  # ComfyUI drops its own entry: keep out
-            self._evicted.append(patcher)
-        elif patcher is not None:  # the source let go by itself: tell ComfyUI
-            self._deregister(patcher)
+        patcher = self.patchers.get(id(model))
+        if patcher is not None and patcher.source is model:  # else a dead model's reused id
+            del self.patchers[id(model)]
+            if patcher.evicting:  # ComfyUI drops its own entry: keep out
+                self._evicted.append(patcher)
+            else:  # the source let go by itself: tell ComfyUI
+                self._deregister(patcher)
         mm.soft_empty_cache()
 
     @staticmethod

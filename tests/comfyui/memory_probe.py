@@ -156,4 +156,14 @@ del stray
 gc.collect()
 facts["after_stray_gc"] = state(a, b)
 
+# a new model whose id() is a dead model's: it gets its own patcher, and eviction unloads it
+mm.unload_all_models()
+a.score([img])
+c = OnnxProbe("probe-c", memory=POLICY)
+POLICY.patchers[id(c)] = POLICY.patchers.pop(id(a))  # what id reuse looks like to the policy
+c.score([img])
+facts["after_id_reuse"] = state(a, c)
+mm.unload_all_models()
+facts["after_id_reuse_free"] = state(a, c)
+
 print(json.dumps(facts))

@@ -77,3 +77,11 @@ def test_a_dropped_patcher_does_not_unload(facts):
     s = facts["after_stray_gc"]
     assert s["registered"] == ["probe-a"] and s["loaded"]["probe-a"] is True
     assert s["unloads"]["probe-b"] == 1  # unchanged by the stray patcher's __del__
+
+
+def test_a_reused_id_never_evicts_the_wrong_model(facts):
+    s = facts["after_id_reuse"]
+    assert "probe-c" in s["registered"] and s["loaded"]["probe-c"] is True
+    s = facts["after_id_reuse_free"]  # (probe-a stands in for a dead model: not asserted)
+    assert s["loaded"]["probe-c"] is False and s["unloads"]["probe-c"] == 1
+    assert s["registered"] == []
