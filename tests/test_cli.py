@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import skimage.data
 from PIL import Image as PILImage
+from run_cli import REPO, run
 
 from scoring.aggregate import AggregateSettings
 from scoring.cards import Sheet
@@ -24,14 +25,7 @@ from scoring.sources import ScoreContext, Source
 from scoring.sources.technical import TechnicalCheck
 from tests.models.onnx_models import build_wd, wd_tags
 
-REPO = Path(__file__).resolve().parent.parent
 pytest_plugins = ["fixtures_http"]  # the fake OpenAI-compatible server
-
-
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "scoring", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,6 @@ judge against the fake OpenAI-compatible server on 127.0.0.1."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -16,19 +13,13 @@ import skimage.data
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image as PILImage
+from run_cli import run
 
 from scoring.calibrate import Calibration, SourceFit, load_calibrations, save_calibrations
 from scoring.rubric import DEFAULT_AXES, Rubric
 
-REPO = Path(__file__).resolve().parent.parent
 pytest_plugins = ["fixtures_http"]  # the fake OpenAI-compatible server
 
-
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """`python -m scoring ...` as a real subprocess."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "scoring", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
 
 TRICKY = 'quotes "like this", a \\ backslash, """triple""", tab\tand\r\nCRLF, \x00\x1f\x7f'
 

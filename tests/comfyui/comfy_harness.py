@@ -70,6 +70,17 @@ def on_start(hook: StartHook) -> StartHook:
     return hook
 
 
+def nudenet_tagger(images: list, scores: list | None = None) -> dict:
+    """An API-format SaitenTagger node on the offline NudeNet model, every widget at its
+    default; `images`/`scores` are links like ["1", 0]."""
+    inputs = {"images": images, "model": "nudenet (offline)", "general_threshold": 0.0,
+              "character_threshold": 0.0, "threshold_mode": "fixed", "batch_size": 8,
+              "allow_download": False, "keep_loaded": True, "weight": 0.0, "label": ""}
+    if scores is not None:
+        inputs["scores"] = scores
+    return {"class_type": "SaitenTagger", "inputs": inputs}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

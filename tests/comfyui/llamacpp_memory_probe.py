@@ -8,29 +8,19 @@ line. Usage: python llamacpp_memory_probe.py <ComfyUI root> <repo root> <tmp dir
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import weakref
 from pathlib import Path
 
+from probe_boot import boot
+
 comfy_root, repo, tmp = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
-sys.path.insert(0, str(comfy_root))
+boot(comfy_root, repo)
 
-from comfy.cli_args import args  # noqa: E402
-
-args.cpu = True
 import comfy.model_management as mm  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
-spec = importlib.util.spec_from_file_location(
-    "saiten_pack", repo / "__init__.py", submodule_search_locations=[str(repo)]
-)
-pack = importlib.util.module_from_spec(spec)
-sys.modules["saiten_pack"] = pack
-spec.loader.exec_module(pack)
-
 from saiten_pack.nodes.comfy_memory import POLICY, SessionPatcher  # noqa: E402
 from saiten_pack.scoring.sources import create  # noqa: E402
 

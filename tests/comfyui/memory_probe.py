@@ -8,31 +8,20 @@ line. Usage: python memory_probe.py <ComfyUI root> <repo root>
 from __future__ import annotations
 
 import gc
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
-comfy_root, repo = Path(sys.argv[1]), Path(sys.argv[2])
-sys.path.insert(0, str(comfy_root))
+from probe_boot import boot
 
-from comfy.cli_args import args  # noqa: E402
+boot(Path(sys.argv[1]), Path(sys.argv[2]))
 
-args.cpu = True
 import comfy.model_management as mm  # noqa: E402
 import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 from comfy.model_patcher import ModelPatcher  # noqa: E402
 from onnx import TensorProto, helper  # noqa: E402
-
-spec = importlib.util.spec_from_file_location(
-    "saiten_pack", repo / "__init__.py", submodule_search_locations=[str(repo)]
-)
-pack = importlib.util.module_from_spec(spec)
-sys.modules["saiten_pack"] = pack
-spec.loader.exec_module(pack)
-
 from saiten_pack.nodes.comfy_memory import POLICY, SessionPatcher, torch_device  # noqa: E402
 from saiten_pack.scoring.sources.base import ScoreContext, Source  # noqa: E402
 

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from comfy_harness import on_start
+from comfy_harness import nudenet_tagger, on_start
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: fakeapi, fixtures_http
 
@@ -33,10 +33,7 @@ def rubric_node(guidance: str = "", toml: str | None = None) -> dict:
 def sources() -> dict:
     return {
         "1": {"class_type": "SaitenSampleImages", "inputs": {"size": 96}},
-        "2": {"class_type": "SaitenTagger", "inputs": {
-            "images": ["1", 0], "model": "nudenet (offline)", "general_threshold": 0.0,
-            "character_threshold": 0.0, "threshold_mode": "fixed", "batch_size": 8,
-            "allow_download": False, "keep_loaded": True, "weight": 0.0, "label": ""}},
+        "2": nudenet_tagger(["1", 0]),
         "3": {"class_type": "SaitenTechnicalCheck",
               "inputs": {"images": ["1", 0], "scores": ["2", 0]}},
     }

@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-pytest.importorskip("comfy_harness", reason="the real-ComfyUI harness (tests/comfyui) is absent")
 pytest.importorskip("transformers")
+
+from comfy_harness import nudenet_tagger
 
 from tests.models.tiny_hf import build_llava, build_qwen2vl
 
@@ -136,10 +137,7 @@ def test_comfyui_free_memory_unloads_the_vlm(vlm_comfy):
 def test_tagger_then_rater_in_one_graph(vlm_comfy):
     """The rater takes the tagger's scores (tags go into its prompt) and passes them on."""
     g = graph(loader("family/tiny-qwen2vl", mmproj=_auto(vlm_comfy)), "logprob", batch=2)
-    g["4"] = {"class_type": "SaitenTagger", "inputs": {
-        "images": ["1", 0], "model": "nudenet (offline)", "general_threshold": 0.0,
-        "character_threshold": 0.0, "threshold_mode": "fixed", "batch_size": 8,
-        "allow_download": False, "keep_loaded": True, "weight": 0.0, "label": ""}}
+    g["4"] = nudenet_tagger(["1", 0])
     g["3"]["inputs"]["scores"] = ["4", 0]
     g["5"] = {"class_type": "PreviewAny", "inputs": {"source": ["3", 0]}}
     h = vlm_comfy.run(g)
