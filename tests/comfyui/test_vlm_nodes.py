@@ -13,6 +13,7 @@ pytest.importorskip("transformers")
 
 from comfy_harness import nudenet_tagger
 
+from scoring.report import read_png_scores
 from tests.models.tiny_hf import build_llava, build_qwen2vl
 
 LINE = re.compile(r"^#(\d) (\S+): erotic=\d+ composition=\d+ appeal=\d+ typeset=\d+ "
@@ -186,3 +187,27 @@ def test_openai_compatible_through_the_loader(vlm_comfy, fake_server):
     assert text.count("server: erotic=60 composition=55 appeal=70 typeset=50 overall=65") == 2
     bodies = fake_server.bodies()
     assert len(bodies) == 2 and {b["model"] for b in bodies} == {"tiny"}
+
+
+def test_tagger_rater_aggregate_filter_save(vlm_comfy):
+    """The whole ensemble with a local VLM: NudeNet and a tiny Qwen2-VL vote, the filter keeps
+    the best two, and each saved PNG carries the verdict both sources are in."""
+    g = graph(loader("family/tiny-qwen2vl", mmproj=_auto(vlm_comfy)), "logprob", label="qwen")
+    g["1"] = {"class_type": "SaitenSampleImages", "inputs": {"size": 96}}
+    g["4"] = nudenet_tagger(["1", 0])
+    g["3"]["inputs"]["scores"] = ["4", 0]
+    g["5"] = {"class_type": "SaitenEnsembleAggregate", "inputs": {
+        "scores.scores0": ["3", 0], "min_sources": 2, "k": 2.5, "weights": "qwen=1.0"}}
+    g["6"] = {"class_type": "SaitenScoreFilter", "inputs": {
+        "images": ["1", 0], "verdicts": ["5", 0], "axis": "erotic", "mode": "top_k",
+        "threshold": 0.0, "top_k": 2, "unscored": "block", "keep_best": False}}
+    g["7"] = {"class_type": "SaitenSaveImage", "inputs": {
+        "images": ["6", 0], "verdicts": ["6", 2], "filename_prefix": "ensemble"}}
+    h = vlm_comfy.run(g)
+    saved = h.files("7")
+    assert len(saved) == 2, h.outputs
+    for path in saved:
+        verdict = read_png_scores(path)
+        assert verdict is not None and verdict["unscored"] is None
+        assert {"nudenet", "qwen"} <= set(verdict["used"]), verdict
+        assert 0 <= verdict["axes"]["erotic"] <= 100
