@@ -10,7 +10,7 @@ from comfy_api.latest import io, ui
 from ..scoring.aggregate import AggregateSettings, combine_sheet, parse_weights
 from ..scoring.calibrate import Calibration, apply_calibrations, load_calibrations
 from ..scoring.cards import merge_sheets
-from .common import count_images, verdicts_text
+from .common import verdicts_text
 from .types import Scores, Verdicts
 
 DEFAULT_WEIGHTS = "qwen-gguf=1.0, joycaption=0.9, wd=0.8, grok=1.1"
@@ -78,11 +78,11 @@ class SaitenEnsembleAggregate(io.ComfyNode):
         sheets = [s for s in (scores or {}).values() if s is not None]
         if not sheets:
             raise ValueError("connect at least one scores input (from a Saiten source node)")
-        count_images(sheets)  # a clear error when inputs come from different batches
+        merged = merge_sheets(*sheets)  # a clear error when inputs come from different batches
         settings = AggregateSettings(k=k, min_sources=min_sources,
                                      weights=parse_weights(weights))
         cals = calibrations(calibration or "")
-        sheet = [apply_calibrations(cards, cals) for cards in merge_sheets(*sheets)]
+        sheet = [apply_calibrations(cards, cals) for cards in merged]
         verdicts = combine_sheet(sheet, settings)
         first = verdicts[0].score if verdicts else None
         score = -1.0 if first is None else float(first)

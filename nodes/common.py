@@ -127,14 +127,6 @@ def cards_text(sheet: Sheet) -> str:
     return "\n".join(lines)
 
 
-def count_images(sheets: Sequence[Sheet]) -> int:
-    """The batch size the given sheets agree on (ValueError when they do not)."""
-    sizes = {len(s) for s in sheets if s is not None}
-    if len(sizes) > 1:
-        raise ValueError(f"score inputs are for batches of different sizes: {sorted(sizes)}")
-    return sizes.pop() if sizes else 0
-
-
 def verdict_line(i: int, v: Verdict) -> str:
     """One image's verdict as a line for the node: score, axes, confidence, why anything is
     missing or dropped, and the sources used."""
