@@ -1,0 +1,231 @@
+"""Scoring batches of files for the CLI: resume from the score cache, read verdicts that
+Saiten Save Image wrote into PNGs, keep out of a running ComfyUI's way.
+
+`Runner.batch(paths)` returns one report entry per file. Per image and per source it takes
+the cards from the cache when their key matches (`score_cache.source_key`), runs the
+source only on the images still missing them, and stores what it made. Before sources load
+(and between batches) it waits while the ComfyUI beside it is busy, unloading its own
+models meanwhile, and asks that ComfyUI to free its memory before loading again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from .aggregate import AggregateSettings, combine_sheet
+from .calibrate import Calibration, apply_calibrations
+from .cards import AXES, ScoreCard, Sheet, Verdict, merge_sheets
+from .comfy_client import ComfyNeighbour
+from .comfy_meta import read_meta
+from .images import Image, load
+from .report import Entry, read_png_scores, thumbnail
+from .rubric import Rubric
+from .score_cache import ScoreCache, cacheable, file_hash
+from .sources import Cancelled, ScoreContext
+
+Log = Callable[[str], None]
+
+
+class Scorer(Protocol):
+    """A source as the runner uses it (a Source, or the CLI's stand-in for one that
+    could not start)."""
+
+    label: str
+    kind: str
+    provides: tuple[str, ...]
+
+    def score(self, images: Sequence[Image], ctx: Any = None) -> Sheet: ...
+    def unload(self) -> None: ...
+
+
+@dataclass
+class Planned:
+    """A source of the run and its cache key (None: never cached, e.g. not started)."""
+
+    source: Scorer
+    key: str | None
+
+
+@dataclass
+class Counts:
+    """What the run did, for the closing line and the report."""
+
+    scored: int = 0      # images that ran at least one source
+    reused: int = 0      # images whose every card came from the cache
+    from_png: int = 0    # verdicts read back from Saiten Save Image PNGs
+    unreadable: int = 0
+    waited: float = 0.0  # seconds spent waiting for ComfyUI
+    frees: int = 0
+
+
+def unreadable(reason: str) -> Verdict:
+    return Verdict(axes=dict.fromkeys(AXES), confidence=0.0, used=[], dropped={}, cards=[],
+                   unscored=reason)
+
+
+def _abstain_all(source: Scorer, n: int, reason: str) -> Sheet:
+    return [[ScoreCard.abstain(source.label, source.kind, reason,
+                               provides=tuple(source.provides))] for _ in range(n)]
+
+
+def _png_verdict(path: Path, labels: set[str]) -> Verdict | None:
+    """The verdict Saiten Save Image wrote into `path`, when its sources are `labels`."""
+    if path.suffix.lower() != ".png":
+        return None
+    try:
+        saved = read_png_scores(path)
+        if not saved or not isinstance(saved.get("sources"), dict):
+            return None
+        if {k.split("#")[0] for k in saved["sources"]} != labels:
+            return None
+        return Verdict.from_dict(saved)
+    except (OSError, ValueError, KeyError, TypeError, SyntaxError):
+        return None
+
+
+@dataclass
+class Runner:
+    plans: list[Planned]
+    settings: AggregateSettings
+    rubric: Rubric = field(default_factory=Rubric.default)
+    calibrations: Sequence[Calibration] = ()
+    repeats: int = 1
+    cache: ScoreCache | None = None
+    rescore: bool = False
+    neighbour: ComfyNeighbour | None = None
+    comfy_wait: float = 15 * 60
+    log: Log = lambda _: None
+    show: Log = lambda _: None  # the waiting progress line
+    counts: Counts = field(default_factory=Counts)
+    _ready: bool = False  # ComfyUI was asked to free memory and our models may be loaded
+
+    # -- ComfyUI beside us --------------------------------------------------------------
+    def _between_batches(self) -> None:
+        """ComfyUI busy again: give it our memory and wait until it is idle."""
+        if self.neighbour is None or not self.neighbour.queue().busy:
+            return
+        for p in self.plans:
+            p.source.unload()
+        self._ready = False
+        self._wait()
+
+    def _wait(self) -> None:
+        assert self.neighbour is not None
+        idle, waited = self.neighbour.wait_idle(self.comfy_wait, self.show)
+        self.counts.waited += waited
+        if not idle:
+            self.log(f"ComfyUI at {self.neighbour.url} still busy after {waited:.0f}s "
+                     "(--comfy-wait): scoring anyway")
+
+    def _before_loading(self) -> None:
+        if self.neighbour is None or self._ready:
+            return
+        self._wait()
+        if self.neighbour.free():
+            self.counts.frees += 1
+            self.log(f"asked ComfyUI at {self.neighbour.url} to free its memory (/free)")
+        self._ready = True
+
+    # -- scoring ------------------------------------------------------------------------
+    def _run_source(self, plan: Planned, images: list[Image], prior: Sheet) -> Sheet:
+        """The source's sheet; a source that breaks its contract abstains instead."""
+        ctx = ScoreContext(repeats=self.repeats, prior=prior, rubric=self.rubric)
+        try:
+            sheet = list(plan.source.score(images, ctx))
+            if len(sheet) != len(images):
+                raise RuntimeError(f"{len(sheet)} results for {len(images)} images")
+            return sheet
+        except Cancelled:
+            raise
+        except Exception as e:
+            return _abstain_all(plan.source, len(images), f"failed: {type(e).__name__}: {e}")
+
+    def batch(self, paths: Sequence[Path]) -> list[Entry]:
+        """One entry per file, in order (unreadable files become unscored entries)."""
+        self._between_batches()
+        labels = {p.source.label for p in self.plans}
+        entries: dict[int, Entry] = {}
+        work: list[tuple[int, str, Image | None, Sheet]] = []  # (slot, hash, pixels, cards)
+        for i, path in enumerate(paths):
+            try:
+                digest = file_hash(path)
+            except OSError as e:
+                entries[i] = Entry(path.name, unreadable(f"{path.name}: cannot read ({e})"))
+                continue
+            stored = self.cache.image(digest) if self.cache else None
+            thumb, meta = stored if stored else (None, read_meta(path))
+            cards: list[list[ScoreCard] | None] = [
+                None if (self.rescore or self.cache is None or p.key is None)
+                else self.cache.cards(digest, p.key) for p in self.plans]
+            if all(c is not None for c in cards) and stored:
+                verdict = self._combine([[c for cs in cards for c in cs or ()]])[0]
+                entries[i] = Entry(path.name, verdict, thumb, meta, origin="cache")
+                self.counts.reused += 1
+                continue
+            saved = None if self.rescore else _png_verdict(path, labels)
+            try:
+                pixels = load(path)
+            except Exception as e:  # BadImage, or anything else PIL throws at a broken file
+                msg = str(e) if path.name in str(e) else f"{path.name}: cannot read image ({e})"
+                entries[i] = Entry(path.name, unreadable(msg), meta=meta)
+                self.counts.unreadable += 1
+                continue
+            thumb = thumb or thumbnail(pixels)
+            if self.cache and not stored:
+                self.cache.put_image(digest, thumb, meta)
+            if saved is not None:
+                entries[i] = Entry(path.name, saved, thumb, meta, origin="png")
+                self.counts.from_png += 1
+                continue
+            entries[i] = Entry(path.name, unreadable("not scored"), thumb, meta)
+            work.append((i, digest, pixels, cards))
+        if work:
+            self._score(paths, work, entries)
+        return [entries[i] for i in range(len(paths))]
+
+    def _score(self, paths: Sequence[Path], work: list, entries: dict[int, Entry]) -> None:
+        """Run each source on the images missing its cards, cache them, combine."""
+        per_source = [[cards[j] for *_, cards in work] for j in range(len(self.plans))]
+        sheet: Sheet = [[] for _ in work]
+        for j, plan in enumerate(self.plans):
+            todo = [k for k in range(len(work)) if per_source[j][k] is None]
+            if todo:
+                self._before_loading()
+                fresh = self._run_source(plan, [work[k][2] for k in todo],
+                                         [sheet[k] for k in todo])
+                for k, cards in zip(todo, fresh, strict=True):
+                    per_source[j][k] = list(cards)
+                if self.cache is not None and plan.key is not None:
+                    self.cache.put_cards((work[k][1], plan.key, per_source[j][k])
+                                         for k in todo if cacheable(per_source[j][k]))
+            sheet = merge_sheets(sheet, [per_source[j][k] or [] for k in range(len(work))])
+        for (i, *_), verdict in zip(work, self._combine(sheet), strict=True):
+            old = entries[i]
+            entries[i] = Entry(old.name, verdict, old.thumb, old.meta)
+            self.counts.scored += 1
+
+    def _combine(self, sheet: Sheet) -> list[Verdict]:
+        if self.calibrations:
+            sheet = [apply_calibrations(cards, self.calibrations) for cards in sheet]
+        return combine_sheet(sheet, self.settings)
+
+    def unload(self) -> None:
+        for p in self.plans:
+            p.source.unload()
+
+
+def closing_line(counts: Counts, total: int) -> str:
+    """How much of the run was new work: "120 images: 3 scored, 117 reused from the cache"."""
+    parts = [f"{counts.scored} scored", f"{counts.reused} reused from the cache"]
+    if counts.from_png:
+        parts.append(f"{counts.from_png} read from Saiten PNG metadata")
+    if counts.unreadable:
+        parts.append(f"{counts.unreadable} unreadable")
+    if counts.frees:
+        parts.append(f"ComfyUI freed its memory {counts.frees}×")
+    if counts.waited >= 1:
+        parts.append(f"waited {counts.waited:.0f}s for ComfyUI")
+    return f"{total} images: " + ", ".join(parts)
