@@ -2,13 +2,16 @@
 
     python -m scoring score <folder> [--sources nudenet,technical] [--out DIR]
         [--option wd.model_path=/models/wd-eva02-large-tagger-v3]
+        [--comfy URL|off] [--comfy-wait SECONDS] [--rescore]
+    python -m scoring watch <folder> [same options] [--idle-exit SECONDS]
     python -m scoring demo [--out DIR] [--samples DIR]
         [--rubric my_rubric.toml] [--calibration cal.json]
     python -m scoring calibrate <report.jsonl> <ratings.csv> [--axis overall] [--scale 1,5]
         [--out cal.json]
     python -m scoring rubric > my_rubric.toml     # the default rubric, to edit
 
-`score` and `demo` print a table and write report.jsonl / report.csv / report.html.
+`score`, `watch` and `demo` print a table and write report.jsonl / report.csv / report.html
+in --out, beside the score cache (scores.sqlite) that lets the next run resume.
 An unreadable file becomes an unscored row with the reason; a source that cannot run
 abstains with its reason; neither stops the run.
 """
@@ -31,9 +34,14 @@ from .calibrate import (
     save_calibrations,
 )
 from .cards import AXES, ScoreCard, Sheet, Verdict, merge_sheets
+from .comfy_client import DEFAULT_URL
+from .comfy_client import neighbour as comfy_neighbour
 from .images import IMAGE_SUFFIXES, Image, list_images, load
-from .report import Entry, notes, read_jsonl, thumbnail, write_report
+from .overnight import Planned, Runner
+from .report import Entry, notes, read_jsonl, thumbnail
 from .rubric import Rubric
+from .score_cache import ScoreCache, source_key
+from .session import Session
 from .sources import (
     OFFLINE_DEFAULT,
     REGISTRY,
@@ -159,34 +167,49 @@ def format_table(entries: Sequence[Entry], width: int = 30) -> str:
     return "\n".join(lines)
 
 
-def _run(paths: Sequence[Path], args: argparse.Namespace, names: Sequence[str],
-         title: str) -> int:
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-
-    settings = AggregateSettings(k=args.k, min_sources=args.min_sources, weights=args.weights)
+def _runner(args: argparse.Namespace, names: Sequence[str],
+            log: Callable[[str], None]) -> Runner:
+    """The sources of the run, each with its cache key, beside the ComfyUI of `--comfy`."""
     options: dict[str, dict[str, Any]] = {}
     for source, name, value in args.option:
         options.setdefault(source, {})[name] = value
-    sources = make_sources(names, log, options)
-    entries: list[Entry] = []
-    code = 0
-    try:
-        for entry in iter_scores(paths, sources, settings, args.batch, args.repeats, log,
-                                 rubric=args.rubric, calibrations=args.calibration):
-            entries.append(entry)
-    except (KeyboardInterrupt, Cancelled):
-        log(f"interrupted: reporting the {len(entries)} images scored so far")
-        code = 130
-    finally:
-        for s in sources:
-            s.unload()
-    print(format_table(entries))
-    written = write_report(args.out, entries, title)
+    rubric = args.rubric or Rubric.default()
+    plans, keys = [], []
+    for name, source in zip(names, make_sources(names, log, options), strict=True):
+        key = None if isinstance(source, Unavailable) else source_key(
+            name, options.get(name, {}), {"repeats": args.repeats}, rubric.to_toml(), keys)
+        keys.append(key or name)
+        plans.append(Planned(source, key))
+    settings = AggregateSettings(k=args.k, min_sources=args.min_sources, weights=args.weights)
+    return Runner(plans, settings, rubric=rubric, calibrations=args.calibration,
+                  repeats=args.repeats, rescore=args.rescore,
+                  neighbour=comfy_neighbour(args.comfy), comfy_wait=args.comfy_wait, log=log)
+
+
+def _run(paths: Sequence[Path] | Path, args: argparse.Namespace, names: Sequence[str],
+         title: str) -> int:
+    """Score `paths` (or watch the folder `paths`) into the report in `--out`."""
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    with ScoreCache(args.out) as cache:
+        runner = _runner(args, names, log)
+        runner.cache = cache
+        if runner.neighbour is not None:
+            log(f"beside ComfyUI at {runner.neighbour.url}: waiting while it generates, "
+                "asking it to free memory before loading (--comfy off to disable)")
+        session = Session(runner, args.out, title)
+        if isinstance(paths, Path):
+            session.watch(paths, args.batch, idle_exit=args.idle_exit, settle=args.settle)
+        else:
+            session.score(paths, args.batch)
+        entries = list(session.entries.values())
+        print(format_table(entries))
+        written = session.write(force=True) or {}
     scored = sum(e.verdict.scored for e in entries)
-    print(f"\n{scored} of {len(entries)} images scored with {', '.join(names)}; wrote "
-          + ", ".join(str(p) for p in written.values()))
-    return code
+    print(f"\n{scored} of {len(entries)} images scored with {', '.join(names)}; "
+          f"{session.note()} Wrote " + ", ".join(str(p) for p in written.values()))
+    return 130 if session.interrupted else 0
 
 
 def _source_names(text: str) -> list[str]:
@@ -271,6 +294,14 @@ def cmd_score(args: argparse.Namespace) -> int:
     return _run(paths, args, args.sources, f"Saiten report: {folder.name}")
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        print(f"error: {folder} is not a folder", file=sys.stderr)
+        return 2
+    return _run(folder, args, args.sources, f"Saiten report: {folder.name}")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     folder = Path(args.samples)
     paths = list_images(folder) if folder.is_dir() else []
@@ -342,16 +373,39 @@ def build_parser() -> argparse.ArgumentParser:
                         metavar="cal.json", help="apply the fits `calibrate --out` wrote to "
                         "each source's scores before combining")
 
+    def overnight_options(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--comfy", default=None, metavar="URL|off",
+                        help=f"the ComfyUI beside this run (default {DEFAULT_URL} when it "
+                        "answers): wait while it generates, make it free memory first")
+        sp.add_argument("--comfy-wait", type=float, default=15 * 60, metavar="SECONDS",
+                        help="wait at most this long for a busy ComfyUI (default 900)")
+        sp.add_argument("--rescore", action="store_true",
+                        help="ignore the score cache in --out (and verdicts saved in PNGs)")
+
     s = sub.add_parser("score", help="score every image in a folder")
     s.add_argument("folder", help="a folder of images (or one image file)")
     s.add_argument("--sources", type=_source_names, default=list(OFFLINE_DEFAULT),
                    help=f"comma-separated (default {','.join(OFFLINE_DEFAULT)})")
     scoring_options(s)
+    overnight_options(s)
     s.set_defaults(func=cmd_score)
+
+    w = sub.add_parser("watch", help="score every image that lands in a folder, as it lands")
+    w.add_argument("folder", help="the folder to watch (e.g. ComfyUI/output)")
+    w.add_argument("--sources", type=_source_names, default=list(OFFLINE_DEFAULT),
+                   help=f"comma-separated (default {','.join(OFFLINE_DEFAULT)})")
+    w.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS",
+                   help="stop after this long with no new file (default: run until Ctrl-C)")
+    w.add_argument("--settle", type=float, default=2.0, metavar="SECONDS",
+                   help="a file is complete once unchanged this long (default 2)")
+    scoring_options(w)
+    overnight_options(w)
+    w.set_defaults(func=cmd_watch)
 
     d = sub.add_parser("demo", help="score the embedded samples offline")
     d.add_argument("--samples", default=str(SAMPLES), help="sample folder (default: bundled)")
     scoring_options(d)
+    overnight_options(d)
     d.set_defaults(func=cmd_demo)
 
     c = sub.add_parser("calibrate", help="compare a report with your own ratings")
