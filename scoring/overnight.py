@@ -104,13 +104,14 @@ class Runner:
 
     # -- ComfyUI beside us --------------------------------------------------------------
     def _between_batches(self) -> None:
-        """ComfyUI busy again: give it our memory and wait until it is idle."""
-        if self.neighbour is None or not self.neighbour.queue().busy:
+        """ComfyUI busy again while our models are loaded: give it our memory; the next
+        load waits until it is idle and asks it to free its own."""
+        if self.neighbour is None or not self._ready or not self.neighbour.queue().busy:
             return
+        self.log(f"ComfyUI at {self.neighbour.url} is generating: unloading our models")
         for p in self.plans:
             p.source.unload()
         self._ready = False
-        self._wait()
 
     def _wait(self) -> None:
         assert self.neighbour is not None

@@ -8,6 +8,7 @@ hand, then the report is written; a second Ctrl-C stops at once and still writes
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -25,11 +26,17 @@ class Progress:
     def __init__(self, total: int | None, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
         self.total, self.done = total, 0
+        self._logged_wait = -float("inf")
         self.bar = None
         if self.stream.isatty():
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, unit="img", file=self.stream, dynamic_ncols=True,
+            try:
+                sized = os.get_terminal_size(self.stream.fileno()).columns > 0  # a pty: 0
+            except (OSError, ValueError):
+                sized = False
+            self.bar = tqdm(total=total, unit="img", file=self.stream, dynamic_ncols=sized,
+                            ncols=None if sized else 100, nrows=None if sized else 24,
                             desc="scoring")
 
     def log(self, msg: str) -> None:
@@ -39,14 +46,16 @@ class Progress:
             print(msg, file=self.stream, flush=True)
 
     def waiting(self, line: str) -> None:
-        """The ComfyUI wait line: the bar's description, or a log line."""
+        """The ComfyUI wait line: the bar's description, or a log line every 30 s."""
         if self.bar is not None:
             self.bar.set_description_str(line, refresh=True)
-        else:
+        elif time.monotonic() - self._logged_wait >= 30:
+            self._logged_wait = time.monotonic()
             self.log(line)
 
     def update(self, n: int) -> None:
         self.done += n
+        self._logged_wait = -float("inf")
         if self.bar is not None:
             self.bar.set_description_str("scoring", refresh=False)
             self.bar.update(n)
