@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .cards import AXES
 from .report import Entry, axes_of, meta_fields, meta_text, num
 
 INLINE_THUMBS = 300
@@ -187,12 +186,13 @@ def write_html(path: str | Path, entries: Sequence[Entry], title: str = "Saiten 
                      "a": {a: v.value(a) for a in axes if v.value(a) is not None},
                      "p": en.meta.get("prompt"), "seed": en.meta.get("seed"),
                      "t": src if folder else None})
-    blob = json.dumps({"pass": pass_score, "axes": axes, "entries": data},
+    present = [a for a in axes if a == "overall" or any(a in d["a"] for d in data)]
+    blob = json.dumps({"pass": pass_score, "axes": present, "entries": data},
                       ensure_ascii=False).replace("</", "<\\/")
     n_pass = sum(d["st"] == "passed" for d in data)
     n_unscored = sum(d["st"] == "unscored" for d in data)
     options = "".join(f'<option value="{e(a)}"{" selected" if a == "overall" else ""}>'
-                      f"{e(a)}</option>" for a in axes if a in (*AXES, *axes))
+                      f"{e(a)}</option>" for a in present)
     controls = (
         '<div id="controls"><span class="views"><button data-v="gallery">Gallery</button>'
         '<button data-v="table">Table</button><button data-v="summaries">By prompt / seed'
@@ -210,9 +210,9 @@ def write_html(path: str | Path, entries: Sequence[Entry], title: str = "Saiten 
     page = (f'<!doctype html><html><head><meta charset="utf-8"><title>{e(title)}</title>'
             f"<style>{_STYLE}</style></head><body><h1>{e(title)}</h1><p>{intro}</p>"
             f'{controls}<div id="hist"></div>'
-            f'<div id="table"><table id="rows"><thead><tr>{head}</tr></thead>'
+            f'<div id="table" hidden><table id="rows"><thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table></div>"
-            '<div id="gallery"></div><div id="summaries"><h2>By prompt</h2>'
+            '<div id="gallery"></div><div id="summaries" hidden><h2>By prompt</h2>'
             '<div id="byprompt"></div><h2>By seed</h2><div id="byseed"></div></div>'
             f'<script type="application/json" id="data">{blob}</script>'
             f"<script>{_SORT}</script><script>{_APP}</script></body></html>")
