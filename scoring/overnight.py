@@ -190,23 +190,30 @@ class Runner:
     def _score(self, paths: Sequence[Path], work: list, entries: dict[int, Entry]) -> None:
         """Run each source on the images missing its cards, cache them, combine."""
         per_source = [[cards[j] for *_, cards in work] for j in range(len(self.plans))]
+        ran = [False] * len(work)  # a source with a cache key ran on the image
         sheet: Sheet = [[] for _ in work]
         for j, plan in enumerate(self.plans):
             todo = [k for k in range(len(work)) if per_source[j][k] is None]
             if todo:
-                self._before_loading()
+                if plan.key is not None:  # a source that loads a model (not a stand-in)
+                    self._before_loading()
                 fresh = self._run_source(plan, [work[k][2] for k in todo],
                                          [sheet[k] for k in todo])
                 for k, cards in zip(todo, fresh, strict=True):
                     per_source[j][k] = list(cards)
+                    ran[k] = ran[k] or plan.key is not None
                 if self.cache is not None and plan.key is not None:
                     self.cache.put_cards((work[k][1], plan.key, per_source[j][k])
                                          for k in todo if cacheable(per_source[j][k]))
             sheet = merge_sheets(sheet, [per_source[j][k] or [] for k in range(len(work))])
-        for (i, *_), verdict in zip(work, self._combine(sheet), strict=True):
+        for k, ((i, *_), verdict) in enumerate(zip(work, self._combine(sheet), strict=True)):
             old = entries[i]
-            entries[i] = Entry(old.name, verdict, old.thumb, old.meta)
-            self.counts.scored += 1
+            origin = "" if ran[k] else "cache"
+            entries[i] = Entry(old.name, verdict, old.thumb, old.meta, origin=origin)
+            if ran[k]:
+                self.counts.scored += 1
+            else:
+                self.counts.reused += 1
 
     def _combine(self, sheet: Sheet) -> list[Verdict]:
         if self.calibrations:

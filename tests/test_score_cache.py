@@ -177,3 +177,20 @@ def test_unreadable_files_are_rows_not_crashes(folder, tmp_path):
     assert entries[1].verdict.unscored.startswith("missing.png: cannot read")
     assert entries[2].verdict.scored and r.counts.unreadable == 1
     assert Rubric.default().to_toml()  # the CLI keys the rubric by its TOML text
+
+
+def test_a_source_that_could_not_start_does_not_defeat_the_cache(folder, tmp_path):
+    from scoring.cli import Unavailable
+
+    paths = sorted(folder.iterdir())
+    missing = Planned(Unavailable("wd", "cannot start: no model file"), None)
+    with ScoreCache(tmp_path / "out") as cache:
+        r1 = runner(cache, Counting())
+        r1.plans.append(missing)
+        r1.batch(paths)
+        again = Counting()
+        r2 = runner(cache, again)
+        r2.plans.append(missing)
+        entries = r2.batch(paths)
+    assert again.seen == 0 and r2.counts.reused == 5 and r2.counts.scored == 0
+    assert all(e.verdict.dropped["wd"] == "cannot start: no model file" for e in entries)
