@@ -34,9 +34,11 @@ from .calibrate import (
     save_calibrations,
 )
 from .cards import AXES, ScoreCard, Sheet, Verdict, merge_sheets
+from .cli_memory import CliMemory
 from .comfy_client import DEFAULT_URL
 from .comfy_client import neighbour as comfy_neighbour
 from .images import IMAGE_SUFFIXES, Image, list_images, load
+from .memory import MemoryPolicy
 from .overnight import Planned, Runner
 from .report import Entry, notes, read_jsonl, thumbnail
 from .rubric import Rubric
@@ -77,13 +79,14 @@ class Unavailable:
 
 
 def make_sources(names: Sequence[str], log: Callable[[str], None],
-                 options: dict[str, dict[str, Any]] | None = None) -> list[Source | Unavailable]:
-    """Create each named source with its `--option`s; one that fails becomes an
-    `Unavailable` with the reason."""
+                 options: dict[str, dict[str, Any]] | None = None,
+                 memory: MemoryPolicy | None = None) -> list[Source | Unavailable]:
+    """Create each named source with its `--option`s (and the memory policy); one that
+    fails becomes an `Unavailable` with the reason."""
     out: list[Source | Unavailable] = []
     for name in names:
         try:
-            out.append(create(name, **(options or {}).get(name, {})))
+            out.append(create(name, memory=memory, **(options or {}).get(name, {})))
         except Exception as e:
             reason = f"cannot start: {type(e).__name__}: {e}"
             if isinstance(e, TypeError) and "required keyword-only argument" in str(e):
@@ -174,16 +177,19 @@ def _runner(args: argparse.Namespace, names: Sequence[str],
     for source, name, value in args.option:
         options.setdefault(source, {})[name] = value
     rubric = args.rubric or Rubric.default()
+    memory = CliMemory()
     plans, keys = [], []
-    for name, source in zip(names, make_sources(names, log, options), strict=True):
+    for name, source in zip(names, make_sources(names, log, options, memory), strict=True):
         key = None if isinstance(source, Unavailable) else source_key(
             name, options.get(name, {}), {"repeats": args.repeats}, rubric.to_toml(), keys)
         keys.append(key or name)
         plans.append(Planned(source, key))
     settings = AggregateSettings(k=args.k, min_sources=args.min_sources, weights=args.weights)
-    return Runner(plans, settings, rubric=rubric, calibrations=args.calibration,
-                  repeats=args.repeats, rescore=args.rescore,
-                  neighbour=comfy_neighbour(args.comfy), comfy_wait=args.comfy_wait, log=log)
+    runner = Runner(plans, settings, rubric=rubric, calibrations=args.calibration,
+                    repeats=args.repeats, rescore=args.rescore,
+                    neighbour=comfy_neighbour(args.comfy), comfy_wait=args.comfy_wait, log=log)
+    memory.make_room, memory.free_again = runner.make_room, runner.free_again
+    return runner
 
 
 def _run(paths: Sequence[Path] | Path, args: argparse.Namespace, names: Sequence[str],

@@ -121,7 +121,9 @@ class Runner:
             self.log(f"ComfyUI at {self.neighbour.url} still busy after {waited:.0f}s "
                      "(--comfy-wait): scoring anyway")
 
-    def _before_loading(self) -> None:
+    def make_room(self) -> None:
+        """Before a model loads: wait while ComfyUI is busy, then ask it to free memory
+        (once, until it is busy again). The memory policy calls it before a GPU load."""
         if self.neighbour is None or self._ready:
             return
         self._wait()
@@ -129,6 +131,13 @@ class Runner:
             self.counts.frees += 1
             self.log(f"asked ComfyUI at {self.neighbour.url} to free its memory (/free)")
         self._ready = True
+
+    def free_again(self) -> bool:
+        """After an out-of-memory error: ask ComfyUI to free once more."""
+        if self.neighbour is None or not self.neighbour.free():
+            return False
+        self.counts.frees += 1
+        return True
 
     # -- scoring ------------------------------------------------------------------------
     def _run_source(self, plan: Planned, images: list[Image], prior: Sheet) -> Sheet:
@@ -196,7 +205,7 @@ class Runner:
             todo = [k for k in range(len(work)) if per_source[j][k] is None]
             if todo:
                 if plan.key is not None:  # a source that loads a model (not a stand-in)
-                    self._before_loading()
+                    self.make_room()
                 fresh = self._run_source(plan, [work[k][2] for k in todo],
                                          [sheet[k] for k in todo])
                 for k, cards in zip(todo, fresh, strict=True):

@@ -85,3 +85,26 @@ def test_the_comfy_option(fake):
     assert n is not None and n.url == fake.url
     silent = neighbour(f"http://127.0.0.1:{closed_port()}")  # named: kept, and counts as idle
     assert silent is not None and not silent.queue().busy
+
+
+def test_the_cli_memory_policy_makes_room_beside_comfyui_before_a_gpu_load(fake):
+    """What a source's `memory.reserve(nbytes, "cuda")` does from the CLI: wait for the
+    ComfyUI beside it, ask it to free (once), then report the free VRAM (unknown here)."""
+    from scoring.aggregate import AggregateSettings
+    from scoring.cli_memory import CliMemory, cuda_device, nvidia_driver
+    from scoring.overnight import Runner
+
+    fake.answer("busy")
+    runner = Runner([], AggregateSettings(), neighbour=ComfyNeighbour(fake.url, poll=0.05))
+    memory = CliMemory(runner.make_room, runner.free_again, device="cuda:0")
+    assert memory.device() == "cuda:0"
+    assert memory.reserve(1 << 30, "cpu") is None and fake.frees == []  # RAM: no fuss
+    free = memory.reserve(1 << 30, "cuda:0")
+    assert len(fake.frees) == 1 and len(fake.polls) == 2  # waited out "busy", then freed
+    assert free is None or free > 0
+    memory.reserve(1 << 30, "cuda:0")
+    assert len(fake.frees) == 1  # once until ComfyUI is busy again
+    assert memory.recover(None, "cuda:0") and len(fake.frees) == 2  # after an OOM
+    assert not memory.recover(None, "cpu")
+    if not nvidia_driver():
+        assert cuda_device() == "cpu" and CliMemory().device() == "cpu"
