@@ -93,14 +93,21 @@ def write_jsonl(path: str | Path, entries: Sequence[Entry]) -> Path:
     return _replace(tmp, path)
 
 
-def read_jsonl(path: str | Path) -> list[tuple[str, Verdict]]:
-    """(file, verdict) per line of a report written by `write_jsonl`."""
+def read_entries(path: str | Path) -> list[Entry]:
+    """The entries of a report written by `write_jsonl` (no thumbnails)."""
     rows = []
     for line in Path(path).read_text(encoding="utf-8").splitlines():
         if line.strip():
             d = json.loads(line)
-            rows.append((d.get("file", str(d.get("index", len(rows)))), Verdict.from_dict(d)))
+            meta = d.get("comfy") if isinstance(d.get("comfy"), dict) else {}
+            rows.append(Entry(d.get("file", str(d.get("index", len(rows)))),
+                              Verdict.from_dict(d), None, meta, d.get("reused", "")))
     return rows
+
+
+def read_jsonl(path: str | Path) -> list[tuple[str, Verdict]]:
+    """(file, verdict) per line of a report written by `write_jsonl`."""
+    return [(e.name, e.verdict) for e in read_entries(path)]
 
 
 def meta_fields(entries: Sequence[Entry]) -> list[str]:

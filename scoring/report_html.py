@@ -63,12 +63,15 @@ if(!isNaN(lo)&&(v===null||v<lo))return false;if(!isNaN(hi)&&(v===null||v>hi))ret
 if(st&&e.st!==st)return false;
 if(q&&!((e.p||'').toLowerCase().includes(q)||e.n.toLowerCase().includes(q)))return false;
 return true})}
-function gallery(list,a){const s=[...list].sort((x,y)=>(val(y,a)??-1)-(val(x,a)??-1));
-$('gallery').innerHTML=s.map(e=>{const v=val(e,a);return `<div class="tile ${e.st}" title="${
-esc(e.p)}"><img loading="lazy" alt="" src="${esc(src(e))}"><span class="b">${v===null?'–':
-v.toFixed(0)}</span><div class="nm">${esc(e.n)}</div>${e.st==='unscored'?
-'<div class="mark">unscored</div>':e.st==='rejected'?'<div class="mark">rejected</div>':''
-}${e.seed!=null?`<div>seed ${esc(e.seed)}</div>`:''}</div>`}).join('')}
+function el(tag,cls,text){const n=document.createElement(tag);if(cls)n.className=cls;
+if(text!=null)n.textContent=text;return n}
+function gallery(list,a){const s=[...list].sort((x,y)=>(val(y,a)??-1)-(val(x,a)??-1)),
+f=document.createDocumentFragment();for(const e of s){const v=val(e,a),t=el('div','tile '+e.st);
+t.title=e.p||'';const im=el('img');im.loading='lazy';im.alt='';im.src=src(e);t.append(im,
+el('span','b',v===null?'–':v.toFixed(0)),el('div','nm',e.n));
+if(e.st!=='passed')t.append(el('div','mark',e.st));
+if(e.seed!=null)t.append(el('div','',`seed ${e.seed}`));f.appendChild(t)}
+$('gallery').replaceChildren(f)}
 function hist(list){$('hist').innerHTML=D.axes.map(a=>{const b=new Array(10).fill(0);let u=0;
 for(const e of list){const v=val(e,a);if(v===null)u++;else b[Math.min(9,Math.floor(v/10))]++}
 const m=Math.max(1,u,...b);return `<div class="hist"><b>${esc(a)}</b><div class="bars">${
