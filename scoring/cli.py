@@ -20,34 +20,32 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .aggregate import AggregateSettings, combine_sheet, parse_weights
+from .aggregate import AggregateSettings, parse_weights
 from .calibrate import (
     Calibration,
-    apply_calibrations,
     compare,
     load_calibrations,
     load_ratings,
     save_calibrations,
 )
-from .cards import AXES, ScoreCard, Sheet, Verdict, merge_sheets
+from .cards import AXES, ScoreCard, Sheet
 from .cli_memory import CliMemory
 from .comfy_client import DEFAULT_URL
 from .comfy_client import neighbour as comfy_neighbour
-from .images import IMAGE_SUFFIXES, Image, list_images, load
+from .images import IMAGE_SUFFIXES, Image, list_images
 from .memory import MemoryPolicy
 from .overnight import Planned, Runner
-from .report import Entry, notes, read_jsonl, thumbnail
+from .report import Entry, notes, read_jsonl
 from .rubric import Rubric
 from .score_cache import ScoreCache, source_key
 from .session import Session
 from .sources import (
     OFFLINE_DEFAULT,
     REGISTRY,
-    Cancelled,
     ScoreContext,
     Source,
     create,
@@ -97,59 +95,16 @@ def make_sources(names: Sequence[str], log: Callable[[str], None],
     return out
 
 
-def unreadable(reason: str) -> Verdict:
-    return Verdict(axes=dict.fromkeys(AXES), confidence=0.0, used=[], dropped={}, cards=[],
-                   unscored=reason)
-
-
-def _score_with(source: Source | Unavailable, images: list[Image], repeats: int,
-                prior: Sheet | None, rubric: Rubric | None = None) -> Sheet:
-    """The source's sheet; a source that breaks its contract abstains instead of crashing.
-    `prior` holds the earlier sources' cards (the judge and VLM prompts read them)."""
-    ctx = ScoreContext(repeats=repeats, prior=prior, rubric=rubric or Rubric.default())
-    try:
-        return source.score(images, ctx)
-    except Cancelled:
-        raise
-    except Exception as e:
-        return Unavailable(source.label, f"failed: {type(e).__name__}: {e}").score(images)
-
-
-def iter_scores(paths: Sequence[Path], sources: Sequence[Source | Unavailable],
-                settings: AggregateSettings, batch: int = 8, repeats: int = 1,
-                log: Callable[[str], None] = lambda _: None, *, rubric: Rubric | None = None,
-                calibrations: Sequence[Calibration] = ()) -> Iterator[Entry]:
-    """Score files in batches of `batch`, yielding one entry per file in order;
-    unreadable files become unscored entries. Every source sees `rubric`; `calibrations`
-    apply to the cards before they are combined."""
-    for start in range(0, len(paths), batch):
-        chunk = paths[start:start + batch]
-        images: list[Image] = []
-        slots: list[Entry | None] = []
-        for p in chunk:
-            try:
-                images.append(load(p))
-                slots.append(None)
-            except Exception as e:  # BadImage, or anything else PIL throws at a broken file
-                msg = str(e) if p.name in str(e) else f"{p.name}: cannot read image ({e})"
-                slots.append(Entry(p.name, unreadable(msg)))
-        sheet: Sheet = [[] for _ in images]
-        for source in sources if images else ():
-            sheet = merge_sheets(sheet, _score_with(source, images, repeats, sheet, rubric))
-        if calibrations:
-            sheet = [apply_calibrations(cards, calibrations) for cards in sheet]
-        verdicts = iter(combine_sheet(sheet, settings))
-        pics = iter(images)
-        for p, slot in zip(chunk, slots, strict=True):
-            yield slot or Entry(p.name, next(verdicts), thumbnail(next(pics)))
-        log(f"scored {min(start + batch, len(paths))}/{len(paths)}")
-
-
 def score_paths(paths: Sequence[Path], sources: Sequence[Source | Unavailable],
-                settings: AggregateSettings, batch: int = 8, repeats: int = 1,
-                log: Callable[[str], None] = lambda _: None) -> list[Entry]:
-    """Every file's entry (see `iter_scores`)."""
-    return list(iter_scores(paths, sources, settings, batch, repeats, log))
+                settings: AggregateSettings, batch: int = 8, repeats: int = 1, *,
+                rubric: Rubric | None = None,
+                calibrations: Sequence[Calibration] = ()) -> list[Entry]:
+    """Every file's entry, in order, scored in batches of `batch` with no cache (what
+    `score` runs, as a library call); unreadable files become unscored entries."""
+    runner = Runner([Planned(s, None) for s in sources], settings,
+                    rubric=rubric or Rubric.default(), calibrations=calibrations,
+                    repeats=repeats)
+    return [e for i in range(0, len(paths), batch) for e in runner.batch(paths[i:i + batch])]
 
 
 def _fmt(x: float | None, width: int, digits: int = 0) -> str:
