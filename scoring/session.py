@@ -76,7 +76,7 @@ class Session:
         self.runner, self.out, self.title = runner, Path(out), title
         self.every, self._clock = every, clock
         self.entries: dict[str, Entry] = {}
-        self._written = -float("inf")
+        self._next = -float("inf")
         self._dirty = False
         self.interrupted = False
 
@@ -90,11 +90,16 @@ class Session:
         return closing_line(self.runner.counts, len(self.entries)) + "."
 
     def write(self, force: bool = False) -> dict[str, Path] | None:
-        if not (force or (self._dirty and self._clock() - self._written >= self.every)):
+        """Write the report when something changed and `every` seconds passed (or ten
+        times the last write's duration, so a big report never eats the night)."""
+        if not (force or (self._dirty and self._clock() >= self._next)):
             return None
-        self._written, self._dirty = self._clock(), False
-        return write_report(self.out, list(self.entries.values()), self.title,
-                            note=self.note())
+        start = self._clock()
+        self._dirty = False
+        written = write_report(self.out, list(self.entries.values()), self.title,
+                               note=self.note())
+        self._next = self._clock() + max(self.every, 10 * (self._clock() - start))
+        return written
 
     def _batches(self, batches: Iterable[Sequence[Path]], progress: Progress,
                  stop: Stop) -> None:
