@@ -27,6 +27,9 @@ from .score_cache import ScoreCache, cacheable, file_hash
 from .sources import Cancelled, ScoreContext
 
 Log = Callable[[str], None]
+Work = tuple[int, str, Image, list[list[ScoreCard] | None]]
+"""An image to score: its slot in the batch, content hash, pixels, and per source the
+cards from the cache (None: the source must run)."""
 
 
 class Scorer(Protocol):
@@ -158,7 +161,7 @@ class Runner:
         self._between_batches()
         labels = {p.source.label for p in self.plans}
         entries: dict[int, Entry] = {}
-        work: list[tuple[int, str, Image | None, Sheet]] = []  # (slot, hash, pixels, cards)
+        work: list[Work] = []
         for i, path in enumerate(paths):
             try:
                 digest = file_hash(path)
@@ -193,10 +196,10 @@ class Runner:
             entries[i] = Entry(path.name, unreadable("not scored"), thumb, meta)
             work.append((i, digest, pixels, cards))
         if work:
-            self._score(paths, work, entries)
+            self._score(work, entries)
         return [entries[i] for i in range(len(paths))]
 
-    def _score(self, paths: Sequence[Path], work: list, entries: dict[int, Entry]) -> None:
+    def _score(self, work: list[Work], entries: dict[int, Entry]) -> None:
         """Run each source on the images missing its cards, cache them, combine."""
         per_source = [[cards[j] for *_, cards in work] for j in range(len(self.plans))]
         ran = [False] * len(work)  # a source with a cache key ran on the image
