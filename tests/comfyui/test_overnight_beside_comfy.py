@@ -112,3 +112,42 @@ def test_the_tagger_stays_loaded_without_the_cli(comfy):
     while loaded_sessions(comfy):
         assert time.monotonic() < deadline
         time.sleep(0.2)
+
+
+def test_verdicts_saved_by_saiten_save_image_are_read_back(comfy, tmp_path):
+    """`score` over PNGs a real Saiten Save Image wrote, with the same sources: their
+    verdicts are read back, not scored again; with other sources they are scored."""
+    prefix = f"overnight_png_{time.time_ns()}/img"
+    comfy.run({
+        "1": {"class_type": "SaitenSampleImages", "inputs": {"size": 80}},
+        "2": nudenet_tagger(["1", 0]),
+        "3": {"class_type": "SaitenTechnicalCheck",
+              "inputs": {"images": ["1", 0], "scores": ["2", 0]}},
+        "4": {"class_type": "SaitenEnsembleAggregate", "inputs": {
+            "scores.scores0": ["3", 0], "min_sources": 2, "k": 2.5, "weights": ""}},
+        "5": {"class_type": "SaitenSaveImage", "inputs": {
+            "images": ["1", 0], "verdicts": ["4", 0], "filename_prefix": prefix}},
+    })
+    folder = comfy.output_dir / prefix.split("/")[0]
+    saved = {p.name: PILImage.open(p).text.get("saiten_score") for p in folder.glob("*.png")}
+    assert saved
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    r = subprocess.run([sys.executable, "-m", "scoring", "score", str(folder), "--sources",
+                        "nudenet,technical", "--comfy", "off", "--out", str(out)],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert f"0 scored, 0 reused from the cache, {len(saved)} read from Saiten PNG metadata" \
+        in r.stdout
+    rows = {x["file"]: x for x in map(json.loads, (out / "report.jsonl").read_text()
+                                      .splitlines())}
+    assert {k: v["reused"] for k, v in rows.items()} == dict.fromkeys(saved, "png")
+    for name, score in saved.items():
+        got = rows[name]["score"]
+        assert (got is None and score is None) or abs(got - float(score)) < 0.06
+    other = subprocess.run([sys.executable, "-m", "scoring", "score", str(folder),
+                            "--sources", "technical", "--min-sources", "1", "--comfy", "off",
+                            "--out", str(tmp_path / "other")],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert other.returncode == 0, other.stderr
+    assert f"{len(saved)} scored, 0 reused" in other.stdout
