@@ -389,4 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             build_parser().error(f"--{key.replace('_', '-')} must be at least 1")
     if getattr(args, "k", 1.0) <= 0:
         build_parser().error("--k must be positive")
+    for key in ("comfy_wait", "idle_exit", "settle"):
+        if (getattr(args, key, None) or 0) < 0:
+            build_parser().error(f"--{key.replace('_', '-')} must not be negative")
     return args.func(args)

@@ -263,3 +263,10 @@ def test_progress_bar_at_a_terminal(tmp_path):
     assert os.waitstatus_to_exitcode(status) == 0, text
     assert "6/6" in text and "img/s" in text and "100%" in text
     assert "scored 2/6" not in text  # the bar replaces the plain lines
+
+
+def test_watch_refuses_bad_arguments(tmp_path):
+    r = run("watch", str(tmp_path / "nowhere"), "--comfy", "off", cwd=tmp_path)
+    assert r.returncode == 2 and "is not a folder" in r.stderr
+    r = run("watch", str(tmp_path), "--idle-exit", "-1", cwd=tmp_path)
+    assert r.returncode == 2 and "--idle-exit must not be negative" in r.stderr
