@@ -16,11 +16,11 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
+from ..errors import SourceError
 from ..images import Image, to_pil
-from .base import SourceError
-from .vlm import VLMSource, model_label
+from .vlm import VLMSource, model_label, vlm_spec
 
 log = logging.getLogger("saiten")
 
@@ -57,8 +57,9 @@ class TransformersVLM(VLMSource):
     "none" or "nf4" (bitsandbytes 4-bit; a checkpoint that is already quantized loads as it is).
     """
 
-    name: ClassVar[str] = "vlm-transformers"
-    default_weight: ClassVar[float] = 0.9
+    spec = vlm_spec("vlm-transformers", 0.9, {"model_dir": "", "dtype": "auto",
+                                              "quantization": "none"},
+                    {"dtype": DTYPES, "quantization": QUANTIZATIONS})
 
     def __init__(self, model_dir: str | Path, *, dtype: str = "auto",
                  quantization: str = "none", label: str | None = None, **kw: Any) -> None:
