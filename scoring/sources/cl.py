@@ -151,8 +151,8 @@ class CLTagger(OnnxSource):
     spec = SPEC
 
     def __init__(self, *, model_path: str | Path, threshold: float = SPEC.build["threshold"],
-                 character_threshold: float | None = None, threshold_mode: str = "single",
-                 **kw: Any) -> None:
+                 character_threshold: float | None = SPEC.build["character_threshold"],
+                 threshold_mode: str = SPEC.build["threshold_mode"], **kw: Any) -> None:
         path = Path(model_path)
         path = path / "model.onnx" if path.is_dir() else path
         super().__init__(model_path=path, **kw)

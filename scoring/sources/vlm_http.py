@@ -18,7 +18,7 @@ from ..errors import SourceError
 from ..images import Image, to_pil
 from ..remote import Remote, RemoteError, resolve_key
 from .base import ScoreContext
-from .vlm import VLMSource, vlm_spec
+from .vlm import VLMSource, model_label, vlm_spec
 
 
 def data_url(image: Image) -> str:
@@ -38,6 +38,7 @@ class HttpVLM(VLMSource):
                  key_file: str | None = None, timeout: float = 60.0, max_retries: int = 2,
                  top_logprobs: int = 20, extra: dict[str, Any] | None = None,
                  **base_kwargs: Any) -> None:
+        base_kwargs.setdefault("label", model_label(model) if model else "")
         super().__init__(**base_kwargs)
         if not base_url or not model:
             raise SourceError("vlm-http needs a base_url (e.g. http://127.0.0.1:11434/v1) "
