@@ -77,7 +77,7 @@ def build_options(runtime: str, model: str, mmproj: str, *, dtype: str = "auto",
         if not model_name.strip():
             raise SourceError("openai-compatible: set model_name (the server's model id)")
         return "vlm-http", {"base_url": base_url.strip(), "model": model_name.strip(),
-                            "api_key_env": api_key_env, "label": model_label(model_name.strip())}
+                            "api_key_env": api_key_env}
     if model == NO_MODEL:
         raise SourceError(f"no model: put one in {os.path.join('models', FOLDER)}")
     roots = model_roots()

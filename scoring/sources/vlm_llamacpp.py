@@ -19,7 +19,6 @@ a mismatched mmproj is the classic failure and gets a message naming both files.
 from __future__ import annotations
 
 import ctypes
-import functools
 import hashlib
 import json
 import math
@@ -36,48 +35,8 @@ from ..gguf import GGUFPair, read_pair
 from ..images import Image, to_uint8
 from .base import log
 from .llamacpp_offload import gpu_bytes, memory_bytes, plan_gpu_layers
+from .llamacpp_runtime import CHAT_FORMATS, import_llama_cpp, render_split, text_tokens
 from .vlm import VLMSource, model_label, vlm_spec
-
-INSTALL_HINT = "llama-cpp-python is not installed: pip install llama-cpp-python (CUDA: see README)"
-MIN_VERSION = "0.3.36"
-"""The version this backend is tested with (libmtmd chat handlers and helpers)."""
-
-CHAT_FORMATS: dict[str, str] = {
-    "qwen2.5-vl": "Qwen25VLChatHandler",
-    "llava-1.5": "Llava15ChatHandler",
-    "mtmd": "MTMDChatHandler",
-}
-"""Forcible chat handlers; "auto" picks one from the pair's family (`GGUFPair.chat_format`)."""
-
-
-_SENTINEL = "\u241fSAITEN_PROMPT\u241f"
-
-
-# -- the source --------------------------------------------------------------------------
-@functools.cache
-def _import_llama_cpp() -> Any:
-    """llama_cpp, imported on first use: SourceError with the pip command when it is missing
-    or too old for vision models (libmtmd bindings)."""
-    try:
-        import llama_cpp
-    except ImportError as e:
-        raise SourceError(INSTALL_HINT) from e
-    try:
-        import llama_cpp.llama_chat_format as formats
-        import llama_cpp.mtmd_cpp as mtmd
-        from llama_cpp._logger import llama_log_callback
-
-        for needed in (*CHAT_FORMATS.values(), "Jinja2ChatFormatter"):
-            getattr(formats, needed)
-        mtmd.mtmd_helper_eval_chunk_single  # noqa: B018
-    except (ImportError, AttributeError) as e:
-        version = getattr(llama_cpp, "__version__", "?")
-        raise SourceError(f"llama-cpp-python {version} is too old for vision GGUFs ({e}): "
-                          f"pip install -U \"llama-cpp-python>={MIN_VERSION}\"") from e
-    # libmtmd logs every prompt at INFO level: route it through llama-cpp-python's logger
-    # (errors only unless verbose), as llama.cpp's own log already is
-    mtmd.mtmd_helper_log_set(llama_log_callback, ctypes.c_void_p(0))
-    return llama_cpp
 
 
 class LlamaCppVLM(VLMSource):
@@ -164,7 +123,7 @@ class LlamaCppVLM(VLMSource):
         if self._llm is not None:
             return
         pair = self.pair  # the files first: a wrong pair is wrong with any runtime
-        llama_cpp = _import_llama_cpp()
+        llama_cpp = import_llama_cpp()
         chat_format = self.resolved_chat_format()
         layers = self._gpu_layers(llama_cpp)
         last: Exception | None = None
@@ -321,7 +280,7 @@ class LlamaCppVLM(VLMSource):
 
     @property
     def _llama_cpp(self) -> Any:
-        return _import_llama_cpp()
+        return import_llama_cpp()
 
     def _ids(self, levels: tuple[str, ...]) -> list[int]:
         """The token id of each level; each level must be one token (a leading bare-space
@@ -348,30 +307,8 @@ class LlamaCppVLM(VLMSource):
         return self._prompts[system]
 
     def _render_split(self, system: str) -> tuple[str, str]:
-        formats = self._llama_cpp.llama_chat_format
-        llm, handler = self._llm, self._handler
-        marker = handler._mtmd_cpp.mtmd_default_marker().decode("utf-8")
-        messages = [
-            {"role": "system", "content": system},
-            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": marker}},
-                                         {"type": "text", "text": _SENTINEL}]},
-        ]
-        if isinstance(handler, formats.MTMDChatHandler):
-            template = handler._get_chat_template(llm)
-            messages = handler._get_template_messages(messages, marker)
-        else:
-            template = handler.CHAT_FORMAT
-        def piece(token: int) -> str:
-            return llm.detokenize([token]).decode("utf-8", "ignore")
-
-        text = formats.Jinja2ChatFormatter(
-            template, eos_token=piece(llm.token_eos()), bos_token=piece(llm.token_bos()),
-        )(messages=messages).prompt
-        if text.count(_SENTINEL) != 1 or marker not in text.split(_SENTINEL)[0]:
-            raise SourceError(f"chat template of {self.model_path.name!r} puts the image after "
-                              "the question; the logprob method cannot share the image prefix")
-        head, tail = text.split(_SENTINEL)
-        return head, tail
+        return render_split(self._llama_cpp, self._llm, self._handler, system,
+                            self.model_path.name)
 
     def _eval_head(self, head: str, image: Image) -> int:
         """Evaluate a prompt with its image into the KV cache (reusing what the last prompt
@@ -413,7 +350,7 @@ class LlamaCppVLM(VLMSource):
         llm.reset()
         for i in range(mtmd.mtmd_input_chunks_size(chunks)):
             chunk = mtmd.mtmd_input_chunks_get(chunks, i)
-            text = _text_tokens(mtmd, chunk)
+            text = text_tokens(mtmd, chunk)
             key = ("text", tuple(text)) if text is not None else (
                 "image", image_key, mtmd.mtmd_input_chunk_get_n_tokens(chunk))
             old = held[i] if reuse and i < len(held) else None
@@ -446,13 +383,4 @@ class LlamaCppVLM(VLMSource):
         return pos
 
 
-def _text_tokens(mtmd: Any, chunk: Any) -> list[int] | None:
-    """The token ids of a text chunk; None for an image chunk."""
-    if mtmd.mtmd_input_chunk_get_type(chunk) != mtmd.MTMD_INPUT_CHUNK_TYPE_TEXT:
-        return None
-    n = ctypes.c_size_t()
-    ptr = mtmd.mtmd_input_chunk_get_tokens_text(chunk, ctypes.byref(n))
-    return [ptr[i] for i in range(n.value)]
-
-
-__all__ = ["CHAT_FORMATS", "INSTALL_HINT", "MIN_VERSION", "LlamaCppVLM"]
+__all__ = ["LlamaCppVLM"]
