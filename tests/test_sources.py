@@ -83,3 +83,28 @@ def test_a_model_weighs_the_same_under_every_runtime_and_from_the_cli():
             "llama-joycaption-beta-one-Q4_K_M", gguf=True) == "joycaption"
     (judge,) = make_sources(["judge"], lambda _: None)
     assert judge.label == "grok" and judge.options().weight == 1.1
+
+
+def test_the_cli_pairs_a_gguf_by_name_as_the_loader_does(tmp_path):
+    from scoring import models
+
+    for name in ("model-Q4_K_M.gguf", "mmproj-model-f16.gguf", "other/m.gguf",
+                 "other/mmproj-a.gguf", "other/mmproj-b.gguf"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"GGUF")
+    (tmp_path / "tiny-llava").mkdir()
+    (tmp_path / "tiny-llava" / "config.json").write_text("{}")
+    assert models.list_vlms([tmp_path]) == (
+        ["model-Q4_K_M.gguf", "other/m.gguf", "tiny-llava"],
+        ["mmproj-model-f16.gguf", "other/mmproj-a.gguf", "other/mmproj-b.gguf"])
+    (src,) = make_sources(["vlm-llamacpp"], print,
+                          {"vlm-llamacpp": {"model": "model-Q4_K_M.gguf"}}, [tmp_path])
+    assert src.mmproj_path == tmp_path / "mmproj-model-f16.gguf"
+    assert models.vlm_files("tiny-llava", roots=[tmp_path]) == (
+        "vlm-transformers", {"model_dir": str(tmp_path / "tiny-llava")})
+    (two,) = make_sources(["vlm-llamacpp"], lambda _: None,
+                          {"vlm-llamacpp": {"model": "other/m.gguf"}}, [tmp_path])
+    assert isinstance(two, Unavailable) and "choose the mmproj for m.gguf" in two.why
+    (named,) = make_sources(["vlm-llamacpp"], print, {"vlm-llamacpp": {
+        "model": "other/m.gguf", "mmproj": "other/mmproj-b.gguf"}}, [tmp_path])
+    assert named.mmproj_path == tmp_path / "other" / "mmproj-b.gguf"

@@ -235,6 +235,9 @@ class Unavailable(Source):
     """The one shape of "this source cannot run": it abstains on every image with the
     reason (the CLI, the nodes and a failed creation all use it)."""
 
+    name = "unavailable"
+    kind = "detector"
+
     def __init__(self, name: str, why: str, *, kind: str = "detector",
                  provides: tuple[str, ...] = (), label: str = "") -> None:
         super().__init__(label=label or name)
@@ -251,12 +254,6 @@ class Unavailable(Source):
             return cls(name, why, kind=src.kind, provides=tuple(src.provides), label=label)
         except Exception:
             return cls(name, why, label=label)
-
-    name = "unavailable"
-    kind = "detector"
-
-    def card(self, **kw: Any) -> ScoreCard:  # pragma: no cover - never scores
-        raise SourceError(self.why)
 
     def abstain(self, why: str, **kw: Any) -> ScoreCard:
         return ScoreCard.abstain(self.label, self._kind, why, provides=self._provides, **kw)
