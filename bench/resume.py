@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scoring.aggregate import AggregateSettings
 from scoring.overnight import Planned, Runner
-from scoring.score_cache import ScoreCache, source_key
+from scoring.score_cache import ScoreCache, key_for
 from scoring.sources import create
 
 
@@ -29,8 +29,9 @@ def run(paths: list[Path], names: list[str], out: Path, batch: int) -> tuple[flo
     keys: list[str] = []
     plans = []
     for name in names:
-        keys.append(source_key(name, {}, {}, "", keys))
-        plans.append(Planned(create(name), keys[-1]))
+        source = create(name)
+        keys.append(key_for(source, {}, 1, "", keys))
+        plans.append(Planned(source, keys[-1]))
     t0 = time.perf_counter()
     with ScoreCache(out) as cache:
         runner = Runner(plans, AggregateSettings(min_sources=1), cache=cache)

@@ -32,66 +32,60 @@ from .calibrate import (
     load_ratings,
     save_calibrations,
 )
-from .cards import AXES, ScoreCard, Sheet
+from .cards import AXES
 from .cli_memory import CliMemory
 from .comfy_client import DEFAULT_URL
 from .comfy_client import neighbour as comfy_neighbour
-from .images import IMAGE_SUFFIXES, Image, list_images
+from .errors import SourceError
+from .images import IMAGE_SUFFIXES, list_images
 from .memory import MemoryPolicy
+from .models import vlm_files
 from .overnight import Planned, Runner
 from .report import Entry, notes, read_jsonl
 from .rubric import Rubric
-from .score_cache import ScoreCache, source_key
+from .score_cache import ScoreCache, key_for
 from .session import Session
-from .sources import (
-    OFFLINE_DEFAULT,
-    REGISTRY,
-    ScoreContext,
-    Source,
-    create,
-    source_class,
-)
+from .sources import OFFLINE_DEFAULT, REGISTRY, Source, Unavailable, create
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 SHORT = {"erotic": "ero", "composition": "comp", "appeal": "appl", "typeset": "type",
          "overall": "over"}
 
 
-class Unavailable:
-    """Stands in for a source that could not even be created: it abstains on every image."""
+VLM_FILES = ("vlm-transformers", "vlm-llamacpp")
 
-    def __init__(self, name: str, reason: str) -> None:
-        self.label, self.reason = name, reason
-        try:
-            cls = source_class(name)
-            self.kind, self.provides = cls.kind, tuple(cls.provides)
-        except Exception:
-            self.kind, self.provides = "detector", ()
 
-    def score(self, images: Sequence[Image], ctx: ScoreContext | None = None) -> Sheet:
-        return [[ScoreCard.abstain(self.label, self.kind, self.reason, provides=self.provides)]
-                for _ in images]
-
-    def unload(self) -> None:
-        pass
+def _vlm_options(name: str, opts: dict[str, Any], roots: Sequence[str | Path]) -> dict[str, Any]:
+    """`--option vlm-llamacpp.model=NAME` (a path, or a name under --models): the files the
+    node's loader would pick for it (a GGUF's paired mmproj unless `mmproj` is given)."""
+    if name not in VLM_FILES or "model" not in opts:
+        return opts
+    opts = dict(opts)
+    runtime, files = vlm_files(str(opts.pop("model")), opts.pop("mmproj", None), roots)
+    if runtime != name:
+        raise SourceError(f"{name}: {files} is a model for {runtime}")
+    return {**files, **opts}
 
 
 def make_sources(names: Sequence[str], log: Callable[[str], None],
                  options: dict[str, dict[str, Any]] | None = None,
-                 memory: MemoryPolicy | None = None) -> list[Source | Unavailable]:
-    """Create each named source with its `--option`s (and the memory policy); one that
-    fails becomes an `Unavailable` with the reason."""
-    out: list[Source | Unavailable] = []
+                 roots: Sequence[str | Path] = (),
+                 memory: MemoryPolicy | None = None) -> list[Source]:
+    """Create each named source with its `--option`s (build options and its default run
+    options) and the memory policy; one that fails becomes an `Unavailable` with the
+    reason."""
+    out: list[Source] = []
     for name in names:
         try:
-            out.append(create(name, memory=memory, **(options or {}).get(name, {})))
+            out.append(create(name, memory=memory,
+                              **_vlm_options(name, (options or {}).get(name, {}), roots)))
         except Exception as e:
-            reason = f"cannot start: {type(e).__name__}: {e}"
+            why = f"cannot start: {type(e).__name__}: {e}"
             if isinstance(e, TypeError) and "required keyword-only argument" in str(e):
                 missing = str(e).rsplit(":", 1)[-1].strip().strip("'")
-                reason += f" (pass --option {name}.{missing}=...)"
-            log(f"saiten: source {name} {reason}")
-            out.append(Unavailable(name, reason))
+                why += f" (pass --option {name}.{missing}=...)"
+            log(f"saiten: source {name} {why}")
+            out.append(Unavailable.of(name, why))
     return out
 
 
@@ -133,10 +127,13 @@ def _runner(args: argparse.Namespace, names: Sequence[str],
         options.setdefault(source, {})[name] = value
     rubric = args.rubric or Rubric.default()
     memory = CliMemory()
+    sources = make_sources(names, log, options, args.models, memory)
     plans, keys = [], []
-    for name, source in zip(names, make_sources(names, log, options, memory), strict=True):
-        key = None if isinstance(source, Unavailable) else source_key(
-            name, options.get(name, {}), {"repeats": args.repeats}, rubric.to_toml(), keys)
+    for name, source in zip(names, sources, strict=True):
+        key = None
+        if not isinstance(source, Unavailable):
+            build = _vlm_options(name, options.get(name, {}), args.models)
+            key = key_for(source, build, args.repeats, rubric.to_toml(), keys)
         keys.append(key or name)
         plans.append(Planned(source, key))
     settings = AggregateSettings(k=args.k, min_sources=args.min_sources, weights=args.weights)
@@ -321,12 +318,17 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--out", default="saiten-out", help="report folder (default %(default)s)")
         sp.add_argument("--min-sources", type=int, default=2, help="fewer → unscored")
         sp.add_argument("--k", type=float, default=2.5, help="outlier cut in MADs")
-        sp.add_argument("--weights", type=_weights, default={}, help="e.g. 'wd=0.8, grok=1.1'")
+        sp.add_argument("--weights", type=_weights, default={},
+                        help="override the catalogue's weights, e.g. 'wd=0.8, grok=1.1'")
         sp.add_argument("--repeats", type=int, default=1, help="runs per sampling source")
         sp.add_argument("--batch", type=int, default=8, help="images per batch")
         sp.add_argument("--option", type=_option, action="append", default=[],
                         metavar="SOURCE.NAME=VALUE",
-                        help="a source option, e.g. wd.model_path=/models/wd (repeatable)")
+                        help="a source option, e.g. wd.model_path=/models/wd or "
+                             "vlm-llamacpp.model=NAME (repeatable)")
+        sp.add_argument("--models", action="append", default=[], metavar="DIR",
+                        help="a folder of VLMs: vlm-*.model=NAME is looked up there, a GGUF "
+                             "paired with its mmproj as the node does (repeatable)")
         sp.add_argument("--rubric", type=_rubric_file, default=None, metavar="FILE.toml",
                         help="the rubric every VLM and the judge use (start from "
                              "`python -m scoring rubric`)")

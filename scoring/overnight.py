@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
 
 from .aggregate import AggregateSettings, combine_sheet
 from .calibrate import Calibration, apply_calibrations
@@ -24,7 +23,7 @@ from .images import Image, load
 from .report import Entry, read_png_scores, thumbnail
 from .rubric import Rubric
 from .score_cache import ScoreCache, cacheable, file_hash
-from .sources import Cancelled, ScoreContext
+from .sources import Cancelled, ScoreContext, Source, Unavailable
 
 Log = Callable[[str], None]
 Work = tuple[int, str, Image, list[list[ScoreCard] | None]]
@@ -32,23 +31,11 @@ Work = tuple[int, str, Image, list[list[ScoreCard] | None]]
 cards from the cache (None: the source must run)."""
 
 
-class Scorer(Protocol):
-    """A source as the runner uses it (a Source, or the CLI's stand-in for one that
-    could not start)."""
-
-    label: str
-    kind: str
-    provides: tuple[str, ...]
-
-    def score(self, images: Sequence[Image], ctx: Any = None) -> Sheet: ...
-    def unload(self) -> None: ...
-
-
 @dataclass
 class Planned:
-    """A source of the run and its cache key (None: never cached, e.g. not started)."""
+    """A source of the run and its cache key (None: never cached, e.g. `Unavailable`)."""
 
-    source: Scorer
+    source: Source
     key: str | None
 
 
@@ -67,11 +54,6 @@ class Counts:
 def unreadable(reason: str) -> Verdict:
     return Verdict(axes=dict.fromkeys(AXES), confidence=0.0, used=[], dropped={}, cards=[],
                    unscored=reason)
-
-
-def _abstain_all(source: Scorer, n: int, reason: str) -> Sheet:
-    return [[ScoreCard.abstain(source.label, source.kind, reason,
-                               provides=tuple(source.provides))] for _ in range(n)]
 
 
 def _png_verdict(path: Path, labels: set[str]) -> Verdict | None:
@@ -154,7 +136,9 @@ class Runner:
         except Cancelled:
             raise
         except Exception as e:
-            return _abstain_all(plan.source, len(images), f"failed: {type(e).__name__}: {e}")
+            src = plan.source
+            return Unavailable(src.name, f"failed: {type(e).__name__}: {e}", kind=src.kind,
+                               provides=tuple(src.provides), label=src.label).score(images)
 
     def batch(self, paths: Sequence[Path]) -> list[Entry]:
         """One entry per file, in order (unreadable files become unscored entries)."""

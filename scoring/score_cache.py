@@ -12,6 +12,7 @@ in hand. Thumbnails and ComfyUI metadata are kept per image so a resumed run nee
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sqlite3
@@ -62,6 +63,35 @@ def source_key(name: str, build: Mapping[str, Any], run: Mapping[str, Any], rubr
                            "rubric": hashlib.sha256(rubric.encode()).hexdigest(),
                            "before": list(before)}, sort_keys=True)
     return name + ":" + hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+NOT_IN_KEY = frozenset({"batch_size", "keep_loaded", "device"})
+"""Options that change how a source runs (speed, memory, where), never the cards it makes."""
+
+
+def _identity(value: Any) -> Any:
+    """A path to an existing file also names its size and mtime: a model file replaced in
+    place is a new model."""
+    if isinstance(value, (str, Path)) and str(value):
+        try:
+            st = Path(value).expanduser().stat()
+        except (OSError, ValueError):
+            return value
+        if Path(value).expanduser().is_file():
+            return f"{value}|{st.st_size}|{st.st_mtime_ns}"
+    return value
+
+
+def key_for(source: Any, given: Mapping[str, Any], repeats: int, rubric: str,
+            before: Sequence[str] = ()) -> str:
+    """`source_key` of a created source: its build options are its spec's defaults under the
+    options it was given (those that are not run options), its run options its resolved
+    `Options` (label and weight filled in) — as `scoring.catalogue.Spec` defines them."""
+    run_fields = {f.name for f in dataclasses.fields(source.Options)}
+    build = {k: _identity(v) for k, v in {**source.spec.build, **given}.items()
+             if k not in run_fields and k not in NOT_IN_KEY}
+    run = {k: v for k, v in dataclasses.asdict(source.options()).items() if k not in NOT_IN_KEY}
+    return source_key(source.name, build, {**run, "repeats": repeats}, rubric, before)
 
 
 def cacheable(cards: Sequence[ScoreCard]) -> bool:

@@ -17,6 +17,7 @@ from typing import TextIO
 
 from .overnight import Runner, closing_line
 from .report import Entry, write_report
+from .sources import Cancelled
 from .watch import FolderWatch, Stop
 
 
@@ -112,7 +113,7 @@ class Session:
                 self.write()
                 if stop.requested:
                     break
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Cancelled):
             self.interrupted = True
         finally:
             self.runner.unload()

@@ -180,7 +180,7 @@ def test_unreadable_files_are_rows_not_crashes(folder, tmp_path):
 
 
 def test_a_source_that_could_not_start_does_not_defeat_the_cache(folder, tmp_path):
-    from scoring.cli import Unavailable
+    from scoring.sources import Unavailable
 
     paths = sorted(folder.iterdir())
     missing = Planned(Unavailable("wd", "cannot start: no model file"), None)
@@ -194,3 +194,23 @@ def test_a_source_that_could_not_start_does_not_defeat_the_cache(folder, tmp_pat
         entries = r2.batch(paths)
     assert again.seen == 0 and r2.counts.reused == 5 and r2.counts.scored == 0
     assert all(e.verdict.dropped["wd"] == "cannot start: no model file" for e in entries)
+
+
+def test_key_for_a_created_source(tmp_path):
+    """The key of a real source: build options (over its spec's defaults) and resolved run
+    options; options that only change speed or placement are not in it."""
+    from scoring.score_cache import key_for
+    from scoring.sources import create
+
+    nudenet = create("nudenet")
+    base = key_for(nudenet, {}, 1, "r")
+    assert base == key_for(create("nudenet"), {"batch_size": 2, "device": "cpu"}, 1, "r")
+    assert base != key_for(create("nudenet", weight=0.9), {}, 1, "r")  # cards carry weight
+    assert base != key_for(create("nudenet", label="nn"), {}, 1, "r")
+    assert base != key_for(nudenet, {}, 2, "r") != key_for(nudenet, {}, 1, "r2")
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"one")
+    first = key_for(nudenet, {"model_path": str(model)}, 1, "r")
+    assert first == key_for(nudenet, {"model_path": str(model)}, 1, "r")
+    model.write_bytes(b"other weights")  # replaced in place: a new model
+    assert first != key_for(nudenet, {"model_path": str(model)}, 1, "r")
