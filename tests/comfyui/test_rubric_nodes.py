@@ -153,3 +153,14 @@ def test_a_missing_or_invalid_calibration_file_is_a_clear_error(comfy):
     h = comfy.run(aggregate("broken.json"), check=False)
     err = (h.message("execution_error") or {}).get("exception_message", "")
     assert "broken.json: not calibration JSON" in err
+
+
+def test_an_oversized_rubric_is_a_clear_error_before_any_call(comfy, fakeapi):
+    """Issue G.7: a huge rubric never reaches the judge (nor the PNGs of a finished run)."""
+    prompt = judged(fakeapi.url, "長すぎる指示。" * 40_000)  # 280,000 characters of guidance
+    h = comfy.run(prompt, check=False)
+    err = h.message("execution_error") or {}
+    assert not h.ok and err.get("node_type") == "SaitenRubric"
+    assert "rubric too long" in err.get("exception_message", "")
+    assert "at most 10,000" in err.get("exception_message", "")
+    assert fakeapi.requests() == []
