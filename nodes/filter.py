@@ -120,9 +120,13 @@ class SaitenScoreFilter(io.ComfyNode):
             "rejected: " + (", ".join(_tag(i, verdicts[i], axis, min_confidence) for i in no)
                             or "none"),
         ]
-        lines += [f"#{i} unscored: {verdicts[i].missing.get(axis) or verdicts[i].unscored}"
-                  for i in range(len(passed)) if value_of(verdicts[i], axis) is None
-                  and (verdicts[i].missing.get(axis) or verdicts[i].unscored)]
+        why: dict[str, list[int]] = {}  # one line per reason, not per image
+        for i, v in enumerate(verdicts):
+            reason = v.missing.get(axis) or v.unscored
+            if value_of(v, axis) is None and reason:
+                why.setdefault(reason, []).append(i)
+        lines += [f"unscored {', '.join(f'#{i}' for i in idx)}: {reason}"
+                  for reason, idx in why.items()]
         text = "\n".join(lines)
         return io.NodeOutput(p_img, r_img, p_ver, r_ver, ui=ui.PreviewText(text))
 
