@@ -35,7 +35,9 @@ class SaitenEnsembleAggregate(io.ComfyNode):
                 "Combines the score cards of every connected source into one verdict per image: "
                 "per axis the median, outliers beyond k·MAD dropped, a weighted mean of the "
                 "rest; the technical check's penalty comes off overall. Fewer than min_sources "
-                "sources → the image is unscored."
+                "sources → the image is unscored. An axis whose expected sources all abstained "
+                "(a judge down, a refusing VLM) is unscored too, never filled in by the "
+                "technical check; without overall the image has no score."
             ),
             inputs=[
                 io.Autogrow.Input("scores", template=io.Autogrow.TemplatePrefix(
