@@ -10,14 +10,13 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 from comfy_harness import REPO, nudenet_tagger, on_start
 from PIL import Image as PILImage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: fakeapi, fixtures_http
 
-from fakeapi import FAKE_KEY
-
-pytest_plugins = ["fixtures_http"]
+from fakeapi import FAKE_KEY, FakeAPI
 
 THRESHOLD = 60.0  # the fault server's judge answers overall 65
 N_SAMPLES = len([p for p in (REPO / "samples").iterdir() if p.suffix in (".png", ".jpg")])
@@ -59,6 +58,23 @@ def graph(url: str, prefix: str, *, judge_reads: str = "tagger", min_confidence:
     }
 
 
+@pytest.fixture(scope="module")
+def judge_server():
+    """A fault server of this module's own: the outages scripted here stay out of the other
+    tests (a judge that remembers a failing host would otherwise carry them over)."""
+    server = FakeAPI()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fakeapi(judge_server):
+    judge_server.script()
+    return judge_server
+
+
 def saved(h) -> list[Path]:
     return h.files("8")
 
@@ -69,6 +85,15 @@ def verdicts(h, node: str = "10") -> list[dict]:
         with PILImage.open(png) as im:
             out.append(json.loads(dict(im.text)["saiten"]))
     return out
+
+
+def test_min_confidence_rejects_a_lone_voter(comfy, fakeapi):
+    lax = comfy.run(graph(fakeapi.url, "conf_lax", min_confidence=0.4, weight=1.02))
+    strict = comfy.run(graph(fakeapi.url, "conf_strict", min_confidence=0.6, weight=1.03))
+    assert saved(lax) and not saved(strict)  # the judge alone on overall: confidence ≤ 0.5
+    assert "confidence ≥ 0.6" in strict.text("7") and "(confidence 0.50)" in strict.text("7")
+    for v in verdicts(lax, "8"):
+        assert v["confidences"]["overall"] <= 0.5 and v["confidence"] < 1.0
 
 
 def test_judge_down_never_saves_more_than_judge_up(comfy, fakeapi):
@@ -115,15 +140,6 @@ def test_a_judge_with_nothing_to_read_abstains_visibly(comfy, fakeapi):
             assert "nothing to judge" in v["missing"]["overall"]
     assert all("nothing to judge" not in json.dumps(v) for v in verdicts(h, "8"))
     assert len(saved(h)) == 0  # the judged images are the broken ones: below the threshold
-
-
-def test_min_confidence_rejects_a_lone_voter(comfy, fakeapi):
-    lax = comfy.run(graph(fakeapi.url, "conf_lax", min_confidence=0.4, weight=1.02))
-    strict = comfy.run(graph(fakeapi.url, "conf_strict", min_confidence=0.6, weight=1.03))
-    assert saved(lax) and not saved(strict)  # the judge alone on overall: confidence ≤ 0.5
-    assert "confidence ≥ 0.6" in strict.text("7") and "(confidence 0.50)" in strict.text("7")
-    for v in verdicts(lax, "8"):
-        assert v["confidences"]["overall"] <= 0.5 and v["confidence"] < 1.0
 
 
 def test_offline_default_keeps_a_technical_only_overall(comfy):
