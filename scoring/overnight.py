@@ -13,13 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .aggregate import AggregateSettings, combine_sheet
 from .calibrate import Calibration, apply_calibrations
 from .cards import AXES, ScoreCard, Sheet, Verdict, merge_sheets
 from .comfy_client import ComfyNeighbour
 from .comfy_meta import read_meta
-from .images import Image, load
+from .images import Image, load_frames
 from .report import Entry, read_png_scores, thumbnail
 from .rubric import Rubric
 from .score_cache import ScoreCache, cacheable, file_hash
@@ -27,8 +28,8 @@ from .sources import Cancelled, ScoreContext, Source, Unavailable
 
 Log = Callable[[str], None]
 Work = tuple[int, str, Image, list[list[ScoreCard] | None]]
-"""An image to score: its slot in the batch, content hash, pixels, and per source the
-cards from the cache (None: the source must run)."""
+"""An image to score: its entry's index, its cache key (content hash, `#k` for frame k of
+an animated file), pixels, and per source the cards from the cache (None: it must run)."""
 
 
 @dataclass
@@ -140,50 +141,66 @@ class Runner:
             return Unavailable(src.name, f"failed: {type(e).__name__}: {e}", kind=src.kind,
                                provides=tuple(src.provides), label=src.label).score(images)
 
+    def _cached(self, key: str) -> list[list[ScoreCard] | None]:
+        """Per source, its cached cards for the image `key` (None: it must run)."""
+        return [None if (self.rescore or self.cache is None or p.key is None)
+                else self.cache.cards(key, p.key) for p in self.plans]
+
     def batch(self, paths: Sequence[Path]) -> list[Entry]:
-        """One entry per file, in order (unreadable files become unscored entries)."""
+        """One entry per file in order — one per frame of an animated file, named `file#k`
+        (as LoadImage reads it); unreadable files become unscored entries."""
         self._between_batches()
         labels = {p.source.label for p in self.plans}
-        entries: dict[int, Entry] = {}
+        entries: list[Entry] = []
         work: list[Work] = []
-        for i, path in enumerate(paths):
+        for path in paths:
             try:
                 digest = file_hash(path)
             except OSError as e:
-                entries[i] = Entry(path.name, unreadable(f"{path.name}: cannot read ({e})"))
+                entries.append(Entry(path.name, unreadable(f"{path.name}: cannot read ({e})")))
                 continue
             stored = self.cache.image(digest) if self.cache else None
-            thumb, meta = stored if stored else (None, read_meta(path))
-            cards: list[list[ScoreCard] | None] = [
-                None if (self.rescore or self.cache is None or p.key is None)
-                else self.cache.cards(digest, p.key) for p in self.plans]
-            if all(c is not None for c in cards) and stored:
-                verdict = self._combine([[c for cs in cards for c in cs or ()]])[0]
-                entries[i] = Entry(path.name, verdict, thumb, meta, origin="cache")
-                self.counts.reused += 1
+            cards = self._cached(digest)
+            if stored and all(c is not None for c in cards):  # no need even to decode it
+                entries.append(self._reused(path.name, cards, *stored))
                 continue
-            saved = None if self.rescore else _png_verdict(path, labels)
+            meta = stored[1] if stored else read_meta(path)
             try:
-                pixels = load(path)
+                frames = load_frames(path)
             except Exception as e:  # BadImage, or anything else PIL throws at a broken file
                 msg = str(e) if path.name in str(e) else f"{path.name}: cannot read image ({e})"
-                entries[i] = Entry(path.name, unreadable(msg), meta=meta)
+                entries.append(Entry(path.name, unreadable(msg), meta=meta))
                 self.counts.unreadable += 1
                 continue
-            thumb = thumb or thumbnail(pixels)
-            if self.cache and not stored:
-                self.cache.put_image(digest, thumb, meta)
-            if saved is not None:
-                entries[i] = Entry(path.name, saved, thumb, meta, origin="png")
-                self.counts.from_png += 1
-                continue
-            entries[i] = Entry(path.name, unreadable("not scored"), thumb, meta)
-            work.append((i, digest, pixels, cards))
+            saved = None if self.rescore or len(frames) > 1 else _png_verdict(path, labels)
+            for k, pixels in enumerate(frames):
+                name, key = ((path.name, digest) if len(frames) == 1
+                             else (f"{path.name}#{k}", f"{digest}#{k}"))
+                known = stored if key == digest else self.cache.image(key) if self.cache else None
+                thumb = known[0] if known and known[0] else thumbnail(pixels)
+                if self.cache and not known:
+                    self.cache.put_image(key, thumb, meta)
+                if saved is not None:
+                    entries.append(Entry(name, saved, thumb, meta, origin="png"))
+                    self.counts.from_png += 1
+                    continue
+                cards = cards if key == digest else self._cached(key)
+                if all(c is not None for c in cards):
+                    entries.append(self._reused(name, cards, thumb, meta))
+                    continue
+                entries.append(Entry(name, unreadable("not scored"), thumb, meta))
+                work.append((len(entries) - 1, key, pixels, cards))
         if work:
             self._score(work, entries)
-        return [entries[i] for i in range(len(paths))]
+        return entries
 
-    def _score(self, work: list[Work], entries: dict[int, Entry]) -> None:
+    def _reused(self, name: str, cards: list[list[ScoreCard] | None], thumb: bytes | None,
+                meta: dict[str, Any]) -> Entry:
+        self.counts.reused += 1
+        verdict = self._combine([[c for cs in cards for c in cs or ()]])[0]
+        return Entry(name, verdict, thumb, meta, origin="cache")
+
+    def _score(self, work: list[Work], entries: list[Entry]) -> None:
         """Run each source on the images missing its cards, cache them, combine."""
         per_source = [[cards[j] for *_, cards in work] for j in range(len(self.plans))]
         ran = [False] * len(work)  # a source with a cache key ran on the image
@@ -208,7 +225,7 @@ class Runner:
             entries[i] = Entry(old.name, verdict, old.thumb, old.meta, origin=origin)
             if ran[k]:
                 self.counts.scored += 1
-            else:
+            else:  # only stand-ins ran (a source that could not start)
                 self.counts.reused += 1
 
     def _combine(self, sheet: Sheet) -> list[Verdict]:

@@ -214,3 +214,21 @@ def test_key_for_a_created_source(tmp_path):
     assert first == key_for(nudenet, {"model_path": str(model)}, 1, "r")
     model.write_bytes(b"other weights")  # replaced in place: a new model
     assert first != key_for(nudenet, {"model_path": str(model)}, 1, "r")
+
+
+def test_frames_of_an_animated_file_are_cached_one_by_one(tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    frames = [PILImage.new("RGB", (40, 40), (i * 80, 20, 200 - i * 60)) for i in range(3)]
+    frames[0].save(d / "anim.gif", save_all=True, append_images=frames[1:], duration=100)
+    with ScoreCache(tmp_path / "out") as cache:
+        first = Counting()
+        e1 = runner(cache, first).batch([d / "anim.gif"])
+        assert [e.name for e in e1] == ["anim.gif#0", "anim.gif#1", "anim.gif#2"]
+        assert first.seen == 3
+        again = Counting()
+        r = runner(cache, again)
+        e2 = r.batch([d / "anim.gif"])
+    assert again.seen == 0 and r.counts.reused == 3 and [e.name for e in e2] == [
+        e.name for e in e1]
+    assert [e.verdict.to_dict() for e in e2] == [e.verdict.to_dict() for e in e1]
