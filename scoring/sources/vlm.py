@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from ..cards import AXES, ScoreCard
 from ..images import Image
-from ..parse import is_refusal, parse_answer
+from ..parse import parse_answer
 from ..rubric import LEVELS, level_to_score, tag_context
 from .base import ScoreContext, Source, SourceError
 
@@ -87,26 +87,31 @@ class VLMSource(Source):
         cards = []
         for r in range(max(1, ctx.repeats)):
             answers: list[str] = []
+            refusals = 0
             for attempt in range(self.max_attempts):
                 ctx.check()
                 text = self.chat(image, system, rubric.user_prompt(context, attempt),
                                  schema=schema, max_tokens=self.max_tokens)
                 answers.append(text)
                 parsed = parse_answer(text, tuple(rubric.axes))
+                refusals += bool(parsed.refusal)
                 if parsed.ok:
                     cards.append(self.card(
                         axes=parsed.axes, comment=parsed.comment, raw=text, repeat=r,
-                        extras={"attempts": attempt + 1, "problems": parsed.problems},
+                        extras={"attempts": attempt + 1, "refusals": refusals,
+                                "problems": parsed.problems},
                     ))
                     break
             else:
-                cards.append(self.abstain(self._why(answers), raw=answers[-1], repeat=r,
-                                          extras={"attempts": len(answers)}))
+                cards.append(self.abstain(self._why(answers, refusals), raw=answers[-1],
+                                          repeat=r, extras={"attempts": len(answers),
+                                                            "refusals": refusals}))
         return cards
 
-    def _why(self, answers: list[str]) -> str:
+    @staticmethod
+    def _why(answers: list[str], refusals: int) -> str:
         n = len(answers)
-        if all(is_refusal(a) for a in answers):
+        if refusals == n:
             return f"refused {n} times: {answers[-1].strip()[:80]!r}"
         return f"no valid score JSON in {n} attempts: {answers[-1].strip()[:80]!r}"
 
@@ -124,14 +129,18 @@ class VLMSource(Source):
             scores[axis] = level_to_score(mean)
             confidences.append(max(0.0, 1.0 - std / _MAX_LEVEL_STD))
         comment, raw = "", ""
+        extras: dict[str, Any] = {"level_probs": dict(zip(axes, dists, strict=True))}
         if self.want_comment:
             ctx.check()
             raw = self.chat(image, system, rubric.user_prompt(context), schema=rubric.json_schema(),
                             max_tokens=self.max_tokens)
-            comment = parse_answer(raw, tuple(rubric.axes)).comment
+            said = parse_answer(raw, tuple(rubric.axes))
+            if said.refusal:  # the levels are the vote; a refusal is no comment on the image
+                extras["comment_refused"] = said.refusal
+            else:
+                comment = said.comment
         return self.card(axes=scores, comment=comment, raw=raw,
-                         confidence=sum(confidences) / len(confidences),
-                         extras={"level_probs": dict(zip(axes, dists, strict=True))})
+                         confidence=sum(confidences) / len(confidences), extras=extras)
 
 
 def _moments(dist: dict[str, float]) -> tuple[float, float]:
