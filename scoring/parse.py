@@ -21,8 +21,9 @@ DECLINES: tuple[str, ...] = (
     r"\bas\s+an\s+ai\b", r"\bas\s+a\s+language\s+model", r"against\s+my\s+(?:guidelines|polic)",
     r"content\s+polic", r"(?:i'm|i\s+am)\s+sorry,?\s+but\b",
     r"申し訳(?:ありません|ございません|ない)が", r"お答え(?:でき|いたしかね|しかね)",
-    r"対応(?:でき|いたしかね|しかね)", r"控えさせ", r"お手伝い(?:でき|いたしかね)", r"応じ(?:られ|かね)",
-    r"(?:評価|採点|回答)(?:すること|いたしかね|しかね|は|を|が)*(?:でき(?:ません|ない)|いたしかね|しかね)",
+    r"対応(?:でき|いたしかね|しかね)", r"控えさせ", r"お手伝い(?:でき|いたしかね)",
+    r"応じ(?:られ|かね)",
+    r"(?:評価|採点|回答)(?:すること|は|を|が)*(?:でき(?:ません|ない)|いたしかね|しかね)",
 )
 """Wording that declines the task: a refusal even when JSON with scores came with it."""
 
@@ -172,6 +173,7 @@ def refusal_wording(text: str, parsed: Parsed) -> str:
     A critical comment on a low score ("手の崩れが目立つ", "not erotic at all") is none."""
     if not text:
         return ""
+    text = f"{text}\n{parsed.comment}"  # the comment decoded, in case the JSON escaped it
     low = text.lower().replace("\u2019", "'").replace("\uff07", "'")
     found = _DECLINE.search(low)
     values = set(parsed.axes.values())

@@ -109,6 +109,8 @@ REFUSALS_WITH_SCORES = [
     ('{' + ZEROS + ', "comment": "申し訳ありませんが、この画像の評価はできません。"}',
      "申し訳ありませんが"),
     ('{' + ZEROS + ', "comment": "この画像は採点できません。"}', "採点できません"),
+    ('{' + ZEROS + ', "comment": "\\u8a55\\u4fa1\\u3067\\u304d\\u307e\\u305b\\u3093"}',
+     "評価できません"),  # a server that escapes non-ASCII
     ('{' + ZEROS + ', "comment": "Unable to see anything to score."}', "Unable to"),
     ('{"erotic": 40, "composition": 40, "appeal": 40, "typeset": 40, "overall": 40, '
      '"comment": "できません"}', "できません"),
@@ -116,7 +118,8 @@ REFUSALS_WITH_SCORES = [
     ('I\'m sorry, but I can\'t help with rating this image.\n{"overall": 0}', "I'm sorry, but"),
     ('As an AI, I do not rate adult content. {"erotic": 70, "composition": 60, "appeal": 65, '
      '"typeset": 50, "overall": 66, "comment": ""}', "As an AI"),
-    ('```json\n{"overall": 0, "comment": ""}\n```\nI am unable to evaluate this.', "I am unable to evaluate"),
+    ('```json\n{"overall": 0, "comment": ""}\n```\nI am unable to evaluate this.',
+     "I am unable to evaluate"),
     ('{"overall": 0}\nThis request goes against my guidelines.', "against my guidelines"),
 ]
 

@@ -86,13 +86,11 @@ class VLMSource(Source):
         system, schema = rubric.system_prompt(), rubric.json_schema()
         cards = []
         for r in range(max(1, ctx.repeats)):
-            answers: list[str] = []
             refusals = 0
             for attempt in range(self.max_attempts):
                 ctx.check()
                 text = self.chat(image, system, rubric.user_prompt(context, attempt),
                                  schema=schema, max_tokens=self.max_tokens)
-                answers.append(text)
                 parsed = parse_answer(text, tuple(rubric.axes))
                 refusals += bool(parsed.refusal)
                 if parsed.ok:
@@ -103,17 +101,13 @@ class VLMSource(Source):
                     ))
                     break
             else:
-                cards.append(self.abstain(self._why(answers, refusals), raw=answers[-1],
-                                          repeat=r, extras={"attempts": len(answers),
-                                                            "refusals": refusals}))
+                n = self.max_attempts
+                said = (parsed.comment or text).strip()[:80]
+                why = (f"refused {n} times: {said!r}" if refusals == n else
+                       f"no valid score JSON in {n} attempts: {text.strip()[:80]!r}")
+                cards.append(self.abstain(why, raw=text, repeat=r,
+                                          extras={"attempts": n, "refusals": refusals}))
         return cards
-
-    @staticmethod
-    def _why(answers: list[str], refusals: int) -> str:
-        n = len(answers)
-        if refusals == n:
-            return f"refused {n} times: {answers[-1].strip()[:80]!r}"
-        return f"no valid score JSON in {n} attempts: {answers[-1].strip()[:80]!r}"
 
     def _logprob(self, image: Image, ctx: ScoreContext, i: int) -> ScoreCard:
         rubric, context = ctx.rubric, self._context(ctx, i)

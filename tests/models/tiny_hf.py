@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .scripted import Script, weights
+
 SEED = 0
 
 LLAMA_TEMPLATE = (
@@ -95,8 +97,10 @@ def _vocab(tokenizer) -> int:
     return (len(tokenizer) + 63) // 64 * 64
 
 
-def build_llava(path: str | Path, image_size: int = 32, patch: int = 8) -> Path:
-    """A JoyCaption-shaped LLaVA (SigLIP + Llama) saved into `path`."""
+def build_llava(path: str | Path, image_size: int = 32, patch: int = 8,
+                script: Script | None = None) -> Path:
+    """A JoyCaption-shaped LLaVA (SigLIP + Llama) saved into `path`; with `script`, a
+    scripted one (see `models.scripted`) that writes that answer."""
     import torch
     from transformers import (
         LlamaConfig,
@@ -108,8 +112,11 @@ def build_llava(path: str | Path, image_size: int = 32, patch: int = 8) -> Path:
     )
 
     path = Path(path)
+    trained = train_tokenizer(LLAMA_SPECIALS)
+    if script is not None:  # the comment's pieces as tokens
+        trained.add_tokens(script.pieces())
     tokenizer = _fast(
-        train_tokenizer(LLAMA_SPECIALS), bos_token="<|begin_of_text|>", eos_token="<|eot_id|>",
+        trained, bos_token="<|begin_of_text|>", eos_token="<|eot_id|>",
         pad_token="<|finetune_right_pad_id|>", extra_special_tokens={"image_token": "<image>"},
     )
     tokenizer.chat_template = LLAMA_TEMPLATE
@@ -138,8 +145,27 @@ def build_llava(path: str | Path, image_size: int = 32, patch: int = 8) -> Path:
     )
     torch.manual_seed(SEED)
     model = LlavaForConditionalGeneration(config).eval()
+    if script is not None:
+        _script_llama(model, tokenizer, script)
     _save(model, processor, path)
     return path
+
+
+def _script_llama(model, tokenizer, script: Script) -> None:
+    """Make the Llama text model of a LLaVA write `script`'s answer."""
+    import torch
+
+    lm = model.model.language_model
+    n_vocab, n_embd = lm.embed_tokens.weight.shape
+    pieces = [tokenizer.decode([i]) for i in range(len(tokenizer))]
+    pieces += [f"<unused{i}>" for i in range(len(pieces), n_vocab)]
+    embedding, output = weights(pieces, script, end=tokenizer.eos_token, n_embd=n_embd)
+    with torch.no_grad():
+        lm.embed_tokens.weight.copy_(torch.from_numpy(embedding))
+        model.lm_head.weight.copy_(torch.from_numpy(output))
+        for layer in lm.layers:  # the blocks add nothing to the residual stream
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
 
 
 def build_qwen2vl(path: str | Path, version: str = "2") -> Path:
