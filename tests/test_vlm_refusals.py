@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from models.scripted import CRITIQUE, REFUSAL, Script
+from counting_proxy import CountingProxy
+from models.scripted import CRITIQUE, LEVELS, REFUSAL, Script
 from models.tiny_hf import build_llava, sample_image
 
 from scoring.aggregate import combine_sheet
 from scoring.rubric import Rubric
 from scoring.sources import ScoreContext, create
+from scoring.sources.vlm_http import data_url
 
 pytest_plugins = ["models.gguf_models", "fixtures_http"]  # scripted_gguf, fakeapi
 
@@ -28,7 +30,7 @@ def scripted_hf(tmp_path_factory):
     pytest.importorskip("transformers")
     root = tmp_path_factory.mktemp("scripted_hf")
     return {"refusing": build_llava(root / "refusing", script=Script(REFUSAL)),
-            "critic": build_llava(root / "critic", script=Script(CRITIQUE))}
+            "critic": build_llava(root / "critic", script=Script(CRITIQUE, levels=LEVELS))}
 
 
 def llama_source(scripted_gguf, which: str, **kw):
@@ -123,3 +125,34 @@ def test_refusals_around_or_inside_json_over_http_abstain(fakeapi, fake_key, ans
     assert not card.ok and card.abstained.startswith("refused 3 times")
     users = [b["messages"][1]["content"][1]["text"] for b in fakeapi.bodies()]
     assert len(set(users)) == 3  # reworded each time
+
+
+@pytest.mark.slow
+def test_logprob_over_a_real_llama_cpp_server_sends_each_image_once(scripted_gguf, tmp_path,
+                                                                   monkeypatch):
+    from fixtures_http import LlamaServer, llama_server_missing
+
+    if llama_server_missing():
+        pytest.skip(llama_server_missing())
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local")
+    server = LlamaServer(scripted_gguf.critic, "--clip_model_path", str(scripted_gguf.mmproj),
+                         "--chat_format", "llava-1-5", log=tmp_path / "server.log")
+    proxy = CountingProxy(server.port)
+    try:
+        src = create("vlm-http", base_url=proxy.url(), model="tiny", method="logprob",
+                     comment=False)
+        src.score(IMAGES[:1], ScoreContext())  # learns the server's response_format once
+        proxy.reset()
+        sheet = src.score(IMAGES, ScoreContext())
+        src.unload()
+    finally:
+        proxy.close()
+        server.stop()
+    for (card,) in sheet:
+        assert card.ok, card.abstained
+        for dist in card.extras["level_probs"].values():  # the model's own distribution
+            assert dist == pytest.approx({**dict.fromkeys("123456789", 0.0), **dict(LEVELS)},
+                                         abs=1e-3)
+    assert proxy.posts == len(IMAGES)  # one request per image, all axes in it
+    image_bytes = sum(len(data_url(i)) for i in IMAGES)
+    assert image_bytes < proxy.sent < 1.5 * image_bytes + 20_000

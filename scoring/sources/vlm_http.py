@@ -2,7 +2,8 @@
 
 The image goes as a base64 PNG data URL in an `image_url` content part (the server is the
 user's own); answers are greedy (temperature 0) with JSON forced through `response_format`
-where the server takes it. The logprob method reads `top_logprobs` of a one-token answer.
+where the server takes it. The logprob method asks every axis in one request (the image is
+uploaded once per image) and reads the `top_logprobs` of each answer digit.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import base64
 import io
 import math
+import os
+import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -18,6 +21,40 @@ from ..images import Image, to_pil
 from ..remote import Remote, RemoteError, resolve_key
 from .base import ScoreContext, SourceError
 from .vlm import VLMSource
+
+
+def questionnaire(prefixes: list[str]) -> tuple[str, list[str]]:
+    """One request's text for several logprob questions, and its JSON keys q1…qN: the
+    lines every prefix shares, then each question (its answer cue, a last line such as
+    "Rating:", left out)."""
+    shared = os.path.commonprefix(prefixes)  # noqa: RUF071
+    shared = shared[:shared.rfind("\n") + 1]
+    keys = [f"q{k}" for k in range(1, len(prefixes) + 1)]
+    lines = []
+    for key, prefix in zip(keys, prefixes, strict=True):
+        text = prefix[len(shared):].strip()
+        head, _, cue = text.rpartition("\n")
+        lines.append(f"{key}: {head.strip() if head and cue.rstrip().endswith(':') else text}")
+    ask = ("Answer every question with a single digit, as one JSON object with the keys "
+           f"{', '.join(keys)}.")
+    return "\n".join([shared.strip(), ask, *lines]).strip(), keys
+
+
+_KEY_BEFORE = re.compile(r'"(\w+)"\s*:\s*$')
+
+
+def digit_tokens(content: list[dict[str, Any]], levels: Sequence[str]
+                 ) -> dict[str, dict[str, Any]]:
+    """{JSON key: the logprobs entry of the level digit that answers it} in a JSON answer's
+    per-token logprobs (a digit token right after `"key":`)."""
+    text, out = "", {}
+    for token in content:
+        piece = str(token.get("token", ""))
+        key = _KEY_BEFORE.search(text)
+        if key and piece.strip() in levels and key.group(1) not in out:
+            out[key.group(1)] = token
+        text += piece
+    return out
 
 
 def data_url(image: Image) -> str:
@@ -89,20 +126,44 @@ class HttpVLM(VLMSource):
 
     def level_probs(self, image: Image, system: str, prefixes: list[str],
                     levels: Sequence[str]) -> list[dict[str, float]]:
-        """One max_tokens=1 completion per prefix (image first, so servers with prefix
-        caching encode it once), its `top_logprobs` renormalised over the level tokens."""
-        url, remote, out = data_url(image), self._remote(), []
-        for prefix in prefixes:
+        """Every question in one request, so the image is sent once per image: a JSON answer
+        `{"q1": digit, …}` forced by a schema, each digit's `top_logprobs` renormalised over
+        the level tokens. A question the answer lacks (a server that does not force JSON, or
+        no logprobs there) is asked alone: a max_tokens=1 completion after its prefix."""
+        url = data_url(image)
+        found = self._levels_at_once(url, system, prefixes, levels) if len(prefixes) > 1 else {}
+        return [found.get(k) or self._levels(self._ask_alone(url, system, prefix).choice, levels)
+                for k, prefix in enumerate(prefixes)]
+
+    def _ask_alone(self, url: str, system: str, prefix: str) -> Any:
+        try:
+            return self._remote().chat(
+                model=self.model, temperature=0.0, max_tokens=1, logprobs=True,
+                top_logprobs=self.top_logprobs, messages=self._messages(url, system, prefix),
+                **self.extra)
+        except RemoteError as e:
+            if getattr(e, "param", None) in ("logprobs", "top_logprobs"):
+                raise SourceError(f"{self.base_url} does not return logprobs ({e}); "
+                                  "use the generate method") from None
+            raise
+
+    def _levels_at_once(self, url: str, system: str, prefixes: list[str],
+                        levels: Sequence[str]) -> dict[int, dict[str, float]]:
+        """{question index: level distribution} for the questions found in one answer."""
+        user, keys = questionnaire(prefixes)
+        schema = {"type": "object", "required": keys, "properties": {
+            k: {"type": "integer", "enum": [int(lv) for lv in levels]} for k in keys}}
+        reply = self._remote().ask(
+            schema=schema, model=self.model, temperature=0.0, max_tokens=8 * len(keys) + 16,
+            logprobs=True, top_logprobs=self.top_logprobs,
+            messages=self._messages(url, system, user), **self.extra)
+        content = (reply.choice.get("logprobs") or {}).get("content") or []
+        out = {}
+        for key, token in digit_tokens(content, levels).items():
             try:
-                reply = remote.chat(model=self.model, temperature=0.0, max_tokens=1,
-                                    logprobs=True, top_logprobs=self.top_logprobs,
-                                    messages=self._messages(url, system, prefix), **self.extra)
-            except RemoteError as e:
-                if getattr(e, "param", None) in ("logprobs", "top_logprobs"):
-                    raise SourceError(f"{self.base_url} does not return logprobs ({e}); "
-                                      "use the generate method") from None
-                raise
-            out.append(self._levels(reply.choice, levels))
+                out[keys.index(key)] = self._levels({"logprobs": {"content": [token]}}, levels)
+            except (ValueError, SourceError):
+                continue  # not one of ours, or no level among its top tokens: ask it alone
         return out
 
     def _levels(self, choice: dict[str, Any], levels: Sequence[str]) -> dict[str, float]:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .scripted import CRITIQUE, REFUSAL, Script, byte_decoded, byte_level, weights
+from .scripted import CRITIQUE, LEVELS, REFUSAL, Script, byte_decoded, byte_level, weights
 
 TEXT_WIDTH = 64
 """n_embd of both text models; the good projectors output exactly this."""
@@ -276,7 +276,8 @@ def build_gguf_models(folder: str | Path) -> GGUFModels:
 class ScriptedGGUF:
     """Scripted LLaVA-style pairs (see `models.scripted`): `refusing` answers every prompt with
     all zeros and "I'm sorry, I can't rate explicit content."; `critic` with all zeros and a
-    genuine critical comment. Both pair with `mmproj`."""
+    genuine critical comment, and reads levels 6/7/8 at 0.2/0.5/0.3 (`scripted.LEVELS`).
+    Both pair with `mmproj`."""
 
     refusing: Path
     critic: Path
@@ -288,7 +289,8 @@ def build_scripted_gguf(folder: str | Path) -> ScriptedGGUF:
     d.mkdir(parents=True, exist_ok=True)
     return ScriptedGGUF(
         refusing=write_text_model(d / "scripted-refusing.gguf", "llama", script=Script(REFUSAL)),
-        critic=write_text_model(d / "scripted-critic.gguf", "llama", script=Script(CRITIQUE)),
+        critic=write_text_model(d / "scripted-critic.gguf", "llama",
+                                script=Script(CRITIQUE, levels=LEVELS)),
         mmproj=write_mmproj(d / "scripted-mmproj.gguf", "mlp", seed=11),
     )
 

@@ -31,6 +31,8 @@ import numpy as np
 REFUSAL = "I'm sorry, I can't rate explicit content."
 CRITIQUE = "手の崩れが目立つ。"
 """A genuine critical comment on a low score (no refusal)."""
+LEVELS = (("6", 0.2), ("7", 0.5), ("8", 0.3))
+"""The critic's level distribution (mean 7.1)."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,10 @@ class Script:
 
     comment: str = REFUSAL
     value: str = "0"
+    levels: tuple[tuple[str, float], ...] = ()
+    """Probabilities of level digits "1".."9" wherever a digit comes next (after "Rating:",
+    after a JSON key): what the logprob method must read back. The digits rank below the
+    scripted tokens, so generated answers do not change."""
 
     def pieces(self, most: int = 24) -> list[str]:
         """The comment as new vocabulary tokens of at most `most` UTF-8 bytes each
@@ -87,7 +93,8 @@ def weights(pieces: Sequence[str], script: Script, *, end: str, n_embd: int
     to `pieces` (`end` is the end-of-turn token's piece; `script.pieces()` must be there)."""
     chain = script.pieces()
     index = {p: i for i, p in enumerate(pieces)}
-    missing = [p for p in (end, *chain, script.value, '"', "}") if p not in index]
+    missing = [p for p in (end, *chain, script.value, '"', "}", *dict(script.levels))
+               if p not in index]
     if missing:
         raise ValueError(f"the vocabulary lacks {missing}")
     n = len(pieces)
@@ -100,6 +107,8 @@ def weights(pieces: Sequence[str], script: Script, *, end: str, n_embd: int
     output[:, :len(chain) + 1] = (-1.0 - np.arange(n) / (4.0 * n))[:, None]
     for rank, piece in enumerate((chain[0], end, script.value, "}")):
         output[index[piece], 0] = 4.0 - rank
+    for digit, p in script.levels:  # logits are 8 x these (rmsnorm of a unit vector): ln p
+        output[index[digit], 0] = 0.5 + np.log(p) / 8.0
     for k, piece in enumerate([*chain[1:], '"'], 1):
         output[index[piece], k] = 4.0
     return embedding, output

@@ -3,6 +3,7 @@
 Two architectures, as the real models use them:
 - `build_llava`: LLaVA with a SigLIP vision tower and a Llama text model (JoyCaption Beta One);
 - `build_qwen2vl`: Qwen2-VL (ToriiGate v0.4); `build_qwen25vl`: Qwen2.5-VL.
+- `build_text_only`: a text-only Qwen2ForCausalLM, which no VLM loader may accept.
 
 Each is saved with `save_pretrained` into a folder together with a byte-level BPE tokenizer
 trained offline (`tokenizers`), the matching processor and a chat template, exactly as
@@ -212,6 +213,32 @@ def build_qwen2vl(path: str | Path, version: str = "2") -> Path:
     torch.manual_seed(SEED)
     model = model_class(config).eval()
     _save(model, processor, path)
+    return path
+
+
+def build_text_only(path: str | Path) -> Path:
+    """A text-only Qwen2ForCausalLM (what `models/LLM` holds for other packs): a complete,
+    loadable folder with no vision tower."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    path = Path(path)
+    tokenizer = _fast(train_tokenizer(QWEN_SPECIALS), eos_token="<|im_end|>",
+                      pad_token="<|endoftext|>")
+    tokenizer.chat_template = CHATML_TEMPLATE
+    ids = tokenizer.convert_tokens_to_ids
+    config = Qwen2Config(
+        vocab_size=_vocab(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024,
+        bos_token_id=ids("<|endoftext|>"), eos_token_id=ids("<|im_end|>"),
+        pad_token_id=ids("<|endoftext|>"),
+    )
+    torch.manual_seed(SEED)
+    model = Qwen2ForCausalLM(config).eval()
+    path.mkdir(parents=True, exist_ok=True)
+    model.generation_config.do_sample = False
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
     return path
 
 
