@@ -20,6 +20,7 @@ from ..scoring.cards import Sheet
 from ..scoring.rubric import Rubric as RubricData
 from ..scoring.sources import Source, SourceError
 from ..scoring.sources.vlm import METHODS, VLMSource, model_label
+from ..scoring.vlm_folder import listable
 from .common import cached_source, cards_text, check_env_name, run_source
 from .types import Rubric, Scores
 
@@ -57,14 +58,15 @@ def _is_mmproj(path: Path) -> bool:
 
 def list_models() -> tuple[list[str], list[str]]:
     """(models, mmproj files) relative to their root: transformers folders (with a
-    config.json, up to three levels deep) and GGUF files."""
+    config.json, up to three levels deep; not text-only ones) and GGUF files."""
     models, projs = set(), set()
     for root in model_roots():
         for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
             here = Path(dirpath)
             depth = len(here.relative_to(root).parts)
             if "config.json" in filenames and depth:
-                models.add(here.relative_to(root).as_posix())
+                if listable(here):  # a text-only LLM (models/LLM is shared) cannot see
+                    models.add(here.relative_to(root).as_posix())
                 dirnames.clear()  # a model folder's subfolders are its own business
                 continue
             if depth >= 3:
@@ -97,7 +99,12 @@ def paired_mmproj(model: Path) -> Path:
     named = [p for p in candidates if stem and stem in p.name.lower()]
     if len(named) == 1:
         return named[0]
-    found = ", ".join(p.name for p in candidates) or "none"
+    if not candidates:
+        raise SourceError(f"{model.name} has no mmproj GGUF next to it: without its mmproj "
+                          "(the vision tower and projector) a GGUF is a text-only model and "
+                          "cannot see the images. Put the mmproj file published with this "
+                          "model in the same folder, or choose it in the mmproj widget")
+    found = ", ".join(p.name for p in candidates)
     raise SourceError(f"choose the mmproj for {model.name}: {len(candidates)} mmproj GGUF "
                       f"files next to it ({found}); it must be the one made for this model")
 
