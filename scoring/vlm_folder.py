@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .sources.base import SourceError
+from .errors import SourceError
 
 VISION_KEYS = ("vision_config", "vision_tower", "visual", "vision_encoder")
 """config.json keys that hold a vision tower's settings (LLaVA, Qwen-VL, Gemma 3, …)."""
