@@ -9,6 +9,7 @@ import shutil
 import pytest
 from models.tiny_hf import build_llava, build_qwen2vl, build_qwen25vl, build_text_only, sample_image
 
+from scoring.models import list_vlms, paired_mmproj, vlm_files
 from scoring.sources import ScoreContext, SourceError, create
 from scoring.vlm_folder import blind_reason, check_folder, listable, missing_files, read_config
 
@@ -79,3 +80,21 @@ def test_a_chat_template_inside_tokenizer_config_counts(folders, tmp_path):
     (folder / "tokenizer_config.json").write_text(
         json.dumps({**config, "chat_template": template}), encoding="utf-8")
     assert missing_files(folder) == []
+
+
+def test_discovery_lists_vision_models_only(folders, tmp_path):
+    root = tmp_path / "LLM"
+    for name in ("llava", "text"):
+        shutil.copytree(folders[name], root / "nested" / folders[name].name)
+    (root / "model-Q4_K_M.gguf").write_bytes(b"GGUF")
+    found, projs = list_vlms([root])
+    assert found == ["model-Q4_K_M.gguf", "nested/tiny-llava"] and projs == []
+
+
+def test_a_gguf_without_its_mmproj_is_refused_saying_it_cannot_see(tmp_path):
+    model = tmp_path / "Qwen2.5-7B-Instruct-Q4_K_M.gguf"
+    model.write_bytes(b"GGUF")
+    with pytest.raises(SourceError, match="has no mmproj GGUF next to it: without its mmproj"):
+        paired_mmproj(model)
+    with pytest.raises(SourceError, match="text-only model and cannot see the images"):
+        vlm_files(model.name, roots=[tmp_path])
