@@ -7,9 +7,9 @@
     python bench/vlm.py --backend http [--base-url URL --model-name NAME]
 
 `--backend http` measures bytes instead: what the OpenAI-compatible source uploads per
-image with each method, counted by a TCP proxy in front of the server (a real
-`llama_cpp.server` on a tiny scripted GGUF by default), as a multiple of the image's own
-data URL.
+image with each method (logprob with its comment, the rater's default), counted by a TCP
+proxy in front of the server (a real `llama_cpp.server` on a tiny scripted GGUF by
+default), as a multiple of the image's own data URL.
 
 Both methods run on the same loaded model and the same images in one process, alternating
 rounds after a warm-up; the median round counts. logprob runs without its optional comment
@@ -101,16 +101,17 @@ def http_bytes(args, tmp: Path, images: list) -> None:
     from scoring.sources.vlm_http import HttpVLM
 
     class PerAxis(HttpVLM):
-        """The baseline: one request per axis, each with the image (how logprob was sent)."""
+        """The baseline, as logprob was sent before: one request per axis and one for the
+        comment, each with the image."""
 
         def _levels_at_once(self, *args, **kw):
-            return {}
+            return {}, ""
 
     per: dict[str, tuple[float, float]] = {}
     try:
         for method in ("logprob", "per-axis", "generate"):
             kind = PerAxis if method == "per-axis" else HttpVLM
-            src = kind(base_url=proxy.url(path), model=model, comment=False, max_tokens=120,
+            src = kind(base_url=proxy.url(path), model=model, comment=True, max_tokens=120,
                        method="logprob" if method == "per-axis" else method)
             src.score(images[:1])  # warm-up: the server's response_format is learned once
             proxy.reset()

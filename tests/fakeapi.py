@@ -18,8 +18,8 @@ Actions (dicts with "kind"):
 - reject_json_schema: HTTP 500 when response_format.type == "json_schema" (llama_cpp.server)
 - logprobs: {"top": {"7": -0.1, ...}} — per-token logprobs: to a request whose
   response_format has a schema, that JSON with each value a digit carrying these
-  top_logprobs; else (or with "json": false) a one-token answer. Without "top", a server
-  with no logprobs support (logprobs: null)
+  top_logprobs (a string value: "comment", default RUBRIC's); else (or with "json": false)
+  a one-token answer. Without "top", a server with no logprobs support (logprobs: null)
 """
 
 from __future__ import annotations
@@ -202,7 +202,8 @@ class Handler(BaseHTTPRequestHandler):
                                       for t, v in top.items()]}
             rf = body.get("response_format") or {}
             schema = rf.get("schema") or (rf.get("json_schema") or {}).get("schema") or {}
-            keys = list(schema.get("properties") or ())
+            props = schema.get("properties") or {}
+            keys = list(props)
             if not keys or a.get("json") is False:  # a one-token answer after the prefix
                 self._send(200, completion(body, best, logprobs={"content": [digit]}))
                 return
@@ -212,8 +213,12 @@ class Handler(BaseHTTPRequestHandler):
             tokens = []  # the schema's JSON, each key's value the likeliest scripted digit
             for n, k in enumerate(keys):
                 lead = ("{" if n == 0 else ", ") + json.dumps(k) + ": "
+                value = digit
+                if props[k].get("type") == "string":  # e.g. the comment
+                    text = json.dumps(a.get("comment", RUBRIC["comment"]), ensure_ascii=False)
+                    value = {"token": text, "logprob": -0.01, "bytes": None, "top_logprobs": []}
                 tokens += [{"token": lead, "logprob": -0.01, "bytes": None, "top_logprobs": []},
-                           digit]
+                           value]
             tokens.append({"token": "}", "logprob": -0.01, "bytes": None, "top_logprobs": []})
             self._send(200, completion(body, "".join(t["token"] for t in tokens),
                                        logprobs={"content": tokens}))

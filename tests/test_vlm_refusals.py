@@ -140,7 +140,7 @@ def test_logprob_over_a_real_llama_cpp_server_sends_each_image_once(scripted_ggu
     proxy = CountingProxy(server.port)
     try:
         src = create("vlm-http", base_url=proxy.url(), model="tiny", method="logprob",
-                     comment=False)
+                     comment=True)
         src.score(IMAGES[:1], ScoreContext())  # learns the server's response_format once
         proxy.reset()
         sheet = src.score(IMAGES, ScoreContext())
@@ -150,9 +150,10 @@ def test_logprob_over_a_real_llama_cpp_server_sends_each_image_once(scripted_ggu
         server.stop()
     for (card,) in sheet:
         assert card.ok, card.abstained
+        assert card.comment == CRITIQUE  # from the same answer as the levels
         for dist in card.extras["level_probs"].values():  # the model's own distribution
             assert dist == pytest.approx({**dict.fromkeys("123456789", 0.0), **dict(LEVELS)},
                                          abs=1e-3)
-    assert proxy.posts == len(IMAGES)  # one request per image, all axes in it
+    assert proxy.posts == len(IMAGES)  # one request per image: all axes and the comment
     image_bytes = sum(len(data_url(i)) for i in IMAGES)
     assert image_bytes < proxy.sent < 1.5 * image_bytes + 20_000

@@ -58,6 +58,15 @@ class VLMOptions(RunOptions):
         object.__setattr__(self, "max_tokens", int(self.max_tokens))
 
 
+@dataclass(frozen=True)
+class Ask:
+    """A generate request: the user prompt, the answer's JSON schema and its length."""
+
+    user: str
+    schema: dict | None
+    max_tokens: int
+
+
 def vlm_spec(name: str, default_weight: float, build: dict[str, Any],
              choices: dict[str, tuple[Any, ...]] | None = None) -> Spec:
     """The spec of a VLM backend (every VLM shares the options, axes and known models)."""
@@ -90,6 +99,20 @@ class VLMSource(Source):
                     levels: Sequence[str]) -> list[dict[str, float]]:
         """For each prefix, the next-token probabilities of `levels`, renormalised over them.
         The image should be encoded once for all prefixes where the runtime allows."""
+
+    def levels_and_comment(self, image: Image, system: str, prefixes: list[str],
+                           ask: Ask | None, ctx: ScoreContext
+                           ) -> tuple[list[dict[str, float]], str]:
+        """The logprob method's calls: the level distributions after each prefix and, with
+        `ask`, the raw answer that holds the comment. Here `level_probs` then `chat` (a local
+        runtime keeps the image encoded between them); over HTTP one request does both."""
+        ctx.check()
+        dists = self.level_probs(image, system, prefixes, LEVELS)
+        if ask is None:
+            return dists, ""
+        ctx.check()
+        return dists, self.chat(image, system, ask.user, schema=ask.schema,
+                                max_tokens=ask.max_tokens)
 
     # -- scoring -----------------------------------------------------------------------
     def _score(self, images: list[Image], ctx: ScoreContext) -> list[list[ScoreCard]]:
@@ -133,19 +156,18 @@ class VLMSource(Source):
         axes = [a for a in rubric.axes if a in self.provides]
         intro = f"{context}\n\n" if context else ""
         prefixes = [intro + rubric.logprob_prefix(a) for a in axes]
-        ctx.check()
-        dists = self.level_probs(image, system, prefixes, LEVELS)
+        opts = ctx.options
+        ask = Ask(rubric.user_prompt(context), rubric.json_schema(), opts.max_tokens)
+        dists, raw = self.levels_and_comment(image, system, prefixes, ask if opts.comment
+                                             else None, ctx)
         scores, confidences = {}, []
         for axis, dist in zip(axes, dists, strict=True):
             mean, std = _moments(dist)
             scores[axis] = level_to_score(mean)
             confidences.append(max(0.0, 1.0 - std / _MAX_LEVEL_STD))
-        comment, raw = "", ""
+        comment = ""
         extras: dict[str, Any] = {"level_probs": dict(zip(axes, dists, strict=True))}
-        if ctx.options.comment:
-            ctx.check()
-            raw = self.chat(image, system, rubric.user_prompt(context), schema=rubric.json_schema(),
-                            max_tokens=ctx.options.max_tokens)
+        if raw:
             said = parse_answer(raw, tuple(rubric.axes))
             if said.refusal:  # the levels are the vote; a refusal is no comment on the image
                 extras["comment_refused"] = said.refusal
