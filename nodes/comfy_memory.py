@@ -18,6 +18,7 @@ making room never evicts it; unloading everything does.
 from __future__ import annotations
 
 import logging
+import math
 
 import comfy.model_management as mm
 import torch
@@ -137,7 +138,7 @@ class ComfyMemory(MemoryPolicy):
     def margin(device: torch.device) -> int:
         """What ComfyUI keeps free on an accelerator beside any model: 0.8 GiB for inference
         plus `extra_reserved_memory()` (400 MB, 600–700 MB on Windows, or --reserve-vram)."""
-        return 0 if device.type == "cpu" else int(mm.minimum_inference_memory())
+        return 0 if device.type == "cpu" else math.ceil(mm.minimum_inference_memory())
 
     def free(self, device: str | torch.device) -> int:
         dev = torch_device(device)
