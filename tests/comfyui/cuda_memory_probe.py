@@ -2,7 +2,7 @@
 
 The device is a `FakeGpu` (tests/comfyui/fake_cuda.py): ComfyUI's own `model_management`
 decides; weightless stand-ins book their bytes on the fake card. Prints what happened as
-JSON on the last line. Usage: python cuda_memory_probe.py <ComfyUI root> <repo> <scenario>
+JSON on the last line. Usage: python cuda_memory_probe.py <ComfyUI root> <repo> <scenario> <tmp dir>
 where the scenario is JSON: {"gpu": {Props fields}, "cli": {ComfyUI options}}.
 """
 
@@ -155,5 +155,42 @@ s1.score([img])
 free_before = gpu.mem_get_info()[0]
 facts["recovered"] = POLICY.recover(s1, "cuda")
 facts["after_recover"] = state(s1, diffusion=diff) | {"free_before": free_before}
+
+# 6. onnxruntime's arena fails an allocation while running: ComfyUI evicts, the run is retried
+import onnxruntime as ort  # noqa: E402
+from onnxruntime.capi.onnxruntime_pybind11_state import RuntimeException  # noqa: E402
+from saiten_pack.scoring.onnx_session import OnnxModel  # noqa: E402
+
+sys.path.insert(0, str(repo / "tests"))
+from models.onnx_models import build_wd, wd_tags  # noqa: E402
+
+mm.unload_all_models()
+mm.load_models_gpu([diff])
+tags = wd_tags()
+wd = build_wd(Path(sys.argv[4]), tags, np.eye(3, len(tags)), np.zeros(len(tags)), size=32)
+
+
+class FailsOnce:
+    def __init__(self, session):
+        self.session, self.failed = session, False
+
+    def run(self, *args):
+        if not self.failed:
+            self.failed = True
+            raise RuntimeException("Failed to allocate memory for requested buffer of size 1024")
+        return self.session.run(*args)
+
+    def __getattr__(self, name):
+        return getattr(self.session, name)
+
+
+session = FailsOnce(ort.InferenceSession(str(wd / "model.onnx"),
+                                         providers=["CPUExecutionProvider"]))
+onnx = OnnxModel(wd / "model.onnx", session, 1 << 20, "cuda:0", memory=POLICY)
+POLICY.loaded(onnx, onnx.nbytes, "cuda:0")
+out = onnx.run(np.full((1, 32, 32, 3), 255.0, np.float32))[0]
+facts["onnx_retry"] = {"retried": session.failed, "shape": list(out.shape),
+                       "diffusion": diff.model.model_loaded_weight_memory,
+                       "registered": state()["registered"]}
 
 print(json.dumps(facts))

@@ -23,9 +23,10 @@ RTX_2080 = {"name": "NVIDIA GeForce RTX 2080", "major": 7, "minor": 5}
 GTX_1080 = {"name": "NVIDIA GeForce GTX 1080", "major": 6, "minor": 1}
 
 
-def probe(comfy_root: Path, **scenario) -> dict:
+def probe(comfy_root: Path, tmp: Path, **scenario) -> dict:
     r = subprocess.run(
-        [sys.executable, str(PROBE), str(comfy_root), str(REPO), json.dumps(scenario)],
+        [sys.executable, str(PROBE), str(comfy_root), str(REPO), json.dumps(scenario),
+         str(tmp)],
         cwd=comfy_root, capture_output=True, text=True, timeout=300,
     )
     assert r.returncode == 0, r.stderr[-4000:]
@@ -33,8 +34,8 @@ def probe(comfy_root: Path, **scenario) -> dict:
 
 
 @pytest.fixture(scope="module")
-def normal(comfy_root: Path) -> dict:
-    return probe(comfy_root)
+def normal(comfy_root: Path, tmp_path_factory) -> dict:
+    return probe(comfy_root, tmp_path_factory.mktemp("normal"))
 
 
 def test_comfyui_runs_its_cuda_branch(normal):
@@ -106,16 +107,23 @@ def test_out_of_memory_recovery_evicts_all_but_the_scorer(normal):
     assert s["free"] > s["free_before"]
 
 
-def test_reserve_vram_widens_the_margin(comfy_root):
-    f = probe(comfy_root, cli={"reserve_vram": 2.0})
+def test_onnx_out_of_memory_evicts_through_comfyui_and_retries(normal):
+    s = normal["onnx_retry"]
+    assert s["retried"] is True and s["shape"][0] == 1
+    assert s["diffusion"] == 0  # ComfyUI evicted the diffusion model for it
+    assert [n for n in s["registered"] if n.startswith("onnx:")]  # still registered
+
+
+def test_reserve_vram_widens_the_margin(comfy_root, tmp_path):
+    f = probe(comfy_root, tmp_path, cli={"reserve_vram": 2.0})
     assert f["extra_reserved"] == 2 * GiB
     assert f["margin"] == math.ceil(0.8 * GiB + 2 * GiB)
     assert f["after_big"]["free"] >= f["margin"]
     assert f["after_big"]["diffusion"] < 4 * GiB  # more of it offloaded to keep 2.8 GiB free
 
 
-def test_lowvram_uses_free_vram_only(comfy_root):
-    f = probe(comfy_root, cli={"lowvram": True}, gpu=RTX_2080)
+def test_lowvram_uses_free_vram_only(comfy_root, tmp_path):
+    f = probe(comfy_root, tmp_path, cli={"lowvram": True}, gpu=RTX_2080)
     assert f["vram_state"] == "LOW_VRAM" and f["policy_device"] == "cuda:0"
     small, big = f["after_small"], f["after_big"]
     assert small["where"] == {"small": "cuda:0"}  # fitted beside the diffusion model
@@ -124,8 +132,8 @@ def test_lowvram_uses_free_vram_only(comfy_root):
     assert f["dtype"] == "fp16"  # compute capability 7.5: no native bf16
 
 
-def test_novram_keeps_scorers_on_the_cpu(comfy_root):
-    f = probe(comfy_root, cli={"novram": True}, gpu=GTX_1080)
+def test_novram_keeps_scorers_on_the_cpu(comfy_root, tmp_path):
+    f = probe(comfy_root, tmp_path, cli={"novram": True}, gpu=GTX_1080)
     assert f["vram_state"] == "NO_VRAM" and f["policy_device"] == "cpu"
     assert f["after_big"]["where"] == {"small": "cpu", "big": "cpu"}
     assert f["after_big"]["devices"] == ["cuda:0"]  # still evictable by unload_all_models
