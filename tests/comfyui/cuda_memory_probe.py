@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fake_cuda import GiB, FakeGpu, Props, boot_cuda, diffusion_stand_in  # noqa: E402
+from fake_cuda import FakeGpu, GiB, Props, boot_cuda, diffusion_stand_in
 
 comfy_root, repo, scenario = Path(sys.argv[1]), Path(sys.argv[2]), json.loads(sys.argv[3])
 gpu = FakeGpu(Props(**scenario.get("gpu", {})))
@@ -184,13 +184,14 @@ class FailsOnce:
         return getattr(self.session, name)
 
 
-session = FailsOnce(ort.InferenceSession(str(wd / "model.onnx"),
-                                         providers=["CPUExecutionProvider"]))
-onnx = OnnxModel(wd / "model.onnx", session, 1 << 20, "cuda:0", memory=POLICY)
-POLICY.loaded(onnx, onnx.nbytes, "cuda:0")
-out = onnx.run(np.full((1, 32, 32, 3), 255.0, np.float32))[0]
-facts["onnx_retry"] = {"retried": session.failed, "shape": list(out.shape),
-                       "diffusion": diff.model.model_loaded_weight_memory,
-                       "registered": state()["registered"]}
+if not scenario.get("cli"):  # (with --novram nothing sits on the card to evict)
+    session = FailsOnce(ort.InferenceSession(str(wd / "model.onnx"),
+                                             providers=["CPUExecutionProvider"]))
+    onnx = OnnxModel(wd / "model.onnx", session, 1 << 20, "cuda:0", memory=POLICY)
+    POLICY.loaded(onnx, onnx.nbytes, "cuda:0")
+    out = onnx.run(np.full((1, 32, 32, 3), 255.0, np.float32))[0]
+    facts["onnx_retry"] = {"retried": session.failed, "shape": list(out.shape),
+                           "diffusion": diff.model.model_loaded_weight_memory,
+                           "registered": state()["registered"]}
 
 print(json.dumps(facts))
