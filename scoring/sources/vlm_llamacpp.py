@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import gc
 import hashlib
 import json
 import math
@@ -134,6 +135,10 @@ class GGUFPair:
     projector: str
     projector_width: int | None
     projection_dim: int | None = None
+    n_vocab: int = 0
+    vision_patch: int = 0
+    vision_width: int = 0
+    vision_heads: int = 0
 
     @property
     def model_bytes(self) -> int:
@@ -219,13 +224,50 @@ def read_pair(model_path: str | Path, mmproj_path: str | Path) -> GGUFPair:
         n_layer=int(meta.get(f"{arch}.block_count", 0)), n_head=n_head,
         n_head_kv=int(meta.get(f"{arch}.attention.head_count_kv", n_head) or n_head),
         projector=projector, projector_width=_projector_width(shapes) or dim, projection_dim=dim,
+        n_vocab=_int(meta.get("tokenizer.ggml.tokens")) or _int(meta.get(f"{arch}.vocab_size")),
+        vision_patch=_int(pmeta.get("clip.vision.patch_size")),
+        vision_width=_int(pmeta.get("clip.vision.embedding_length")),
+        vision_heads=_int(pmeta.get("clip.vision.attention.head_count")),
     )
 
 
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+N_UBATCH = 512
+"""llama-cpp-python's physical batch: the compute buffers are sized for it."""
+
+
+def compute_bytes(pair: GGUFPair, n_ctx: int) -> int:
+    """llama.cpp's compute buffers for one batch of N_UBATCH tokens (no flash attention, the
+    llama-cpp-python default): f32 logits for each token, one layer's attention scores over
+    the context, and the activations."""
+    vocab = pair.n_vocab or 152_064  # Qwen's vocabulary when the header does not say
+    return 4 * N_UBATCH * (vocab + n_ctx * pair.n_head + 8 * pair.n_embd)
+
+
+def vision_bytes(pair: GGUFPair, max_pixels: int) -> int:
+    """The vision encoder's compute buffer, sized at its warm-up, for an image of `max_pixels`
+    (images are downscaled to that first): one layer's attention scores over every patch,
+    per head, and the activations."""
+    patches = max(1, max_pixels // (pair.vision_patch or 14) ** 2)
+    return 4 * patches * (patches * (pair.vision_heads or 16) + 8 * (pair.vision_width or 1280))
+
+
+def retry_layers(layers: int, n_layer: int) -> list[int]:
+    """The n_gpu_layers to try in turn: the plan, half of its layers, then the CPU."""
+    if layers == 0:
+        return [0]
+    half = (n_layer if layers < 0 or layers > n_layer else layers) // 2
+    return list(dict.fromkeys((layers, half, 0)))
+
+
 def plan_gpu_layers(n_layer: int, weights: int, overhead: int, free: int | None) -> int:
-    """How many of `n_layer` layers to offload: -1 (all) when the `weights` plus `overhead`
-    (mmproj, KV cache) fit in `free` bytes or `free` is unknown; else the share of the layers
-    that fits once the overhead is placed; 0 when nothing fits."""
+    """How many of `n_layer` layers to offload: -1 (all) when the per-layer `weights` (with
+    their KV cache) plus the fixed `overhead` (mmproj, compute buffers, vision warm-up) fit in
+    `free` bytes or `free` is unknown; else the share of the layers that fits once the overhead
+    is placed; 0 when nothing fits."""
     if free is None or free >= weights + overhead:
         return -1
     room = free - overhead
@@ -315,10 +357,20 @@ class LlamaCppVLM(VLMSource):
         return self._pair
 
     def memory_bytes(self) -> int:
-        """Weights of both files plus an f16 KV cache for `n_ctx` tokens."""
+        """Weights of both files, an f16 KV cache for `n_ctx` tokens, the compute buffers
+        and the vision encoder's warm-up."""
+        return self._layered_bytes() + self._fixed_bytes()
+
+    def _layered_bytes(self) -> int:
+        """What scales with the layers offloaded: the text weights and their KV cache."""
         p = self.pair
         kv = 2 * 2 * self.n_ctx * p.n_layer * p.n_embd * p.n_head_kv // max(1, p.n_head)
-        return p.model_bytes + p.mmproj_bytes + kv
+        return p.model_bytes + kv
+
+    def _fixed_bytes(self) -> int:
+        """What goes to the GPU with any layer: the mmproj and the compute buffers."""
+        p = self.pair
+        return p.mmproj_bytes + compute_bytes(p, self.n_ctx) + vision_bytes(p, self.max_pixels)
 
     def resolved_chat_format(self) -> str:
         return self.pair.chat_format() if self.chat_format == "auto" else self.chat_format
@@ -330,7 +382,7 @@ class LlamaCppVLM(VLMSource):
             return 0
         if layers < 0 or layers >= p.n_layer:
             return self.memory_bytes()
-        return p.mmproj_bytes + (self.memory_bytes() - p.mmproj_bytes) * layers // p.n_layer
+        return self._fixed_bytes() + self._layered_bytes() * layers // p.n_layer
 
     def _gpu_layers(self, llama_cpp: Any) -> int:
         """Layers to offload: 0 on a CPU-only llama.cpp or a CPU device; the user's number
@@ -341,9 +393,9 @@ class LlamaCppVLM(VLMSource):
         if self.n_gpu_layers != "auto":
             self.memory.reserve(self._gpu_bytes(int(self.n_gpu_layers)), self._device)
             return int(self.n_gpu_layers)
-        need, p = self.memory_bytes(), self.pair
-        free = self.memory.reserve(need, self._device)
-        return plan_gpu_layers(p.n_layer, p.model_bytes, need - p.model_bytes, free)
+        free = self.memory.reserve(self.memory_bytes(), self._device)
+        return plan_gpu_layers(self.pair.n_layer, self._layered_bytes(), self._fixed_bytes(),
+                               free)
 
     def load(self) -> None:
         if self._llm is not None:
@@ -352,16 +404,17 @@ class LlamaCppVLM(VLMSource):
         llama_cpp = _import_llama_cpp()
         chat_format = self.resolved_chat_format()
         layers = self._gpu_layers(llama_cpp)
-        last: Exception | None = None
-        for n in dict.fromkeys((layers, layers // 2 if layers > 0 else 0, 0)):
+        last = ""
+        for n in retry_layers(layers, pair.n_layer):
             try:  # fall back to fewer GPU layers (down to CPU) rather than crash on OOM
                 self._open(llama_cpp, chat_format, n)
                 break
             except Exception as e:
-                last = e
-                self._close()
-                log.warning("saiten: %s: loading with n_gpu_layers=%d failed: %s",
-                            self.label, n, e)
+                last = f"{type(e).__name__}: {e}"  # not `e`: its frames hold the failed model
+            self._close()
+            gc.collect()  # the failed attempt's GPU weights go before the next attempt loads
+            log.warning("saiten: %s: loading with n_gpu_layers=%d failed: %s",
+                        self.label, n, last)
         else:
             raise SourceError(f"llama.cpp could not load {pair.model_path.name!r} with "
                               f"{pair.mmproj_path.name!r}: {last}")
@@ -375,9 +428,11 @@ class LlamaCppVLM(VLMSource):
         formats = llama_cpp.llama_chat_format
         handler_cls = getattr(formats, CHAT_FORMATS[chat_format])
         self._handler = handler_cls(clip_model_path=str(self.mmproj_path), verbose=False)
+        gpu = int(self._device.partition(":")[2] or 0) if self._device.startswith("cuda") else 0
         self._llm = llama_cpp.Llama(
             model_path=str(self.model_path), chat_handler=self._handler, n_ctx=self.n_ctx,
             n_gpu_layers=n_gpu_layers, n_threads=self.n_threads, n_threads_batch=self.n_threads,
+            split_mode=llama_cpp.LLAMA_SPLIT_MODE_NONE, main_gpu=gpu,  # ComfyUI's GPU alone
             logits_all=False,
             verbose=False,
         )
