@@ -67,6 +67,7 @@ class Context:
             pkg.__path__ = [str(path)]
             sys.modules[name] = pkg
         sys.path.insert(0, str(REPO / "tests"))  # the tiny models' builders (`models.*`)
+        sys.path.append(str(REPO))  # which read `scoring` (after ComfyUI's own `nodes`)
         from saiten_pack.nodes import comfy_memory
 
         self.policy, self.SessionPatcher = comfy_memory.POLICY, comfy_memory.SessionPatcher

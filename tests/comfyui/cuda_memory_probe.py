@@ -162,6 +162,7 @@ from onnxruntime.capi.onnxruntime_pybind11_state import RuntimeException  # noqa
 from saiten_pack.scoring.onnx_session import OnnxModel  # noqa: E402
 
 sys.path.insert(0, str(repo / "tests"))
+sys.path.append(str(repo))  # the tiny models' builders read `scoring` (after ComfyUI's `nodes`)
 from models.onnx_models import build_wd, wd_tags  # noqa: E402
 
 mm.unload_all_models()
@@ -193,5 +194,22 @@ if not scenario.get("cli"):  # (with --novram nothing sits on the card to evict)
     facts["onnx_retry"] = {"retried": session.failed, "shape": list(out.shape),
                            "diffusion": diff.model.model_loaded_weight_memory,
                            "registered": state()["registered"]}
+
+# 7. transformers: ComfyUI picks the precision; a model that cannot fit is refused
+from models.tiny_hf import build_qwen2vl  # noqa: E402
+from saiten_pack.scoring.sources import SourceError, create  # noqa: E402
+
+vlm = create("vlm-transformers", model_dir=build_qwen2vl(Path(sys.argv[4]) / "tiny-qwen2vl"),
+             memory=POLICY)
+facts["vlm_dtype"] = vlm._dtype_name("cuda")
+mm.unload_all_models()
+gpu.other = gpu.total - GiB  # another program holds all but 1 GiB: less than the margin
+try:
+    vlm.load()
+    facts["vlm_refused"] = None
+except SourceError as e:
+    facts["vlm_refused"] = str(e)
+facts["vlm_loaded"] = vlm.loaded
+gpu.other = 0
 
 print(json.dumps(facts))

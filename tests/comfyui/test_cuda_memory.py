@@ -114,6 +114,12 @@ def test_onnx_out_of_memory_evicts_through_comfyui_and_retries(normal):
     assert [n for n in s["registered"] if n.startswith("onnx:")]  # still registered
 
 
+def test_transformers_precision_and_refusal_through_comfyui(normal):
+    assert normal["vlm_dtype"] == "bf16"
+    assert "nf4" in normal["vlm_refused"] and "GGUF" in normal["vlm_refused"]
+    assert normal["vlm_loaded"] is False  # no fp32 copy in RAM either
+
+
 def test_reserve_vram_widens_the_margin(comfy_root, tmp_path):
     f = probe(comfy_root, tmp_path, cli={"reserve_vram": 2.0})
     assert f["extra_reserved"] == 2 * GiB
@@ -130,6 +136,7 @@ def test_lowvram_uses_free_vram_only(comfy_root, tmp_path):
     assert big["where"]["big"] == "cpu" and big["diffusion"] == small["diffusion"]
     assert f["after_big_evicted"] == []  # nothing evicted
     assert f["dtype"] == "fp16"  # compute capability 7.5: no native bf16
+    assert f["vlm_dtype"] == "fp16"  # what the transformers VLM then loads in
 
 
 def test_novram_keeps_scorers_on_the_cpu(comfy_root, tmp_path):
