@@ -53,8 +53,8 @@ def _dtype_kwarg(transformers: Any) -> str:
 class TransformersVLM(VLMSource):
     """A transformers image-text-to-text model as a scorer.
 
-    `model_dir`: a folder with config.json, weights and processor files. `dtype`: auto (bf16
-    on a GPU that supports it, else fp16; fp32 on CPU), bf16, fp16 or fp32. `quantization`:
+    `model_dir`: a folder with config.json, weights and processor files. `dtype`: auto (the
+    memory policy's choice: ComfyUI's for the card inside ComfyUI), bf16, fp16 or fp32. `quantization`:
     "none" or "nf4" (bitsandbytes 4-bit; a checkpoint that is already quantized loads as it is).
     """
 
