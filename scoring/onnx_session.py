@@ -28,7 +28,7 @@ CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
 MEMORY_FACTOR = 1.5
 """A session on an accelerator needs about this many times its weight files' size."""
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # eviction during a session's creation closes other sessions
 _cache: dict[tuple[str, tuple[str, ...]], OnnxModel] = {}
 _install_warning: str | None = None
 _checked_install = False

@@ -174,7 +174,10 @@ def test_cuda_that_does_not_load_is_remembered_for_the_process(wd_model, gpu_bui
 
 
 def test_out_of_memory_creating_a_cuda_session_falls_back_to_cpu(wd_model, gpu_build,
-                                                                  monkeypatch):
+                                                                  monkeypatch, tmp_path):
+    tags = wd_tags()
+    other_model = build_wd(tmp_path / "other", tags, np.eye(3, len(tags)), np.zeros(len(tags)),
+                           size=32) / "model.onnx"
     gpu_build(torch.version.cuda)
     real = ort.InferenceSession
 
@@ -184,8 +187,16 @@ def test_out_of_memory_creating_a_cuda_session_falls_back_to_cpu(wd_model, gpu_b
         return real(path, sess_options=sess_options, providers=providers)
 
     monkeypatch.setattr(ort, "InferenceSession", session)
-    host = Host()
+    other = onnx_session.open_model(other_model, device="cpu")
+
+    class Evicting(Host):
+        def recover(self, model, device):  # as ComfyUI does: evict the other sessions
+            other.unload()
+            return super().recover(model, device)
+
+    host = Evicting()
     model = onnx_session.open_model(wd_model, device="cuda", memory=host)
+    assert other.closed
     assert [e[0] for e in host.events] == ["reserve", "recover", "loaded"]
     assert model.device == "cpu" and "out of memory creating the session" in model.note
     assert host.events[-1][2] == "cpu"

@@ -54,8 +54,9 @@ class TransformersVLM(VLMSource):
     """A transformers image-text-to-text model as a scorer.
 
     `model_dir`: a folder with config.json, weights and processor files. `dtype`: auto (the
-    memory policy's choice: ComfyUI's for the card inside ComfyUI), bf16, fp16 or fp32. `quantization`:
-    "none" or "nf4" (bitsandbytes 4-bit; a checkpoint that is already quantized loads as it is).
+    memory policy's choice: ComfyUI's for the card inside ComfyUI), bf16, fp16 or fp32.
+    `quantization`: "none" or "nf4" (bitsandbytes 4-bit; a checkpoint that is already
+    quantized loads as it is).
     """
 
     name: ClassVar[str] = "vlm-transformers"
