@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from . import onnx_cuda
+from .errors import SourceError
 from .memory import DEFAULT, MemoryPolicy, is_oom
-from .sources.base import SourceError
 
 log = logging.getLogger("saiten")
 

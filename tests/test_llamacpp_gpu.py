@@ -14,7 +14,7 @@ import pytest
 
 from scoring.memory import MemoryPolicy
 from scoring.sources import SourceError, create
-from scoring.sources.vlm_llamacpp import (
+from scoring.sources.llamacpp_offload import (
     compute_bytes,
     plan_gpu_layers,
     retry_layers,
@@ -142,7 +142,7 @@ def test_plan_counts_compute_buffers_and_vision_warm_up(gguf_models):
 def test_qwen_7b_at_4k_context_on_an_8gb_card_is_not_all_layers():
     """Qwen2.5-VL-7B Q4_K_M (4.68 GB) + its mmproj (1.35 GB): weights, mmproj and KV cache
     alone would fit 6.8 GB; the buffers do not."""
-    from scoring.sources.vlm_llamacpp import GGUFPair
+    from scoring.gguf import GGUFPair
 
     class Facts(GGUFPair):
         model_bytes = 4_680_000_000
