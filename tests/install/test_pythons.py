@@ -1,0 +1,59 @@
+"""Every Python ComfyUI supports besides the suite's own 3.11: 3.10 (ComfyUI 0.8's minimum,
+the design's user) and 3.12/3.13 (the portable builds). Each gets a fresh venv, the user's
+install (`pip install -r requirements.txt`, then `python install.py`), the offline demo, and
+the torch-free part of the suite. torch, llama-cpp-python and ComfyUI tests stay on 3.11
+(torch is on local disk for 3.11 only; llama-cpp-python builds from source for minutes).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+import pytest
+from venvs import REPO, RUNTIMES, dists, find_python, make_venv, need, pip, run, timed
+
+VERSIONS = ("3.10", "3.12", "3.13")
+NEEDS_311 = {
+    "test_vlm_transformers.py": "torch",
+    "test_tagger_node.py": "torch and ComfyUI",
+    "test_vlm_llamacpp.py": "llama-cpp-python (a source build)",
+    "test_vlm_llamacpp_files.py": "llama-cpp-python (a source build)",
+}
+TEST_ONLY = ("pytest>=8", "hypothesis>=6", "scikit-image>=0.22", "onnx>=1.16", "scipy",
+             "opencv-python-headless")
+"""What the torch-free tests need beyond the user's install (requirements-test.txt's)."""
+
+
+def torch_free_tests() -> list[str]:
+    return [str(p.relative_to(REPO)) for p in sorted((REPO / "tests").glob("test_*.py"))
+            if p.name not in NEEDS_311]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_install_demo_and_suite(version, tmp_path):
+    if sys.version_info[:2] == tuple(map(int, version.split("."))):
+        pytest.skip(f"the suite itself runs on {version}")
+    python = find_python(version)
+    need(python, f"no Python {version} found (python{version} on PATH or under pyenv)")
+    py = make_venv(tmp_path / "venv", python)
+
+    pip(py, "-r", str(REPO / "requirements.txt"))
+    with timed(f"install.py ({version})"):
+        out = run([py, "install.py"], cwd=REPO)
+    installed = dists(py)
+    assert [d for d in RUNTIMES if d in installed] == ["onnxruntime"], out
+    assert "nudenet" in installed and not [d for d in installed if d.startswith("opencv")]
+    assert ("tomli" in installed) == (version == "3.10")
+
+    demo = run([py, "-m", "scoring", "demo", "--out", tmp_path / "demo"], cwd=REPO)
+    scored = re.search(r"(\d+) of (\d+) images scored with nudenet, technical", demo)
+    assert scored and int(scored[1]) > 0, demo[-3000:]
+
+    pip(py, *TEST_ONLY)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    with timed(f"torch-free suite ({version})"):
+        out = run([py, "-m", "pytest", "-q", "-p", "no:cacheprovider", *torch_free_tests()],
+                  cwd=REPO, env=env, timeout=1800)
+    assert re.search(r"\d+ passed", out) and " failed" not in out, out[-3000:]
