@@ -7,6 +7,7 @@ the torch-free part of the suite. torch, llama-cpp-python and ComfyUI tests stay
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -26,6 +27,14 @@ TEST_ONLY = ("pytest>=8", "hypothesis>=6", "scikit-image>=0.22", "onnx>=1.16", "
 """What the torch-free tests need beyond the user's install (requirements-test.txt's)."""
 
 
+def nudenet_reason(py, out) -> str:
+    """Why the NudeNet source abstained on a sample (the CLI's report), or "" if it scored."""
+    run([py, "-m", "scoring", "score", "samples/astronaut.jpg", "--sources", "nudenet",
+         "--min-sources", "1", "--out", out], cwd=REPO)
+    row = json.loads((out / "report.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    return row["cards"][0]["abstained"] or ""
+
+
 def torch_free_tests() -> list[str]:
     return [str(p.relative_to(REPO)) for p in sorted((REPO / "tests").glob("test_*.py"))
             if p.name not in NEEDS_311]
@@ -40,8 +49,15 @@ def test_install_demo_and_suite(version, tmp_path):
     py = make_venv(tmp_path / "venv", python)
 
     pip(py, "-r", str(REPO / "requirements.txt"))
+    # before install.py the NudeNet source says exactly what to install (the Tagger node
+    # shows the same message): first the model, then (model present) the runtime
+    assert "pip install --no-deps nudenet" in nudenet_reason(py, tmp_path / "r1")
+    pip(py, "--no-deps", "nudenet>=3.4.2")
+    assert "pip install onnxruntime-gpu (CUDA) or onnxruntime" in nudenet_reason(
+        py, tmp_path / "r2")
     with timed(f"install.py ({version})"):
         out = run([py, "install.py"], cwd=REPO)
+    assert "onnxruntime>=" in out and "NudeNet model:" in out and "left as is" in out, out
     installed = dists(py)
     assert [d for d in RUNTIMES if d in installed] == ["onnxruntime"], out
     assert "nudenet" in installed and not [d for d in installed if d.startswith("opencv")]

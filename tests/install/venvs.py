@@ -10,11 +10,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import importlib.metadata
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -161,3 +164,34 @@ def fresh_comfyui(dest: Path) -> Path | None:
     for sub in ("custom_nodes", "models", "input", "output", "temp", "user"):
         (dest / sub).mkdir(exist_ok=True)
     return dest
+
+
+def norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@contextlib.contextmanager
+def borrowed_packages(py: Path, exclude: Sequence[str]) -> Iterator[None]:
+    """While inside, `py` also sees this suite's own site-packages (torch, ComfyUI's
+    packages), minus the distributions named in `exclude`, AFTER its own (a folder of
+    symlinks listed in a .pth file): a ComfyUI can start on `py` without a 5 GB torch install,
+    and what `py` has installed still wins."""
+    src = Path(sysconfig.get_paths()["purelib"])
+    skip = set()
+    for dist in importlib.metadata.distributions(path=[str(src)]):
+        if norm(dist.metadata["Name"]) in exclude:
+            skip |= {f.parts[0] for f in dist.files or () if f.parts[0] != ".."}
+    layer = py.parent.parent / "borrowed"
+    layer.mkdir(exist_ok=True)
+    for entry in src.iterdir():
+        if entry.name not in skip and entry.suffix != ".pth" and entry.name != "__pycache__":
+            (layer / entry.name).symlink_to(entry)
+    site = Path(run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
+                .strip())
+    pth = site / "zz_saiten_borrowed.pth"
+    pth.write_text(f"{layer}\n", encoding="utf-8")
+    try:
+        yield
+    finally:
+        pth.unlink()
+        shutil.rmtree(layer)
