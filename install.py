@@ -16,7 +16,6 @@ It prints what it did and why, and running it twice does nothing the second time
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 import os
 import shutil
@@ -24,33 +23,22 @@ import subprocess
 import sys
 from pathlib import Path
 
-RUNTIMES = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino")
-"""The ONNX Runtime builds; they share the `onnxruntime` module, so one must be installed."""
 
-GPU_BUILDS = {11: "onnxruntime-gpu>=1.15,<1.19", 12: "onnxruntime-gpu>=1.19,<1.27",
-              13: "onnxruntime-gpu>=1.27"}
-"""CUDA major → the onnxruntime-gpu releases on PyPI built for it (read from each wheel's
-nvidia-cuda-runtime requirement: 1.19–1.26 CUDA 12, 1.27+ CUDA 13)."""
+def _facts():
+    """scoring/runtimes.py, loaded by path (the rest of the pack may not import yet)."""
+    path = Path(__file__).resolve().parent / "scoring" / "runtimes.py"
+    spec = importlib.util.spec_from_file_location("saiten_runtimes", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-CPU_BUILD = "onnxruntime>=1.17"
-NUDENET = "nudenet>=3.4.2"
+
+R = _facts()
 TAG = "[ComfyUI-Saiten install]"
 
 
 def say(msg: str) -> None:
     print(f"{TAG} {msg}", flush=True)
-
-
-def version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def installed_runtimes() -> dict[str, str]:
-    """{distribution: version} for every ONNX Runtime build installed."""
-    return {d: v for d in RUNTIMES if (v := version(d))}
 
 
 def torch_cuda() -> tuple[str | None, bool]:
@@ -64,18 +52,6 @@ def torch_cuda() -> tuple[str | None, bool]:
     except Exception as e:  # a broken torch is ComfyUI's problem, not a reason to fail here
         say(f"torch did not import ({type(e).__name__}: {e}); assuming no CUDA")
         return None, False
-
-
-def choose_runtime(cuda: str | None, has_gpu: bool) -> tuple[str, str]:
-    """(pip requirement, why) for a Python with no ONNX Runtime yet."""
-    if not cuda:
-        return CPU_BUILD, "torch has no CUDA (or is not installed)"
-    major = int(cuda.split(".")[0])
-    if not has_gpu:
-        return CPU_BUILD, f"torch is built for CUDA {cuda} but sees no GPU"
-    if major not in GPU_BUILDS:
-        return CPU_BUILD, f"no onnxruntime-gpu on PyPI is built for torch's CUDA {cuda}"
-    return GPU_BUILDS[major], f"torch uses CUDA {cuda} on a GPU"
 
 
 def pip_install(*args: str) -> bool:
@@ -92,24 +68,13 @@ def pip_install(*args: str) -> bool:
     return subprocess.run(cmd, check=False).returncode == 0
 
 
-def nudenet_model() -> Path | None:
-    """`320n.onnx` inside an installed nudenet package (found without importing it)."""
-    spec = importlib.util.find_spec("nudenet")
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        if (Path(folder) / "320n.onnx").is_file():
-            return Path(folder) / "320n.onnx"
-    return None
-
-
 def ensure_runtime() -> bool:
-    found = installed_runtimes()
+    found = R.installed_runtimes()
     if len(found) > 1:
         names = ", ".join(f"{d} {v}" for d, v in found.items())
-        gpu = next((d for d in found if d != "onnxruntime"), "onnxruntime-gpu")
         say("WARNING: several ONNX Runtime builds are installed (" + names + "). They share "
             "one `onnxruntime` module, so the last one installed wins and GPU providers can "
-            f"vanish for every pack. Fix: pip uninstall -y {' '.join(found)} && "
-            f"pip install {gpu}. Left as is.")
+            f"vanish for every pack. Fix: {R.several_runtimes_fix(found)}. Left as is.")
         return True
     if found:
         dist, ver = next(iter(found.items()))
@@ -122,27 +87,27 @@ def ensure_runtime() -> bool:
     if override:
         requirement, why = override, "SAITEN_ONNXRUNTIME asks for it"
     else:
-        requirement, why = choose_runtime(*torch_cuda())
+        requirement, why = R.choose_runtime(*torch_cuda())
     say(f"ONNX Runtime: none installed; installing {requirement} ({why})")
     if pip_install(requirement):
         return True
-    if requirement != CPU_BUILD:
-        say(f"{requirement} did not install; falling back to {CPU_BUILD} (CPU only)")
-        return pip_install(CPU_BUILD)
+    if requirement != R.CPU_BUILD:
+        say(f"{requirement} did not install; falling back to {R.CPU_BUILD} (CPU only)")
+        return pip_install(R.CPU_BUILD)
     return False
 
 
 def ensure_nudenet() -> bool:
-    model = nudenet_model()
+    model = R.nudenet_model()
     if model is not None:
         say(f"NudeNet model: {model} is present; left as is")
         return True
-    say(f"NudeNet model: missing; installing {NUDENET} with --no-deps (only its 320n.onnx is "
+    say(f"NudeNet model: missing; installing {R.NUDENET} with --no-deps (only its 320n.onnx is "
         "used; its dependencies onnxruntime and opencv-python-headless are never installed)")
-    if not pip_install("--no-deps", NUDENET):
+    if not pip_install("--no-deps", R.NUDENET):
         return False
     importlib.invalidate_caches()
-    return nudenet_model() is not None
+    return R.nudenet_model() is not None
 
 
 def main() -> int:

@@ -7,6 +7,7 @@
     python -m scoring calibrate <report.jsonl> <ratings.csv> [--axis overall] [--scale 1,5]
         [--out cal.json]
     python -m scoring rubric > my_rubric.toml     # the default rubric, to edit
+    python -m scoring doctor [--json]             # what this Python can run, and fixes
 
 `score` and `demo` print a table and write report.jsonl / report.csv / report.html.
 An unreadable file becomes an unscored row with the reason; a source that cannot run
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from . import doctor
 from .aggregate import AggregateSettings, combine_sheet, parse_weights
 from .calibrate import (
     Calibration,
@@ -364,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("rubric", help="print the default rubric as TOML, to edit")
     r.set_defaults(func=cmd_rubric)
+    doctor.add_command(sub)
     return p
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,19 @@ def test_gpu_users_onnxruntime_and_opencv_stay(pack_url, tmp_path, monkeypatch):
         finally:
             comfy.stop()
     assert dists(py) == after  # starting ComfyUI installed nothing either
+
+    doctor = run([py, "-m", "scoring", "doctor"], cwd=pack)  # rc 0: no problems
+    assert "OK: no problems found." in doctor and "CUDAExecutionProvider" in doctor, doctor
+    # what nudenet's dependencies used to do: the CPU build beside the GPU one
+    pip(py, "onnxruntime")
+    proc = subprocess.run([py, "-m", "scoring", "doctor"], cwd=pack, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 1 and proc.stdout.startswith("!! "), proc.stdout
+    assert "SEVERAL ONNX Runtime builds are installed (onnxruntime, onnxruntime-gpu)" in \
+        proc.stdout and "pip uninstall -y onnxruntime onnxruntime-gpu && pip install " \
+        "onnxruntime-gpu" in proc.stdout
+    warned = run([py, "install.py"], cwd=pack)
+    assert "WARNING: several ONNX Runtime builds" in warned and "running:" not in warned
 
 
 def check_loaded_and_runs(comfy) -> None:
