@@ -79,3 +79,25 @@ def test_comfyui_serves_both_languages(comfy, schemas):
     for lang in LANGS:
         served = i18n[lang]["nodeDefs"]
         assert {n: served[n] for n in schemas} == {n: node_defs(lang)[n] for n in schemas}
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_node_has_a_help_page_naming_each_input(lang, schemas):
+    missing = []
+    for node, s in schemas.items():
+        path = REPO / "web" / "docs" / (f"{node}.md" if lang == "en" else f"{node}/{lang}.md")
+        if not path.is_file():
+            missing.append(f"{path.relative_to(REPO)} does not exist")
+            continue
+        text = path.read_text(encoding="utf-8")
+        missing += [f"{path.relative_to(REPO)} does not mention input `{name}`"
+                    for name in s["inputs"] if f"`{name}`" not in text]
+    assert missing == []
+
+
+def test_comfyui_serves_the_help_pages(comfy, schemas):
+    for node in schemas:
+        for rel in (f"{node}.md", f"{node}/ja.md"):
+            served = comfy.request("GET", f"/extensions/ComfyUI-Saiten/docs/{rel}")
+            served = served.decode() if isinstance(served, bytes) else served
+            assert served == (REPO / "web" / "docs" / rel).read_text(encoding="utf-8"), rel
