@@ -11,13 +11,14 @@ import base64
 import io
 import math
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 from ..cards import ScoreCard
+from ..errors import SourceError
 from ..images import Image, to_pil
 from ..remote import Remote, RemoteError, resolve_key
-from .base import ScoreContext, SourceError
-from .vlm import VLMSource
+from .base import ScoreContext
+from .vlm import VLMSource, model_label, vlm_spec
 
 
 def data_url(image: Image) -> str:
@@ -30,13 +31,14 @@ def data_url(image: Image) -> str:
 class HttpVLM(VLMSource):
     """A VLM behind an OpenAI-compatible `/v1/chat/completions` endpoint."""
 
-    name: ClassVar[str] = "vlm-http"
-    default_weight: ClassVar[float] = 1.0
+    spec = vlm_spec("vlm-http", 1.0, {"base_url": "http://127.0.0.1:1234/v1", "model": "",
+                                      "api_key_env": "OPENAI_API_KEY"})
 
     def __init__(self, base_url: str, model: str, *, api_key_env: str = "OPENAI_API_KEY",
                  key_file: str | None = None, timeout: float = 60.0, max_retries: int = 2,
                  top_logprobs: int = 20, extra: dict[str, Any] | None = None,
                  **base_kwargs: Any) -> None:
+        base_kwargs.setdefault("label", model_label(model) if model else "")
         super().__init__(**base_kwargs)
         if not base_url or not model:
             raise SourceError("vlm-http needs a base_url (e.g. http://127.0.0.1:11434/v1) "
@@ -64,7 +66,7 @@ class HttpVLM(VLMSource):
             self.remote = None
 
     def describe(self) -> str:
-        return f"{self.label}: {self.model} @ {self.base_url} ({self.method})"
+        return f"{self.label}: {self.model} @ {self.base_url}"
 
     def _score(self, images: list[Image], ctx: ScoreContext) -> list[list[ScoreCard]]:
         self._remote().cancel = ctx.check  # a cancel also ends a request in flight
