@@ -10,7 +10,7 @@ import folder_paths
 from comfy_api.latest import io, ui
 
 from ..scoring import doctor
-from .common import check_env_name
+from ..scoring.remote import check_env_name
 
 
 def searched_folders() -> dict[str, list[Path]]:

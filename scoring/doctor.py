@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import runtimes as R
+from .sources.judge import DEFAULT_KEY_FILE
 
 MODEL_SUFFIXES = (".onnx", ".gguf", ".safetensors")
 MAX_LISTED = 30
@@ -146,10 +147,10 @@ def problems(facts: Mapping[str, Any]) -> list[str]:
 
 
 def report(folders: Mapping[str, Sequence[Path]] | None = None, *,
-           key_env: str = "XAI_API_KEY",
-           key_file: str = "~/.config/saiten/xai_key") -> dict[str, Any]:
+           key_env: str = "XAI_API_KEY", key_file: str | None = None) -> dict[str, Any]:
     """Every fact and problem as JSON-able data; `folders` maps a role (tagger, vlm) to the
-    folders searched for its models."""
+    folders searched for its models; the key file defaults to the judge's."""
+    key_file = key_file or os.environ.get("SAITEN_XAI_KEY_FILE") or DEFAULT_KEY_FILE
     nudenet = R.nudenet_model()
     facts: dict[str, Any] = {
         "python": {"version": platform.python_version(), "executable": sys.executable,
