@@ -1,6 +1,7 @@
-"""Print every node's live schema as JSON: `python schema_probe.py <ComfyUI root> <repo>`.
-What the locale and help-page tests check their files against (the node classes
-themselves, so a new input shows up here the moment it is added)."""
+"""Print every node's live schema, and the files of every pack module loaded with them, as
+JSON: `python schema_probe.py <ComfyUI root> <repo>`. What the locale and help-page tests
+check their files against (the node classes themselves, so a new input shows up here the
+moment it is added), and what the Registry's scanner reads."""
 
 from __future__ import annotations
 
@@ -29,9 +30,20 @@ def schemas() -> dict[str, dict]:
     return out
 
 
-@functools.cache
+def module_files() -> list[str]:
+    """Every file of the pack that importing it (and building the schemas) loaded."""
+    return sorted({m.__file__ for name, m in list(sys.modules.items())
+                   if name.split(".")[0] == "saiten_pack" and getattr(m, "__file__", None)})
+
+
 def load_schemas(comfy_root: Path, repo: Path) -> dict[str, dict]:
-    """The schemas, from a subprocess that boots ComfyUI and the pack (cached per session)."""
+    return probe(comfy_root, repo)["schemas"]
+
+
+@functools.cache
+def probe(comfy_root: Path, repo: Path) -> dict[str, dict]:
+    """{"schemas", "modules"} from a subprocess that boots ComfyUI and the pack (cached per
+    session)."""
     out = subprocess.run([sys.executable, __file__, str(comfy_root), str(repo)],
                          capture_output=True, text=True, timeout=300,
                          cwd=Path(__file__).parent)
@@ -42,4 +54,6 @@ def load_schemas(comfy_root: Path, repo: Path) -> dict[str, dict]:
 
 if __name__ == "__main__":
     boot(Path(sys.argv[1]), Path(sys.argv[2]))
-    print("SCHEMAS " + json.dumps(schemas(), ensure_ascii=False))
+    found = schemas()
+    print("SCHEMAS " + json.dumps({"schemas": found, "modules": module_files()},
+                                  ensure_ascii=False))
