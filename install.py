@@ -58,6 +58,8 @@ def pip_install(*args: str) -> bool:
     """`pip install ARGS` into this Python (uv's pip where the venv has no pip)."""
     if importlib.util.find_spec("pip") is not None:
         cmd = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", *args]
+    elif importlib.util.find_spec("uv") is not None:  # ComfyUI-Manager's uv mode
+        cmd = [sys.executable, "-m", "uv", "pip", "install", "--python", sys.executable, *args]
     elif shutil.which("uv"):
         cmd = ["uv", "pip", "install", "--python", sys.executable, *args]
     else:
