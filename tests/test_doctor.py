@@ -4,6 +4,7 @@ make, each with its fix."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -52,10 +53,8 @@ def test_cli_reports_this_python_in_text_and_json(tmp_path):
         in out
     assert "judge key: $SAITEN_TEST_JUDGE_KEY set: yes" in out
     assert f"{models / 'saiten_tagger'}: wd-vit-tagger-v3/" in out
-    if facts["torch"]["version"]:
-        import torch
-
-        assert facts["torch"]["cuda"] == torch.version.cuda
+    if facts["torch"]["version"]:  # (this file also runs on Pythons without torch)
+        assert facts["torch"]["cuda"] == importlib.import_module("torch").version.cuda
     if facts["llama_cpp"]["version"]:
         assert facts["llama_cpp"]["mtmd"] is True  # 0.3.36 ships the vision bindings
     unset = json.loads(run_doctor("--json", "--key-env", "SAITEN_UNSET_VARIABLE").stdout)

@@ -16,12 +16,12 @@ import pytest
 from venvs import REPO, RUNTIMES, dists, find_python, make_venv, need, pip, run, timed
 
 VERSIONS = ("3.10", "3.12", "3.13")
-NEEDS_311 = {
-    "test_vlm_transformers.py": "torch",
-    "test_tagger_node.py": "torch and ComfyUI",
-    "test_vlm_llamacpp.py": "llama-cpp-python (a source build)",
-    "test_vlm_llamacpp_files.py": "llama-cpp-python (a source build)",
-}
+NEEDS_311 = re.compile(
+    r"^\s*(?:import|from) (?:torch|transformers|llama_cpp|comfy)\b"
+    r"|importorskip\(\"(?:torch|transformers|llama_cpp)\""
+    r"|models\.(?:tiny_hf|gguf_models)|find_comfyui|COMFYUI_PATH", re.MULTILINE)
+"""A test file that uses torch, transformers, llama-cpp-python (a source build) or ComfyUI
+stays on 3.11."""
 TEST_ONLY = ("pytest>=8", "hypothesis>=6", "scikit-image>=0.22", "onnx>=1.16", "scipy",
              "opencv-python-headless")
 """What the torch-free tests need beyond the user's install (requirements-test.txt's)."""
@@ -37,7 +37,7 @@ def nudenet_reason(py, out) -> str:
 
 def torch_free_tests() -> list[str]:
     return [str(p.relative_to(REPO)) for p in sorted((REPO / "tests").glob("test_*.py"))
-            if p.name not in NEEDS_311]
+            if not NEEDS_311.search(p.read_text(encoding="utf-8"))]
 
 
 @pytest.mark.parametrize("version", VERSIONS)
