@@ -88,9 +88,11 @@ def test_every_saiten_node_is_registered(comfy):
     assert not bad, comfy.log()
     agg = info["SaitenEnsembleAggregate"]
     assert agg["input"]["required"]["scores"][0] == "COMFY_AUTOGROW_V3"
-    assert agg["output"] == ["SAITEN_VERDICTS", "FLOAT"]
+    assert agg["output"] == ["SAITEN_VERDICTS", "FLOAT", "FLOAT"]
+    assert agg["output_is_list"] == [False, False, True]
     flt = info["SaitenScoreFilter"]
-    assert flt["output"] == ["IMAGE", "IMAGE", "SAITEN_VERDICTS", "SAITEN_VERDICTS"]
+    assert flt["output"] == ["IMAGE", "IMAGE", "SAITEN_VERDICTS", "SAITEN_VERDICTS",
+                             "LATENT", "LATENT"]
     assert flt["input"]["required"]["axis"][1]["options"] == [
         "overall", "erotic", "composition", "appeal", "typeset", "confidence"]
     for out_node in ("SaitenShowScores", "SaitenSaveImage", "SaitenBatchReport"):
