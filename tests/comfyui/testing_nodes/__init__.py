@@ -4,7 +4,8 @@
 inf, black); `SaitenTestLatent` makes a LATENT whose item i is filled with i (optionally with
 a noise_mask and batch_index); `SaitenTestDigest` shows a sha256 per image / latent item (and
 the latent's batch_index and mask), so tests can see exactly which items went where;
-GET /saiten_test/loaded lists ComfyUI's loaded models, so tests can see our
+`SaitenTestLoadedModels` shows ComfyUI's loaded models at the moment it runs (inside a
+prompt); GET /saiten_test/loaded lists ComfyUI's loaded models, so tests can see our
 scorer sessions registered and evicted.
 """
 
@@ -122,6 +123,24 @@ def _cached_sources():
     return rows
 
 
+class SaitenTestLoadedModels:
+    CATEGORY = "testing"
+    RETURN_TYPES = ()
+    FUNCTION = "snapshot"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"after": ("*",)}}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, input_types):
+        return True  # any type: it only orders this node after `after`
+
+    def snapshot(self, after):
+        return {"ui": {"loaded": _loaded_models()}}
+
+
 @PromptServer.instance.routes.get("/saiten_test/loaded")
 async def loaded(request):
     return web.json_response({"models": _loaded_models(), "sources": _cached_sources()})
@@ -135,4 +154,5 @@ async def env(request):
 
 NODE_CLASS_MAPPINGS = {"SaitenTestPoison": SaitenTestPoison,
                        "SaitenTestLatent": SaitenTestLatent,
-                       "SaitenTestDigest": SaitenTestDigest}
+                       "SaitenTestDigest": SaitenTestDigest,
+                       "SaitenTestLoadedModels": SaitenTestLoadedModels}
