@@ -18,6 +18,7 @@
 — see comfy_harness.py. ComfyUI caches nodes whose inputs did not change and reports no UI
 output for them: vary an input. SAITEN_KEEP_COMFY_DIR=1 keeps the server's base directory.
 
+`page`: ComfyUI's frontend in headless Chromium (cdp.Browser: `page.evaluate(js)`).
 `sd15` (a real KSampler): the random-weight SD1.5-shaped checkpoint of sd15_checkpoint.py,
 built once per machine into $SAITEN_TEST_CACHE (~/.cache/saiten-tests) and linked into the
 session ComfyUI's `checkpoints` folder; the fixture's value is its `ckpt_name`.
@@ -33,6 +34,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from cdp import Browser, find_chromium
 from comfy_harness import Comfy, find_comfyui, start_comfy
 from sd15_checkpoint import checkpoint
 
@@ -71,6 +73,21 @@ def comfy(comfy_root: Path):
             import shutil
 
             shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def page(comfy: Comfy):
+    """ComfyUI's real frontend in headless Chromium (skips without a Chromium)."""
+    chromium = find_chromium()
+    if not chromium:
+        pytest.skip("no Chromium found (CHROMIUM_PATH or PATH): frontend test did not run")
+    browser = Browser(chromium)
+    try:
+        browser.goto(comfy.url)
+        browser.wait_for("!!(window.app && window.app.graph && window.app.graph.nodes)", 90)
+        yield browser
+    finally:
+        browser.close()
 
 
 @pytest.fixture(scope="session")

@@ -41,12 +41,14 @@ class Graph:
         self.prompt: dict[str, dict] = {}
         self._ids = itertools.count(1)
 
-    def add(self, class_type: str, **inputs: Any) -> str:
+    def add(self, class_type: str, _title: str | None = None, **inputs: Any) -> str:
         if class_type not in self.info:
             raise KeyError(f"{class_type} is not in /object_info")
         node_id = str(next(self._ids))
         self.prompt[node_id] = {"class_type": class_type,
                                 "inputs": {**defaults(self.info[class_type]), **inputs}}
+        if _title:
+            self.prompt[node_id]["_meta"] = {"title": _title}
         return node_id
 
     def score(self, images: Link, **filter_inputs: Any) -> tuple[str, str]:
