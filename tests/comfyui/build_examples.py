@@ -81,6 +81,30 @@ def best_of_n_hires(g: Graph) -> list[list[str]]:
             [up, ks2, dec2], [save]]
 
 
+WD = "wd-eva02-large-tagger-v3"
+VLM_GGUF = "qwen2.5-vl-nsfw/thesby_Qwen2.5-VL-7B-NSFW-Caption-V3-Q4_K_M.gguf"
+
+
+def full_ensemble(g: Graph) -> list[list[str]]:
+    n = _generate(g, batch=4)
+    images = [n["dec"], 0]
+    tag = g.add("SaitenTagger", "WD tagger", images=images, model=WD)
+    tech = g.add("SaitenTechnicalCheck", images=images, scores=[tag, 0])
+    vlm = g.add("SaitenVLMLoader", "VLM (GGUF, llama.cpp)", runtime="llama.cpp",
+                model=VLM_GGUF)
+    rate = g.add("SaitenVLMRater", images=images, vlm=[vlm, 0], scores=[tech, 0])
+    judge = g.add("SaitenGrokJudge", "Judge (text only)", scores=[rate, 0])
+    agg = g.add("SaitenEnsembleAggregate", **{"scores.scores0": [judge, 0]})
+    flt = g.add("SaitenScoreFilter", images=images, verdicts=[agg, 0], latent=[n["ks"], 0],
+                threshold=70.0)
+    show = g.add("SaitenShowScores", verdicts=[agg, 0])
+    save = g.add("SaitenSaveImage", "Saved (passed)", images=[flt, 0], verdicts=[flt, 2],
+                 filename_prefix="saiten/ensemble")
+    rej = g.add("PreviewImage", "Rejected", images=[flt, 1])
+    return [[n["ckpt"], "note"], [n["pos"], n["neg"], n["empty"]], [n["ks"], n["dec"]],
+            [tag, tech], [vlm, rate], [judge], [agg, show], [flt], [save, rej]]
+
+
 NOTES = {
     "saiten_generate_filter": """\
 **Saiten: generate → score → filter**
@@ -142,9 +166,45 @@ N は *Empty Latent Image* の batch_size、K は *Saiten Score Filter* の top_
 """,
 }
 
+NOTES["saiten_full_ensemble"] = f"""\
+**Saiten: the full ensemble (WD + VLM + judge)**
+
+For users with the models. Every generated image is scored by the **WD tagger**, the \
+**technical check**, a **Qwen2.5-VL GGUF through llama.cpp** (composition, appeal, lettering) \
+and the **text-only judge** (it reads what the others said, never the image); the aggregate \
+combines them (median, outliers dropped, weights `qwen-gguf=1.0, joycaption=0.9, wd=0.8, \
+grok=1.1`) and the filter saves images scoring **≥ 70 overall**.
+
+Inputs to set up:
+- *WD tagger* `model`: `{WD}` in `models/saiten_tagger/{WD}/` (model.onnx + \
+selected_tags.csv), or turn on *allow_download*.
+- *VLM* `model`: `models/saiten_vlm/{VLM_GGUF}` with its paired mmproj in the same folder \
+(`mmproj` = auto); needs `llama-cpp-python`. `n_gpu_layers` -1 = all on the GPU.
+- *Judge*: your key in the environment variable named by `key_env` (default `XAI_API_KEY`), \
+never in the workflow. Remove the node (connect the rater to the aggregate) to run offline.
+
+---
+
+**採点：フルアンサンブル（WD + VLM + ジャッジ）**
+
+モデルをお持ちの方向けです。生成した画像 1 枚ずつを **WD タガー**、**技術チェック**、\
+**llama.cpp で動かす Qwen2.5-VL の GGUF**（構図・魅力・写植）、**テキストのみのジャッジ**\
+（他のソースの出力だけを読み、画像は送りません）が採点し、アグリゲートがまとめ（中央値、外れ値の\
+除外、重み付け）、総合 **70 点以上** の画像を保存します。
+
+設定が必要な入力：
+- *WD tagger* の `model`：`models/saiten_tagger/{WD}/`（model.onnx と selected_tags.csv）に置くか、\
+*allow_download* を有効に。
+- *VLM* の `model`：`models/saiten_vlm/{VLM_GGUF}` と、同じフォルダに対応する mmproj \
+（`mmproj` = auto）。`llama-cpp-python` が必要です。`n_gpu_layers` -1 で全層を GPU に。
+- *Judge*：API キーは `key_env` で指定した環境変数（既定 `XAI_API_KEY`）に入れてください。\
+ワークフローには書きません。オフラインで使う場合はこのノードを外し、Rater を直接アグリゲートへ。
+"""
+
 WORKFLOWS: dict[str, Callable[[Graph], list[list[str]]]] = {
     "saiten_generate_filter": generate_filter,
     "saiten_best_of_n_hires": best_of_n_hires,
+    "saiten_full_ensemble": full_ensemble,
 }
 
 _LOAD = """(async () => {
@@ -301,10 +361,12 @@ def main(names: list[str]) -> None:
     if root is None:
         raise SystemExit(why)
     base = Path(tempfile.mkdtemp(prefix="saiten-examples-"))
-    comfy = start_comfy(root, base)
-    try:  # the template's checkpoint name, listed (an empty file): no "missing model" frame
+    comfy = start_comfy(root, base, timeout=600)
+    try:  # the templates' model names, listed (empty files): no "missing model" frames
         (comfy.models_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         (comfy.models_dir / "checkpoints" / CKPT).touch()
+        (comfy.models_dir / "saiten_vlm" / VLM_GGUF).parent.mkdir(parents=True, exist_ok=True)
+        (comfy.models_dir / "saiten_vlm" / VLM_GGUF).touch()
         browser = open_frontend(comfy)
         try:
             for name in names or [*WORKFLOWS, "blueprint"]:

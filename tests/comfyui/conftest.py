@@ -75,9 +75,10 @@ def comfy(comfy_root: Path):
             shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def page(comfy: Comfy):
-    """ComfyUI's real frontend in headless Chromium (skips without a Chromium)."""
+    """ComfyUI's real frontend in headless Chromium (skips without a Chromium); one per test
+    module (an open ComfyUI page keeps drawing: closed when the module is done)."""
     chromium = find_chromium()
     if not chromium:
         pytest.skip("no Chromium found (CHROMIUM_PATH or PATH): frontend test did not run")

@@ -42,7 +42,7 @@ def test_mixed_batch_passed_latents_are_the_passed_images_latents(comfy, sd15):
                   negative=[gen["neg"], 0], latent_image=[flt, 4], seed=2, steps=1,
                   cfg=CFG, sampler_name="euler", scheduler="normal", denoise=0.5)
     second = g.add("SaitenTestDigest", latent=[hires, 0])
-    h = comfy.run(g.prompt, timeout=300)
+    h = comfy.run(g.prompt, timeout=900)
 
     text = h.text(flt)
     yes, no = (indices(ln) for ln in text.splitlines()[1:3])
@@ -61,7 +61,7 @@ def test_generated_flat_frames_are_caught_and_blocked(comfy, sd15):
     agg, flt = g.score([gen["decode"], 0], latent=[gen["ksampler"], 0], threshold=60.0)
     save = g.add("SaitenSaveImage", images=[flt, 0], filename_prefix="gen/blocked")
     loaded = g.add("SaitenTestLoadedModels", after=[flt, 1])
-    h = comfy.run(g.prompt, timeout=300)
+    h = comfy.run(g.prompt, timeout=900)
     assert h.text(flt).startswith("passed 0/4"), h.text(flt)
     assert h.ui(save) == {} and h.files(save) == []
     assert h.text(agg).count("flat") >= 4 or h.text(agg).count("no content") >= 4, h.text(agg)

@@ -69,7 +69,7 @@ def test_a_generating_example_runs_and_blocks_flat_frames(comfy, page, sd15, pat
     if second:  # see the second pass's batch
         prompt["900"] = {"class_type": "SaitenTestDigest",
                          "inputs": {"latent": [second[0], 0]}}
-    h = comfy.run(prompt, workflow=workflow, timeout=600)
+    h = comfy.run(prompt, workflow=workflow, timeout=900)
     (save,) = ids(prompt, "SaitenSaveImage")
     (rejected,) = ids(prompt, "PreviewImage")
     batch = next(v["inputs"]["batch_size"] for v in prompt.values()
