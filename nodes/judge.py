@@ -9,14 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import folder_paths
-import torch
 from comfy_api.latest import io, ui
 
+from ..scoring import catalogue
 from ..scoring.cards import Sheet
+from ..scoring.remote import CostLog, check_env_name
 from ..scoring.rubric import Rubric as RubricData
 from ..scoring.sources import create
-from ..scoring.sources.judge import DEFAULT_MODEL, XAI_URL
-from .common import cards_text, check_env_name, run_source
+from .common import cards_text, run_source
 from .types import Rubric, Scores
 
 
@@ -35,6 +35,7 @@ def served_dirs() -> list[str]:
 class SaitenGrokJudge(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
+        spec = catalogue.spec("judge")
         return io.Schema(
             node_id="SaitenGrokJudge",
             display_name="Saiten Judge (Grok, text only)",
@@ -45,12 +46,13 @@ class SaitenGrokJudge(io.ComfyNode):
                 "variable; cost logged to the user directory; answers cached."),
             inputs=[
                 Scores.Input("scores", tooltip="cards from a tagger / VLM for this batch"),
-                io.String.Input("base_url", default=XAI_URL),
-                io.String.Input("model", default=DEFAULT_MODEL),
+                io.String.Input("base_url", default=spec.build["base_url"]),
+                io.String.Input("model", default=spec.build["model"]),
                 io.String.Input("key_env", default="XAI_API_KEY",
                                 tooltip="NAME of the environment variable holding the key "
                                         "(never the key: widgets are saved into PNGs)"),
-                io.Float.Input("temperature", default=0.2, min=0.0, max=2.0, step=0.05),
+                io.Float.Input("temperature", default=spec.option_default("temperature"),
+                               min=0.0, max=2.0, step=0.05),
                 io.Float.Input("timeout", default=60.0, min=1.0, max=600.0, step=1.0,
                                tooltip="seconds per attempt; 2 retries at most"),
                 io.Int.Input("max_calls", default=200, min=0, max=1_000_000,
@@ -67,7 +69,8 @@ class SaitenGrokJudge(io.ComfyNode):
                 io.Float.Input("band_hi", default=100.0, min=0.0, max=100.0, step=1.0),
                 io.Int.Input("top_k", default=0, min=0, max=100_000,
                              tooltip="two-stage: also judge the top-K by prior score"),
-                io.Float.Input("weight", default=1.1, min=0.0, max=10.0, step=0.05),
+                io.Float.Input("weight", default=spec.default_weight, min=0.0, max=10.0,
+                               step=0.05),
                 Rubric.Input("rubric", optional=True,
                              tooltip="from Saiten Rubric (default: the built-in rubric)"),
             ],
@@ -86,16 +89,18 @@ class SaitenGrokJudge(io.ComfyNode):
         band = None if band_lo <= 0 and band_hi >= 100 else (band_lo, band_hi)
         judge = create(
             "judge", base_url=base_url.strip(), model=model.strip(), key_env=env,
-            forbidden_dirs=served_dirs(), temperature=temperature, timeout=timeout,
-            max_calls=max_calls, max_usd=max_usd, force=force, geval_samples=geval_samples,
-            band=band, top_k=top_k, weight=weight, cost_log=folder / "judge_cost.jsonl",
+            forbidden_dirs=served_dirs(), timeout=timeout, cost_log=folder / "judge_cost.jsonl",
             cache=folder / "judge_cache.sqlite", prices=folder / "prices.json")
-        placeholder = torch.zeros((len(scores), 1, 1, 3))  # text only: the batch size alone
+        options = {"temperature": temperature, "max_calls": max_calls, "max_usd": max_usd,
+                   "force": force, "geval_samples": geval_samples, "band": band,
+                   "top_k": top_k, "weight": weight}
         node_id = cls.hidden.unique_id if cls.hidden else None
-        merged, mine = run_source(judge, placeholder, scores, rubric=rubric, node_id=node_id)
-        prompts = "\n\n".join(f"### image {i}\n{p}" for i, p in enumerate(judge.prompts) if p)
-        text = (f"{judge.summary()} this run — log: {folder / 'judge_cost.jsonl'}\n"
-                f"{cards_text(mine)}")
+        merged, result = run_source(judge, None, scores, rubric=rubric, options=options,
+                                    node_id=node_id)
+        prompts = "\n\n".join(f"### image {i}\n{p}" for i, p in enumerate(result.prompts) if p)
+        cost = result.cost or f"{result.label}: {CostLog(None).summary()}"  # it never ran
+        text = (f"{cost} this run — log: "
+                f"{folder / 'judge_cost.jsonl'}\n{cards_text(result)}")
         return io.NodeOutput(merged, prompts, ui=ui.PreviewText(text))
 
 

@@ -12,15 +12,16 @@ axes share is run once and its key/value cache serves all axis suffixes in one b
 from __future__ import annotations
 
 import gc
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
+from ..errors import SourceError
 from ..images import Image, to_pil
-from .base import SourceError
-from .vlm import VLMSource, model_label
+from ..vlm_folder import check_folder
+from .json_decoder import JsonDecoder
+from .vlm import VLMSource, model_label, vlm_spec
 
 log = logging.getLogger("saiten")
 
@@ -57,8 +58,9 @@ class TransformersVLM(VLMSource):
     "none" or "nf4" (bitsandbytes 4-bit; a checkpoint that is already quantized loads as it is).
     """
 
-    name: ClassVar[str] = "vlm-transformers"
-    default_weight: ClassVar[float] = 0.9
+    spec = vlm_spec("vlm-transformers", 0.9, {"model_dir": "", "dtype": "auto",
+                                              "quantization": "none"},
+                    {"dtype": DTYPES, "quantization": QUANTIZATIONS})
 
     def __init__(self, model_dir: str | Path, *, dtype: str = "auto",
                  quantization: str = "none", label: str | None = None, **kw: Any) -> None:
@@ -79,23 +81,13 @@ class TransformersVLM(VLMSource):
 
     # -- the model folder ----------------------------------------------------------------
     def _config(self) -> dict[str, Any]:
+        """config.json of a folder that can score images (see `scoring.vlm_folder`)."""
         d = self.model_dir
         if d.is_file() and d.suffix.lower() == ".gguf":
             raise SourceError(f"{d.name} is a GGUF file: choose the llama.cpp runtime for it")
         if not d.is_dir():
             raise SourceError(f"model folder not found: {d}")
-        path = d / "config.json"
-        if not path.is_file():
-            raise SourceError(f"{d} is not a transformers model folder (no config.json); put the "
-                              "files of the Hugging Face repo (config, weights, processor) there")
-        try:
-            config = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise SourceError(f"{path}: cannot read config.json ({e})") from e
-        if not isinstance(config, dict) or not config.get("model_type"):
-            raise SourceError(f"{path}: config.json has no model_type; the folder is incomplete "
-                              "or not a transformers model")
-        return config
+        return check_folder(d)
 
     @property
     def quantized(self) -> bool:
@@ -306,7 +298,7 @@ class TransformersVLM(VLMSource):
         inputs = self._encode(image, [self._prompt(system, user)])
         with torch.inference_mode():
             if schema and schema.get("properties"):
-                return _JsonDecoder(self, inputs).run(schema, max_tokens)
+                return JsonDecoder(self, inputs).run(schema, max_tokens)
             out = self._model.generate(**inputs, max_new_tokens=max_tokens, do_sample=False)
         return self._processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:],
                                                 skip_special_tokens=True)
@@ -368,79 +360,3 @@ class TransformersVLM(VLMSource):
             inputs = self._encode(image, [t])
             rows.append(self._model(**inputs, logits_to_keep=1).logits[0, -1])
         return torch.stack(rows)
-
-
-class _JsonDecoder:
-    """Greedy decoding of one JSON object shaped by a schema: the keys and punctuation are
-    fed, integer values are read digit by digit (snapped to the schema's `enum`), string
-    values run until the model closes the quote or reaches `maxLength`."""
-
-    def __init__(self, vlm: TransformersVLM, inputs: dict[str, Any]) -> None:
-        self.vlm, self.model = vlm, vlm._model
-        self.tok = vlm._processor.tokenizer
-        out = self.model(**inputs, use_cache=True, logits_to_keep=1)
-        self.cache, self.logits = out.past_key_values, out.logits[0, -1]
-        self.stops = {i for i in (self.tok.eos_token_id, self.tok.pad_token_id) if i is not None}
-        eos = getattr(self.model.generation_config, "eos_token_id", None)
-        self.stops |= set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-        self.budget = 0
-
-    def feed(self, ids: list[int]) -> None:
-        import torch
-
-        if not ids:
-            return
-        out = self.model(input_ids=torch.tensor([ids], device=self.model.device),
-                         past_key_values=self.cache, use_cache=True)
-        self.cache, self.logits = out.past_key_values, out.logits[0, -1]
-        self.budget -= len(ids)
-
-    def text(self, s: str) -> None:
-        self.feed(self.tok.encode(s, add_special_tokens=False))
-
-    def run(self, schema: dict, max_tokens: int) -> str:
-        self.budget = max_tokens
-        parts = []
-        for n, (key, spec) in enumerate(schema["properties"].items()):
-            lead = ("{" if n == 0 else ", ") + json.dumps(key, ensure_ascii=False) + ":"
-            if spec.get("type") in ("integer", "number"):
-                self.text(lead)  # the model picks " 70" or "70" itself
-                parts.append(f"{lead} {self.integer(spec)}")
-            else:
-                self.text(lead + ' "')
-                parts.append(f"{lead} {json.dumps(self.string(spec), ensure_ascii=False)}")
-        return "".join(parts) + "}"
-
-    def integer(self, spec: dict) -> int:
-        digits = self.vlm._digits
-        ids = list(digits)  # the first token may carry a leading space, the rest may not
-        tight = [i for i, t in digits.items() if t == t.strip()]
-        text = ""
-        while len(text) < 3 and self.budget > 0:
-            if text and int(self.logits.argmax()) not in tight:
-                break  # the model would end the number here
-            pool = tight if text else ids
-            best = pool[int(self.logits[pool].argmax())]
-            text += digits[best].strip()
-            self.feed([best])
-        value = int(text[:3] or 0)
-        allowed = spec.get("enum")
-        if allowed:
-            return min(allowed, key=lambda a: (abs(a - value), a))
-        return max(int(spec.get("minimum", 0)), min(int(spec.get("maximum", 100)), value))
-
-    def string(self, spec: dict) -> str:
-        limit = int(spec.get("maxLength", 200))
-        got: list[int] = []
-        text = ""
-        while self.budget > 0:
-            best = int(self.logits.argmax())
-            if best in self.stops:
-                break
-            got.append(best)
-            text = self.tok.decode(got, skip_special_tokens=True)
-            if '"' in text or "\n" in text or len(text) >= limit:
-                break
-            self.feed([best])
-        text = text.split('"')[0].split("\n")[0][:limit]
-        return "".join(c for c in text if c.isprintable() and c != "\ufffd").strip()

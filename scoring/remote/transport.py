@@ -1,233 +1,27 @@
-"""The one place that talks to OpenAI-compatible servers (xAI, vLLM, Ollama, LM Studio, …).
-
-`Remote.chat(**params)` sends one chat completion with the `openai` client (its own retries
-off) and a loop of our own that is bounded and testable: a per-attempt timeout, a total wall
-time per call (a server dripping bytes cannot hold it), retries with exponential backoff and
-jitter on 429/5xx/connection resets/timeouts honouring `Retry-After`, and a per-run `Budget`.
-Each request runs in a worker thread, so a cancel releases the caller at once. `Remote.ask`
-adds what differs between servers: JSON forced through the first `response_format` a server
-accepts, and parameters it rejects by name left out (one retry). Every attempt can be written
-to a JSONL cost log with USD from an editable price table.
-
-The API key never leaves this module except in the Authorization header: error texts, logs,
-reprs and cost records go through `redact`.
-"""
+"""One bounded OpenAI-compatible chat call: timeouts, wall time, retries with backoff and
+Retry-After, cancellation, `response_format` fallback and rejected parameters dropped."""
 
 from __future__ import annotations
 
 import email.utils
 import json
 import logging
-import os
 import random
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
+
+from ..errors import ParamRejected, RemoteError
+from .accounting import Budget, CostLog, Prices
+from .keys import NO_KEY, redact
 
 log = logging.getLogger("saiten")
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
-NO_KEY = "sk-no-key"
-"""Sent to servers that need no key (local llama-server, Ollama, LM Studio)."""
 
-
-class RemoteError(Exception):
-    """A call failed for good (after its retries); the message is safe to show."""
-
-    def __init__(self, message: str, *, status: int | None = None, attempts: int = 0) -> None:
-        super().__init__(message)
-        self.status = status
-        self.attempts = attempts
-
-
-class ParamRejected(RemoteError):
-    """The server refused a request parameter by name (HTTP 400/422): retry without it."""
-
-    def __init__(self, message: str, param: str, **kw: Any) -> None:
-        super().__init__(message, **kw)
-        self.param = param
-
-
-class BudgetExhausted(RemoteError):
-    """The run's budget (calls or USD) is spent; the caller abstains with this message."""
-
-
-# -- secrets ---------------------------------------------------------------------------
-_SECRET_PATTERNS = (
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
-    re.compile(r"\b(?:xai|sk|sk-proj|gsk)-[A-Za-z0-9_-]{12,}\b"),
-)
-
-
-def redact(text: Any, secrets: Iterable[str | None] = ()) -> str:
-    """`text` with every given secret and anything shaped like an API key replaced by ***."""
-    s = str(text)
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            s = s.replace(secret, "***")
-    s = _SECRET_PATTERNS[0].sub(r"\1***", s)
-    return _SECRET_PATTERNS[1].sub("***", s)
-
-
-def is_local(base_url: str) -> bool:
-    """True for servers on this machine (where no key is needed)."""
-    host = (urlparse(base_url).hostname or "").lower()
-    return host in {"localhost", "127.0.0.1", "::1", "0.0.0.0"} or host.startswith("127.")
-
-
-def resolve_key(env: str, key_file: str | os.PathLike[str] | None = None,
-                forbidden: Iterable[str | os.PathLike[str]] = ()) -> str | None:
-    """The API key from the environment variable named `env`, else from `key_file`.
-
-    A key file inside any `forbidden` folder (the folders ComfyUI serves over HTTP) is
-    refused: anyone who can reach ComfyUI could read it there.
-    """
-    if env and os.environ.get(env, "").strip():
-        return os.environ[env].strip()
-    if not key_file:
-        return None
-    path = Path(key_file).expanduser()
-    if not path.is_file():
-        return None
-    real = path.resolve()
-    for folder in forbidden:
-        root = Path(folder).expanduser().resolve()
-        if real == root or root in real.parents:
-            raise RemoteError(f"refusing the key file {path}: it is inside {root}, a folder "
-                              "ComfyUI serves; move it (e.g. to ~/.config/saiten/)")
-    key = path.read_text(encoding="utf-8").strip()
-    return key or None
-
-
-# -- budget, prices, cost log ----------------------------------------------------------
-@dataclass
-class Budget:
-    """A per-run limit on calls sent and USD spent (None or 0: no limit). Thread-safe."""
-
-    max_calls: int | None = None
-    max_usd: float | None = None
-    calls: int = 0
-    usd: float = 0.0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def reason(self) -> str | None:
-        """Why no further call may be made, or None."""
-        if self.max_calls and self.calls >= self.max_calls:
-            return f"budget exhausted: {self.calls} of max {self.max_calls} calls made"
-        if self.max_usd and self.usd >= self.max_usd:
-            return f"budget exhausted: ${self.usd:.4f} of max ${self.max_usd:.4f} spent"
-        return None
-
-    def take_call(self) -> None:
-        """Count one call about to be sent, or raise BudgetExhausted."""
-        with self._lock:
-            why = self.reason()
-            if why:
-                raise BudgetExhausted(why)
-            self.calls += 1
-
-    def spend(self, usd: float) -> None:
-        with self._lock:
-            self.usd += usd
-
-
-DEFAULT_PRICES: dict[str, dict[str, float]] = {
-    # USD per 1M tokens (docs.x.ai model pages); edit prices.json next to the cost log.
-    "grok-4-1-fast-non-reasoning": {"input": 0.20, "cached_input": 0.05, "output": 0.50},
-    "grok-4-1-fast-reasoning": {"input": 0.20, "cached_input": 0.05, "output": 0.50},
-    "grok-4-fast-non-reasoning": {"input": 0.20, "cached_input": 0.05, "output": 0.50},
-    "grok-4-fast-reasoning": {"input": 0.20, "cached_input": 0.05, "output": 0.50},
-    "grok-4.20-non-reasoning": {"input": 1.25, "cached_input": 0.20, "output": 2.50},
-    "grok-4.20-reasoning": {"input": 1.25, "cached_input": 0.20, "output": 2.50},
-    "grok-4": {"input": 3.00, "cached_input": 0.75, "output": 15.00},
-    "grok-3-mini": {"input": 0.30, "cached_input": 0.075, "output": 0.50},
-}
-
-
-class Prices:
-    """USD per 1M tokens by model name, from a JSON file the user can edit.
-
-    `Prices.at(path)` writes the defaults there on first use. A model not in the table
-    costs 0 and is reported as unpriced; local servers simply are not listed.
-    """
-
-    def __init__(self, table: dict[str, dict[str, float]] | None = None) -> None:
-        self.table = dict(DEFAULT_PRICES if table is None else table)
-
-    @classmethod
-    def at(cls, path: str | os.PathLike[str]) -> Prices:
-        p = Path(path)
-        if p.is_file():
-            try:
-                return cls(json.loads(p.read_text(encoding="utf-8")))
-            except (OSError, ValueError) as e:
-                log.warning("saiten: price table %s unreadable (%s); using defaults", p, e)
-                return cls()
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(DEFAULT_PRICES, indent=2) + "\n", encoding="utf-8")
-        return cls()
-
-    def rate(self, model: str) -> dict[str, float] | None:
-        if model in self.table:
-            return self.table[model]
-        base = re.sub(r"-(latest|\d{4}(-\d\d-\d\d)?)$", "", model)
-        return self.table.get(base)
-
-    def usd(self, model: str, usage: dict[str, Any]) -> float | None:
-        """Cost of one call from its `usage`, or None when the model has no price."""
-        rate = self.rate(model)
-        if rate is None:
-            return None
-        prompt = int(usage.get("prompt_tokens") or 0)
-        cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
-        completion = int(usage.get("completion_tokens") or 0)
-        cached_rate = rate.get("cached_input", rate.get("input", 0.0))
-        return ((prompt - cached) * rate.get("input", 0.0) + cached * cached_rate
-                + completion * rate.get("output", 0.0)) / 1e6
-
-
-class CostLog:
-    """Appends one JSONL record per call (and per cache hit) and keeps the run's totals."""
-
-    def __init__(self, path: str | os.PathLike[str] | None, secrets: Iterable[str | None] = ()):
-        self.path = Path(path) if path else None
-        self.secrets = [s for s in secrets if s]
-        self.records: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-
-    def add(self, **record: Any) -> dict[str, Any]:
-        rec = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **record}
-        line = redact(json.dumps(rec, ensure_ascii=False), self.secrets)
-        with self._lock:
-            self.records.append(json.loads(line))
-            if self.path:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                with self.path.open("a", encoding="utf-8") as f:
-                    f.write(line + "\n")
-        return rec
-
-    @property
-    def usd(self) -> float:
-        return sum(r.get("usd") or 0.0 for r in self.records)
-
-    @property
-    def calls(self) -> int:
-        return sum(1 for r in self.records if not r.get("cache_hit"))
-
-    @property
-    def cache_hits(self) -> int:
-        return sum(1 for r in self.records if r.get("cache_hit"))
-
-    def summary(self) -> str:
-        return f"{self.calls} calls, {self.cache_hits} cache hits, ${self.usd:.4f}"
-
-
-# -- the call --------------------------------------------------------------------------
 @dataclass
 class Reply:
     """One successful chat completion."""
@@ -549,3 +343,4 @@ class Remote:
                               f"{snippet!r}", status=status) from None
         return Reply(content=str(content), data=data, usage=dict(data.get("usage") or {}),
                      latency=0.0, attempts=0)
+
