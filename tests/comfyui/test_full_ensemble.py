@@ -68,5 +68,8 @@ def test_the_full_ensemble_runs_on_tiny_models(comfy, page, sd15, tiny_models, f
             assert source in ln, (source, ln)
     assert h.text(flt).startswith("passed 0/4"), h.text(flt)  # flat frames: blocked
     assert "no content" in h.text(agg)
-    assert len(fakeapi.bodies()) == 4  # one judge call per image, text only
-    assert_no_secret(json.dumps(h.entry), json.dumps(fakeapi.bodies()))
+    bodies = fakeapi.bodies()  # identical flat frames read alike: the judge's cache answers
+    assert 1 <= len(bodies) <= 4 and {b["model"] for b in bodies} == {"grok-fake"}
+    sent = json.dumps(bodies)
+    assert "image_url" not in sent and "base64" not in sent  # text only
+    assert_no_secret(json.dumps(h.entry), sent)
