@@ -66,7 +66,10 @@ class SaitenEnsembleAggregate(io.ComfyNode):
                 Verdicts.Output("verdicts", tooltip="One verdict per image, in batch order."),
                 io.Float.Output("score", tooltip=(
                     "The FIRST image's final score (0–100; -1 when unscored), for simple "
-                    "graphs. Per-image values are in verdicts.")),
+                    "graphs. Every image's score is in scores.")),
+                io.Float.Output("scores", is_output_list=True, tooltip=(
+                    "Every image's final score (0–100; -1 when unscored), one FLOAT per "
+                    "image in batch order: a node connected here runs once per image.")),
             ],
         )
 
@@ -82,13 +85,13 @@ class SaitenEnsembleAggregate(io.ComfyNode):
         cals = calibrations(calibration or "")
         sheet = [apply_calibrations(cards, cals) for cards in merged]
         verdicts = combine_sheet(sheet, settings)
-        first = verdicts[0].score if verdicts else None
-        score = -1.0 if first is None else float(first)
+        per_image = [-1.0 if v.score is None else float(v.score) for v in verdicts]
+        score = per_image[0] if per_image else -1.0
         text = verdicts_text(verdicts)
         if cals:
             fits = ", ".join(f"{c.source}.{c.axis}" for c in cals)
             text = f"calibrated ({fits}) from {calibration.strip()}\n{text}"
-        return io.NodeOutput(verdicts, score, ui=ui.PreviewText(text))
+        return io.NodeOutput(verdicts, score, per_image, ui=ui.PreviewText(text))
 
 
 NODES = [SaitenEnsembleAggregate]

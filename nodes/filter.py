@@ -2,12 +2,14 @@
 
 An empty side is blocked (`ExecutionBlocker`): whatever hangs off it (a SaveImage, a
 preview) is skipped while the rest of the graph and the queue carry on. Never an empty batch,
-never an interrupt.
+never an interrupt. The optional LATENT (the batch that was decoded into the images) is split
+the same way, so only the winners go on to a second sampling pass.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from comfy_api.latest import io, ui
@@ -19,6 +21,34 @@ from .types import Verdicts
 
 CONFIDENCE = "confidence"
 CHOICES = ("overall", *(a for a in AXES if a != "overall"), CONFIDENCE)
+
+
+def latent_batch(latent: dict[str, Any] | None, images: int) -> dict[str, Any] | None:
+    """The LATENT, checked to hold one latent per image (None when not connected)."""
+    if latent is None:
+        return None
+    n = int(latent["samples"].shape[0])
+    if n != images:
+        raise ValueError(
+            f"the latent batch has {n} latents but the image batch has {images} images: "
+            "connect the LATENT that was decoded into these images"
+        )
+    return latent
+
+
+def take_latents(latent: dict[str, Any], idx: list[int]) -> dict[str, Any]:
+    """The latents at `idx` (in that order), with their noise_mask and batch_index."""
+    out = dict(latent)
+    n = latent["samples"].shape[0]
+    out["samples"] = latent["samples"][idx].clone()
+    mask = latent.get("noise_mask")
+    if mask is not None and mask.shape[0] > 1:  # one mask for all stays as it is
+        if mask.shape[0] < n:  # as ComfyUI's LatentFromBatch: masks repeat over the batch
+            mask = mask.repeat(math.ceil(n / mask.shape[0]), *[1] * (mask.ndim - 1))[:n]
+        out["noise_mask"] = mask[idx].clone()
+    if "batch_index" in latent:
+        out["batch_index"] = [latent["batch_index"][i] for i in idx]
+    return out
 
 
 def value_of(v: Verdict, axis: str) -> float | None:
@@ -67,6 +97,10 @@ class SaitenScoreFilter(io.ComfyNode):
                 io.Image.Input("images"),
                 Verdicts.Input("verdicts", tooltip="From Saiten Ensemble Aggregate, for this "
                                                    "same batch."),
+                io.Latent.Input("latent", optional=True,
+                                tooltip="The LATENT decoded into these images (optional): "
+                                        "split like the images, e.g. to sample only the "
+                                        "winners again."),
                 io.Combo.Input("axis", options=list(CHOICES), default="overall",
                                tooltip="What to compare: the final score (overall), one axis, "
                                        "or the ensemble's confidence (0–1)."),
@@ -92,14 +126,19 @@ class SaitenScoreFilter(io.ComfyNode):
                 io.Image.Output("rejected"),
                 Verdicts.Output("passed_verdicts"),
                 Verdicts.Output("rejected_verdicts"),
+                io.Latent.Output("passed_latent", tooltip="The passed images' latents, in the "
+                                                          "same order (needs latent)."),
+                io.Latent.Output("rejected_latent"),
             ],
         )
 
     @classmethod
     def execute(cls, images: torch.Tensor, verdicts: list[Verdict], axis: str, mode: str,
                 threshold: float, top_k: int, unscored: str, keep_best: bool,
-                min_confidence: float = 0.0) -> io.NodeOutput:
+                min_confidence: float = 0.0,
+                latent: dict[str, Any] | None = None) -> io.NodeOutput:
         images = batch_for(images, verdicts)
+        latent = latent_batch(latent, images.shape[0])
         passed = select(list(verdicts), axis, mode, threshold, top_k, unscored, keep_best,
                         min_confidence)
         yes = [i for i, p in enumerate(passed) if p]
@@ -107,10 +146,11 @@ class SaitenScoreFilter(io.ComfyNode):
 
         def side(idx: list[int]) -> tuple:
             if not idx:
-                return ExecutionBlocker(None), ExecutionBlocker(None)
-            return images[idx], [verdicts[i] for i in idx]
+                return ExecutionBlocker(None), ExecutionBlocker(None), ExecutionBlocker(None)
+            lat = take_latents(latent, idx) if latent is not None else ExecutionBlocker(None)
+            return images[idx], [verdicts[i] for i in idx], lat
 
-        (p_img, p_ver), (r_img, r_ver) = side(yes), side(no)
+        (p_img, p_ver, p_lat), (r_img, r_ver, r_lat) = side(yes), side(no)
         rule = (f"top {top_k} by {axis}" if mode == "top_k" else f"{axis} ≥ {threshold:g}")
         if min_confidence > 0:
             rule += f", confidence ≥ {min_confidence:g}"
@@ -128,7 +168,8 @@ class SaitenScoreFilter(io.ComfyNode):
         lines += [f"unscored {', '.join(f'#{i}' for i in idx)}: {reason}"
                   for reason, idx in why.items()]
         text = "\n".join(lines)
-        return io.NodeOutput(p_img, r_img, p_ver, r_ver, ui=ui.PreviewText(text))
+        return io.NodeOutput(p_img, r_img, p_ver, r_ver, p_lat, r_lat,
+                             ui=ui.PreviewText(text))
 
 
 def _tag(i: int, v: Verdict, axis: str, min_confidence: float = 0.0) -> str:

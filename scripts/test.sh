@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite on real parts: lint, then pytest (ComfyUI tests need a ComfyUI at
-# $COMFYUI_PATH or ~/comfy/ComfyUI and skip loudly without one). Extra args go to pytest.
+# The whole test suite on real parts: lint, then pytest. Extra args go to pytest.
 source "$(dirname "$0")/_venv.sh"
 # torch is pinned for the test environment only (ComfyUI owns it in real installs).
 "${PIP[@]}" torch==2.14.1 torchvision==0.29.1
@@ -11,5 +10,12 @@ source "$(dirname "$0")/_venv.sh"
 # Built from the sdist once per machine (4–5 min on 2 cores); pip's wheel cache keeps it.
 CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
     "${PIP[@]}" "llama-cpp-python[server]==0.3.36"
+
+# -- the ComfyUI under test (scripts/_comfyui.sh): $COMFYUI_PATH, ~/comfy/ComfyUI, or
+# $COMFYUI_ARCHIVE unpacked into .cache/comfyui/. Without one the ComfyUI tests skip
+# loudly; under CI=true every skip is a failure.
+source scripts/_comfyui.sh
+# -- end of the ComfyUI block
+
 "$PY" -m ruff check .
 "$PY" -m pytest "$@"

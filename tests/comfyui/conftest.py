@@ -18,6 +18,11 @@
 — see comfy_harness.py. ComfyUI caches nodes whose inputs did not change and reports no UI
 output for them: vary an input. SAITEN_KEEP_COMFY_DIR=1 keeps the server's base directory.
 
+`page`: ComfyUI's frontend in headless Chromium (cdp.Browser: `page.evaluate(js)`).
+`sd15` (a real KSampler): the random-weight SD1.5-shaped checkpoint of sd15_checkpoint.py,
+built once per machine into $SAITEN_TEST_CACHE (~/.cache/saiten-tests) and linked into the
+session ComfyUI's `checkpoints` folder; the fixture's value is its `ckpt_name`.
+
 Where no ComfyUI is found ($COMFYUI_PATH, else ~/comfy/ComfyUI) every test using `comfy`
 skips, and the terminal summary says so loudly.
 """
@@ -29,7 +34,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from cdp import Browser, find_chromium
 from comfy_harness import Comfy, find_comfyui, start_comfy
+from sd15_checkpoint import checkpoint
 
 _SKIPPED: list[str] = []
 
@@ -66,6 +73,35 @@ def comfy(comfy_root: Path):
             import shutil
 
             shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def page(comfy: Comfy):
+    """ComfyUI's real frontend in headless Chromium (skips without a Chromium); one per test
+    module (an open ComfyUI page keeps drawing: closed when the module is done)."""
+    chromium = find_chromium()
+    if not chromium:
+        pytest.skip("no Chromium found (CHROMIUM_PATH or PATH): frontend test did not run")
+    browser = Browser(chromium)
+    try:
+        browser.goto(comfy.url)
+        browser.wait_for("!!(window.app && window.app.graph && window.app.graph.nodes)", 90)
+        yield browser
+    finally:
+        browser.close()
+
+
+@pytest.fixture(scope="session")
+def sd15(comfy: Comfy, comfy_root: Path) -> str:
+    """`ckpt_name` of the random-weight SD1.5 checkpoint in the session ComfyUI."""
+    built = checkpoint(comfy_root)
+    link = comfy.models_dir / "checkpoints" / built.name
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.exists():
+        link.symlink_to(built)
+    assert built.name in comfy.refresh_object_info()["CheckpointLoaderSimple"][
+        "input"]["required"]["ckpt_name"][0], "the checkpoint is not listed"
+    return built.name
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -10,24 +10,9 @@ import json
 import time
 
 import pytest
-from cdp import Browser, find_chromium
 from comfy_harness import REPO
 
 WORKFLOW = REPO / "example_workflows" / "saiten_offline_filter.json"
-
-
-@pytest.fixture(scope="module")
-def page(comfy):
-    chromium = find_chromium()
-    if not chromium:
-        pytest.skip("no Chromium found (CHROMIUM_PATH or PATH): frontend test did not run")
-    browser = Browser(chromium)
-    try:
-        browser.goto(comfy.url)
-        browser.wait_for("!!(window.app && window.app.graph && window.app.graph.nodes)", 90)
-        yield browser
-    finally:
-        browser.close()
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "example_workflows").glob("*.json")),

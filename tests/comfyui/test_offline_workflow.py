@@ -85,13 +85,15 @@ def test_every_saiten_node_is_registered(comfy):
     assert all(k.startswith("Saiten") for k in ours)
     bad = [ln for ln in comfy.log(10**7).splitlines()
            if ("saiten" in ln and "failed to import" in ln)
-           or ("Cannot import" in ln and PACK_NAME in ln)]
+           or ("Cannot import" in ln and f"custom_nodes/{PACK_NAME}" in ln)]
     assert not bad, comfy.log()
     agg = info["SaitenEnsembleAggregate"]
     assert agg["input"]["required"]["scores"][0] == "COMFY_AUTOGROW_V3"
-    assert agg["output"] == ["SAITEN_VERDICTS", "FLOAT"]
+    assert agg["output"] == ["SAITEN_VERDICTS", "FLOAT", "FLOAT"]
+    assert agg["output_is_list"] == [False, False, True]
     flt = info["SaitenScoreFilter"]
-    assert flt["output"] == ["IMAGE", "IMAGE", "SAITEN_VERDICTS", "SAITEN_VERDICTS"]
+    assert flt["output"] == ["IMAGE", "IMAGE", "SAITEN_VERDICTS", "SAITEN_VERDICTS",
+                             "LATENT", "LATENT"]
     assert flt["input"]["required"]["axis"][1]["options"] == [
         "overall", "erotic", "composition", "appeal", "typeset", "confidence"]
     for out_node in ("SaitenShowScores", "SaitenSaveImage", "SaitenBatchReport"):

@@ -1,14 +1,20 @@
 """Test-only ComfyUI nodes (loaded by tests/comfyui/comfy_harness.py, never shipped).
 
 `SaitenTestPoison` replaces one image of a batch with what a broken VAE decode gives (NaN,
-inf, black); GET /saiten_test/loaded lists ComfyUI's loaded models, so tests can see our
+inf, black); `SaitenTestLatent` makes a LATENT whose item i is filled with i (optionally with
+a noise_mask and batch_index); `SaitenTestDigest` shows a sha256 per image / latent item (and
+the latent's batch_index and mask), so tests can see exactly which items went where;
+`SaitenTestLoadedModels` shows ComfyUI's loaded models at the moment it runs (inside a
+prompt); GET /saiten_test/loaded lists ComfyUI's loaded models, so tests can see our
 scorer sessions registered and evicted.
 """
 
+import hashlib
 import os
 import sys
 
 import comfy.model_management as mm
+import torch
 from aiohttp import web
 from server import PromptServer
 
@@ -34,6 +40,60 @@ class SaitenTestPoison:
         else:
             out[index] = value
         return (out,)
+
+
+class SaitenTestLatent:
+    CATEGORY = "testing"
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "make"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "batch_size": ("INT", {"default": 4, "min": 1, "max": 64}),
+            "extras": (["none", "mask", "one mask", "batch_index", "both"],),
+        }}
+
+    def make(self, batch_size, extras):
+        samples = torch.arange(batch_size, dtype=torch.float32).view(-1, 1, 1, 1)
+        out = {"samples": samples.expand(batch_size, 4, 8, 8).clone()}
+        if extras in ("mask", "both"):
+            out["noise_mask"] = samples.expand(batch_size, 1, 64, 64) / 100
+        if extras == "one mask":
+            out["noise_mask"] = torch.full((1, 1, 64, 64), 0.5)
+        if extras in ("batch_index", "both"):
+            out["batch_index"] = [10 + i for i in range(batch_size)]
+        return (out,)
+
+
+def _digest(t):
+    return hashlib.sha256(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
+
+
+class SaitenTestDigest:
+    CATEGORY = "testing"
+    RETURN_TYPES = ()
+    FUNCTION = "digest"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"optional": {"images": ("IMAGE",), "latent": ("LATENT",),
+                             "value": ("FLOAT", {"forceInput": True})}}
+
+    def digest(self, images=None, latent=None, value=None):
+        d = {} if value is None else {"value": value}
+        if images is not None:
+            d["images"] = [_digest(im) for im in images]
+            d["image_shape"] = list(images.shape)
+        if latent is not None:
+            d["latents"] = [_digest(x) for x in latent["samples"]]
+            d["latent_shape"] = list(latent["samples"].shape)
+            d["first_values"] = [float(x.flatten()[0]) for x in latent["samples"]]
+            d["batch_index"] = latent.get("batch_index")
+            mask = latent.get("noise_mask")
+            d["mask"] = None if mask is None else [float(m.flatten()[0]) for m in mask]
+        return {"ui": {"digest": [d]}}
 
 
 def _loaded_models():
@@ -63,6 +123,24 @@ def _cached_sources():
     return rows
 
 
+class SaitenTestLoadedModels:
+    CATEGORY = "testing"
+    RETURN_TYPES = ()
+    FUNCTION = "snapshot"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"after": ("*",)}}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, input_types):
+        return True  # any type: it only orders this node after `after`
+
+    def snapshot(self, after):
+        return {"ui": {"loaded": _loaded_models()}}
+
+
 @PromptServer.instance.routes.get("/saiten_test/loaded")
 async def loaded(request):
     return web.json_response({"models": _loaded_models(), "sources": _cached_sources()})
@@ -74,4 +152,7 @@ async def env(request):
     return web.json_response({"value": os.environ.get(request.query.get("name", ""))})
 
 
-NODE_CLASS_MAPPINGS = {"SaitenTestPoison": SaitenTestPoison}
+NODE_CLASS_MAPPINGS = {"SaitenTestPoison": SaitenTestPoison,
+                       "SaitenTestLatent": SaitenTestLatent,
+                       "SaitenTestDigest": SaitenTestDigest,
+                       "SaitenTestLoadedModels": SaitenTestLoadedModels}
