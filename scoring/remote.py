@@ -1,21 +1,25 @@
 """The one place that talks to OpenAI-compatible servers (xAI, vLLM, Ollama, LM Studio, …).
 
-`Remote.chat(**params)` sends one chat completion with the `openai` client (its own retries
-off) and a loop of our own that is bounded and testable: a per-attempt timeout, a total wall
-time per call (a server dripping bytes cannot hold it), retries with exponential backoff and
-jitter on 429/5xx/connection resets/timeouts honouring `Retry-After`, and a per-run `Budget`.
-Each request runs in a worker thread, so a cancel releases the caller at once. `Remote.ask`
-adds what differs between servers: JSON forced through the first `response_format` a server
-accepts, and parameters it rejects by name left out (one retry). Every attempt can be written
-to a JSONL cost log with USD from an editable price table.
+`Remote.chat(**params)` sends one chat completion (`scoring.httpclient`: the standard library,
+no ambient headers, no redirects, proxies never for this machine) in a loop of our own that is
+bounded and testable: a per-attempt timeout, a total wall time per call (a server dripping
+bytes cannot hold it), retries with exponential backoff and jitter on 429/5xx/connection
+resets/timeouts honouring `Retry-After`, a per-run `Budget` checked with the request's own
+size before it is sent, and the process-wide circuit breaker of the server
+(`scoring.breaker`). Each request runs in a worker thread, so a cancel releases the caller at
+once. `Remote.ask` adds what differs between servers: JSON forced through the first
+`response_format` a server accepts, and parameters it rejects by name left out (one retry).
+Every attempt can be written to a JSONL cost log with USD from an editable price table.
 
-The API key never leaves this module except in the Authorization header: error texts, logs,
-reprs and cost records go through `redact`.
+The API key (bound to the server's host by `scoring.hostkeys`) never leaves this module except
+in the Authorization header: answers, error texts, logs, reprs and cost records go through
+`redact`.
 """
 
 from __future__ import annotations
 
 import email.utils
+import http.client
 import json
 import logging
 import os
@@ -27,13 +31,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlsplit
+
+from .breaker import CircuitOpen, breaker
+from .hostkeys import is_loopback
+from .httpclient import Answer, Connection, ProxyError, SlowAnswer, is_timeout
 
 log = logging.getLogger("saiten")
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
-NO_KEY = "sk-no-key"
-"""Sent to servers that need no key (local llama-server, Ollama, LM Studio)."""
 
 
 class RemoteError(Exception):
@@ -64,76 +70,98 @@ _SECRET_PATTERNS = (
 )
 
 
+def _spans(text: str, secret: str, width: int = 10) -> list[tuple[int, int]]:
+    """Where runs of `width`+ characters of `secret` occur in `text`."""
+    spans = []
+    for k in range(len(secret) - width + 1):
+        piece, start = secret[k:k + width], 0
+        while (at := text.find(piece, start)) >= 0:
+            spans.append((at, at + width))
+            start = at + 1
+    return spans
+
+
 def redact(text: Any, secrets: Iterable[str | None] = ()) -> str:
-    """`text` with every given secret and anything shaped like an API key replaced by ***."""
+    """`text` with every given secret (or a 10-character piece of one) and anything shaped
+    like an API key replaced by ***."""
     s = str(text)
     for secret in secrets:
-        if secret and len(secret) >= 4:
-            s = s.replace(secret, "***")
+        if not secret or len(secret) < 4:
+            continue
+        s = s.replace(secret, "***")
+        spans = sorted(_spans(s, secret)) if len(secret) >= 10 else []
+        for start, end in reversed(_merge(spans)):
+            s = s[:start] + "***" + s[end:]
     s = _SECRET_PATTERNS[0].sub(r"\1***", s)
     return _SECRET_PATTERNS[1].sub("***", s)
 
 
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for a, b in spans:
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
 def is_local(base_url: str) -> bool:
-    """True for servers on this machine (where no key is needed)."""
-    host = (urlparse(base_url).hostname or "").lower()
-    return host in {"localhost", "127.0.0.1", "::1", "0.0.0.0"} or host.startswith("127.")
+    """True for servers on this machine (they get no key and no proxy)."""
+    return is_loopback(urlsplit(base_url).hostname or "")
 
 
-def resolve_key(env: str, key_file: str | os.PathLike[str] | None = None,
-                forbidden: Iterable[str | os.PathLike[str]] = ()) -> str | None:
-    """The API key from the environment variable named `env`, else from `key_file`.
-
-    A key file inside any `forbidden` folder (the folders ComfyUI serves over HTTP) is
-    refused: anyone who can reach ComfyUI could read it there.
-    """
-    if env and os.environ.get(env, "").strip():
-        return os.environ[env].strip()
-    if not key_file:
-        return None
-    path = Path(key_file).expanduser()
-    if not path.is_file():
-        return None
-    real = path.resolve()
-    for folder in forbidden:
-        root = Path(folder).expanduser().resolve()
-        if real == root or root in real.parents:
-            raise RemoteError(f"refusing the key file {path}: it is inside {root}, a folder "
-                              "ComfyUI serves; move it (e.g. to ~/.config/saiten/)")
-    key = path.read_text(encoding="utf-8").strip()
-    return key or None
+def origin(base_url: str) -> str:
+    """scheme://host:port of a server URL: what the circuit breaker is keyed by."""
+    u = urlsplit(base_url)
+    port = u.port or (443 if u.scheme == "https" else 80)
+    return f"{u.scheme}://{(u.hostname or '').lower()}:{port}"
 
 
 # -- budget, prices, cost log ----------------------------------------------------------
 @dataclass
 class Budget:
-    """A per-run limit on calls sent and USD spent (None or 0: no limit). Thread-safe."""
+    """A per-run limit on calls sent and USD spent (None or 0: no limit). Thread-safe.
+
+    A call reserves the most it could cost (`estimate`, from its own size) before it is
+    sent, so the limit is never overshot; `settle` replaces that with what it cost."""
 
     max_calls: int | None = None
     max_usd: float | None = None
     calls: int = 0
     usd: float = 0.0
+    reserved: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def reason(self) -> str | None:
-        """Why no further call may be made, or None."""
+    def reason(self, estimate: float = 0.0) -> str | None:
+        """Why no further call (that may cost `estimate`) may be made, or None."""
         if self.max_calls and self.calls >= self.max_calls:
             return f"budget exhausted: {self.calls} of max {self.max_calls} calls made"
         if self.max_usd and self.usd >= self.max_usd:
             return f"budget exhausted: ${self.usd:.4f} of max ${self.max_usd:.4f} spent"
+        if self.max_usd and self.usd + self.reserved + estimate > self.max_usd:
+            return (f"budget: this call could cost up to ${estimate:.4f} and ${self.usd:.4f} "
+                    f"of max ${self.max_usd:.4f} is spent; not sent")
         return None
 
-    def take_call(self) -> None:
-        """Count one call about to be sent, or raise BudgetExhausted."""
+    def take_call(self, estimate: float = 0.0) -> None:
+        """Count one call about to be sent and reserve `estimate` USD, or raise
+        BudgetExhausted."""
         with self._lock:
-            why = self.reason()
+            why = self.reason(estimate)
             if why:
                 raise BudgetExhausted(why)
             self.calls += 1
+            self.reserved += estimate
+
+    def settle(self, estimate: float, usd: float) -> None:
+        """The call that reserved `estimate` cost `usd`."""
+        with self._lock:
+            self.reserved = max(0.0, self.reserved - estimate)
+            self.usd += usd
 
     def spend(self, usd: float) -> None:
-        with self._lock:
-            self.usd += usd
+        self.settle(0.0, usd)
 
 
 DEFAULT_PRICES: dict[str, dict[str, float]] = {
@@ -189,6 +217,32 @@ class Prices:
         cached_rate = rate.get("cached_input", rate.get("input", 0.0))
         return ((prompt - cached) * rate.get("input", 0.0) + cached * cached_rate
                 + completion * rate.get("output", 0.0)) / 1e6
+
+    def most(self, params: dict[str, Any]) -> float:
+        """The most a request could cost, from its own size: a token is at least one byte
+        of prompt text (an image part counts `IMAGE_TOKENS`), the answer at most its
+        `max_tokens` (`DEFAULT_OUTPUT_TOKENS` when the request sets none), times `n`."""
+        rate = self.rate(str(params.get("model", "")))
+        if rate is None:
+            return 0.0
+        prompt = 0
+        for m in params.get("messages") or []:
+            parts = m.get("content")
+            parts = parts if isinstance(parts, list) else [parts]
+            for part in parts:
+                if isinstance(part, dict) and part.get("type") == "image_url":
+                    prompt += IMAGE_TOKENS
+                else:
+                    text = part.get("text", "") if isinstance(part, dict) else part
+                    prompt += len(str(text or "").encode("utf-8")) + 8
+        out = params.get("max_tokens") or params.get("max_completion_tokens") \
+            or DEFAULT_OUTPUT_TOKENS
+        n = int(params.get("n") or 1)
+        return n * (prompt * rate.get("input", 0.0) + int(out) * rate.get("output", 0.0)) / 1e6
+
+
+IMAGE_TOKENS = 2000
+DEFAULT_OUTPUT_TOKENS = 4096
 
 
 class CostLog:
@@ -255,14 +309,6 @@ def response_format(mode: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"type": "json_object", "schema": schema}
 
 
-def _import_openai() -> Any:
-    try:
-        import openai
-    except ImportError:
-        raise RemoteError("the openai package is missing: pip install 'openai>=1.40'") from None
-    return openai
-
-
 def retry_after(headers: Any) -> float | None:
     """Seconds a server asks us to wait (`retry-after-ms`, `Retry-After` secs or date)."""
     if headers is None:
@@ -287,14 +333,18 @@ def retry_after(headers: Any) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _error_text(e: Any) -> str:
-    body = getattr(e, "body", None)
-    if isinstance(body, dict):
-        err = body.get("error", body)
+def _error_text(body: bytes) -> str:
+    """The message of an error answer (OpenAI's {"error": {"message"}} or whatever came)."""
+    try:
+        data = json.loads(body.decode("utf-8", "replace"))
+    except ValueError:
+        return body[:300].decode("utf-8", "replace").strip()
+    if isinstance(data, dict):
+        err = data.get("error", data)
         if isinstance(err, dict):
             return str(err.get("message") or err.get("error") or err)
         return str(err)
-    return str(getattr(e, "message", "") or e)
+    return str(data)
 
 
 def named_param(message: str, params: Iterable[str]) -> str | None:
@@ -312,28 +362,34 @@ _VALIDATION = re.compile(r"(?i)validation|should be|not supported|unsupported|in
 
 
 class _Retry(Exception):
-    def __init__(self, why: str, wait: float | None = None, status: int | None = None):
+    def __init__(self, why: str, wait: float | None = None, status: int | None = None,
+                 down: bool = True):
         super().__init__(why)
         self.why, self.wait, self.status = why, wait, status
+        self.down = down
+        """Whether this counts against the server in its circuit breaker (429 does not)."""
 
 
 class Remote:
     """A bounded chat-completions caller for one server.
 
-    `timeout` bounds each attempt, `wall_time` (default `timeout * (max_retries + 1)`)
-    the whole call including backoff sleeps; `max_retries` retries follow the first try.
+    `timeout` bounds each attempt (`connect_timeout` its connecting), `wall_time` (default
+    `timeout * (max_retries + 1)`) the whole call including backoff sleeps; `max_retries`
+    retries follow the first try. `name` says what the server is in messages ("judge").
     """
 
     def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 60.0,
                  max_retries: int = 2, wall_time: float | None = None,
+                 connect_timeout: float = 5.0, name: str = "server",
                  budget: Budget | None = None, prices: Prices | None = None,
                  cost_log: CostLog | None = None, backoff: float = 0.5,
                  backoff_max: float = 8.0, seed: int | None = None, drop: Iterable[str] = (),
                  check: Callable[[dict[str, Any]], None] | None = None,
                  cancel: Callable[[], None] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self._key = api_key or NO_KEY
-        self.timeout = float(timeout)
+        self._key = api_key or None
+        self.name = name
+        self.timeout, self.connect_timeout = float(timeout), float(connect_timeout)
         self.max_retries = max(0, int(max_retries))
         self.wall_time = float(wall_time) if wall_time else self.timeout * (self.max_retries + 1)
         self.budget = budget or Budget()
@@ -343,7 +399,8 @@ class Remote:
         self._rng = random.Random(seed)
         self.cancel: Callable[[], None] = cancel or (lambda: None)
         """Raises when the user cancelled: polled before and during attempts and sleeps."""
-        self._client: Any = None
+        self._conn: Connection | None = None
+        self.breaker = breaker(origin(self.base_url))
         self.rejected: set[str] = set(drop)
         """Parameters this server refuses (given, or learned from its 400 answers)."""
         self.check = check
@@ -351,23 +408,21 @@ class Remote:
         self._rf = 0  # index into RESPONSE_FORMATS: the first one this server accepted
 
     def __repr__(self) -> str:
-        return f"Remote({self.base_url!r}, key={'set' if self._key != NO_KEY else 'none'})"
+        return f"Remote({self.base_url!r}, key={'set' if self._key else 'none'})"
 
     def redact(self, text: Any) -> str:
         return redact(text, [self._key])
 
     @property
-    def client(self) -> Any:
-        if self._client is None:
-            openai = _import_openai()
-            self._client = openai.OpenAI(base_url=self.base_url, api_key=self._key,
-                                         max_retries=0, timeout=self.timeout)
-        return self._client
+    def connection(self) -> Connection:
+        if self._conn is None:
+            self._conn = Connection(self.base_url)
+        return self._conn
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
 
     def _delay(self, attempt: int, wait: float | None) -> float:
         if wait is not None:
@@ -382,50 +437,64 @@ class Remote:
             time.sleep(min(0.1, left))
 
     def chat(self, **params: Any) -> Reply:
-        """One chat completion (`params` as for `client.chat.completions.create`).
+        """One chat completion (`params`: the request body, as for the OpenAI API).
 
-        Raises BudgetExhausted before sending when the budget is spent, ParamRejected when
-        the server names a parameter it refuses, RemoteError when every attempt failed.
+        Raises BudgetExhausted before sending when the budget (with this request's most
+        possible cost) is spent, ParamRejected when the server names a parameter it refuses,
+        RemoteError when every attempt failed or the server's circuit breaker is open.
         """
         if self.check is not None:
             self.check(params)
-        _ = self.client  # import openai and build the client before the clock starts
         start = time.monotonic()
         deadline = start + self.wall_time
         model = str(params.get("model", ""))
+        estimate = self.prices.most(params)
         attempt = 0
         while True:
             self.cancel()
-            self.budget.take_call()
+            try:
+                self.breaker.before(self.name)
+            except CircuitOpen as e:
+                raise RemoteError(self.redact(e), attempts=attempt) from None
+            self.budget.take_call(estimate)
             t0 = time.monotonic()
             try:
                 reply = self._attempt(params, deadline)
             except _Retry as r:
+                self.budget.settle(estimate, 0.0)
+                (self.breaker.failure if r.down else lambda _: self.breaker.success())(r.why)
                 self._log(model, t0, error=r.why, status=r.status)
                 remaining = deadline - time.monotonic()
+                spent = time.monotonic() - start
                 if attempt >= self.max_retries:
-                    raise RemoteError(f"{r.why} (gave up after {attempt + 1} attempts)",
-                                      status=r.status, attempts=attempt + 1) from None
+                    raise RemoteError(f"{r.why} (gave up after {attempt + 1} attempts in "
+                                      f"{spent:.1f} s)", status=r.status,
+                                      attempts=attempt + 1) from None
                 delay = self._delay(attempt, r.wait)
                 if delay >= remaining:
                     asked = f"server asked to wait {r.wait:.0f} s; " if r.wait else ""
                     raise RemoteError(
-                        f"{r.why} ({asked}{attempt + 1} attempts, stopped at the "
-                        f"{self.wall_time:.3g} s time bound)",
+                        f"{r.why} ({asked}{attempt + 1} attempts in {spent:.1f} s, stopped "
+                        f"at the {self.wall_time:.3g} s time bound)",
                         status=r.status, attempts=attempt + 1) from None
                 log.info("saiten: %s; retry %d in %.1f s", r.why, attempt + 1, delay)
                 self._wait(delay)
                 attempt += 1
                 continue
             except RemoteError as e:
+                self.budget.settle(estimate, 0.0)
+                self.breaker.success()  # it answered: the server is up
                 e.attempts = attempt + 1
                 self._log(model, t0, error=str(e), status=e.status)
                 raise
+            except BaseException:
+                self.budget.settle(estimate, 0.0)
+                raise
+            self.breaker.success()
             reply.attempts = attempt + 1
             reply.latency = time.monotonic() - start
             reply.usd = self.prices.usd(model, reply.usage)
-            if reply.usd:
-                self.budget.spend(reply.usd)
+            self.budget.settle(estimate, reply.usd or 0.0)
             self._log(model, t0, usage=reply.usage, usd=reply.usd)
             return reply
 
@@ -477,14 +546,15 @@ class Remote:
         if remaining <= 0:
             raise _Retry(f"timeout: no time left within the {self.wall_time:.3g} s bound")
         per_try = min(self.timeout, remaining)
-        client, box = self.client, {}
+        conn, box = self.connection, {}
 
         def work() -> None:
             try:
-                box["reply"] = self._request(client, params, deadline, per_try)
+                box["reply"] = self._request(conn, params, per_try)
             except BaseException as e:
                 box["error"] = e
 
+        t0 = time.monotonic()
         worker = threading.Thread(target=work, name="saiten-remote", daemon=True)
         worker.start()
         while worker.is_alive():
@@ -494,57 +564,67 @@ class Remote:
             try:
                 self.cancel()
             except BaseException:
-                self.close()  # drop the connection pool; a new client is built next time
+                self.close()  # drop the connection; a new one is opened next time
                 raise
             if time.monotonic() > deadline + 2.0:
                 self.close()
-                raise _Retry(f"no answer within the {self.wall_time:.3g} s bound (timeout)")
+                raise _Retry(f"no answer in {time.monotonic() - t0:.1f} s (timeout)")
         if "error" in box:
             raise box["error"]
         return box["reply"]
 
-    def _request(self, client: Any, params: dict[str, Any], deadline: float,
-                 per_try: float) -> Reply:
-        openai = _import_openai()
+    def _request(self, conn: Connection, params: dict[str, Any], per_try: float) -> Reply:
+        headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
         t0 = time.monotonic()
         try:
-            with client.chat.completions.with_streaming_response.create(
-                    **params, timeout=per_try) as resp:
-                buf = bytearray()
-                for chunk in resp.iter_bytes():
-                    buf += chunk
-                    if time.monotonic() > deadline or time.monotonic() - t0 > per_try:
-                        raise _Retry(f"answer still arriving after {per_try:.3g} s (slow server)")
-                status = resp.status_code
-        except _Retry:
-            raise
-        except openai.APITimeoutError:
-            raise _Retry(f"no answer within {per_try:.3g} s (timeout)") from None
-        except openai.APIConnectionError as e:
-            cause = e.__cause__ or e
-            raise _Retry(self.redact(f"connection failed: {type(cause).__name__}: {cause}")
-                         ) from None
-        except openai.APIStatusError as e:
-            msg = self.redact(_error_text(e))[:300]
-            status = e.status_code
+            answer = conn.post("chat/completions", params, headers,
+                               connect_timeout=min(self.connect_timeout, per_try),
+                               timeout=per_try)
+        except SlowAnswer as e:
+            raise _Retry(f"{e} (slow server)") from None
+        except ProxyError as e:
+            raise RemoteError(str(e)) from None
+        except OSError as e:
+            spent = time.monotonic() - t0
+            if is_timeout(e):
+                raise _Retry(f"no answer in {spent:.1f} s (timeout {per_try:.3g} s, "
+                             f"{conn.via})") from None
+            raise _Retry(self.redact(f"connection failed ({conn.via}): "
+                                     f"{type(e).__name__}: {e}")) from None
+        except http.client.HTTPException as e:
+            raise _Retry(self.redact(f"bad HTTP answer: {type(e).__name__}: {e}")) from None
+        return self._reply(answer, params)
+
+    def _reply(self, answer: Answer, params: dict[str, Any]) -> Reply:
+        status = answer.status
+        if 300 <= status < 400:
+            where = self.redact(answer.headers.get("location") or "?")[:200]
+            raise RemoteError(f"HTTP {status}: the server redirects to {where}; redirects "
+                              "are not followed (nothing was re-sent): set base_url to the "
+                              "server's own address", status=status)
+        if status >= 400:
+            msg = self.redact(_error_text(answer.body))[:300]
             why = f"HTTP {status}: {msg}"
             sent = [k for k in params if k not in ("model", "messages")]
             p = named_param(msg, sent) if status in (400, 404, 422) or (
                 status >= 500 and _VALIDATION.search(msg)) else None
             if p:  # e.g. llama_cpp.server answers 500 to response_format json_schema
                 raise ParamRejected(f"server rejected parameter {p!r}: {why}", p,
-                                    status=status) from None
+                                    status=status)
             if status in RETRY_STATUS:
-                raise _Retry(why, retry_after(e.response.headers), status) from None
+                raise _Retry(why, retry_after(answer.headers), status,
+                             down=status not in (429, 409, 425))
             if status in (401, 403):
-                why += " (check the API key's environment variable / key file)"
-            raise RemoteError(why, status=status) from None
+                why += (" (no key was sent: bind one to this host in keys.toml)" if not
+                        self._key else " (check the key bound to this host)")
+            raise RemoteError(why, status=status)
         try:
-            data = json.loads(bytes(buf).decode("utf-8"), strict=False)
+            text = answer.body.decode("utf-8")
+            data = json.loads(self.redact(text) if self._key else text, strict=False)
             choice = data["choices"][0]
             content = (choice.get("message") or {}).get("content") or ""
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-            snippet = self.redact(bytes(buf[:80]).decode("utf-8", "replace"))
+            snippet = self.redact(answer.body[:80].decode("utf-8", "replace"))
             raise RemoteError(f"HTTP {status}: the server's answer is not a chat completion: "
                               f"{snippet!r}", status=status) from None
         return Reply(content=str(content), data=data, usage=dict(data.get("usage") or {}),

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..cards import AXES, ScoreCard
+from ..hostkeys import KeyConfigError, key_for
 from ..images import Image
 from ..parse import is_refusal, parse_answer
 from ..remote import (
@@ -33,14 +34,17 @@ from ..remote import (
     Remote,
     RemoteError,
     is_local,
-    resolve_key,
 )
 from ..rubric import Rubric, tag_context
 from .base import ScoreContext, Source, SourceError, log
 
 XAI_URL = "https://api.x.ai/v1"
 DEFAULT_MODEL = "grok-4-1-fast-non-reasoning"
-DEFAULT_KEY_FILE = "~/.config/saiten/xai_key"
+DEFAULT_TIMEOUT = 20.0
+"""Seconds per attempt: a fast model answers in 2–5 s; a dead judge opens its circuit
+breaker after 3 such attempts, and later images and prompts then cost nothing."""
+STOP_AFTER = 3
+"""Images in a row failing at the server before the rest of the batch is skipped."""
 
 JUDGE_NOTE = (
     "You do not see the image. You receive what other scorers said about it: a tagger's "
@@ -153,8 +157,8 @@ class Judge(Source):
 
     def __init__(
         self, *, base_url: str = XAI_URL, model: str = DEFAULT_MODEL,
-        key_env: str = "XAI_API_KEY", key_file: str | None = None,
-        forbidden_dirs: Iterable[str] = (), temperature: float = 0.2, timeout: float = 60.0,
+        forbidden_dirs: Iterable[str] = (), temperature: float = 0.2,
+        timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = 2, wall_time: float | None = None, max_calls: int = 0,
         max_usd: float = 0.0, cost_log: str | os.PathLike[str] | None = None,
         cache: str | os.PathLike[str] | None = None,
@@ -167,8 +171,6 @@ class Judge(Source):
             kw["label"] = "grok"  # the name the ensemble's weights use (grok=1.1)
         super().__init__(**kw)
         self.base_url, self.model = base_url.rstrip("/"), model
-        self.key_env = key_env
-        self.key_file = key_file or os.environ.get("SAITEN_XAI_KEY_FILE") or DEFAULT_KEY_FILE
         self.forbidden_dirs = tuple(forbidden_dirs)
         self.temperature, self.timeout = float(temperature), float(timeout)
         self.max_retries, self.wall_time = int(max_retries), wall_time
@@ -184,6 +186,8 @@ class Judge(Source):
         self.prompts: list[str | None] = []
         """The exact text sent (or that would be sent) per image of the last run."""
         self._key: str | None = None
+        self.key_note = ""
+        """Where the key came from (or why none is sent), for the node."""
 
     def describe(self) -> str:
         return f"{self.label}: {self.model} @ {self.base_url} (text only)"
@@ -227,14 +231,12 @@ class Judge(Source):
     def load(self) -> None:
         if self._key is None:
             try:
-                self._key = resolve_key(self.key_env, self.key_file, self.forbidden_dirs)
-            except RemoteError as e:
+                hk = key_for(self.base_url, self.forbidden_dirs)
+            except KeyConfigError as e:
                 raise SourceError(str(e)) from None
-            if not self._key and not is_local(self.base_url):
-                raise SourceError(
-                    f"no API key for {self.base_url}: set the environment variable "
-                    f"{self.key_env} (or write the key to {self.key_file}); "
-                    "restart ComfyUI if it runs there")
+            self._key, self.key_note = hk.value, hk.why
+            if hk.value is None and hk.binding is not None and not is_local(self.base_url):
+                raise SourceError(hk.why)  # the host has a key, but it is not set
 
     def unload(self) -> None:
         self._key = None
@@ -244,7 +246,7 @@ class Judge(Source):
         prior = [ctx.prior_cards(i) for i in range(n)]
         skipped = self.skipped(prior, n)
         self.costs = CostLog(self.cost_path, [self._key])
-        remote = Remote(self.base_url, api_key=self._key, timeout=self.timeout,
+        remote = Remote(self.base_url, api_key=self._key, timeout=self.timeout, name="judge",
                         max_retries=self.max_retries, wall_time=self.wall_time,
                         budget=Budget(self.max_calls or None, self.max_usd or None),
                         prices=self.prices, cost_log=self.costs, backoff=self.backoff,
@@ -254,15 +256,17 @@ class Judge(Source):
         down: list[str] = []  # consecutive failures reaching the server
 
         def one(i: int, _: Image) -> ScoreCard:
-            if i in skipped:
-                return self.abstain(skipped[i])
+            if i in skipped:  # by design: the same inputs skip it again
+                return self.abstain(skipped[i], extras={"stable": True})
             msgs = self.messages(prior[i], ctx.rubric)
             if msgs is None:
                 return self.abstain("nothing to judge: no prior card has a rating, tags or a "
-                                    "comment (put a tagger or VLM before the judge)")
+                                    "comment (put a tagger or VLM before the judge)",
+                                    extras={"stable": True})
             self.prompts[i] = self.prompt_text(msgs)
-            if len(down) >= 3:
-                return self.abstain(f"skipped: the server failed 3 images in a row ({down[-1]})")
+            if len(down) >= STOP_AFTER:
+                return self.abstain(f"skipped: the server failed {len(down)} images in a row "
+                                    f"({down[-1]})")
             try:
                 card = self._judge(remote, msgs, ctx.rubric)
             except RemoteError as e:

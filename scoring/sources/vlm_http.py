@@ -3,6 +3,10 @@
 The image goes as a base64 PNG data URL in an `image_url` content part (the server is the
 user's own); answers are greedy (temperature 0) with JSON forced through `response_format`
 where the server takes it. The logprob method reads `top_logprobs` of a one-token answer.
+The key is the one bound to the server's host (`scoring.hostkeys`; none for this machine);
+redirects are not followed, so the image goes nowhere but `base_url`. Calls are bounded per
+attempt (`timeout`), per batch (after `STOP_AFTER` images in a row fail the rest are skipped)
+and across prompts (the server's circuit breaker).
 """
 
 from __future__ import annotations
@@ -14,10 +18,14 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from ..cards import ScoreCard
+from ..hostkeys import KeyConfigError, key_for
 from ..images import Image, to_pil
-from ..remote import Remote, RemoteError, resolve_key
+from ..remote import Remote, RemoteError
 from .base import ScoreContext, SourceError
 from .vlm import VLMSource
+
+STOP_AFTER = 3
+"""Images in a row failing at the server before the rest of the batch is skipped."""
 
 
 def data_url(image: Image) -> str:
@@ -33,8 +41,8 @@ class HttpVLM(VLMSource):
     name: ClassVar[str] = "vlm-http"
     default_weight: ClassVar[float] = 1.0
 
-    def __init__(self, base_url: str, model: str, *, api_key_env: str = "OPENAI_API_KEY",
-                 key_file: str | None = None, timeout: float = 60.0, max_retries: int = 2,
+    def __init__(self, base_url: str, model: str, *, forbidden_dirs: Sequence[str] = (),
+                 timeout: float = 60.0, max_retries: int = 1,
                  top_logprobs: int = 20, extra: dict[str, Any] | None = None,
                  **base_kwargs: Any) -> None:
         super().__init__(**base_kwargs)
@@ -42,7 +50,7 @@ class HttpVLM(VLMSource):
             raise SourceError("vlm-http needs a base_url (e.g. http://127.0.0.1:11434/v1) "
                               "and a model name")
         self.base_url, self.model = base_url.rstrip("/"), model
-        self.api_key_env, self.key_file = api_key_env, key_file
+        self.forbidden_dirs = tuple(forbidden_dirs)
         self.timeout, self.max_retries = float(timeout), int(max_retries)
         self.top_logprobs = int(top_logprobs)
         self.extra = dict(extra or {})
@@ -54,9 +62,14 @@ class HttpVLM(VLMSource):
 
     def load(self) -> None:
         if self.remote is None:
-            key = resolve_key(self.api_key_env, self.key_file)
-            self.remote = Remote(self.base_url, api_key=key, timeout=self.timeout,
-                                 max_retries=self.max_retries)
+            try:
+                hk = key_for(self.base_url, self.forbidden_dirs)
+            except KeyConfigError as e:
+                raise SourceError(str(e)) from None
+            if hk.value is None and hk.binding is not None:
+                raise SourceError(hk.why)  # the host has a key, but it is not set
+            self.remote = Remote(self.base_url, api_key=hk.value, timeout=self.timeout,
+                                 max_retries=self.max_retries, name="VLM server")
 
     def unload(self) -> None:
         if self.remote is not None:
@@ -68,7 +81,22 @@ class HttpVLM(VLMSource):
 
     def _score(self, images: list[Image], ctx: ScoreContext) -> list[list[ScoreCard]]:
         self._remote().cancel = ctx.check  # a cancel also ends a request in flight
-        return super()._score(images, ctx)
+        one = self._generate if self.method == "generate" else self._logprob
+        down: list[str] = []  # images in a row that failed at the server
+
+        def guarded(i: int, img: Image) -> ScoreCard | list[ScoreCard]:
+            if len(down) >= STOP_AFTER:
+                return self.abstain(f"skipped: {self.base_url} failed {len(down)} images in "
+                                    f"a row ({down[-1]})")
+            try:
+                got = one(img, ctx, i)
+            except RemoteError as e:
+                down.append(str(e))
+                raise
+            down.clear()
+            return got
+
+        return self.each(images, ctx, guarded)
 
     def _remote(self) -> Remote:
         self.load()

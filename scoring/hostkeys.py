@@ -1,0 +1,209 @@
+"""Which API key goes to which server: the user's configuration, never a workflow's.
+
+A workflow (saved into every PNG people share) names a server, never a secret. The key for a
+server comes from a binding of its host, made outside every workflow:
+
+- built in: `api.x.ai` ← the environment variable `XAI_API_KEY`, else the file
+  `<config>/xai_key` (`SAITEN_XAI_KEY_FILE` names another file);
+- `<config>/keys.toml` (`SAITEN_KEYS_FILE` names another file), for any other host::
+
+      [hosts."vllm.lan:8000"]      # "host" (any port) or "host:port"
+      env = "MY_VLLM_KEY"          # the variable holding the key, read when a call is made
+      file = "~/.config/saiten/vllm_key"   # or a file holding it
+      http = true                  # allow it over plain http (default: https only)
+
+`<config>` is `$SAITEN_CONFIG_DIR`, else `$XDG_CONFIG_HOME/saiten`, else `~/.config/saiten`.
+A host with no binding gets no key; a server on this machine (localhost, 127.x, ::1) never
+gets one. A key file — and the keys file itself, which decides where keys go — inside a
+folder ComfyUI or a pack serves is refused, checked after resolving symlinks both ways.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+BUILTIN_HOSTS = {"api.x.ai": "XAI_API_KEY"}
+"""The only bindings made without asking: the known APIs' own variables."""
+
+_LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+_SKIP = {".git", "node_modules", "__pycache__", ".venv"}
+_WALK_LIMIT = 200_000  # entries looked at per served folder when searching for symlinks
+
+
+class KeyConfigError(Exception):
+    """The key configuration is unusable or unsafe; the message says what to change."""
+
+
+def config_dir() -> Path:
+    """The user's Saiten configuration folder (outside every ComfyUI folder)."""
+    if os.environ.get("SAITEN_CONFIG_DIR"):
+        return Path(os.environ["SAITEN_CONFIG_DIR"]).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or "~/.config"
+    return Path(base).expanduser() / "saiten"
+
+
+def keys_file() -> Path:
+    return Path(os.environ.get("SAITEN_KEYS_FILE") or config_dir() / "keys.toml").expanduser()
+
+
+def is_loopback(host: str) -> bool:
+    """True for a name or address of this machine (no key, never through a proxy)."""
+    h = host.strip("[]").lower().rstrip(".")
+    if h in _LOCAL_NAMES or h.endswith(".localhost"):
+        return True
+    try:
+        addr = ipaddress.ip_address(h.split("%")[0])
+    except ValueError:
+        return False
+    mapped = getattr(addr, "ipv4_mapped", None)
+    addr = mapped or addr
+    return addr.is_loopback or addr.is_unspecified
+
+
+def split_url(base_url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a server URL; KeyConfigError for one that is not http(s)."""
+    u = urlsplit(base_url.strip())
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise KeyConfigError(f"not a server URL: {base_url!r} (want http(s)://host[:port]/v1)")
+    try:
+        port = u.port or (443 if u.scheme == "https" else 80)
+    except ValueError:
+        raise KeyConfigError(f"bad port in {base_url!r}") from None
+    return u.scheme, u.hostname.lower(), port
+
+
+@dataclass(frozen=True)
+class Binding:
+    """One host's key: where it is read from (never the key itself)."""
+
+    host: str
+    env: str = ""
+    file: str = ""
+    http: bool = False
+    origin: str = "built in"
+
+
+@dataclass(frozen=True)
+class HostKey:
+    """The key a server gets (or None) and, for messages, why."""
+
+    value: str | None = field(repr=False)
+    why: str
+    binding: Binding | None = None
+
+
+def _builtin() -> list[Binding]:
+    file = os.environ.get("SAITEN_XAI_KEY_FILE") or str(config_dir() / "xai_key")
+    return [Binding(h, env=v, file=file) for h, v in BUILTIN_HOSTS.items()]
+
+
+def load_bindings(path: Path | None = None,
+                  served: Iterable[str | os.PathLike[str]] = ()) -> list[Binding]:
+    """The keys file's bindings, then the built-in ones it does not override."""
+    path = path or keys_file()
+    found: list[Binding] = []
+    if path.is_file():
+        refuse_if_served(path, served, what="keys file")
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+            raise KeyConfigError(f"the keys file {path} is unreadable: {e}") from None
+        hosts = data.get("hosts", {})
+        if not isinstance(hosts, dict):
+            raise KeyConfigError(f"{path}: [hosts] must be a table of host = {{ env = ... }}")
+        for host, entry in hosts.items():
+            if isinstance(entry, str):
+                entry = {"env": entry}
+            if not isinstance(entry, dict) or not (entry.get("env") or entry.get("file")):
+                raise KeyConfigError(f"{path}: hosts.{host!r} needs env = \"VAR\" or file = \"…\"")
+            unknown = set(entry) - {"env", "file", "http"}
+            if unknown:
+                raise KeyConfigError(f"{path}: hosts.{host!r} has unknown keys {sorted(unknown)}")
+            found.append(Binding(str(host).lower(), env=str(entry.get("env", "")),
+                                 file=str(entry.get("file", "")),
+                                 http=bool(entry.get("http", False)), origin=str(path)))
+    given = {b.host for b in found}
+    return found + [b for b in _builtin() if b.host not in given]
+
+
+def binding_for(base_url: str, bindings: Iterable[Binding]) -> Binding | None:
+    """The binding of the server's `host:port`, else of its host."""
+    _, host, port = split_url(base_url)
+    table = {b.host: b for b in bindings}
+    return table.get(f"{host}:{port}") or table.get(host)
+
+
+def key_for(base_url: str, served: Iterable[str | os.PathLike[str]] = (),
+            path: Path | None = None) -> HostKey:
+    """The key the server at `base_url` gets under the user's bindings."""
+    scheme, host, _ = split_url(base_url)
+    if is_loopback(host):
+        return HostKey(None, f"no key: {host} is this machine")
+    served = list(served)
+    b = binding_for(base_url, load_bindings(path, served))
+    if b is None:
+        return HostKey(None, f"no key: no key is bound to {host} (bind one in {keys_file()})")
+    if scheme != "https" and not b.http:
+        return HostKey(None, f"no key: {host}'s key goes over https only (base_url is "
+                             "http; add http = true to its entry to allow it)", b)
+    if b.env and os.environ.get(b.env, "").strip():
+        return HostKey(os.environ[b.env].strip(), f"key from ${b.env} ({b.origin} for {b.host})",
+                       b)
+    if b.file:
+        file = Path(b.file).expanduser()
+        if file.is_file():
+            refuse_if_served(file, served, what="key file")
+            value = file.read_text(encoding="utf-8").strip()
+            if value:
+                return HostKey(value, f"key from {file} ({b.origin} for {b.host})", b)
+    how = " or ".join(x for x in (b.env and f"set the environment variable {b.env}",
+                                  b.file and f"write the key to {b.file}") if x)
+    return HostKey(None, f"no API key for {host}: {how} (its binding: {b.origin}); restart "
+                         "ComfyUI after setting a variable", b)
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _symlinks_to(real: str, root: str) -> str | None:
+    """A symlink under `root` whose target is `real` or a folder holding it, or None."""
+    seen = 0
+    for dirpath, dirnames, filenames in os.walk(root):  # does not follow links
+        dirnames[:] = [d for d in dirnames if d not in _SKIP]
+        for name in dirnames + filenames:
+            seen += 1
+            p = os.path.join(dirpath, name)
+            if os.path.islink(p) and _inside(real, os.path.realpath(p)):
+                return p
+        if seen > _WALK_LIMIT:
+            return None
+    return None
+
+
+def refuse_if_served(path: Path, served: Iterable[str | os.PathLike[str]], *,
+                     what: str = "key file") -> None:
+    """KeyConfigError when `path` is inside a served folder, by its own path or its real
+    one, or reachable there through a symlink."""
+    real, plain = os.path.realpath(path), os.path.abspath(os.path.expanduser(path))
+    for folder in served:
+        root = os.path.abspath(os.path.expanduser(folder))
+        root_real = os.path.realpath(root)
+        if _inside(real, root_real) or _inside(plain, root):
+            raise KeyConfigError(f"refusing the {what} {path}: it is inside {root}, a folder "
+                                 f"ComfyUI or a node pack serves; move it to {config_dir()}")
+        link = _symlinks_to(real, root) if os.path.isdir(root) else None
+        if link:
+            raise KeyConfigError(f"refusing the {what} {path}: the symlink {link} serves it; "
+                                 "remove that link")
+
+
+__all__ = ["BUILTIN_HOSTS", "Binding", "HostKey", "KeyConfigError", "binding_for", "config_dir",
+           "is_loopback", "key_for", "keys_file", "load_bindings", "refuse_if_served",
+           "split_url"]
