@@ -18,6 +18,11 @@ Actions (dicts with "kind"):
 - reject_json_schema: HTTP 500 when response_format.type == "json_schema" (llama_cpp.server)
 - logprobs: {"top": {"7": -0.1, ...}} — a one-token answer with top_logprobs; without
   "top", a server with no logprobs support (logprobs: null)
+- redirect: {"code": 307, "location": url} — a redirect answer
+- echo_key: a rubric answer whose comment repeats the request's bearer token
+
+It also works as a plain-http forward proxy (it answers absolute-form request lines), so a
+test can see what a proxied request carried.
 """
 
 from __future__ import annotations
@@ -187,6 +192,13 @@ class Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
             self.close_connection = True
+        elif kind == "redirect":
+            self._send(int(a.get("code", 307)), b"", {"Location": a["location"]})
+        elif kind == "echo_key":
+            auth = self.headers.get("Authorization", "")
+            token = auth.split(" ", 1)[-1]
+            echoed = {**RUBRIC, "comment": f"your key {token} looks fine; {auth}"}
+            self._send(200, completion(body, json.dumps(echoed)))
         elif kind == "junk":
             self._send(200, b"<html>502 Bad Gateway</html>\x00\xff", ctype="text/html")
         elif kind == "logprobs":
@@ -220,9 +232,9 @@ def serve(port: int) -> None:
 class FakeAPI:
     """The fake server in a subprocess (stopped by its PID), driven over HTTP."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--port", "0"],
+            [sys.executable, str(Path(__file__).resolve()), "--port", str(port)],
             stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         if not line.startswith("PORT "):
