@@ -5,6 +5,7 @@ own size, a key echoed in an answer redacted, and messages with the real elapsed
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -155,3 +156,29 @@ def test_a_hung_vlm_server_costs_two_attempts_per_batch_then_nothing(fakeapi, mo
                    method="generate").score(images, ScoreContext())
     assert time.monotonic() - t < 0.5 and "unreachable since" in again[0][0].abstained
     assert len(fakeapi.requests()) == 3  # 2 attempts, then 1 more of image 1 opens it
+
+
+def test_the_cli_never_spends_past_max_usd(fakeapi, tmp_path):
+    """On the real CLI: each judge call could cost up to ~$0.012 at grok-4's prices (its
+    prompt's bytes plus 400 answer tokens); with $0.018 the third one is not sent."""
+    from run_cli import run
+
+    from scoring.cli import SAMPLES
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("astronaut.jpg", "chelsea.jpg", "broken_black.png", "broken_blurred.jpg"):
+        (photos / name).write_bytes((SAMPLES / name).read_bytes())
+    fakeapi.script(default={"kind": "ok", "usage": {"prompt_tokens": 1000,
+                                                    "completion_tokens": 50}})
+    costs = tmp_path / "cost.jsonl"
+    r = run("score", str(photos), "--sources", "nudenet,technical,judge",
+            "--out", str(tmp_path / "out"),
+            "--option", f"judge.base_url={fakeapi.url}", "--option", "judge.model=grok-4",
+            "--option", "judge.max_usd=0.018", "--option", f"judge.cost_log={costs}",
+            cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    spent = [json.loads(x)["usd"] for x in costs.read_text().splitlines()]
+    assert len(spent) == 2 == len(fakeapi.requests()) and sum(spent) <= 0.018
+    report = (tmp_path / "out" / "report.jsonl").read_text()
+    assert "this call could cost up to $0.01" in report and "of max $0.0180" in report
