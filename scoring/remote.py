@@ -619,8 +619,9 @@ class Remote:
                         self._key else " (check the key bound to this host)")
             raise RemoteError(why, status=status)
         try:
-            text = answer.body.decode("utf-8")
-            data = json.loads(self.redact(text) if self._key else text, strict=False)
+            data = json.loads(answer.body.decode("utf-8"), strict=False)
+            if self._key:  # a server echoing the key: gone before anything reads the answer
+                data = json.loads(self.redact(json.dumps(data, ensure_ascii=False)))
             choice = data["choices"][0]
             content = (choice.get("message") or {}).get("content") or ""
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):

@@ -19,7 +19,8 @@ Actions (dicts with "kind"):
 - logprobs: {"top": {"7": -0.1, ...}} — a one-token answer with top_logprobs; without
   "top", a server with no logprobs support (logprobs: null)
 - redirect: {"code": 307, "location": url} — a redirect answer
-- echo_key: a rubric answer whose comment repeats the request's bearer token
+- echo_key: a rubric answer whose comment repeats the request's bearer token ({"part":
+  [a, b]}: only token[a:b]; "escaped": its first character as a JSON unicode escape)
 
 It also works as a plain-http forward proxy (it answers absolute-form request lines), so a
 test can see what a proxied request carried.
@@ -194,11 +195,18 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         elif kind == "redirect":
             self._send(int(a.get("code", 307)), b"", {"Location": a["location"]})
-        elif kind == "echo_key":
+        elif kind == "echo_key":  # {"part": [a, b]}: only token[a:b]; "escaped": unicode-escaped
             auth = self.headers.get("Authorization", "")
             token = auth.split(" ", 1)[-1]
+            if "part" in a:
+                token = token[a["part"][0]:a["part"][1]]
+                auth = ""
             echoed = {**RUBRIC, "comment": f"your key {token} looks fine; {auth}"}
-            self._send(200, completion(body, json.dumps(echoed)))
+            data = completion(body, json.dumps(echoed))
+            if a.get("escaped") and token:
+                data = data.replace(token.encode(), f"\\u{ord(token[0]):04x}".encode()
+                                    + token[1:].encode())
+            self._send(200, data)
         elif kind == "junk":
             self._send(200, b"<html>502 Bad Gateway</html>\x00\xff", ctype="text/html")
         elif kind == "logprobs":

@@ -135,6 +135,11 @@ def test_a_key_echoed_in_the_answer_is_redacted_before_anyone_reads_it(fakeapi):
     assert "your key *** looks fine" in reply.content
     assert_no_secret(reply.content, reply.data, reply.choice)
     assert_no_secret(reply.content, key=FAKE_KEY[4:24])
+    for echo in ({"part": [4, 30]}, {"escaped": True}, {"part": [0, 20], "escaped": True}):
+        fakeapi.script(default={"kind": "echo_key", **echo})
+        reply = Remote(fakeapi.url, api_key=FAKE_KEY, timeout=2).chat(model="m", messages=MSG)
+        assert "your key *** looks fine" in reply.content, (echo, reply.content)
+        assert_no_secret(reply.content, reply.data, key=FAKE_KEY[4:14])
 
 
 def test_a_hung_vlm_server_costs_two_attempts_per_batch_then_nothing(fakeapi, monkeypatch):
