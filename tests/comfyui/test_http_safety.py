@@ -269,7 +269,7 @@ def test_after_an_outage_the_same_graph_runs_again_and_a_full_result_stays_cache
         vlm_api.script(default={"kind": "ok", "content": "I'm sorry, but I can't help with that."})
         prompt = {**sources(), "3": loader_node(comfy, vlm_api.url),
                   "4": rater_node(["1", 0], ["3", 0], ["2", 0]),
-                  "5": judge_node(["4", 0], judge_api.url, force=False),
+                  "5": judge_node(["4", 0], judge_api.url, force=False, model="grok-outage"),
                   **saved("outage", ["5", 0])}
         down = comfy.run(prompt)
         assert "HTTP 500" in down.text("5") and "refused" in down.text("4")
@@ -287,7 +287,8 @@ def test_after_an_outage_the_same_graph_runs_again_and_a_full_result_stays_cache
         assert {"4", "5"} <= cached_nodes(again)
         assert (len(judge_api.requests()), len(vlm_api.requests())) == calls
         # a budget abstention is a fault too: the next queue tries again
-        short = {**prompt, "5": judge_node(["4", 0], judge_api.url, force=True, max_calls=1)}
+        short = {**prompt, "5": judge_node(["4", 0], judge_api.url, force=True, max_calls=1,
+                                           model="grok-outage")}
         first = comfy.run(short)
         assert "budget exhausted" in first.text("5")
         assert "5" not in cached_nodes(comfy.run(short))
