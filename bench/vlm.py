@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from scoring.images import as_rgb, list_images, load  # noqa: E402
-from scoring.sources import create  # noqa: E402
+from scoring.sources import ScoreContext, create  # noqa: E402
 from scoring.sources.vlm import VLMSource  # noqa: E402
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "cat", "immunohistochemistry")
@@ -67,9 +67,8 @@ def transformers_source(args, tmp: Path) -> VLMSource:
 
 
 def seconds_per_image(src: VLMSource, method: str, images: list) -> float:
-    src.method = method
     t = time.perf_counter()
-    sheet = src.score(images)
+    sheet = src.score(images, ScoreContext(options={"method": method}))
     dt = time.perf_counter() - t
     bad = [c.abstained for cards in sheet for c in cards if not c.ok]
     if bad:
@@ -110,7 +109,7 @@ def main() -> None:
             for _ in range(args.rounds):
                 for method in times:
                     times[method].append(seconds_per_image(src, method, images))
-            where = src.describe().replace(f", {src.method}", "")
+            where = src.describe()
         finally:
             src.unload()
     lp, gen = (statistics.median(times[m]) for m in ("logprob", "generate"))

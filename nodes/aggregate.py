@@ -7,13 +7,15 @@ from pathlib import Path
 import folder_paths
 from comfy_api.latest import io, ui
 
+from ..scoring import catalogue
 from ..scoring.aggregate import AggregateSettings, combine_sheet, parse_weights
 from ..scoring.calibrate import Calibration, apply_calibrations, load_calibrations
 from ..scoring.cards import merge_sheets
 from .common import verdicts_text
 from .types import Scores, Verdicts
 
-DEFAULT_WEIGHTS = "qwen-gguf=1.0, joycaption=0.9, wd=0.8, grok=1.1"
+DEFAULT_WEIGHTS = ""
+"""No overrides: every card already carries its catalogue weight (the CLI's too)."""
 MAX_INPUTS = 8
 
 
@@ -57,8 +59,11 @@ class SaitenEnsembleAggregate(io.ComfyNode):
                 io.Float.Input("k", default=2.5, min=0.1, max=20.0, step=0.1,
                                tooltip="A value farther than k·MAD from the median is dropped."),
                 io.String.Input("weights", default=DEFAULT_WEIGHTS, multiline=False,
-                                tooltip="source=weight pairs; sources not listed keep their "
-                                        "own default weight."),
+                                tooltip="source=weight overrides, e.g. 'wd=0.8, grok=1.1'; "
+                                        "sources not listed keep the weight on their cards "
+                                        "(the catalogue's: " + ", ".join(
+                                            f"{k} {v}" for k, v in catalogue.weights().items())
+                                        + ")."),
                 io.String.Input("calibration", default="", optional=True,
                                 tooltip="a cal.json from `python -m scoring calibrate --out`, "
                                         "applied to each source's scores before combining; "

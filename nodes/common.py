@@ -1,10 +1,10 @@
-"""What every Saiten node shares: IMAGE tensors → images, running a source with progress and
-cancel, the cache of loaded sources, and text for the node."""
+"""What every Saiten node shares: IMAGE tensors → images, running a source with its run
+options, progress and cancel, the cache of loaded-model handles (by build options), and text
+for the node."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import comfy.model_management as mm
@@ -16,24 +16,10 @@ from ..scoring.cards import Sheet, Verdict, merge_sheets
 from ..scoring.images import BadImage, Image, as_rgb
 from ..scoring.report import summary
 from ..scoring.rubric import Rubric
-from ..scoring.sources import Cancelled, ScoreContext, Source, create
+from ..scoring.sources import Cancelled, Result, ScoreContext, Source, create, source_class
 from .comfy_memory import POLICY
 
 _SOURCES: dict[tuple, Source] = {}
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-_LOOKS_LIKE_KEY = re.compile(r"^(xai|sk|gsk|sk-proj)[-_]|[a-z].*\d.*[A-Z]|\d.*[a-z].*[A-Z]")
-
-
-def check_env_name(name: str, widget: str = "key_env") -> str:
-    """The NAME of the environment variable holding a key, or ValueError — never echoing the
-    value, which might be a pasted key (every widget is saved into each PNG)."""
-    name = name.strip()
-    if not _ENV_NAME.match(name) or (len(name) > 24 and _LOOKS_LIKE_KEY.search(name)):
-        raise ValueError(
-            f"{widget} takes the NAME of an environment variable (e.g. XAI_API_KEY), never the "
-            "key itself: clear this widget (it is saved into every PNG), set the variable "
-            "before starting ComfyUI, or put the key in ~/.config/saiten/xai_key")
-    return name
 
 
 def images_from_tensor(images: torch.Tensor) -> list[Image]:
@@ -61,27 +47,37 @@ def batch_for(images: torch.Tensor, verdicts: Sequence[Any]) -> torch.Tensor:
     return images
 
 
-def cached_source(name: str, **options: Any) -> Source:
-    """The source `name` with these options, reused across runs (its model stays loaded
-    until ComfyUI evicts it or the node asks to unload)."""
-    key = (name, tuple(sorted((k, repr(v)) for k, v in options.items())))
+def cached_source(name: str, **build: Any) -> Source:
+    """The loaded-model handle for source `name` built with these build options, shared by
+    every node that asks for the same ones (its model stays loaded until ComfyUI evicts it
+    or a call asks to unload). Run options never go here: they travel with each call."""
+    run = set(source_class(name).Options.__dataclass_fields__) & set(build)
+    if run:
+        raise TypeError(f"{', '.join(sorted(run))}: run options of {name} go with the call "
+                        "(run_source(options=...)), not into the cached handle")
+    key = (name, tuple(sorted((k, repr(v)) for k, v in build.items())))
     source = _SOURCES.get(key)
     if source is None:
-        source = _SOURCES[key] = create(name, memory=POLICY, **options)
+        source = _SOURCES[key] = create(name, memory=POLICY, **build)
     return source
 
 
 def run_source(
-    source: Source, images: torch.Tensor, scores: Sheet | None = None, *,
-    rubric: Rubric | None = None, repeats: int = 1, keep_loaded: bool = True,
+    source: Source, images: torch.Tensor | None, scores: Sheet | None = None, *,
+    rubric: Rubric | None = None, repeats: int = 1, options: Mapping[str, Any] | None = None,
     node_id: str | None = None,
-) -> tuple[Sheet, Sheet]:
-    """Score an IMAGE batch with `source`; returns (all cards so far, this source's cards).
+) -> tuple[Sheet, Result]:
+    """Score an IMAGE batch with `source` under this call's run `options` (label, weight,
+    keep_loaded, method…); returns (all cards so far, this call's Result). `images` None:
+    a source that reads cards only (the judge), one placeholder per image of `scores`.
 
     Progress advances per image; a cancel from the UI stops between images and raises
     ComfyUI's interrupt (never an abstention).
     """
-    imgs = images_from_tensor(images)
+    if images is None:
+        imgs: list[Any] = [None] * len(scores or [])
+    else:
+        imgs = images_from_tensor(images)
     if scores is not None and len(scores) != len(imgs):
         raise ValueError(
             f"the scores input is for {len(scores)} images but the batch has {len(imgs)}: "
@@ -99,18 +95,15 @@ def run_source(
 
     ctx = ScoreContext(
         rubric=rubric or Rubric.default(), prior=scores, progress=progress,
-        interrupted=mm.processing_interrupted, repeats=repeats,
+        interrupted=mm.processing_interrupted, repeats=repeats, options=dict(options or {}),
     )
     try:
-        sheet = source.score(imgs, ctx)
+        result = source.score(imgs, ctx)
     except Cancelled:
         mm.throw_exception_if_processing_interrupted()
         raise mm.InterruptProcessingException() from None
-    finally:
-        if not keep_loaded:
-            source.unload()
     bar.update_absolute(len(imgs))
-    return (merge_sheets(scores, sheet) if scores is not None else sheet), sheet
+    return (merge_sheets(scores, result) if scores is not None else result.sheet), result
 
 
 def cards_text(sheet: Sheet) -> str:

@@ -2,8 +2,9 @@
 
 No key widget, and no widget naming one: ComfyUI writes every widget into each saved PNG,
 /history and error events, and people share PNGs. The workflow names a server; the key is
-the one the user bound to that server's host (`scoring.hostkeys`). The old `key_env` widget
-stays (saved workflows keep their widget order) but is ignored, with a note on the node.
+the one the user bound to that server's host (`scoring.remote.keys`). The old `key_env`
+widget stays (saved workflows keep their widget order) but is ignored, with a note on the
+node.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import folder_paths
-import torch
 from comfy_api.latest import io, ui
 
+from ..scoring import catalogue
 from ..scoring.cards import Sheet
+from ..scoring.remote import CostLog
 from ..scoring.rubric import Rubric as RubricData
 from ..scoring.sources import create
-from ..scoring.sources.judge import DEFAULT_MODEL, DEFAULT_TIMEOUT, XAI_URL
 from . import rerun
 from .common import cards_text, run_source
 from .keys import ignored_widget_note, served_dirs
@@ -28,9 +29,11 @@ def saiten_dir() -> Path:
     """<ComfyUI user directory>/saiten: the judge's cost log, cache and price table."""
     return Path(folder_paths.get_user_directory()) / "saiten"
 
+
 class SaitenGrokJudge(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
+        spec = catalogue.spec("judge")
         return io.Schema(
             node_id="SaitenGrokJudge",
             display_name="Saiten Judge (Grok, text only)",
@@ -43,15 +46,16 @@ class SaitenGrokJudge(io.ComfyNode):
                 "by its circuit breaker."),
             inputs=[
                 Scores.Input("scores", tooltip="cards from a tagger / VLM for this batch"),
-                io.String.Input("base_url", default=XAI_URL),
-                io.String.Input("model", default=DEFAULT_MODEL),
+                io.String.Input("base_url", default=spec.build["base_url"]),
+                io.String.Input("model", default=spec.build["model"]),
                 io.String.Input("key_env", default="",
                                 display_name="key_env (ignored)",
                                 tooltip="ignored, kept so saved workflows load: the key is "
                                         "bound to the server's host (XAI_API_KEY for "
                                         "api.x.ai; keys.toml for others)"),
-                io.Float.Input("temperature", default=0.2, min=0.0, max=2.0, step=0.05),
-                io.Float.Input("timeout", default=DEFAULT_TIMEOUT, min=1.0, max=600.0,
+                io.Float.Input("temperature", default=spec.option_default("temperature"),
+                               min=0.0, max=2.0, step=0.05),
+                io.Float.Input("timeout", default=spec.build["timeout"], min=1.0, max=600.0,
                                step=1.0,
                                tooltip="seconds per attempt; 2 retries at most. After 3 "
                                        "failed attempts in a row the server is skipped "
@@ -70,7 +74,8 @@ class SaitenGrokJudge(io.ComfyNode):
                 io.Float.Input("band_hi", default=100.0, min=0.0, max=100.0, step=1.0),
                 io.Int.Input("top_k", default=0, min=0, max=100_000,
                              tooltip="two-stage: also judge the top-K by prior score"),
-                io.Float.Input("weight", default=1.1, min=0.0, max=10.0, step=0.05),
+                io.Float.Input("weight", default=spec.default_weight, min=0.0, max=10.0,
+                               step=0.05),
                 Rubric.Input("rubric", optional=True,
                              tooltip="from Saiten Rubric (default: the built-in rubric)"),
             ],
@@ -93,18 +98,20 @@ class SaitenGrokJudge(io.ComfyNode):
         band = None if band_lo <= 0 and band_hi >= 100 else (band_lo, band_hi)
         judge = create(
             "judge", base_url=base_url.strip(), model=model.strip(),
-            forbidden_dirs=served_dirs(), temperature=temperature, timeout=timeout,
-            max_calls=max_calls, max_usd=max_usd, force=force, geval_samples=geval_samples,
-            band=band, top_k=top_k, weight=weight, cost_log=folder / "judge_cost.jsonl",
+            forbidden_dirs=served_dirs(), timeout=timeout, cost_log=folder / "judge_cost.jsonl",
             cache=folder / "judge_cache.sqlite", prices=folder / "prices.json")
-        placeholder = torch.zeros((len(scores), 1, 1, 3))  # text only: the batch size alone
+        options = {"temperature": temperature, "max_calls": max_calls, "max_usd": max_usd,
+                   "force": force, "geval_samples": geval_samples, "band": band,
+                   "top_k": top_k, "weight": weight}
         node_id = cls.hidden.unique_id if cls.hidden else None
-        merged, mine = run_source(judge, placeholder, scores, rubric=rubric, node_id=node_id)
-        rerun.record("SaitenGrokJudge", node_id, mine)
-        prompts = "\n\n".join(f"### image {i}\n{p}" for i, p in enumerate(judge.prompts) if p)
-        notes = "".join(f"{n}\n" for n in (judge.key_note, note) if n)
-        text = (f"{judge.summary()} this run — log: {folder / 'judge_cost.jsonl'}\n"
-                f"{notes}{cards_text(mine)}")
+        merged, result = run_source(judge, None, scores, rubric=rubric, options=options,
+                                    node_id=node_id)
+        rerun.record("SaitenGrokJudge", node_id, result)
+        prompts = "\n\n".join(f"### image {i}\n{p}" for i, p in enumerate(result.prompts) if p)
+        cost = result.cost or f"{result.label}: {CostLog(None).summary()}"  # it never ran
+        notes = "".join(f"{n}\n" for n in (result.describe, note) if n)
+        text = (f"{cost} this run — log: "
+                f"{folder / 'judge_cost.jsonl'}\n{notes}{cards_text(result)}")
         return io.NodeOutput(merged, prompts, ui=ui.PreviewText(text))
 
 

@@ -1,5 +1,5 @@
 """What the nodes do about keys: the folders ComfyUI and its node packs serve or let clients
-write (a key file, or the keys file, there is refused: `scoring.hostkeys.refuse_if_served`),
+write (a key file, or the keys file, there is refused: `scoring.remote.keys.refuse_if_served`),
 and the old key-variable widgets, kept so saved workflows keep their widget order, ignored.
 """
 
@@ -10,7 +10,7 @@ import sys
 
 import folder_paths
 
-from .common import check_env_name
+from ..scoring.remote import check_env_name
 
 IGNORED = (
     "{widget} is ignored: a workflow never chooses a key. The key for a server is bound to "

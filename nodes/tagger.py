@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +17,18 @@ import comfy.utils
 import folder_paths
 from comfy_api.latest import io, ui
 
-from ..scoring import models
-from ..scoring.cards import ScoreCard, Sheet, merge_sheets
-from ..scoring.sources import SourceError
-from .common import cached_source, cards_text, images_from_tensor, run_source
+from ..scoring import catalogue, models
+from ..scoring.cards import Sheet
+from ..scoring.errors import SourceError
+from ..scoring.sources import Result, Source, Unavailable
+from .common import cached_source, cards_text, run_source
 from .types import Scores
 
 log = logging.getLogger("saiten")
 
 FOLDER = "saiten_tagger"
 NUDENET = "nudenet (offline)"
-MODES = ("fixed", "per-tag", "mcut")
-PROVIDES = {"nudenet": ("erotic",), "wd": ("erotic",), "cl": ("erotic", "overall")}
+MODES = ("fixed", "per-tag", "mcut")  # one widget over WD's MCut and CL's per-tag mode
 
 
 def register_folders() -> None:
@@ -55,7 +54,7 @@ def model_dirs() -> list[Path]:
 def model_choices() -> list[str]:
     """NudeNet, every local WD/CL model, then the known downloadable ones."""
     local = sorted(models.list_models(model_dirs()))
-    known = [k for k in models.KNOWN if not any(n.split("/")[0] == k for n in local)]
+    known = [k for k in models.known() if not any(n.split("/")[0] == k for n in local)]
     return [NUDENET, *local, *known]
 
 
@@ -81,14 +80,33 @@ def resolve_source(model: str, allow_download: bool,
 
 
 def tagger_options(kind: str, general: float, character: float, mode: str) -> dict[str, Any]:
-    """Widget values → source options; a threshold of 0 means the model's recommended one."""
+    """Widget values → build options; a threshold of 0 means the model's recommended one
+    (from its spec, the same default the CLI uses)."""
+    spec = catalogue.spec(kind)
     if kind == "wd":
-        return {"general_threshold": general or 0.35, "character_threshold": character or 0.85,
+        return {"general_threshold": general or spec.build["general_threshold"],
+                "character_threshold": character or spec.build["character_threshold"],
                 "mcut": mode == "mcut"}
     if kind == "cl":
-        return {"threshold": general or 0.55, "character_threshold": character or 0.55,
+        return {"threshold": general or spec.build["threshold"],
+                "character_threshold": character or spec.build["character_threshold"],
                 "threshold_mode": "per-tag" if mode == "per-tag" else "single"}
     return {}
+
+
+def tagger_for(model: str, allow_download: bool, batch_size: int, general: float,
+               character: float, mode: str, node_id: str | None) -> Source:
+    """The cached tagger handle for the widgets, or an `Unavailable` saying what to do."""
+    try:
+        kind, path = resolve_source(model, allow_download, node_id)
+    except SourceError as e:  # a missing model: this source abstains, the graph runs on
+        entry = models.known().get(model.split("/")[-1])
+        return Unavailable.of(entry.kind if entry else "wd", str(e), label=model)
+    build: dict[str, Any] = {"batch_size": batch_size,
+                             **tagger_options(kind, general, character, mode)}
+    if path is not None:
+        build["model_path"] = str(path)
+    return cached_source(kind, **build)
 
 
 def tag_strings(sheet: Sheet) -> list[str]:
@@ -96,14 +114,14 @@ def tag_strings(sheet: Sheet) -> list[str]:
     return [", ".join(c.tags) if c.ok else "" for cards in sheet for c in cards[:1]]
 
 
-def summary(source: Any, sheet: Sheet, seconds: float, reused: bool) -> str:
+def summary(result: Result) -> str:
     """Provider, timing and the top tags per image, for the node."""
-    n = len(sheet)
-    head = source.describe()
-    if getattr(source, "model", None) is not None or hasattr(source, "provider"):
-        head += " · session " + ("reused" if reused else "new")
+    n, seconds = len(result), result.seconds
+    head = result.describe
+    if result.provider:
+        head += " · session " + ("reused" if result.reused else "new")
     lines = [head, f"{n} images in {seconds:.2f} s ({seconds / max(n, 1):.3f} s/image)"]
-    for i, cards in enumerate(sheet):
+    for i, cards in enumerate(result):
         c = cards[0]
         if not c.ok:
             lines.append(f"#{i} abstained — {c.abstained}")
@@ -119,6 +137,7 @@ class SaitenTagger(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
+        wd, cl, nn = (catalogue.spec(k) for k in ("wd", "cl", "nudenet"))
         return io.Schema(
             node_id="SaitenTagger",
             display_name="Saiten Tagger",
@@ -134,9 +153,13 @@ class SaitenTagger(io.ComfyNode):
                 Scores.Input("scores", optional=True,
                              tooltip="Cards from other sources; this tagger's are appended."),
                 io.Float.Input("general_threshold", default=0.0, min=0.0, max=1.0, step=0.01,
-                               tooltip="0 = the model's recommended (WD 0.35, CL 0.55)"),
+                               tooltip="0 = the model's recommended (WD "
+                                       f"{wd.build['general_threshold']}, CL "
+                                       f"{cl.build['threshold']})"),
                 io.Float.Input("character_threshold", default=0.0, min=0.0, max=1.0, step=0.01,
-                               tooltip="0 = the model's recommended (WD 0.85, CL 0.55)"),
+                               tooltip="0 = the model's recommended (WD "
+                                       f"{wd.build['character_threshold']}, CL "
+                                       f"{cl.build['character_threshold']})"),
                 io.Combo.Input("threshold_mode", options=list(MODES), default="fixed",
                                tooltip="fixed thresholds; per-tag best thresholds (CL "
                                        "model_tag_metrics.npz); MCut (WD)"),
@@ -149,7 +172,8 @@ class SaitenTagger(io.ComfyNode):
                                          "evict it when the diffusion model needs memory)."),
                 io.Float.Input("weight", default=0.0, min=0.0, max=10.0, step=0.05,
                                tooltip="Weight in the ensemble; 0 = the source's default "
-                                       "(WD/CL 0.8, NudeNet 0.6)"),
+                                       f"(WD {wd.default_weight}, CL {cl.default_weight}, "
+                                       f"NudeNet {nn.default_weight})"),
                 io.String.Input("label", default="", tooltip="Name of this source in the cards"),
             ],
             outputs=[
@@ -166,34 +190,14 @@ class SaitenTagger(io.ComfyNode):
                 weight: float = 0.0, label: str = "", scores: Sheet | None = None,
                 ) -> io.NodeOutput:
         node_id = cls.hidden.unique_id if cls.hidden else None
-        label = label.strip() or None
-        t0 = time.perf_counter()
-        try:
-            kind, path = resolve_source(model, allow_download, node_id)
-        except SourceError as e:  # a missing model: this source abstains, the graph runs on
-            n = len(images_from_tensor(images))
-            name = label or model
-            mine = [[ScoreCard.abstain(name, "tagger", str(e), provides=("erotic",))]
-                    for _ in range(n)]
-            sheet = merge_sheets(scores, mine) if scores is not None else mine
-            return io.NodeOutput(sheet, [""] * n, ui=ui.PreviewText(f"{name}: {e}"))
-        options: dict[str, Any] = {"batch_size": batch_size, "label": label,
-                                   "keep_loaded": keep_loaded,
-                                   **tagger_options(kind, general_threshold,
-                                                    character_threshold, threshold_mode)}
-        if path is not None:
-            options["model_path"] = str(path)
-        if weight > 0:
-            options["weight"] = weight
-        source = cached_source(kind, **options)
-        was_loaded = source.loaded
-        sheet, mine = run_source(source, images, scores, keep_loaded=keep_loaded,
-                                 node_id=node_id)
-        model_obj = getattr(source, "model", None)
-        reused = was_loaded or bool(model_obj and model_obj.reused)
-        text = summary(source, mine, time.perf_counter() - t0, reused)
+        source = tagger_for(model, allow_download, batch_size, general_threshold,
+                            character_threshold, threshold_mode, node_id)
+        options = {"label": label.strip(), "keep_loaded": keep_loaded,
+                   "weight": weight if weight > 0 else None}
+        sheet, result = run_source(source, images, scores, options=options, node_id=node_id)
+        text = summary(result)
         log.info("saiten: %s", text.splitlines()[0])
-        return io.NodeOutput(sheet, tag_strings(mine), ui=ui.PreviewText(text))
+        return io.NodeOutput(sheet, tag_strings(result), ui=ui.PreviewText(text))
 
 
 class SaitenTechnicalCheck(io.ComfyNode):
@@ -216,8 +220,8 @@ class SaitenTechnicalCheck(io.ComfyNode):
     def execute(cls, images, scores: Sheet | None = None) -> io.NodeOutput:
         node_id = cls.hidden.unique_id if cls.hidden else None
         source = cached_source("technical")
-        sheet, mine = run_source(source, images, scores, node_id=node_id)
-        return io.NodeOutput(sheet, ui=ui.PreviewText(cards_text(mine)))
+        sheet, result = run_source(source, images, scores, node_id=node_id)
+        return io.NodeOutput(sheet, ui=ui.PreviewText(cards_text(result)))
 
 
 register_folders()

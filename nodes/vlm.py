@@ -8,18 +8,18 @@ download writes), llama.cpp models as a GGUF file plus its paired mmproj GGUF.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
 
 import folder_paths
 from comfy_api.latest import io, ui
 
+from ..scoring import catalogue, models
 from ..scoring.cards import Sheet
+from ..scoring.errors import SourceError, reason
 from ..scoring.rubric import Rubric as RubricData
-from ..scoring.sources import Source, SourceError
-from ..scoring.sources.vlm import METHODS, VLMSource, model_label
+from ..scoring.sources import Source, Unavailable
+from ..scoring.sources.vlm import model_label
 from . import rerun
 from .common import cached_source, cards_text, run_source
 from .keys import ignored_widget_note, served_dirs
@@ -29,12 +29,11 @@ FOLDER = "saiten_vlm"
 SHARED_FOLDERS = ("LLM",)  # other packs' LLM folder, reused when registered
 RUNTIMES = {"transformers": "vlm-transformers", "llama.cpp": "vlm-llamacpp",
             "openai-compatible": "vlm-http"}
-CHAT_FORMATS = ("auto", "qwen2.5-vl", "llava-1.5", "mtmd")  # llama.cpp chat handlers
 AUTO_MMPROJ = "auto (paired file next to the model)"
 NO_MODEL = "(none found: put models in models/saiten_vlm)"
 
 VLM = io.Custom("SAITEN_VLM")
-"""A `VLMHandle`: the VLM source and whether it stays loaded after a run."""
+"""A `VLMHandle`: the loaded-model handle and whether it stays loaded after a run."""
 
 
 def register_folder() -> None:
@@ -53,121 +52,65 @@ def model_roots() -> list[Path]:
     return roots
 
 
-def _is_mmproj(path: Path) -> bool:
-    return "mmproj" in path.name.lower()
-
-
 def list_models() -> tuple[list[str], list[str]]:
-    """(models, mmproj files) relative to their root: transformers folders (with a
-    config.json, up to three levels deep) and GGUF files."""
-    models, projs = set(), set()
-    for root in model_roots():
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-            here = Path(dirpath)
-            depth = len(here.relative_to(root).parts)
-            if "config.json" in filenames and depth:
-                models.add(here.relative_to(root).as_posix())
-                dirnames.clear()  # a model folder's subfolders are its own business
-                continue
-            if depth >= 3:
-                dirnames.clear()
-            for f in filenames:
-                p = here / f
-                if p.suffix.lower() == ".gguf":
-                    (projs if _is_mmproj(p) else models).add(p.relative_to(root).as_posix())
-    return sorted(models), sorted(projs)
+    """(models, mmproj files) in the registered folders (see `scoring.models.list_vlms`)."""
+    return models.list_vlms(model_roots())
 
 
-def resolve(name: str) -> Path:
-    """The full path of a model listed by `list_models`; SourceError when it is gone."""
-    for root in model_roots():
-        p = root / name
-        if p.exists():
-            return p
-    raise SourceError(f"model {name!r} not found under {', '.join(map(str, model_roots()))}")
-
-
-_QUANT_SUFFIX = re.compile(r"[-_.](i?q\d[\w]*|f16|bf16|f32)$")
-
-
-def paired_mmproj(model: Path) -> Path:
-    """The mmproj GGUF in the model's folder (the only one, or the one sharing its stem)."""
-    candidates = sorted(p for p in model.parent.glob("*.gguf") if _is_mmproj(p))
-    if len(candidates) == 1:
-        return candidates[0]
-    stem = _QUANT_SUFFIX.sub("", model.stem.lower())
-    named = [p for p in candidates if stem and stem in p.name.lower()]
-    if len(named) == 1:
-        return named[0]
-    found = ", ".join(p.name for p in candidates) or "none"
-    raise SourceError(f"choose the mmproj for {model.name}: {len(candidates)} mmproj GGUF "
-                      f"files next to it ({found}); it must be the one made for this model")
-
-
-class Unavailable(Source):
-    """Stands in for a VLM that could not be created: abstains with the reason."""
-
-    name: ClassVar[str] = "vlm"
-    kind: ClassVar[str] = "vlm"
-
-    def __init__(self, reason: str, **kw: Any) -> None:
-        super().__init__(**kw)
-        self.reason = reason
-
-    def describe(self) -> str:
-        return f"{self.label}: unavailable — {self.reason}"
-
-    def _score(self, images, ctx) -> Sheet:
-        raise SourceError(self.reason)
-
-
-@dataclass
+@dataclass(frozen=True)
 class VLMHandle:
+    """The loader's output: a shared loaded-model handle (cached by its build options) and
+    the loader's own settings. Raters pass their run options per call, never onto it."""
+
     source: Source
     keep_loaded: bool = True
     label: str = ""  # the loader's name for the model (cards' default source name)
 
 
-def make_source(runtime: str, model: str, mmproj: str, *, dtype: str = "auto",
-                quantization: str = "none", n_gpu_layers: int = -1, chat_format: str = "auto",
-                base_url: str = "", model_name: str = "", timeout: float = 60.0) -> Source:
-    """The (cached) source for the loader's widgets; a source that cannot be created comes
-    back as `Unavailable` so the rest of the workflow still runs."""
-    label = None
+def build_options(runtime: str, model: str, mmproj: str, *, dtype: str = "auto",
+                  quantization: str = "none", n_gpu_layers: int = -1,
+                  chat_format: str = "auto", base_url: str = "", model_name: str = "",
+                  timeout: float = 60.0) -> tuple[str, dict[str, object]]:
+    """The loader's widgets → (registry name, build options); SourceError saying what to fix."""
+    if runtime not in RUNTIMES:
+        raise SourceError(f"unknown runtime {runtime!r}; use one of {list(RUNTIMES)}")
+    if runtime == "openai-compatible":
+        if not model_name.strip():
+            raise SourceError("openai-compatible: set model_name (the server's model id)")
+        return "vlm-http", {"base_url": base_url.strip(), "model": model_name.strip(),
+                            "timeout": float(timeout), "forbidden_dirs": tuple(served_dirs())}
+    if model == NO_MODEL:
+        raise SourceError(f"no model: put one in {os.path.join('models', FOLDER)}")
+    roots = model_roots()
+    path = models.find_vlm(model, roots)
+    if runtime == "transformers":
+        return "vlm-transformers", {"model_dir": str(path), "dtype": dtype,
+                                    "quantization": quantization}
+    if path.is_dir() or path.suffix.lower() != ".gguf":
+        raise SourceError(f"llama.cpp needs a GGUF file, {model!r} is not one")
+    _, files = models.vlm_files(str(path), None if mmproj == AUTO_MMPROJ else mmproj, roots)
+    return "vlm-llamacpp", {**files, "chat_format": chat_format,
+                            "n_gpu_layers": "auto" if n_gpu_layers < 0 else int(n_gpu_layers)}
+
+
+def make_source(runtime: str, model: str, mmproj: str, **widgets: object) -> Source:
+    """The cached handle for the loader's widgets; one that cannot be created comes back as
+    `Unavailable` so the rest of the workflow still runs."""
+    name = RUNTIMES.get(runtime, "vlm-transformers")
     try:
-        if runtime not in RUNTIMES:
-            raise SourceError(f"unknown runtime {runtime!r}; use one of {list(RUNTIMES)}")
-        if runtime == "openai-compatible":
-            if not model_name.strip():
-                raise SourceError("openai-compatible: set model_name (the server's model id)")
-            label = model_label(model_name.strip())
-            options = {"base_url": base_url.strip(), "model": model_name.strip(),
-                       "timeout": float(timeout), "forbidden_dirs": tuple(served_dirs()),
-                       "label": label}
-        else:
-            if model == NO_MODEL:
-                raise SourceError(f"no model: put one in {os.path.join('models', FOLDER)}")
-            path = resolve(model)
-            label = model_label(path.stem, gguf=True) if path.is_file() else model_label(path.name)
-            if runtime == "transformers":
-                options = {"model_dir": str(path), "dtype": dtype, "quantization": quantization}
-            else:
-                if path.is_dir() or path.suffix.lower() != ".gguf":
-                    raise SourceError(f"llama.cpp needs a GGUF file, {model!r} is not one")
-                proj = paired_mmproj(path) if mmproj == AUTO_MMPROJ else resolve(mmproj)
-                options = {"model_path": str(path), "mmproj_path": str(proj),
-                           "n_gpu_layers": "auto" if n_gpu_layers < 0 else int(n_gpu_layers),
-                           "chat_format": chat_format}
-        return cached_source(RUNTIMES[runtime], **options)
+        name, build = build_options(runtime, model, mmproj, **widgets)  # type: ignore[arg-type]
+        return cached_source(name, **build)
     except Exception as e:  # a missing runtime or file fails this source only
-        reason = str(e) if isinstance(e, SourceError) else f"{type(e).__name__}: {e}"
-        return Unavailable(reason, label=label or runtime)
+        label = model_label(Path(model).stem, gguf=model.lower().endswith(".gguf")) \
+            if model != NO_MODEL and runtime != "openai-compatible" else runtime
+        return Unavailable.of(name, reason(e), label=label)
 
 
 class SaitenVLMLoader(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        models, projs = list_models()
+        found, projs = list_models()
+        tf, llama = catalogue.spec("vlm-transformers"), catalogue.spec("vlm-llamacpp")
         return io.Schema(
             node_id="SaitenVLMLoader",
             display_name="Saiten VLM Loader",
@@ -177,17 +120,18 @@ class SaitenVLMLoader(io.ComfyNode):
                         "OpenAI-compatible server. The model loads when the rater first runs.",
             inputs=[
                 io.Combo.Input("runtime", options=list(RUNTIMES), default="transformers"),
-                io.Combo.Input("model", options=models or [NO_MODEL],
+                io.Combo.Input("model", options=found or [NO_MODEL],
                                tooltip="models/saiten_vlm: a transformers folder or a GGUF"),
                 io.Combo.Input("mmproj", options=[AUTO_MMPROJ, *projs],
                                tooltip="llama.cpp: the mmproj GGUF made for this model"),
-                io.Combo.Input("dtype", options=["auto", "bf16", "fp16", "fp32"],
+                io.Combo.Input("dtype", options=list(tf.choices["dtype"]),
                                tooltip="transformers: auto = bf16/fp16 on GPU, fp32 on CPU"),
-                io.Combo.Input("quantization", options=["none", "nf4"],
+                io.Combo.Input("quantization", options=list(tf.choices["quantization"]),
                                tooltip="transformers: nf4 = 4-bit bitsandbytes"),
                 io.Int.Input("n_gpu_layers", default=-1, min=-1, max=999,
                              tooltip="llama.cpp: layers on the GPU; -1 = as many as fit"),
-                io.Combo.Input("chat_format", options=list(CHAT_FORMATS), default="auto",
+                io.Combo.Input("chat_format", options=list(llama.choices["chat_format"]),
+                               default="auto",
                                tooltip="llama.cpp: the chat handler; auto = from the model "
                                        "and mmproj pair"),
                 io.String.Input("base_url", default="http://127.0.0.1:1234/v1",
@@ -229,6 +173,7 @@ class SaitenVLMLoader(io.ComfyNode):
 class SaitenVLMRater(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
+        spec = catalogue.spec("vlm-transformers")
         return io.Schema(
             node_id="SaitenVLMRater",
             display_name="Saiten VLM Rater",
@@ -241,7 +186,8 @@ class SaitenVLMRater(io.ComfyNode):
                 VLM.Input("vlm"),
                 Scores.Input("scores", optional=True,
                              tooltip="cards from earlier sources (tags go into the prompt)"),
-                io.Combo.Input("method", options=list(METHODS), default="logprob"),
+                io.Combo.Input("method", options=list(spec.choices["method"]),
+                               default=spec.option_default("method")),
                 io.Boolean.Input("use_tags", default=True,
                                  tooltip="put the taggers' tags and ratings into the prompt"),
                 io.Boolean.Input("comment", default=True,
@@ -251,8 +197,9 @@ class SaitenVLMRater(io.ComfyNode):
                                      "median); greedy decoding repeats itself, so 1 is enough "
                                      "for local models"),
                 io.Float.Input("weight", default=0.0, min=0.0, max=10.0, step=0.05,
-                               tooltip="Weight in the ensemble; 0 = the source's default "
-                                       "(transformers 0.9)"),
+                               tooltip="Weight in the ensemble; 0 = the model's default "
+                                       "(" + ", ".join(f"{m.label} {m.weight}"
+                                                       for m in spec.models) + ")"),
                 io.String.Input("label", default="", tooltip="Name of this source in the cards "
                                                               "(default: the model's name)"),
                 Rubric.Input("rubric", optional=True,
@@ -271,14 +218,12 @@ class SaitenVLMRater(io.ComfyNode):
     def execute(cls, images, vlm: VLMHandle, method: str, use_tags: bool, comment: bool,
                 repeats: int, weight: float, label: str, scores: Sheet | None = None,
                 rubric: RubricData | None = None) -> io.NodeOutput:
-        source = vlm.source
-        if isinstance(source, VLMSource):
-            source.method, source.use_tags, source.want_comment = method, use_tags, comment
-        source.weight = float(weight) if weight > 0 else source.default_weight
-        source.label = label.strip() or vlm.label or source.label
+        options = {"method": method, "use_tags": use_tags, "comment": comment,
+                   "weight": float(weight) if weight > 0 else None,
+                   "label": label.strip() or vlm.label, "keep_loaded": vlm.keep_loaded}
         node_id = cls.hidden.unique_id if cls.hidden else None
-        merged, mine = run_source(source, images, scores, rubric=rubric, repeats=repeats,
-                                  keep_loaded=vlm.keep_loaded, node_id=node_id)
+        merged, mine = run_source(vlm.source, images, scores, rubric=rubric, repeats=repeats,
+                                  options=options, node_id=node_id)
         rerun.record("SaitenVLMRater", node_id, mine)
         return io.NodeOutput(merged, ui=ui.PreviewText(cards_text(mine)))
 

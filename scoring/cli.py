@@ -30,59 +30,50 @@ from .calibrate import (
     load_ratings,
     save_calibrations,
 )
-from .cards import AXES, ScoreCard, Sheet, Verdict, merge_sheets
+from .cards import AXES, Sheet, Verdict, merge_sheets
+from .errors import SourceError
 from .images import IMAGE_SUFFIXES, Image, list_images, load
+from .models import vlm_files
 from .report import Entry, notes, read_jsonl, thumbnail, write_report
 from .rubric import Rubric
-from .sources import (
-    OFFLINE_DEFAULT,
-    REGISTRY,
-    Cancelled,
-    ScoreContext,
-    Source,
-    create,
-    source_class,
-)
+from .sources import OFFLINE_DEFAULT, REGISTRY, Cancelled, ScoreContext, Source, Unavailable, create
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 SHORT = {"erotic": "ero", "composition": "comp", "appeal": "appl", "typeset": "type",
          "overall": "over"}
 
 
-class Unavailable:
-    """Stands in for a source that could not even be created: it abstains on every image."""
+VLM_FILES = ("vlm-transformers", "vlm-llamacpp")
 
-    def __init__(self, name: str, reason: str) -> None:
-        self.label, self.reason = name, reason
-        try:
-            cls = source_class(name)
-            self.kind, self.provides = cls.kind, tuple(cls.provides)
-        except Exception:
-            self.kind, self.provides = "detector", ()
 
-    def score(self, images: Sequence[Image], ctx: ScoreContext | None = None) -> Sheet:
-        return [[ScoreCard.abstain(self.label, self.kind, self.reason, provides=self.provides)]
-                for _ in images]
-
-    def unload(self) -> None:
-        pass
+def _vlm_options(name: str, opts: dict[str, Any], roots: Sequence[str | Path]) -> dict[str, Any]:
+    """`--option vlm-llamacpp.model=NAME` (a path, or a name under --models): the files the
+    node's loader would pick for it (a GGUF's paired mmproj unless `mmproj` is given)."""
+    if name not in VLM_FILES or "model" not in opts:
+        return opts
+    opts = dict(opts)
+    runtime, files = vlm_files(str(opts.pop("model")), opts.pop("mmproj", None), roots)
+    if runtime != name:
+        raise SourceError(f"{name}: {files} is a model for {runtime}")
+    return {**files, **opts}
 
 
 def make_sources(names: Sequence[str], log: Callable[[str], None],
-                 options: dict[str, dict[str, Any]] | None = None) -> list[Source | Unavailable]:
-    """Create each named source with its `--option`s; one that fails becomes an
-    `Unavailable` with the reason."""
-    out: list[Source | Unavailable] = []
+                 options: dict[str, dict[str, Any]] | None = None,
+                 roots: Sequence[str | Path] = ()) -> list[Source]:
+    """Create each named source with its `--option`s (build options and its default run
+    options); one that fails becomes an `Unavailable` with the reason."""
+    out: list[Source] = []
     for name in names:
         try:
-            out.append(create(name, **(options or {}).get(name, {})))
+            out.append(create(name, **_vlm_options(name, (options or {}).get(name, {}), roots)))
         except Exception as e:
-            reason = f"cannot start: {type(e).__name__}: {e}"
+            why = f"cannot start: {type(e).__name__}: {e}"
             if isinstance(e, TypeError) and "required keyword-only argument" in str(e):
                 missing = str(e).rsplit(":", 1)[-1].strip().strip("'")
-                reason += f" (pass --option {name}.{missing}=...)"
-            log(f"saiten: source {name} {reason}")
-            out.append(Unavailable(name, reason))
+                why += f" (pass --option {name}.{missing}=...)"
+            log(f"saiten: source {name} {why}")
+            out.append(Unavailable.of(name, why))
     return out
 
 
@@ -91,7 +82,7 @@ def unreadable(reason: str) -> Verdict:
                    unscored=reason)
 
 
-def _score_with(source: Source | Unavailable, images: list[Image], repeats: int,
+def _score_with(source: Source, images: list[Image], repeats: int,
                 prior: Sheet | None, rubric: Rubric | None = None) -> Sheet:
     """The source's sheet; a source that breaks its contract abstains instead of crashing.
     `prior` holds the earlier sources' cards (the judge and VLM prompts read them)."""
@@ -101,10 +92,12 @@ def _score_with(source: Source | Unavailable, images: list[Image], repeats: int,
     except Cancelled:
         raise
     except Exception as e:
-        return Unavailable(source.label, f"failed: {type(e).__name__}: {e}").score(images)
+        why = f"failed: {type(e).__name__}: {e}"
+        return Unavailable(source.name, why, kind=source.kind, provides=tuple(source.provides),
+                           label=source.label).score(images)
 
 
-def iter_scores(paths: Sequence[Path], sources: Sequence[Source | Unavailable],
+def iter_scores(paths: Sequence[Path], sources: Sequence[Source],
                 settings: AggregateSettings, batch: int = 8, repeats: int = 1,
                 log: Callable[[str], None] = lambda _: None, *, rubric: Rubric | None = None,
                 calibrations: Sequence[Calibration] = ()) -> Iterator[Entry]:
@@ -134,7 +127,7 @@ def iter_scores(paths: Sequence[Path], sources: Sequence[Source | Unavailable],
         log(f"scored {min(start + batch, len(paths))}/{len(paths)}")
 
 
-def score_paths(paths: Sequence[Path], sources: Sequence[Source | Unavailable],
+def score_paths(paths: Sequence[Path], sources: Sequence[Source],
                 settings: AggregateSettings, batch: int = 8, repeats: int = 1,
                 log: Callable[[str], None] = lambda _: None) -> list[Entry]:
     """Every file's entry (see `iter_scores`)."""
@@ -168,7 +161,7 @@ def _run(paths: Sequence[Path], args: argparse.Namespace, names: Sequence[str],
     options: dict[str, dict[str, Any]] = {}
     for source, name, value in args.option:
         options.setdefault(source, {})[name] = value
-    sources = make_sources(names, log, options)
+    sources = make_sources(names, log, options, args.models)
     entries: list[Entry] = []
     code = 0
     try:
@@ -329,12 +322,17 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--out", default="saiten-out", help="report folder (default %(default)s)")
         sp.add_argument("--min-sources", type=int, default=2, help="fewer → unscored")
         sp.add_argument("--k", type=float, default=2.5, help="outlier cut in MADs")
-        sp.add_argument("--weights", type=_weights, default={}, help="e.g. 'wd=0.8, grok=1.1'")
+        sp.add_argument("--weights", type=_weights, default={},
+                        help="override the catalogue's weights, e.g. 'wd=0.8, grok=1.1'")
         sp.add_argument("--repeats", type=int, default=1, help="runs per sampling source")
         sp.add_argument("--batch", type=int, default=8, help="images per batch")
         sp.add_argument("--option", type=_option, action="append", default=[],
                         metavar="SOURCE.NAME=VALUE",
-                        help="a source option, e.g. wd.model_path=/models/wd (repeatable)")
+                        help="a source option, e.g. wd.model_path=/models/wd or "
+                             "vlm-llamacpp.model=NAME (repeatable)")
+        sp.add_argument("--models", action="append", default=[], metavar="DIR",
+                        help="a folder of VLMs: vlm-*.model=NAME is looked up there, a GGUF "
+                             "paired with its mmproj as the node does (repeatable)")
         sp.add_argument("--rubric", type=_rubric_file, default=None, metavar="FILE.toml",
                         help="the rubric every VLM and the judge use (start from "
                              "`python -m scoring rubric`)")

@@ -1,4 +1,5 @@
-"""Where tagger model files come from: local folders first, Hugging Face only when allowed.
+"""Where model files come from: tagger folders (local first, Hugging Face only when
+allowed) and VLMs (transformers folders, GGUF files paired with their mmproj).
 
 A model is a folder holding `model.onnx` plus its label file(s) — `selected_tags.csv` (WD v3)
 or `model_vocabulary.json` (CL Tagger v2) — or a flat pair `<name>.onnx` + `<name>.csv`
@@ -13,11 +14,12 @@ and its license forbids redistribution: it is only ever fetched from the officia
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .sources.base import SourceError
+from .errors import SourceError
 
 Progress = Callable[[str, int, int | None], None]
 """progress(file name, bytes done, total bytes or None)."""
@@ -33,21 +35,14 @@ class Known:
     subfolder: str = ""
 
 
-def _wd(repo: str) -> Known:
-    return Known(repo, ("model.onnx", "selected_tags.csv"), "wd")
+def known() -> dict[str, Known]:
+    """The downloadable tagger models by folder name, from the WD and CL specs (the CL files
+    live in the repository's version folder)."""
+    from .catalogue import spec
 
+    return {m.match: Known(m.repo, m.files, kind, m.subfolder)
+            for kind in ("wd", "cl") for m in spec(kind).models}
 
-KNOWN: dict[str, Known] = {
-    "wd-eva02-large-tagger-v3": _wd("SmilingWolf/wd-eva02-large-tagger-v3"),
-    "wd-vit-large-tagger-v3": _wd("SmilingWolf/wd-vit-large-tagger-v3"),
-    "wd-vit-tagger-v3": _wd("SmilingWolf/wd-vit-tagger-v3"),
-    "wd-swinv2-tagger-v3": _wd("SmilingWolf/wd-swinv2-tagger-v3"),
-    "wd-convnext-tagger-v3": _wd("SmilingWolf/wd-convnext-tagger-v3"),
-    "cl_tagger_v2": Known("cella110n/cl_tagger_v2",
-                          ("model.onnx", "model.onnx.data", "model_vocabulary.json",
-                           "model_tag_metrics.npz"), "cl", subfolder="v2_00"),
-}
-"""Downloadable models by folder name. The CL files live in the repo's version folder."""
 
 LABEL_FILES = {"wd": "selected_tags.csv", "cl": "model_vocabulary.json"}
 
@@ -91,11 +86,11 @@ def find_model(name_or_repo: str, dirs: Sequence[str | Path]) -> Path | None:
     if (direct / "model.onnx").is_file():
         return direct / "model.onnx"
     names = [name_or_repo, name_or_repo.split("/")[-1], name_or_repo.replace("/", "_")]
-    known = KNOWN.get(names[1])
+    entry = known().get(names[1])
     for d in dirs:
         root = Path(d)
         for n in names:
-            for path in (root / n / "model.onnx", root / n / (known.subfolder if known else "")
+            for path in (root / n / "model.onnx", root / n / (entry.subfolder if entry else "")
                          / "model.onnx", root / f"{n}.onnx"):
                 if path.is_file() and kind_of(path):
                     return path
@@ -170,16 +165,92 @@ def resolve(name: str, dirs: Sequence[str | Path], *, allow_download: bool = Fal
     found = find_model(name, dirs)
     if found is not None:
         return found
-    known = KNOWN.get(name.split("/")[-1])
+    entry = known().get(name.split("/")[-1])
     if not dirs:
         raise SourceError(f"model {name!r} not found and no model folder is configured")
     first = Path(dirs[0])
-    if known is None:
+    if entry is None:
         raise SourceError(
             f"model {name!r} not found in {', '.join(str(d) for d in dirs)}: put a folder "
             f"{name}/ with model.onnx and selected_tags.csv (WD) or model.onnx, model.onnx.data "
             "and model_vocabulary.json (CL) there")
     dest = first / name.split("/")[-1]
-    download(known.repo_id, known.files, dest, allow=allow_download,
-             subfolder=known.subfolder, progress=progress)
+    download(entry.repo_id, entry.files, dest, allow=allow_download,
+             subfolder=entry.subfolder, progress=progress)
     return dest / "model.onnx"
+
+
+# -- VLMs ------------------------------------------------------------------------------
+_QUANT_SUFFIX = re.compile(r"[-_.](i?q\d[\w]*|f16|bf16|f32)$")
+
+
+def is_mmproj(path: Path) -> bool:
+    return "mmproj" in path.name.lower()
+
+
+def list_vlms(roots: Iterable[str | Path]) -> tuple[list[str], list[str]]:
+    """(models, mmproj files) relative to their root: transformers folders (with a
+    config.json, up to three levels deep) and GGUF files."""
+    found, projs = set(), set()
+    for r in roots:
+        root = Path(r)
+        if not root.is_dir():
+            continue
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+            here = Path(dirpath)
+            depth = len(here.relative_to(root).parts)
+            if "config.json" in filenames and depth:
+                found.add(here.relative_to(root).as_posix())
+                dirnames.clear()  # a model folder's subfolders are its own business
+                continue
+            if depth >= 3:
+                dirnames.clear()
+            for f in filenames:
+                p = here / f
+                if p.suffix.lower() == ".gguf":
+                    (projs if is_mmproj(p) else found).add(p.relative_to(root).as_posix())
+    return sorted(found), sorted(projs)
+
+
+def find_vlm(name: str, roots: Sequence[str | Path] = ()) -> Path:
+    """The full path of a VLM given by path, or by a name `list_vlms` lists under `roots`;
+    SourceError when it is not there."""
+    direct = Path(name).expanduser()
+    if direct.is_absolute() and direct.exists():
+        return direct
+    for root in roots:
+        p = Path(root) / name
+        if p.exists():
+            return p
+    if direct.exists():
+        return direct
+    where = ", ".join(map(str, roots)) or "(no model folder given)"
+    raise SourceError(f"model {name!r} not found under {where}")
+
+
+def paired_mmproj(model: Path) -> Path:
+    """The mmproj GGUF in the model's folder (the only one, or the one sharing its stem)."""
+    candidates = sorted(p for p in model.parent.glob("*.gguf") if is_mmproj(p))
+    if len(candidates) == 1:
+        return candidates[0]
+    stem = _QUANT_SUFFIX.sub("", model.stem.lower())
+    named = [p for p in candidates if stem and stem in p.name.lower()]
+    if len(named) == 1:
+        return named[0]
+    found = ", ".join(p.name for p in candidates) or "none"
+    raise SourceError(f"choose the mmproj for {model.name}: {len(candidates)} mmproj GGUF "
+                      f"files next to it ({found}); it must be the one made for this model")
+
+
+def vlm_files(name: str, mmproj: str | None = None, roots: Sequence[str | Path] = ()
+              ) -> tuple[str, dict[str, str]]:
+    """(registry name, file build options) for a VLM name or path: a folder runs with
+    transformers (`model_dir`), a GGUF with llama.cpp (`model_path` + `mmproj_path`, the
+    paired one unless `mmproj` names it) — the same pairing in the node and the CLI."""
+    path = find_vlm(name, roots)
+    if path.is_dir():
+        return "vlm-transformers", {"model_dir": str(path)}
+    if path.suffix.lower() != ".gguf":
+        raise SourceError(f"{name!r} is neither a transformers model folder nor a GGUF file")
+    proj = find_vlm(mmproj, roots) if mmproj else paired_mmproj(path)
+    return "vlm-llamacpp", {"model_path": str(path), "mmproj_path": str(proj)}

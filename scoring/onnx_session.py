@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import SourceError
 from .memory import DEFAULT, MemoryPolicy
-from .sources.base import SourceError
 
 log = logging.getLogger("saiten")
 

@@ -30,7 +30,7 @@ def fake_server() -> Iterator[FakeAPI]:
 def fakeapi(fake_server: FakeAPI) -> FakeAPI:
     """The fake server with an empty record and plain ok answers (and, in this process, no
     circuit breaker remembering earlier tests' failures)."""
-    from scoring import breaker
+    from scoring.remote import breaker
 
     breaker.reset()
     fake_server.script()

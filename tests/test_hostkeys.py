@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from fakeapi import FAKE_KEY, assert_no_secret
 
-from scoring.hostkeys import KeyConfigError, is_loopback, key_for, load_bindings
+from scoring.remote.keys import KeyConfigError, is_loopback, key_for, load_bindings
 
 
 @pytest.fixture

@@ -66,9 +66,9 @@ def test_judges_each_image_from_text_only_and_never_sends_the_key(fakeapi, fake_
         assert "explicit (0.70)" in req["body"] and f"tag_{i}" in req["body"]
         assert f"構図が安定している {i}" in body["messages"][1]["content"]
         assert body["temperature"] == 0.2 and body["response_format"]["type"] == "json_schema"
-        assert j.prompts[i] == j.prompt_text(body["messages"])  # the preview is what was sent
+        assert out.prompts[i] == j.prompt_text(body["messages"])  # the preview is what was sent
         assert_no_secret(req["body"])
-    assert_no_secret(out, (tmp_path / "judge_cost.jsonl").read_text(), j.prompts, repr(j))
+    assert_no_secret(out, (tmp_path / "judge_cost.jsonl").read_text(), out.prompts, repr(j))
 
 
 def test_image_data_in_the_context_is_refused_before_sending(fakeapi, fake_key, tmp_path):
@@ -92,11 +92,11 @@ def test_second_run_is_answered_from_the_cache_and_force_calls_again(fakeapi, fa
     second = run(j2, sheet(50, 60, 70))
     assert len(fakeapi.requests()) == 3  # no second call
     assert [c[0].axes for c in second] == [c[0].axes for c in first]
-    assert j2.costs.cache_hits == 3 and j2.costs.calls == 0 and j2.costs.usd == 0
+    assert second.costs.cache_hits == 3 and second.costs.calls == 0 and second.costs.usd == 0
     assert all(c[0].extras["cache_hits"] == 1 for c in second)
     j3 = judge(fakeapi, tmp_path, force=True)
-    run(j3, sheet(50, 60, 70))
-    assert len(fakeapi.requests()) == 6 and j3.costs.cache_hits == 0
+    third = run(j3, sheet(50, 60, 70))
+    assert len(fakeapi.requests()) == 6 and third.costs.cache_hits == 0
     records = [json.loads(x) for x in (tmp_path / "judge_cost.jsonl").read_text().splitlines()]
     assert [r["cache_hit"] for r in records] == [False] * 3 + [True] * 3 + [False] * 3
 
@@ -119,13 +119,13 @@ def test_a_changed_prompt_rubric_or_model_is_not_a_cache_hit(fakeapi, fake_key, 
 def test_cost_records_sum_to_the_run_total(fakeapi, fake_key, tmp_path):
     fakeapi.script(default={"kind": "ok", "usage": USAGE})
     j = judge(fakeapi, tmp_path)
-    run(j, sheet(10, 20, 30, 40))
+    out = run(j, sheet(10, 20, 30, 40))
     records = [json.loads(x) for x in (tmp_path / "judge_cost.jsonl").read_text().splitlines()]
     assert len(records) == 4
     assert all(r["model"] == "fake-judge" and r["prompt_tokens"] == 500 for r in records)
     assert sum(r["usd"] for r in records) == pytest.approx(4 * 0.0007)
-    assert j.costs.usd == pytest.approx(4 * 0.0007)
-    assert "4 calls, 0 cache hits, $0.0028" in j.summary()
+    assert out.costs.usd == pytest.approx(4 * 0.0007)
+    assert "4 calls, 0 cache hits, $0.0028" in out.cost
 
 
 def test_budget_exhaustion_abstains_for_the_remaining_images(fakeapi, fake_key, tmp_path):
@@ -134,11 +134,11 @@ def test_budget_exhaustion_abstains_for_the_remaining_images(fakeapi, fake_key, 
     assert "budget exhausted: 2 of max 2 calls" in out[3][0].abstained
     assert len(fakeapi.requests()) == 2
     fakeapi.script(default={"kind": "ok", "usage": USAGE})
-    j = judge(fakeapi, tmp_path, max_usd=0.0045, force=True)
-    out = run(j, sheet(10, 20, 30, 40))  # each call could cost up to $0.0035, costs $0.0007
+    out = run(judge(fakeapi, tmp_path, max_usd=0.0045, force=True), sheet(10, 20, 30, 40))
+    # each call could cost up to $0.0035 and costs $0.0007
     assert [c[0].ok for c in out] == [True, True, False, False]  # .0014 + .0035 > .0045
     assert "up to $0.0035 and $0.0014 of max $0.0045" in out[2][0].abstained
-    assert j.costs.usd == pytest.approx(0.0014) and len(fakeapi.requests()) == 2
+    assert out.costs.usd == pytest.approx(0.0014) and len(fakeapi.requests()) == 2
     out = run(judge(fakeapi, tmp_path, max_usd=0.001, force=True), sheet(10))
     assert "of max $0.0010" in out[0][0].abstained and len(fakeapi.requests()) == 2
 
@@ -245,7 +245,7 @@ def test_real_llama_cpp_server_as_the_judge(llama_text_server, fake_key, tmp_pat
         assert card.ok, card.abstained
         assert set(card.axes) == set(RUBRIC) - {"comment"}
         assert all(0 <= v <= 100 for v in card.axes.values())
-    records = j.costs.records
+    records = out.costs.records
     calls = [r for r in records if not r.get("error")]
     assert len(calls) == 2 and all(r["prompt_tokens"] > 100 for r in calls)
     (refused,) = [r for r in records if r.get("error")]  # json_schema → HTTP 500, once
@@ -253,7 +253,7 @@ def test_real_llama_cpp_server_as_the_judge(llama_text_server, fake_key, tmp_pat
     assert all(r["usd"] == 0 and r["priced"] is False for r in calls)  # a local model is free
     j2 = real_judge()
     again = run(j2, sheet(30, 80))
-    assert [c[0].axes for c in again] == [c[0].axes for c in out] and j2.costs.calls == 0
+    assert [c[0].axes for c in again] == [c[0].axes for c in out] and again.costs.calls == 0
     assert_no_secret((tmp_path / "cost.jsonl").read_text(), out)
 
 
@@ -265,7 +265,7 @@ def test_a_server_echoing_the_key_leaks_it_nowhere(fakeapi, fake_key, tmp_path, 
     out = run(j, sheet(50, 60))
     assert all("HTTP 401" in c[0].abstained for c in out)
     assert_no_secret(out, caplog.text, (tmp_path / "judge_cost.jsonl").read_text(),
-                     j.summary(), j.costs.records)
+                     out.cost, out.costs.records)
     assert "HTTP 401" in caplog.text  # the failure was logged, redacted
 
 

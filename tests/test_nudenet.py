@@ -53,7 +53,7 @@ def test_real_photos_mixed_sizes_one_card_each(source, photos):
             assert d["class"] in N.LABELS and 0.25 <= d["score"] <= 1.0
             assert 0 <= x and 0 <= y and w >= 0 and h >= 0
     assert source.provider == "CPUExecutionProvider"
-    assert "CPU" in source.describe() and source.timing["images"] == 4
+    assert "CPU" in source.describe() and sheet.timing["images"] == 4
 
 
 def test_decoding_matches_nudenet_3_4_2(source, photos):

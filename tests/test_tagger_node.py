@@ -144,3 +144,22 @@ def test_missing_model_is_a_message_on_the_node_not_a_failure(comfy):
     assert res["status"]["status_str"] == "success", res["status"]
     text = res["outputs"]["2"]["text"][0]
     assert "put model.onnx and selected_tags.csv in" in text
+
+
+def test_node_and_cli_give_a_model_the_same_defaults(comfy):
+    """Thresholds and weight come from the catalogue for the node and the CLI alike."""
+    from scoring.cli import make_sources
+
+    url, base = comfy
+    graph = _graph(0.0)
+    graph["6"]["inputs"]["source"] = ["2", 0]  # the WD tagger's own cards, default widgets
+    res = _run(url, graph)
+    assert res["status"]["status_str"] == "success", res["status"]
+    node_cards = res["outputs"]["6"]["text"][0]
+    (wd,) = make_sources(["wd"], lambda _: None,
+                         {"wd": {"model_path": str(base / "elsewhere" / "taggers" / "wd-tiny")}})
+    red = np.zeros((48, 64, 3), np.float32)
+    red[..., 0] = 1.0
+    (card,) = wd.score([red])[0]
+    assert card.weight == 0.8 and f"weight={card.weight}" in node_cards, node_cards
+    assert f"'thresholds': {card.extras['thresholds']}" in node_cards, node_cards

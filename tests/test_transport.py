@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from fakeapi import FAKE_KEY, FakeAPI, assert_no_secret
 
-from scoring import breaker
-from scoring.remote import Budget, BudgetExhausted, Prices, Remote, RemoteError
+from scoring.remote import Budget, BudgetExhausted, Prices, Remote, RemoteError, breaker
 from scoring.sources import ScoreContext, create
 
 pytest_plugins = ["fixtures_http"]

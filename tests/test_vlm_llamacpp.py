@@ -14,15 +14,13 @@ import pytest
 from skimage import data
 
 from scoring.cards import ScoreCard
+from scoring.gguf import read_pair
 from scoring.images import as_rgb, to_pil
 from scoring.memory import MemoryPolicy
 from scoring.parse import extract_json
 from scoring.rubric import LEVELS, Rubric, tag_context
 from scoring.sources import ScoreContext, create
-from scoring.sources.vlm_llamacpp import (
-    LlamaCppVLM,
-    read_pair,
-)
+from scoring.sources.vlm_llamacpp import LlamaCppVLM
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed",
                     exc_type=ImportError)

@@ -14,15 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from scoring.gguf import read_gguf_header, read_pair
 from scoring.sources import SourceError
-from scoring.sources.vlm_llamacpp import (
-    INSTALL_HINT,
-    MIN_VERSION,
-    LlamaCppVLM,
-    plan_gpu_layers,
-    read_gguf_header,
-    read_pair,
-)
+from scoring.sources.llamacpp_offload import plan_gpu_layers
+from scoring.sources.llamacpp_runtime import INSTALL_HINT, MIN_VERSION
+from scoring.sources.vlm_llamacpp import LlamaCppVLM
 
 pytest_plugins = ["models.gguf_models"]  # the session fixture `gguf_models`
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .base import Cancelled, ScoreContext, Source, SourceError
+from ..errors import Cancelled, SourceError
+from .base import Result, ScoreContext, Source, Unavailable
 
 REGISTRY: dict[str, str] = {
     "technical": ".technical:TechnicalCheck",
@@ -45,9 +46,11 @@ __all__ = [
     "OFFLINE_DEFAULT",
     "REGISTRY",
     "Cancelled",
+    "Result",
     "ScoreContext",
     "Source",
     "SourceError",
+    "Unavailable",
     "create",
     "source_class",
 ]

@@ -1,30 +1,29 @@
-"""The interface every scoring backend implements, and the context a batch is scored in."""
+"""The interface every scoring backend implements: built once from its build options, run
+per call with its run options (in the ScoreContext), returning a Result.
+
+A source instance is a loaded-model handle: nothing a call asks for (method, label, weight,
+keep_loaded…) is ever written onto it, so two callers with different run options can share
+one instance. The options a source was created with are its frozen `defaults`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..cards import AXES, ScoreCard, Sheet
+from ..catalogue import RunOptions, Spec
+from ..errors import Cancelled, SourceError, reason
 from ..images import Image
 from ..memory import DEFAULT, MemoryPolicy
 from ..rubric import Rubric
 
 log = logging.getLogger("saiten")
-
-
-class Cancelled(Exception):
-    """The user cancelled the run; never turned into an abstention."""
-
-
-class SourceError(Exception):
-    """A source cannot run at all (missing dependency, missing or mismatched model file).
-
-    The message is shown on the node as it is, so it says what to do.
-    """
 
 
 def _never() -> bool:
@@ -37,11 +36,13 @@ def _ignore(_: int) -> None:
 
 @dataclass
 class ScoreContext:
-    """What a source may use besides the images.
+    """What a call gives a source besides the images.
 
     `prior[i]` holds the cards other sources already made for image i (tags, ratings and
     comments for prompts). `progress(i)` is called once image i is done; `interrupted()` is
-    polled between images and chunks, and a source then raises `Cancelled`.
+    polled between images and chunks, and a source then raises `Cancelled`. `options` are
+    this call's run options (a mapping of overrides, or the source's Options); inside
+    `_score` they are resolved to the source's Options type.
     """
 
     rubric: Rubric = field(default_factory=Rubric.default)
@@ -49,6 +50,7 @@ class ScoreContext:
     progress: Callable[[int], None] = _ignore
     interrupted: Callable[[], bool] = _never
     repeats: int = 1
+    options: Any = None
 
     def check(self) -> None:
         """Raise Cancelled if the user cancelled."""
@@ -59,26 +61,83 @@ class ScoreContext:
         return list(self.prior[i]) if self.prior and i < len(self.prior) else []
 
 
-class Source(ABC):
-    """A scorer: a batch of images in, one card per image out (abstentions are cards too).
+class Result(list):
+    """What one call returns: the sheet itself (`result[i]` = this source's cards for image
+    i) plus what the caller shows — never read back from the source afterwards."""
 
-    Subclasses set the class attributes and implement `_score`. `load`/`unload` manage the
-    model; `score` loads on demand, guarantees one card per image, and turns any failure
-    but cancellation into abstentions with the reason.
+    def __init__(self, sheet: Sheet = (), *, label: str = "", describe: str = "",
+                 provider: str = "", reused: bool = False, seconds: float = 0.0,
+                 timing: Mapping[str, float] | None = None, prompts: Sequence[str | None] = (),
+                 cost: str = "", costs: Any = None) -> None:
+        super().__init__(sheet)
+        self.label, self.describe, self.provider = label, describe, provider
+        self.reused, self.seconds = reused, seconds
+        self.timing = dict(timing or {})
+        self.prompts = list(prompts)
+        self.cost, self.costs = cost, costs  # the cost line, and the call's CostLog
+
+    @property
+    def sheet(self) -> Sheet:
+        return list(self)
+
+
+class Source(ABC):
+    """A scorer: a batch of images in, one Result (one card per image; abstentions are
+    cards too) out.
+
+    Subclasses set `spec` (the declared facts, see `scoring.catalogue.Spec`) and implement
+    `_score`. `load`/`unload` manage the model; `score` loads on demand, guarantees one card
+    per image, stamps the call's label and weight on the cards, and turns any failure but
+    cancellation into abstentions with the reason.
     """
 
+    spec: ClassVar[Spec]
     name: ClassVar[str]
     kind: ClassVar[str]
     provides: ClassVar[tuple[str, ...]] = AXES
     default_weight: ClassVar[float] = 1.0
+    Options: ClassVar[type[RunOptions]] = RunOptions
 
-    def __init__(
-        self, *, label: str | None = None, weight: float | None = None,
-        memory: MemoryPolicy | None = None,
-    ) -> None:
-        self.label = label or self.name
-        self.weight = self.default_weight if weight is None else float(weight)
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        spec = cls.__dict__.get("spec")
+        if spec is not None:  # the declared spec is the one place these facts live
+            cls.name, cls.kind, cls.provides = spec.name, spec.kind, spec.provides
+            cls.default_weight, cls.Options = spec.default_weight, spec.options
+        elif "name" in cls.__dict__:  # a source declared by class attributes alone
+            cls.spec = Spec(cls.name, cls.kind, tuple(cls.provides), cls.default_weight,
+                            cls.Options)
+
+    def __init__(self, *, memory: MemoryPolicy | None = None, **options: Any) -> None:
         self.memory = memory or DEFAULT
+        try:
+            self.defaults = self.Options(**options)
+        except TypeError as e:
+            raise TypeError(f"{self.name}: {e}") from None
+
+    @property
+    def label(self) -> str:
+        """The cards' source name when a call does not give one."""
+        return self.defaults.label or self.name
+
+    def options(self, given: Any = None) -> RunOptions:
+        """This call's run options: `given` (a mapping of overrides, or an Options) over
+        the source's defaults, validated. Label and weight are filled in."""
+        if isinstance(given, RunOptions):
+            opts = given
+        else:
+            try:
+                opts = dataclasses.replace(self.defaults, **dict(given or {}))
+            except TypeError as e:
+                raise SourceError(f"{self.name}: {e}") from None
+        label = (opts.label or "").strip() or self.label
+        weight = opts.weight if opts.weight is not None else self.weight_for(label)
+        return dataclasses.replace(opts, label=label, weight=float(weight))
+
+    def weight_for(self, label: str) -> float:
+        """The default weight of cards labelled `label` (the catalogue's, e.g. joycaption
+        0.9 whichever runtime runs it; else the source's own default)."""
+        return self.spec.weight_for(label)
 
     # -- model life cycle -------------------------------------------------------------
     @property
@@ -101,39 +160,52 @@ class Source(ABC):
 
     # -- scoring ----------------------------------------------------------------------
     def card(self, **kw: Any) -> ScoreCard:
-        """A card from this source (label, kind, provides and weight filled in)."""
-        kw.setdefault("weight", self.weight)
+        """A card from this source (kind and provides filled in; `score` stamps the call's
+        label and weight)."""
         return ScoreCard(source=self.label, kind=self.kind, provides=self.provides, **kw)
 
-    def abstain(self, reason: str, **kw: Any) -> ScoreCard:
-        return ScoreCard.abstain(
-            self.label, self.kind, reason, provides=self.provides, weight=self.weight, **kw
-        )
+    def abstain(self, why: str, **kw: Any) -> ScoreCard:
+        return ScoreCard.abstain(self.label, self.kind, why, provides=self.provides, **kw)
 
-    def score(self, images: Sequence[Image], ctx: ScoreContext | None = None) -> Sheet:
-        """Score a batch: `sheet[i]` holds this source's cards for image i (one card, or
+    def score(self, images: Sequence[Image], ctx: ScoreContext | None = None) -> Result:
+        """Score a batch: `result[i]` holds this source's cards for image i (one card, or
         one per repeat for sampling sources); never fewer images than given."""
         ctx = ctx or ScoreContext()
+        opts = self.options(ctx.options)
         if not images:
-            return []
+            return Result(label=opts.label)
+        ctx = dataclasses.replace(ctx, options=opts)
+        was_loaded, t0 = self.loaded, time.perf_counter()
         try:
             self.load()
-            sheet = self._score(list(images), ctx)
+            got = self._score(list(images), ctx)
         except Cancelled:
+            if not opts.keep_loaded:
+                self.unload()
             raise
         except Exception as e:  # a source that cannot run abstains for the whole batch
-            reason = str(e) if isinstance(e, SourceError) else f"{type(e).__name__}: {e}"
-            log.warning("saiten: %s abstains: %s", self.label, reason)
-            return [[self.abstain(reason)] for _ in images]
-        if len(sheet) != len(images):
-            n, m = len(sheet), len(images)
-            raise RuntimeError(f"{self.label} returned {n} results for {m} images")
-        return sheet
+            why = reason(e)
+            log.warning("saiten: %s abstains: %s", opts.label, why)
+            got = [[self.abstain(why)] for _ in images]
+        described = self.describe()  # while still loaded: the device and provider in use
+        if not opts.keep_loaded:
+            self.unload()
+        if len(got) != len(images):
+            n, m = len(got), len(images)
+            raise RuntimeError(f"{opts.label} returned {n} results for {m} images")
+        result = got if isinstance(got, Result) else Result(got)
+        result[:] = [[_stamp(c, opts) for c in cards] for cards in result]
+        result.label = opts.label
+        result.describe = result.describe or described
+        result.reused = result.reused or was_loaded
+        result.seconds = time.perf_counter() - t0
+        return result
 
     @abstractmethod
-    def _score(self, images: list[Image], ctx: ScoreContext) -> Sheet:
-        """Cards per image. Per-image failures become `[self.abstain(reason)]` for that image
-        (`each` does this for sources that work one image at a time)."""
+    def _score(self, images: list[Image], ctx: ScoreContext) -> Sheet | Result:
+        """Cards per image (a Result to return more than cards). `ctx.options` is this
+        call's resolved Options. Per-image failures become `[self.abstain(reason)]` for
+        that image (`each` does this for sources that work one image at a time)."""
 
     def each(self, images: list[Image], ctx: ScoreContext,
              one: Callable[[int, Image], ScoreCard | list[ScoreCard]]) -> Sheet:
@@ -152,3 +224,51 @@ class Source(ABC):
                 sheet.append([self.abstain(f"{type(e).__name__}: {e}")])
             ctx.progress(i)
         return sheet
+
+
+def _stamp(card: ScoreCard, opts: RunOptions) -> ScoreCard:
+    """The card under this call's label and weight."""
+    return dataclasses.replace(card, source=opts.label, weight=opts.weight)
+
+
+class Unavailable(Source):
+    """The one shape of "this source cannot run": it abstains on every image with the
+    reason (the CLI, the nodes and a failed creation all use it)."""
+
+    name = "unavailable"
+    kind = "detector"
+
+    def __init__(self, name: str, why: str, *, kind: str = "detector",
+                 provides: tuple[str, ...] = (), label: str = "") -> None:
+        super().__init__(label=label or name)
+        self.source_name, self.why = name, why
+        self._kind, self._provides = kind, tuple(provides)
+
+    @classmethod
+    def of(cls, name: str, why: str, *, label: str = "") -> Unavailable:
+        """Stands in for the registered source `name` (its kind and axes, when known)."""
+        from . import source_class
+
+        try:
+            src = source_class(name)
+            return cls(name, why, kind=src.kind, provides=tuple(src.provides), label=label)
+        except Exception:
+            return cls(name, why, label=label)
+
+    def abstain(self, why: str, **kw: Any) -> ScoreCard:
+        return ScoreCard.abstain(self.label, self._kind, why, provides=self._provides, **kw)
+
+    def options(self, given: Any = None) -> RunOptions:
+        """Whatever the caller meant to pass the real source: only label and weight matter."""
+        if isinstance(given, Mapping):
+            given = {k: v for k, v in given.items() if k in RunOptions.__dataclass_fields__}
+        return super().options(given if not isinstance(given, RunOptions) else None)
+
+    def describe(self) -> str:
+        return f"{self.label}: unavailable — {self.why}"
+
+    def _score(self, images: list[Image], ctx: ScoreContext) -> Sheet:
+        raise SourceError(self.why)
+
+
+__all__ = ["Cancelled", "Result", "ScoreContext", "Source", "SourceError", "Unavailable", "log"]

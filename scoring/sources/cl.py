@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from ..cards import ScoreCard
+from ..catalogue import Model, Spec
+from ..errors import SourceError
 from ..images import Image
-from .base import SourceError
 from .onnx_base import OnnxSource
 from .wd import erotic_from_rating
 from .wd import prepare as wd_prepare
@@ -129,22 +130,33 @@ def prepare(image: Image, size: int = 384) -> np.ndarray:
     return (bgr[:, :, ::-1] * (2.0 / 255.0) - 1.0).transpose(2, 0, 1)
 
 
+THRESHOLD_MODES = ("single", "per-tag")
+
+SPEC = Spec(
+    "cl", "tagger", ("erotic", "overall"), 0.8,
+    build={"threshold": 0.55, "character_threshold": 0.55, "threshold_mode": "single",
+           "batch_size": 8, "device": "auto"},
+    choices={"threshold_mode": THRESHOLD_MODES},
+    models=(Model("cl_tagger_v2", "cl", repo="cella110n/cl_tagger_v2", subfolder="v2_00",
+                  files=("model.onnx", "model.onnx.data", "model_vocabulary.json",
+                         "model_tag_metrics.npz")),),
+)
+"""CL Tagger v2: its recommended thresholds, modes and the official (gated) repository."""
+
+
 class CLTagger(OnnxSource):
     """CL Tagger v2: Rating → `erotic`, Quality → `overall`, tags by single or per-tag
     thresholds."""
 
-    name = "cl"
-    kind = "tagger"
-    provides = ("erotic", "overall")
-    default_weight = 0.8
+    spec = SPEC
 
-    def __init__(self, *, model_path: str | Path, threshold: float = 0.55,
-                 character_threshold: float | None = None, threshold_mode: str = "single",
-                 **kw: Any) -> None:
+    def __init__(self, *, model_path: str | Path, threshold: float = SPEC.build["threshold"],
+                 character_threshold: float | None = SPEC.build["character_threshold"],
+                 threshold_mode: str = SPEC.build["threshold_mode"], **kw: Any) -> None:
         path = Path(model_path)
         path = path / "model.onnx" if path.is_dir() else path
         super().__init__(model_path=path, **kw)
-        if threshold_mode not in ("single", "per-tag"):
+        if threshold_mode not in THRESHOLD_MODES:
             raise SourceError(
                 f"threshold_mode must be 'single' or 'per-tag', not {threshold_mode!r}")
         self.threshold = float(threshold)

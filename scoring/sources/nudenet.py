@@ -17,8 +17,9 @@ import numpy as np
 from PIL import Image as PILImage
 
 from ..cards import ScoreCard
+from ..catalogue import Spec
+from ..errors import SourceError
 from ..images import Image
-from .base import SourceError
 from .onnx_base import OnnxSource, uint8_image
 
 LABELS: tuple[str, ...] = (
@@ -125,10 +126,7 @@ def detections(output: np.ndarray, width: int, height: int, side: int,
 class NudeNetSource(OnnxSource):
     """Exposed/covered body-part detections → the `erotic` axis (see `explicitness`)."""
 
-    name = "nudenet"
-    kind = "detector"
-    provides = ("erotic",)
-    default_weight = 0.6
+    spec = Spec("nudenet", "detector", ("erotic",), 0.6, build={"batch_size": 8})
 
     def __init__(self, *, model_path: str | Path | None = None, **kw: Any) -> None:
         super().__init__(model_path=model_path or model_file(), **kw)

@@ -6,16 +6,16 @@ from __future__ import annotations
 import logging
 import time
 from abc import abstractmethod
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import onnx_session
-from ..cards import ScoreCard, Sheet
+from ..cards import ScoreCard
+from ..errors import Cancelled
 from ..images import BadImage, Image
-from .base import Cancelled, ScoreContext, Source
+from .base import Result, ScoreContext, Source
 
 log = logging.getLogger("saiten")
 
@@ -50,14 +50,12 @@ class OnnxSource(Source):
     """
 
     def __init__(self, *, model_path: str | Path, device: str = "auto", batch_size: int = 8,
-                 keep_loaded: bool = True, **kw: Any) -> None:
+                 **kw: Any) -> None:
         super().__init__(**kw)
         self.model_path = Path(model_path)
         self.device = device
         self.batch_size = max(1, int(batch_size))
-        self.keep_loaded = keep_loaded
         self.model: onnx_session.OnnxModel | None = None
-        self.timing: dict[str, float] = {}
 
     # -- life cycle -------------------------------------------------------------------
     @property
@@ -100,13 +98,6 @@ class OnnxSource(Source):
         """Raise SourceError when `model` does not have this format's I/O contract."""
 
     # -- scoring ----------------------------------------------------------------------
-    def score(self, images: Sequence[Image], ctx: ScoreContext | None = None) -> Sheet:
-        try:
-            return super().score(images, ctx)
-        finally:
-            if not self.keep_loaded:
-                self.unload()
-
     @abstractmethod
     def prepare(self, image: Image) -> tuple[np.ndarray, Any]:
         """One image → (its model input row, whatever `decode` needs about it)."""
@@ -115,7 +106,7 @@ class OnnxSource(Source):
     def decode(self, outputs: list[np.ndarray], metas: list[Any]) -> list[ScoreCard]:
         """The model's outputs for a chunk (row j ↔ metas[j]) → one card per image."""
 
-    def _score(self, images: list[Image], ctx: ScoreContext) -> Sheet:
+    def _score(self, images: list[Image], ctx: ScoreContext) -> Result:
         assert self.model is not None
         sheet: list[list[ScoreCard] | None] = [None] * len(images)
         t_prep = t_run = 0.0
@@ -152,5 +143,6 @@ class OnnxSource(Source):
             t_run += time.perf_counter() - t1
             for i in chunk:
                 ctx.progress(i)
-        self.timing = {"images": float(len(images)), "preprocess_s": t_prep, "inference_s": t_run}
-        return [cards or [self.abstain("not scored")] for cards in sheet]
+        timing = {"images": float(len(images)), "preprocess_s": t_prep, "inference_s": t_run}
+        return Result([cards or [self.abstain("not scored")] for cards in sheet], timing=timing,
+                      provider=self.model.provider, reused=self.model.reused)

@@ -17,49 +17,67 @@ from __future__ import annotations
 import math
 from abc import abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..cards import AXES, ScoreCard
+from ..catalogue import Model, RunOptions, Spec
+from ..errors import SourceError
 from ..images import Image
 from ..parse import is_refusal, parse_answer
 from ..rubric import LEVELS, level_to_score, tag_context
-from .base import ScoreContext, Source, SourceError
+from .base import ScoreContext, Source
 
 METHODS = ("generate", "logprob")
 
 _MAX_LEVEL_STD = 4.0  # the widest spread of a distribution over levels 1–9
 
-_KNOWN_MODELS = (("joycaption", "joycaption"), ("toriigate", "toriigate"))
+MODELS = (
+    Model("joycaption", "joycaption", 0.9),
+    Model("toriigate", "toriigate", 0.9),
+    Model("qwen", "qwen-gguf", 1.0, gguf=True),
+)
+"""The VLMs the catalogue knows by name, whichever runtime runs them (SPEC's weights)."""
+
+
+@dataclass(frozen=True)
+class VLMOptions(RunOptions):
+    """A VLM call's options: the scoring method, whether the taggers' tags go into the
+    prompt, whether logprob also writes a comment, retries and the answer length."""
+
+    method: str = "logprob"
+    use_tags: bool = True
+    comment: bool = True
+    max_attempts: int = 3
+    max_tokens: int = 320
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise SourceError(f"unknown scoring method {self.method!r}; use one of {METHODS}")
+        object.__setattr__(self, "max_attempts", max(1, int(self.max_attempts)))
+        object.__setattr__(self, "max_tokens", int(self.max_tokens))
+
+
+def vlm_spec(name: str, default_weight: float, build: dict[str, Any],
+             choices: dict[str, tuple[Any, ...]] | None = None) -> Spec:
+    """The spec of a VLM backend (every VLM shares the options, axes and known models)."""
+    return Spec(name, "vlm", AXES, default_weight, VLMOptions, build=build,
+                choices={"method": METHODS, **(choices or {})}, models=MODELS)
 
 
 def model_label(name: str, *, gguf: bool = False) -> str:
-    """The cards' source name for a model file or folder: SPEC's names for the models it
-    knows (so the default aggregate weights apply to them), else the name itself."""
-    low = name.lower()
-    for key, label in _KNOWN_MODELS:
-        if key in low:
-            return label
-    return "qwen-gguf" if gguf and "qwen" in low else name
+    """The cards' source name for a model file or folder: the catalogue's names for the
+    models it knows (so their default weights apply), else the name itself."""
+    return next((m.label for m in MODELS if m.matches(name, gguf=gguf)), name)
 
 
 class VLMSource(Source):
-    """Base of the VLM backends; subclasses implement `chat`, `level_probs`, load/unload."""
+    """Base of the VLM backends; subclasses implement `chat`, `level_probs`, load/unload.
+
+    The run options (`VLMOptions`) arrive per call in `ctx.options`."""
 
     kind: ClassVar[str] = "vlm"
     provides: ClassVar[tuple[str, ...]] = AXES
-
-    def __init__(
-        self, *, method: str = "logprob", use_tags: bool = True, comment: bool = True,
-        max_attempts: int = 3, max_tokens: int = 320, **kw: Any,
-    ) -> None:
-        super().__init__(**kw)
-        if method not in METHODS:
-            raise SourceError(f"unknown scoring method {method!r}; use one of {METHODS}")
-        self.method = method
-        self.use_tags = use_tags
-        self.want_comment = comment
-        self.max_attempts = max(1, int(max_attempts))
-        self.max_tokens = int(max_tokens)
 
     # -- what a backend implements -----------------------------------------------------
     @abstractmethod
@@ -75,22 +93,22 @@ class VLMSource(Source):
 
     # -- scoring -----------------------------------------------------------------------
     def _score(self, images: list[Image], ctx: ScoreContext) -> list[list[ScoreCard]]:
-        one = self._generate if self.method == "generate" else self._logprob
+        one = self._generate if ctx.options.method == "generate" else self._logprob
         return self.each(images, ctx, lambda i, img: one(img, ctx, i))
 
     def _context(self, ctx: ScoreContext, i: int) -> str:
-        return tag_context(ctx.prior_cards(i)) if self.use_tags else ""
+        return tag_context(ctx.prior_cards(i)) if ctx.options.use_tags else ""
 
     def _generate(self, image: Image, ctx: ScoreContext, i: int) -> list[ScoreCard]:
-        rubric, context = ctx.rubric, self._context(ctx, i)
+        rubric, context, opts = ctx.rubric, self._context(ctx, i), ctx.options
         system, schema = rubric.system_prompt(), rubric.json_schema()
         cards = []
         for r in range(max(1, ctx.repeats)):
             answers: list[str] = []
-            for attempt in range(self.max_attempts):
+            for attempt in range(opts.max_attempts):
                 ctx.check()
                 text = self.chat(image, system, rubric.user_prompt(context, attempt),
-                                 schema=schema, max_tokens=self.max_tokens)
+                                 schema=schema, max_tokens=opts.max_tokens)
                 answers.append(text)
                 parsed = parse_answer(text, tuple(rubric.axes))
                 if parsed.ok:
@@ -124,10 +142,10 @@ class VLMSource(Source):
             scores[axis] = level_to_score(mean)
             confidences.append(max(0.0, 1.0 - std / _MAX_LEVEL_STD))
         comment, raw = "", ""
-        if self.want_comment:
+        if ctx.options.comment:
             ctx.check()
             raw = self.chat(image, system, rubric.user_prompt(context), schema=rubric.json_schema(),
-                            max_tokens=self.max_tokens)
+                            max_tokens=ctx.options.max_tokens)
             comment = parse_answer(raw, tuple(rubric.axes)).comment
         return self.card(axes=scores, comment=comment, raw=raw,
                          confidence=sum(confidences) / len(confidences),

@@ -3,7 +3,7 @@
 The image goes as a base64 PNG data URL in an `image_url` content part (the server is the
 user's own); answers are greedy (temperature 0) with JSON forced through `response_format`
 where the server takes it. The logprob method reads `top_logprobs` of a one-token answer.
-The key is the one bound to the server's host (`scoring.hostkeys`; none for this machine);
+The key is the one bound to the server's host (`scoring.remote.keys`; none for this machine);
 redirects are not followed, so the image goes nowhere but `base_url`. Calls are bounded per
 attempt (`timeout`), per batch (after `STOP_AFTER` images in a row fail the rest are skipped)
 and across prompts (the server's circuit breaker).
@@ -15,14 +15,14 @@ import base64
 import io
 import math
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 from ..cards import ScoreCard
-from ..hostkeys import KeyConfigError, key_for
+from ..errors import SourceError
 from ..images import Image, to_pil
-from ..remote import Remote, RemoteError
-from .base import ScoreContext, SourceError
-from .vlm import VLMSource
+from ..remote import KeyConfigError, Remote, RemoteError, key_for
+from .base import ScoreContext
+from .vlm import VLMSource, model_label, vlm_spec
 
 STOP_AFTER = 3
 """Images in a row failing at the server before the rest of the batch is skipped."""
@@ -38,13 +38,14 @@ def data_url(image: Image) -> str:
 class HttpVLM(VLMSource):
     """A VLM behind an OpenAI-compatible `/v1/chat/completions` endpoint."""
 
-    name: ClassVar[str] = "vlm-http"
-    default_weight: ClassVar[float] = 1.0
+    spec = vlm_spec("vlm-http", 1.0, {"base_url": "http://127.0.0.1:1234/v1", "model": "",
+                                      "timeout": 60.0})
 
     def __init__(self, base_url: str, model: str, *, forbidden_dirs: Sequence[str] = (),
                  timeout: float = 60.0, max_retries: int = 1,
                  top_logprobs: int = 20, extra: dict[str, Any] | None = None,
                  **base_kwargs: Any) -> None:
+        base_kwargs.setdefault("label", model_label(model) if model else "")
         super().__init__(**base_kwargs)
         if not base_url or not model:
             raise SourceError("vlm-http needs a base_url (e.g. http://127.0.0.1:11434/v1) "
@@ -77,11 +78,11 @@ class HttpVLM(VLMSource):
             self.remote = None
 
     def describe(self) -> str:
-        return f"{self.label}: {self.model} @ {self.base_url} ({self.method})"
+        return f"{self.label}: {self.model} @ {self.base_url}"
 
     def _score(self, images: list[Image], ctx: ScoreContext) -> list[list[ScoreCard]]:
         self._remote().cancel = ctx.check  # a cancel also ends a request in flight
-        one = self._generate if self.method == "generate" else self._logprob
+        one = self._generate if ctx.options.method == "generate" else self._logprob
         down: list[str] = []  # images in a row that failed at the server
 
         def guarded(i: int, img: Image) -> ScoreCard | list[ScoreCard]:

@@ -19,244 +19,24 @@ a mismatched mmproj is the classic failure and gets a message naming both files.
 from __future__ import annotations
 
 import ctypes
-import functools
 import hashlib
 import json
 import math
 import os
-import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 from PIL import Image as PILImage
 
+from ..errors import SourceError
+from ..gguf import GGUFPair, read_pair
 from ..images import Image, to_uint8
-from .base import SourceError, log
-from .vlm import VLMSource, model_label
-
-INSTALL_HINT = "llama-cpp-python is not installed: pip install llama-cpp-python (CUDA: see README)"
-MIN_VERSION = "0.3.36"
-"""The version this backend is tested with (libmtmd chat handlers and helpers)."""
-
-CHAT_FORMATS: dict[str, str] = {
-    "qwen2.5-vl": "Qwen25VLChatHandler",
-    "llava-1.5": "Llava15ChatHandler",
-    "mtmd": "MTMDChatHandler",
-}
-"""Forcible chat handlers; "auto" picks one from the pair's family (`GGUFPair.chat_format`)."""
-
-QWEN_VL_PROJECTORS = frozenset({"qwen2vl_merger", "qwen2.5vl_merger", "qwen2.5o"})
-LLAVA_PROJECTORS = frozenset({"mlp", "mlp_norm", "ldp", "ldpv2"})
-FAMILY_PROJECTORS: dict[str, frozenset[str]] = {
-    "qwen2vl": QWEN_VL_PROJECTORS,
-    "qwen3vl": frozenset({"qwen3vl_merger"}),
-    "qwen3vlmoe": frozenset({"qwen3vl_merger"}),
-}
-"""Text architectures that only work with their own projector types (M-RoPE models)."""
-
-_SENTINEL = "\u241fSAITEN_PROMPT\u241f"
-
-
-# -- GGUF headers ------------------------------------------------------------------------
-_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
-            10: "<Q", 11: "<q", 12: "<d"}
-_STRING, _ARRAY = 8, 9
-_MAX_STRING = 1 << 24  # longer strings (or key counts) mean a corrupt or non-GGUF file
-
-
-def read_gguf_header(path: str | Path, *, tensors: bool = False
-                     ) -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
-    """The metadata of a GGUF file (arrays as their length only) and, with `tensors`, each
-    tensor's shape in ggml order (ne0 first). Reads the header only; stdlib only (the `gguf`
-    package parses every vocabulary string and takes seconds on a 150k-token model)."""
-    with open(path, "rb") as f:
-        def scalar(fmt: str) -> Any:
-            return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
-
-        def string() -> str:
-            n = scalar("<Q")
-            if n > _MAX_STRING:
-                raise ValueError(f"corrupt header (a {n}-byte string)")
-            return f.read(n).decode("utf-8", "replace")
-
-        def value(vtype: int) -> Any:
-            if vtype == _STRING:
-                return string()
-            if vtype == _ARRAY:
-                item, n = scalar("<I"), scalar("<Q")
-                if item == _STRING:
-                    for _ in range(n):
-                        f.seek(scalar("<Q"), os.SEEK_CUR)
-                elif item in _SCALARS:
-                    f.seek(n * struct.calcsize(_SCALARS[item]), os.SEEK_CUR)
-                else:
-                    for _ in range(n):
-                        value(item)
-                return n
-            return scalar(_SCALARS[vtype])
-
-        if f.read(4) != b"GGUF":
-            raise ValueError("not a GGUF file")
-        version = scalar("<I")
-        if version < 2:
-            raise ValueError(f"GGUF version {version} is too old")
-        n_tensors, n_kv = scalar("<Q"), scalar("<Q")
-        if n_kv > _MAX_STRING or n_tensors > _MAX_STRING:
-            raise ValueError("corrupt header")
-        meta = {}
-        for _ in range(n_kv):
-            key = string()
-            meta[key] = value(scalar("<I"))
-        shapes: dict[str, tuple[int, ...]] = {}
-        if tensors:
-            for _ in range(n_tensors):
-                name = string()
-                dims = tuple(scalar("<Q") for _ in range(scalar("<I")))
-                f.seek(4 + 8, os.SEEK_CUR)  # type, offset
-                shapes[name] = dims
-        return meta, shapes
-
-
-@dataclass(frozen=True)
-class GGUFPair:
-    """What the text model's and the mmproj's headers say about each other."""
-
-    model_path: Path
-    mmproj_path: Path
-    arch: str
-    n_embd: int
-    n_layer: int
-    n_head: int
-    n_head_kv: int
-    projector: str
-    projector_width: int | None
-    projection_dim: int | None = None
-
-    @property
-    def model_bytes(self) -> int:
-        return self.model_path.stat().st_size
-
-    @property
-    def mmproj_bytes(self) -> int:
-        return self.mmproj_path.stat().st_size
-
-    def check(self) -> None:
-        """Raise SourceError, naming both files, when they cannot work together."""
-        names = f"text model {self.model_path.name!r} and mmproj {self.mmproj_path.name!r}"
-        # the layer shapes decide; the converter's projection_dim can only excuse them
-        if (self.projector_width not in (None, self.n_embd)
-                and self.projection_dim != self.n_embd):
-            raise SourceError(
-                f"mismatched GGUF pair: {names}: the projector outputs {self.projector_width}-wide "
-                f"embeddings but the text model's embedding length is {self.n_embd}. "
-                "Use the mmproj file published with this model."
-            )
-        wanted = FAMILY_PROJECTORS.get(self.arch)
-        owners = {a for a, p in FAMILY_PROJECTORS.items() if self.projector in p}
-        if (wanted and self.projector not in wanted) or (owners and self.arch not in owners):
-            raise SourceError(
-                f"mismatched GGUF pair: {names}: projector type {self.projector!r} does not "
-                f"belong to text architecture {self.arch!r}. "
-                "Use the mmproj file published with this model."
-            )
-
-    def chat_format(self) -> str:
-        """The chat handler for this family: Qwen2-VL/2.5-VL, LLaVA, else generic mtmd."""
-        if self.projector in QWEN_VL_PROJECTORS:
-            return "qwen2.5-vl"
-        if self.projector in LLAVA_PROJECTORS:
-            return "llava-1.5"
-        return "mtmd"
-
-
-def _projector_width(shapes: dict[str, tuple[int, ...]]) -> int | None:
-    """Width of the embeddings the projector outputs, from the last `mm.N` layer's shape
-    (what libmtmd compares); None for projectors laid out some other way."""
-    last = max((int(n.split(".")[1]) for n in shapes
-                if n.startswith("mm.") and n.split(".")[1].isdigit()), default=None)
-    if last is None:
-        return None
-    bias, weight = shapes.get(f"mm.{last}.bias"), shapes.get(f"mm.{last}.weight")
-    if bias:
-        return int(bias[0])
-    return int(weight[1]) if weight and len(weight) == 2 else None
-
-
-def read_pair(model_path: str | Path, mmproj_path: str | Path) -> GGUFPair:
-    """Read both headers (no weights); SourceError when a file is missing or not a GGUF."""
-    model_path, mmproj_path = Path(model_path), Path(mmproj_path)
-    for what, p in (("text model", model_path), ("mmproj", mmproj_path)):
-        if not p.is_file():
-            raise SourceError(f"{what} file not found: {p}")
-    try:
-        meta, _ = read_gguf_header(model_path)
-    except (OSError, ValueError, struct.error, KeyError) as e:
-        raise SourceError(f"cannot read text model {model_path.name!r}: {e}") from e
-    try:
-        pmeta, shapes = read_gguf_header(mmproj_path, tensors=True)
-    except (OSError, ValueError, struct.error, KeyError) as e:
-        raise SourceError(f"cannot read mmproj {mmproj_path.name!r}: {e}") from e
-    arch = str(meta.get("general.architecture", ""))
-    if arch == "clip":
-        raise SourceError(f"{model_path.name!r} is an mmproj (vision projector), not a text "
-                          "model: swap the two files")
-    if pmeta.get("general.architecture") != "clip":
-        raise SourceError(f"{mmproj_path.name!r} is not an mmproj (its architecture is "
-                          f"{pmeta.get('general.architecture')!r}, expected 'clip')")
-    n_embd = meta.get(f"{arch}.embedding_length")
-    if not isinstance(n_embd, int):
-        raise SourceError(f"text model {model_path.name!r} has no {arch}.embedding_length")
-    n_head = int(meta.get(f"{arch}.attention.head_count", 1) or 1)
-    dim = pmeta.get("clip.vision.projection_dim")
-    dim = dim if isinstance(dim, int) and dim > 0 else None
-    projector = str(pmeta.get("clip.projector_type") or pmeta.get("clip.vision.projector_type")
-                    or "")
-    return GGUFPair(
-        model_path=model_path, mmproj_path=mmproj_path, arch=arch, n_embd=n_embd,
-        n_layer=int(meta.get(f"{arch}.block_count", 0)), n_head=n_head,
-        n_head_kv=int(meta.get(f"{arch}.attention.head_count_kv", n_head) or n_head),
-        projector=projector, projector_width=_projector_width(shapes) or dim, projection_dim=dim,
-    )
-
-
-def plan_gpu_layers(n_layer: int, weights: int, overhead: int, free: int | None) -> int:
-    """How many of `n_layer` layers to offload: -1 (all) when the `weights` plus `overhead`
-    (mmproj, KV cache) fit in `free` bytes or `free` is unknown; else the share of the layers
-    that fits once the overhead is placed; 0 when nothing fits."""
-    if free is None or free >= weights + overhead:
-        return -1
-    room = free - overhead
-    return max(0, min(n_layer, int(n_layer * room / max(1, weights))))
-
-
-# -- the source --------------------------------------------------------------------------
-@functools.cache
-def _import_llama_cpp() -> Any:
-    """llama_cpp, imported on first use: SourceError with the pip command when it is missing
-    or too old for vision models (libmtmd bindings)."""
-    try:
-        import llama_cpp
-    except ImportError as e:
-        raise SourceError(INSTALL_HINT) from e
-    try:
-        import llama_cpp.llama_chat_format as formats
-        import llama_cpp.mtmd_cpp as mtmd
-        from llama_cpp._logger import llama_log_callback
-
-        for needed in (*CHAT_FORMATS.values(), "Jinja2ChatFormatter"):
-            getattr(formats, needed)
-        mtmd.mtmd_helper_eval_chunk_single  # noqa: B018
-    except (ImportError, AttributeError) as e:
-        version = getattr(llama_cpp, "__version__", "?")
-        raise SourceError(f"llama-cpp-python {version} is too old for vision GGUFs ({e}): "
-                          f"pip install -U \"llama-cpp-python>={MIN_VERSION}\"") from e
-    # libmtmd logs every prompt at INFO level: route it through llama-cpp-python's logger
-    # (errors only unless verbose), as llama.cpp's own log already is
-    mtmd.mtmd_helper_log_set(llama_log_callback, ctypes.c_void_p(0))
-    return llama_cpp
+from .base import log
+from .llamacpp_offload import gpu_bytes, memory_bytes, plan_gpu_layers
+from .llamacpp_runtime import CHAT_FORMATS, import_llama_cpp, render_split, text_tokens
+from .vlm import VLMSource, model_label, vlm_spec
 
 
 class LlamaCppVLM(VLMSource):
@@ -269,8 +49,9 @@ class LlamaCppVLM(VLMSource):
     models spend a token per 28x28 pixels, so this bounds time and context.
     """
 
-    name: ClassVar[str] = "vlm-llamacpp"
-    default_weight: ClassVar[float] = 1.0
+    spec = vlm_spec("vlm-llamacpp", 1.0, {"model_path": "", "mmproj_path": "",
+                                          "chat_format": "auto", "n_gpu_layers": "auto"},
+                    {"chat_format": ("auto", *CHAT_FORMATS)})
 
     def __init__(
         self, model_path: str | Path, mmproj_path: str | Path, *, chat_format: str = "auto",
@@ -316,21 +97,14 @@ class LlamaCppVLM(VLMSource):
 
     def memory_bytes(self) -> int:
         """Weights of both files plus an f16 KV cache for `n_ctx` tokens."""
-        p = self.pair
-        kv = 2 * 2 * self.n_ctx * p.n_layer * p.n_embd * p.n_head_kv // max(1, p.n_head)
-        return p.model_bytes + p.mmproj_bytes + kv
+        return memory_bytes(self.pair, self.n_ctx)
 
     def resolved_chat_format(self) -> str:
         return self.pair.chat_format() if self.chat_format == "auto" else self.chat_format
 
     def _gpu_bytes(self, layers: int) -> int:
         """Accelerator memory with `layers` layers offloaded (-1 = all; the mmproj goes along)."""
-        p = self.pair
-        if layers == 0:
-            return 0
-        if layers < 0 or layers >= p.n_layer:
-            return self.memory_bytes()
-        return p.mmproj_bytes + (self.memory_bytes() - p.mmproj_bytes) * layers // p.n_layer
+        return gpu_bytes(self.pair, self.n_ctx, layers)
 
     def _gpu_layers(self, llama_cpp: Any) -> int:
         """Layers to offload: 0 on a CPU-only llama.cpp or a CPU device; the user's number
@@ -349,7 +123,7 @@ class LlamaCppVLM(VLMSource):
         if self._llm is not None:
             return
         pair = self.pair  # the files first: a wrong pair is wrong with any runtime
-        llama_cpp = _import_llama_cpp()
+        llama_cpp = import_llama_cpp()
         chat_format = self.resolved_chat_format()
         layers = self._gpu_layers(llama_cpp)
         last: Exception | None = None
@@ -438,7 +212,7 @@ class LlamaCppVLM(VLMSource):
         except SourceError:  # the files are unreadable: load() will say why
             fmt = self.chat_format
         return (f"{self.label}: {self.model_path.name} + {self.mmproj_path.name} "
-                f"(llama.cpp, {fmt}, {self.method}, {where})")
+                f"(llama.cpp, {fmt}, {where})")
 
     # -- the two backend calls -------------------------------------------------------
     def _constraint(self, schema: dict | None) -> dict[str, Any]:
@@ -506,7 +280,7 @@ class LlamaCppVLM(VLMSource):
 
     @property
     def _llama_cpp(self) -> Any:
-        return _import_llama_cpp()
+        return import_llama_cpp()
 
     def _ids(self, levels: tuple[str, ...]) -> list[int]:
         """The token id of each level; each level must be one token (a leading bare-space
@@ -533,30 +307,8 @@ class LlamaCppVLM(VLMSource):
         return self._prompts[system]
 
     def _render_split(self, system: str) -> tuple[str, str]:
-        formats = self._llama_cpp.llama_chat_format
-        llm, handler = self._llm, self._handler
-        marker = handler._mtmd_cpp.mtmd_default_marker().decode("utf-8")
-        messages = [
-            {"role": "system", "content": system},
-            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": marker}},
-                                         {"type": "text", "text": _SENTINEL}]},
-        ]
-        if isinstance(handler, formats.MTMDChatHandler):
-            template = handler._get_chat_template(llm)
-            messages = handler._get_template_messages(messages, marker)
-        else:
-            template = handler.CHAT_FORMAT
-        def piece(token: int) -> str:
-            return llm.detokenize([token]).decode("utf-8", "ignore")
-
-        text = formats.Jinja2ChatFormatter(
-            template, eos_token=piece(llm.token_eos()), bos_token=piece(llm.token_bos()),
-        )(messages=messages).prompt
-        if text.count(_SENTINEL) != 1 or marker not in text.split(_SENTINEL)[0]:
-            raise SourceError(f"chat template of {self.model_path.name!r} puts the image after "
-                              "the question; the logprob method cannot share the image prefix")
-        head, tail = text.split(_SENTINEL)
-        return head, tail
+        return render_split(self._llama_cpp, self._llm, self._handler, system,
+                            self.model_path.name)
 
     def _eval_head(self, head: str, image: Image) -> int:
         """Evaluate a prompt with its image into the KV cache (reusing what the last prompt
@@ -598,7 +350,7 @@ class LlamaCppVLM(VLMSource):
         llm.reset()
         for i in range(mtmd.mtmd_input_chunks_size(chunks)):
             chunk = mtmd.mtmd_input_chunks_get(chunks, i)
-            text = _text_tokens(mtmd, chunk)
+            text = text_tokens(mtmd, chunk)
             key = ("text", tuple(text)) if text is not None else (
                 "image", image_key, mtmd.mtmd_input_chunk_get_n_tokens(chunk))
             old = held[i] if reuse and i < len(held) else None
@@ -631,14 +383,4 @@ class LlamaCppVLM(VLMSource):
         return pos
 
 
-def _text_tokens(mtmd: Any, chunk: Any) -> list[int] | None:
-    """The token ids of a text chunk; None for an image chunk."""
-    if mtmd.mtmd_input_chunk_get_type(chunk) != mtmd.MTMD_INPUT_CHUNK_TYPE_TEXT:
-        return None
-    n = ctypes.c_size_t()
-    ptr = mtmd.mtmd_input_chunk_get_tokens_text(chunk, ctypes.byref(n))
-    return [ptr[i] for i in range(n.value)]
-
-
-__all__ = ["CHAT_FORMATS", "INSTALL_HINT", "GGUFPair", "LlamaCppVLM", "plan_gpu_layers",
-           "read_gguf_header", "read_pair"]
+__all__ = ["LlamaCppVLM"]

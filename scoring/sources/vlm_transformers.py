@@ -16,11 +16,12 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
+from ..errors import SourceError
 from ..images import Image, to_pil
-from .base import SourceError
-from .vlm import VLMSource, model_label
+from .json_decoder import JsonDecoder
+from .vlm import VLMSource, model_label, vlm_spec
 
 log = logging.getLogger("saiten")
 
@@ -57,8 +58,9 @@ class TransformersVLM(VLMSource):
     "none" or "nf4" (bitsandbytes 4-bit; a checkpoint that is already quantized loads as it is).
     """
 
-    name: ClassVar[str] = "vlm-transformers"
-    default_weight: ClassVar[float] = 0.9
+    spec = vlm_spec("vlm-transformers", 0.9, {"model_dir": "", "dtype": "auto",
+                                              "quantization": "none"},
+                    {"dtype": DTYPES, "quantization": QUANTIZATIONS})
 
     def __init__(self, model_dir: str | Path, *, dtype: str = "auto",
                  quantization: str = "none", label: str | None = None, **kw: Any) -> None:
@@ -306,7 +308,7 @@ class TransformersVLM(VLMSource):
         inputs = self._encode(image, [self._prompt(system, user)])
         with torch.inference_mode():
             if schema and schema.get("properties"):
-                return _JsonDecoder(self, inputs).run(schema, max_tokens)
+                return JsonDecoder(self, inputs).run(schema, max_tokens)
             out = self._model.generate(**inputs, max_new_tokens=max_tokens, do_sample=False)
         return self._processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:],
                                                 skip_special_tokens=True)
@@ -368,79 +370,3 @@ class TransformersVLM(VLMSource):
             inputs = self._encode(image, [t])
             rows.append(self._model(**inputs, logits_to_keep=1).logits[0, -1])
         return torch.stack(rows)
-
-
-class _JsonDecoder:
-    """Greedy decoding of one JSON object shaped by a schema: the keys and punctuation are
-    fed, integer values are read digit by digit (snapped to the schema's `enum`), string
-    values run until the model closes the quote or reaches `maxLength`."""
-
-    def __init__(self, vlm: TransformersVLM, inputs: dict[str, Any]) -> None:
-        self.vlm, self.model = vlm, vlm._model
-        self.tok = vlm._processor.tokenizer
-        out = self.model(**inputs, use_cache=True, logits_to_keep=1)
-        self.cache, self.logits = out.past_key_values, out.logits[0, -1]
-        self.stops = {i for i in (self.tok.eos_token_id, self.tok.pad_token_id) if i is not None}
-        eos = getattr(self.model.generation_config, "eos_token_id", None)
-        self.stops |= set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-        self.budget = 0
-
-    def feed(self, ids: list[int]) -> None:
-        import torch
-
-        if not ids:
-            return
-        out = self.model(input_ids=torch.tensor([ids], device=self.model.device),
-                         past_key_values=self.cache, use_cache=True)
-        self.cache, self.logits = out.past_key_values, out.logits[0, -1]
-        self.budget -= len(ids)
-
-    def text(self, s: str) -> None:
-        self.feed(self.tok.encode(s, add_special_tokens=False))
-
-    def run(self, schema: dict, max_tokens: int) -> str:
-        self.budget = max_tokens
-        parts = []
-        for n, (key, spec) in enumerate(schema["properties"].items()):
-            lead = ("{" if n == 0 else ", ") + json.dumps(key, ensure_ascii=False) + ":"
-            if spec.get("type") in ("integer", "number"):
-                self.text(lead)  # the model picks " 70" or "70" itself
-                parts.append(f"{lead} {self.integer(spec)}")
-            else:
-                self.text(lead + ' "')
-                parts.append(f"{lead} {json.dumps(self.string(spec), ensure_ascii=False)}")
-        return "".join(parts) + "}"
-
-    def integer(self, spec: dict) -> int:
-        digits = self.vlm._digits
-        ids = list(digits)  # the first token may carry a leading space, the rest may not
-        tight = [i for i, t in digits.items() if t == t.strip()]
-        text = ""
-        while len(text) < 3 and self.budget > 0:
-            if text and int(self.logits.argmax()) not in tight:
-                break  # the model would end the number here
-            pool = tight if text else ids
-            best = pool[int(self.logits[pool].argmax())]
-            text += digits[best].strip()
-            self.feed([best])
-        value = int(text[:3] or 0)
-        allowed = spec.get("enum")
-        if allowed:
-            return min(allowed, key=lambda a: (abs(a - value), a))
-        return max(int(spec.get("minimum", 0)), min(int(spec.get("maximum", 100)), value))
-
-    def string(self, spec: dict) -> str:
-        limit = int(spec.get("maxLength", 200))
-        got: list[int] = []
-        text = ""
-        while self.budget > 0:
-            best = int(self.logits.argmax())
-            if best in self.stops:
-                break
-            got.append(best)
-            text = self.tok.decode(got, skip_special_tokens=True)
-            if '"' in text or "\n" in text or len(text) >= limit:
-                break
-            self.feed([best])
-        text = text.split('"')[0].split("\n")[0][:limit]
-        return "".join(c for c in text if c.isprintable() and c != "\ufffd").strip()

@@ -19,8 +19,9 @@ import numpy as np
 from PIL import Image as PILImage
 
 from ..cards import ScoreCard, clamp_score
+from ..catalogue import Model, Spec
+from ..errors import SourceError
 from ..images import Image
-from .base import SourceError
 from .onnx_base import OnnxSource, uint8_image
 
 RATING, GENERAL, CHARACTER = 9, 0, 4
@@ -100,16 +101,30 @@ def prepare(image: Image, size: int) -> np.ndarray:
     return canvas[:, :, ::-1].astype(np.float32)
 
 
+def _known(name: str) -> Model:
+    return Model(name, "wd", repo=f"SmilingWolf/{name}", files=("model.onnx", "selected_tags.csv"))
+
+
+SPEC = Spec(
+    "wd", "tagger", ("erotic",), 0.8,
+    build={"general_threshold": 0.35, "character_threshold": 0.85, "mcut": False,
+           "batch_size": 8, "device": "auto"},
+    models=tuple(_known(n) for n in (
+        "wd-eva02-large-tagger-v3", "wd-vit-large-tagger-v3", "wd-vit-tagger-v3",
+        "wd-swinv2-tagger-v3", "wd-convnext-tagger-v3")),
+)
+"""WD v3: its recommended thresholds and the downloadable models (by folder name)."""
+
+
 class WDTagger(OnnxSource):
     """A WD v3 tagger: rating → `erotic`, general and character tags with confidences."""
 
-    name = "wd"
-    kind = "tagger"
-    provides = ("erotic",)
-    default_weight = 0.8
+    spec = SPEC
 
-    def __init__(self, *, model_path: str | Path, general_threshold: float = 0.35,
-                 character_threshold: float = 0.85, mcut: bool = False,
+    def __init__(self, *, model_path: str | Path,
+                 general_threshold: float = SPEC.build["general_threshold"],
+                 character_threshold: float = SPEC.build["character_threshold"],
+                 mcut: bool = False,
                  labels_path: str | Path | None = None, **kw: Any) -> None:
         path = Path(model_path)
         path = path / "model.onnx" if path.is_dir() else path

@@ -88,7 +88,8 @@ def test_label_and_keep_loaded_false_unloads(vlm_comfy):
     h = vlm_comfy.run(graph(node, "logprob", batch=1, label="joy-tiny"))
     assert LINE.findall(h.text("3")) == [("0", "joy-tiny")]
     sources = vlm_comfy.get("/saiten_test/loaded")["sources"]
-    assert {"name": "joy-tiny", "loaded": False} in sources
+    # the shared handle keeps the loader's name: a rater's label lives on its cards only
+    assert {"name": "tiny-llava", "loaded": False} in sources
 
 
 def test_a_vlm_that_cannot_run_abstains_and_the_prompt_succeeds(vlm_comfy):
@@ -120,19 +121,43 @@ def test_comfyui_free_memory_unloads_the_vlm(vlm_comfy):
     node = loader("tiny-llava", mmproj=_auto(vlm_comfy))
     vlm_comfy.run(graph(node, "logprob", batch=1, label="evict-me"))
     state = vlm_comfy.get("/saiten_test/loaded")
-    assert {"name": "evict-me", "loaded": True} in state["sources"]
-    assert any(m["name"] == "evict-me" for m in state["models"]), state
+    # the shared handle keeps the loader's name: the rater's label lives on its cards only
+    assert {"name": "tiny-llava", "loaded": True} in state["sources"]
+    assert any(m["name"] == "tiny-llava" for m in state["models"]), state
     vlm_comfy.free(unload_models=True)  # acted on by ComfyUI's prompt worker, soon after
 
     def evicted():
         state = vlm_comfy.get("/saiten_test/loaded")
-        return ({"name": "evict-me", "loaded": False} in state["sources"]
-                and not any(m["name"] == "evict-me" for m in state["models"])), state
+        return ({"name": "tiny-llava", "loaded": False} in state["sources"]
+                and not any(m["name"] == "tiny-llava" for m in state["models"])), state
 
     deadline = time.monotonic() + 30
     while not (done := evicted())[0] and time.monotonic() < deadline:
         time.sleep(0.2)
     assert done[0], done[1]
+
+
+def test_two_raters_on_one_loader_score_as_each_asked(vlm_comfy):
+    """Run options travel per call: two raters share one loaded model (one cached handle)
+    and each scores with its own method, label and weight."""
+    g = graph(loader("tiny-llava", mmproj=_auto(vlm_comfy)), "logprob", batch=2, label="lp")
+    g["3"]["inputs"]["comment"] = False
+    g["4"] = {"class_type": "SaitenVLMRater",
+              "inputs": {"images": ["1", 0], "vlm": ["2", 0], "scores": ["3", 0],
+                         "method": "generate", "use_tags": False, "comment": True,
+                         "repeats": 1, "weight": 2.5, "label": "gen"}}
+    g["5"] = {"class_type": "PreviewAny", "inputs": {"source": ["4", 0]}}
+    h = vlm_comfy.run(g)
+    cards = h.text("5").split("ScoreCard(")[1:]
+    lp = [c for c in cards if c.startswith("source='lp'")]
+    gen = [c for c in cards if c.startswith("source='gen'")]
+    assert len(lp) == len(gen) == 2, h.text("5")
+    assert all("'level_probs'" in c and "weight=0.9" in c and "'attempts'" not in c for c in lp)
+    assert all("'attempts'" in c and "weight=2.5" in c and "'level_probs'" not in c
+               for c in gen)
+    handles = [s for s in vlm_comfy.get("/saiten_test/loaded")["sources"]
+               if s["name"] == "tiny-llava"]
+    assert len(handles) == 1, handles  # one model in memory for both raters
 
 
 def test_tagger_then_rater_in_one_graph(vlm_comfy):

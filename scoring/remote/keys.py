@@ -1,4 +1,5 @@
-"""Which API key goes to which server: the user's configuration, never a workflow's.
+"""API keys: which key goes to which server (the user's configuration, never a workflow's),
+and kept out of every text we show or write.
 
 A workflow (saved into every PNG people share) names a server, never a secret. The key for a
 server comes from a binding of its host, made outside every workflow:
@@ -16,17 +17,25 @@ server comes from a binding of its host, made outside every workflow:
 A host with no binding gets no key; a server on this machine (localhost, 127.x, ::1) never
 gets one. A key file — and the keys file itself, which decides where keys go — inside a
 folder ComfyUI or a pack serves is refused, checked after resolving symlinks both ways.
+
+Every text we show or write goes through `redact`, which removes the key (or any 10-character
+piece of it) and anything shaped like an API key.
 """
+
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
+
+from ..errors import SourceError
 
 BUILTIN_HOSTS = {"api.x.ai": "XAI_API_KEY"}
 """The only bindings made without asking: the known APIs' own variables."""
@@ -36,7 +45,7 @@ _SKIP = {".git", "node_modules", "__pycache__", ".venv"}
 _WALK_LIMIT = 200_000  # entries looked at per served folder when searching for symlinks
 
 
-class KeyConfigError(Exception):
+class KeyConfigError(SourceError):
     """The key configuration is unusable or unsafe; the message says what to change."""
 
 
@@ -64,6 +73,53 @@ def is_loopback(host: str) -> bool:
     mapped = getattr(addr, "ipv4_mapped", None)
     addr = mapped or addr
     return addr.is_loopback or addr.is_unspecified
+
+
+_SECRET_PATTERNS = (
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r"\b(?:xai|sk|sk-proj|gsk)-[A-Za-z0-9_-]{12,}\b"),
+)
+
+
+def _spans(text: str, secret: str, width: int = 10) -> list[tuple[int, int]]:
+    """Where runs of `width`+ characters of `secret` occur in `text`."""
+    spans = []
+    for k in range(len(secret) - width + 1):
+        piece, start = secret[k:k + width], 0
+        while (at := text.find(piece, start)) >= 0:
+            spans.append((at, at + width))
+            start = at + 1
+    return spans
+
+
+def redact(text: Any, secrets: Iterable[str | None] = ()) -> str:
+    """`text` with every given secret (or a 10-character piece of one) and anything shaped
+    like an API key replaced by ***."""
+    s = str(text)
+    for secret in secrets:
+        if not secret or len(secret) < 4:
+            continue
+        s = s.replace(secret, "***")
+        spans = sorted(_spans(s, secret)) if len(secret) >= 10 else []
+        for start, end in reversed(_merge(spans)):
+            s = s[:start] + "***" + s[end:]
+    s = _SECRET_PATTERNS[0].sub(r"\1***", s)
+    return _SECRET_PATTERNS[1].sub("***", s)
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for a, b in spans:
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def is_local(base_url: str) -> bool:
+    """True for servers on this machine (they get no key and no proxy)."""
+    return is_loopback(urlsplit(base_url).hostname or "")
 
 
 def split_url(base_url: str) -> tuple[str, str, int]:
@@ -204,6 +260,22 @@ def refuse_if_served(path: Path, served: Iterable[str | os.PathLike[str]], *,
                                  "remove that link")
 
 
-__all__ = ["BUILTIN_HOSTS", "Binding", "HostKey", "KeyConfigError", "binding_for", "config_dir",
-           "is_loopback", "key_for", "keys_file", "load_bindings", "refuse_if_served",
-           "split_url"]
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_LOOKS_LIKE_KEY = re.compile(r"^(xai|sk|gsk|sk-proj)[-_]|[a-z].*\d.*[A-Z]|\d.*[a-z].*[A-Z]")
+
+
+def check_env_name(name: str, widget: str = "key_env") -> str:
+    """The NAME of the environment variable holding a key, or ValueError — never echoing the
+    value, which might be a pasted key (every widget is saved into each PNG)."""
+    name = name.strip()
+    if not _ENV_NAME.match(name) or (len(name) > 24 and _LOOKS_LIKE_KEY.search(name)):
+        raise ValueError(
+            f"{widget} takes the NAME of an environment variable (e.g. XAI_API_KEY), never the "
+            "key itself: clear this widget (it is saved into every PNG), set the variable "
+            "before starting ComfyUI, or put the key in ~/.config/saiten/xai_key")
+    return name
+
+
+__all__ = ["BUILTIN_HOSTS", "Binding", "HostKey", "KeyConfigError", "binding_for",
+           "check_env_name", "config_dir", "is_local", "is_loopback", "key_for", "keys_file",
+           "load_bindings", "redact", "refuse_if_served", "split_url"]

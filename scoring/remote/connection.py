@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from .hostkeys import is_loopback
+from .keys import is_loopback
 
 USER_AGENT = "ComfyUI-Saiten"
 
