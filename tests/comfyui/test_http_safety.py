@@ -250,6 +250,7 @@ def test_a_hung_server_stalls_one_prompt_at_most_and_the_next_abstains_at_once(c
         first, second = comfy.wait(first_id, 120), comfy.wait(second_id, 120)
         assert first.ok and second.ok
         t1, t2 = seconds(first), seconds(second)
+        print(f"hung judge + VLM server: first prompt {t1:.1f} s, second {t2:.1f} s")
         # first: VLM 2 attempts + 1 (1 s each), judge 3 attempts (2 s each), then skipped
         assert 6.0 <= t1 < 20.0, t1
         assert t2 < 2.5, (t1, t2)
