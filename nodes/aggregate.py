@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import folder_paths
 from comfy_api.latest import io, ui
 
 from ..scoring import catalogue
 from ..scoring.aggregate import AggregateSettings, combine_sheet, parse_weights
-from ..scoring.calibrate import Calibration, apply_calibrations, load_calibrations
+from ..scoring.calibrate import Calibration, apply_calibrations, load_confined
 from ..scoring.cards import merge_sheets
 from .common import verdicts_text
 from .types import Scores, Verdicts
@@ -20,20 +18,12 @@ MAX_INPUTS = 8
 
 
 def calibrations(path: str) -> list[Calibration]:
-    """The fits in a `calibrate --out` JSON; a relative path is under ComfyUI's user
-    directory; "" = none. A missing or invalid file is a ValueError saying which and why."""
-    path = path.strip()
-    if not path:
+    """The fits in a `calibrate --out` JSON under ComfyUI's user directory; "" = none.
+    Anything else (absolute, `..`, a symlink out, missing, invalid) is a ValueError that
+    never quotes the file nor tells what exists outside that directory."""
+    if not path.strip():
         return []
-    user = Path(folder_paths.get_user_directory())
-    full = user / Path(path).expanduser()  # an absolute path stays as it is
-    if not full.is_file():
-        raise ValueError(f"calibration file not found: {full} (a relative path is read from "
-                         f"ComfyUI's user directory {user})")
-    try:
-        return load_calibrations(full)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"calibration file {full}: {e}") from None
+    return load_confined(path, folder_paths.get_user_directory())
 
 
 class SaitenEnsembleAggregate(io.ComfyNode):
@@ -47,7 +37,9 @@ class SaitenEnsembleAggregate(io.ComfyNode):
                 "Combines the score cards of every connected source into one verdict per image: "
                 "per axis the median, outliers beyond k·MAD dropped, a weighted mean of the "
                 "rest; the technical check's penalty comes off overall. Fewer than min_sources "
-                "sources → the image is unscored."
+                "sources → the image is unscored. An axis whose expected sources all abstained "
+                "(a judge down, a refusing VLM) is unscored too, never filled in by the "
+                "technical check; without overall the image has no score."
             ),
             inputs=[
                 io.Autogrow.Input("scores", template=io.Autogrow.TemplatePrefix(
@@ -67,7 +59,8 @@ class SaitenEnsembleAggregate(io.ComfyNode):
                 io.String.Input("calibration", default="", optional=True,
                                 tooltip="a cal.json from `python -m scoring calibrate --out`, "
                                         "applied to each source's scores before combining; "
-                                        "relative to ComfyUI's user directory; empty = none"),
+                                        "a path inside ComfyUI's user directory (no absolute "
+                                        "paths, no '..'); empty = none"),
             ],
             outputs=[
                 Verdicts.Output("verdicts", tooltip="One verdict per image, in batch order."),

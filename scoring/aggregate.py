@@ -2,10 +2,23 @@
 
 Per axis, over the vote cards (ok cards whose kind is not "check") that scored it: median m,
 MAD = median |v − m| floored at `mad_floor`; values with |v − m| ≤ k·MAD are kept and
-averaged with per-source weights. Check cards (the technical check) never vote: their
-`penalty` comes off `overall`. An abstaining source is absent, never 0. Fewer than
+averaged with per-source weights. An abstaining source is absent, never 0. Fewer than
 `min_sources` distinct sources with an ok card → the image is unscored. Repeated runs
 (`card.repeat`) are combined per repeat, then the median of the per-repeat finals is taken.
+
+Never fail open: an axis takes its value only from the sources that vote on it. The sources
+*expected* on an axis are those whose cards provide it, abstentions included; when every one
+of them abstained (or answered without that axis) the axis is unscored — listed in
+`verdict.missing` with who and why — and an unscored `overall` leaves the image without a
+score. Check cards (the technical check) never vote: their `penalty` comes off `overall`.
+Only where no vote card provides `overall` at all (NudeNet + technical check, the offline
+default) is `overall` the check's own 100 − penalty: "technically fine, nothing else known".
+
+Confidence per axis = agreement · coverage · the sources' own confidence: agreement is
+1 − spread/`spread_scale` over the kept values (a lone vote: `SINGLE_AGREEMENT`), coverage
+kept / expected voters, own the weighted mean of the kept cards' `confidence` (a logprob or
+G-Eval spread; 1 when a card gives none). The verdict's confidence is the mean over the axes,
+a missing axis counting 0; an unscored image has confidence 0.
 """
 
 from __future__ import annotations
@@ -19,6 +32,8 @@ from dataclasses import dataclass, field
 from .cards import AXES, ScoreCard, Sheet, Verdict, clamp_score
 
 CHECK = "check"
+SINGLE_AGREEMENT = 0.5
+"""The agreement a lone vote on an axis counts as: nobody confirmed it."""
 
 
 @dataclass
@@ -74,30 +89,56 @@ class _Axis:
     outliers: dict[str, str]
 
 
+@dataclass
+class _Vote:
+    source: str
+    value: float
+    weight: float
+    confidence: float
+
+
 def _median(values: Iterable[float]) -> float:
     return float(statistics.median(values))
 
 
-def _combine_axis(axis: str, votes: list[tuple[str, float, float]], expected: int,
-                  s: AggregateSettings) -> _Axis:
-    """votes: (source, value, weight); robust weighted mean and its confidence."""
-    m = _median(v for _, v, _ in votes)
-    mad = max(_median(abs(v - m) for _, v, _ in votes), s.mad_floor)
+def _own_confidence(card: ScoreCard) -> float:
+    """The source's own confidence in its card (a logprob spread, a G-Eval spread): 0–1,
+    1 when it gives none, 0 when it gives something that is not a number."""
+    if card.confidence is None:
+        return 1.0
+    try:
+        c = float(card.confidence)
+    except (TypeError, ValueError):
+        return 0.0
+    return min(1.0, max(0.0, c)) if math.isfinite(c) else 0.0
+
+
+def _combine_axis(axis: str, votes: list[_Vote], expected: int, s: AggregateSettings) -> _Axis:
+    """Robust weighted mean of one axis's votes and its confidence."""
+    m = _median(v.value for v in votes)
+    mad = max(_median(abs(v.value - m) for v in votes), s.mad_floor)
     # with k < 1 nothing may be close enough: then the values nearest the median stay
-    limit = max(s.k * mad, min(abs(v - m) for _, v, _ in votes))
-    kept = [(src, v, w) for src, v, w in votes if abs(v - m) <= limit]
-    outliers = {src: f"outlier on {axis} ({v:.4g} vs median {m:.4g})"
-                for src, v, _ in votes if abs(v - m) > limit}
-    total = sum(w for _, _, w in kept)
+    limit = max(s.k * mad, min(abs(v.value - m) for v in votes))
+    kept = [v for v in votes if abs(v.value - m) <= limit]
+    outliers = {v.source: f"outlier on {axis} ({v.value:.4g} vs median {m:.4g})"
+                for v in votes if abs(v.value - m) > limit}
+    total = sum(v.weight for v in kept)
     if total > 0:
-        value = sum(v * w for _, v, w in kept) / total
+        value = sum(v.value * v.weight for v in kept) / total
+        own = sum(v.confidence * v.weight for v in kept) / total
     else:  # every kept source has weight 0: fall back to the plain mean
-        value = sum(v for _, v, _ in kept) / len(kept)
-    values = [v for _, v, _ in kept]
-    spread = max(values) - min(values)
-    agreement = max(0.0, 1.0 - spread / s.spread_scale)
-    confidence = agreement * min(1.0, len(kept) / max(expected, 1))
-    return _Axis(value, confidence, [src for src, _, _ in kept], outliers)
+        value = statistics.fmean(v.value for v in kept)
+        own = statistics.fmean(v.confidence for v in kept)
+    return _Axis(value, _confidence([v.value for v in kept], expected, own, s),
+                 [v.source for v in kept], outliers)
+
+
+def _confidence(kept: list[float], expected: int, own: float, s: AggregateSettings) -> float:
+    """agreement · coverage · the sources' own confidence. One voice has no one to agree
+    with: its agreement is `SINGLE_AGREEMENT`, so a single source never yields 1.00."""
+    agreement = (max(0.0, 1.0 - (max(kept) - min(kept)) / s.spread_scale) if len(kept) > 1
+                 else SINGLE_AGREEMENT)
+    return agreement * min(1.0, len(kept) / max(expected, 1)) * own
 
 
 def _order(cards: list[ScoreCard]) -> list[ScoreCard]:
@@ -141,6 +182,28 @@ def _axes(cards: list[ScoreCard]) -> list[str]:
     return [*AXES, *extra]
 
 
+def _voters(cards: list[ScoreCard], axes: list[str]) -> dict[str, list[str]]:
+    """Per axis, the sources expected to vote on it: every vote card that provides or scored
+    it, abstentions included. Where no vote card provides `overall`, the check sources stand
+    in for it (a technical-only `overall`: 100 − penalty)."""
+    out = {a: sorted({c.source for c in cards if c.kind != CHECK
+                      and (a in c.provides or (c.ok and a in c.axes))}) for a in axes}
+    if not out["overall"]:
+        out["overall"] = sorted({c.source for c in cards if c.kind == CHECK})
+    return out
+
+
+def _why_missing(cards: list[ScoreCard], axis: str, sources: list[str]) -> str:
+    """Why none of `sources` has a value on `axis`: each one's abstention, or that it
+    answered without that axis."""
+    why: dict[str, str] = {}
+    for c in cards:
+        if c.source in sources and c.source not in why:
+            why[c.source] = (f"abstained: {c.abstained}" if not c.ok
+                             else f"answered without {axis}")
+    return "; ".join(f"{src} {w}" for src, w in why.items())
+
+
 def combine(cards: list[ScoreCard], settings: AggregateSettings | None = None) -> Verdict:
     """The ensemble's verdict for one image from every card any source made for it."""
     s = settings or AggregateSettings()
@@ -150,15 +213,13 @@ def combine(cards: list[ScoreCard], settings: AggregateSettings | None = None) -
         return _unscored(list(cards), ok, s)
 
     axes = _axes(ordered)
-    expected = {a: len({c.source for c in ordered if c.kind != CHECK and a in c.provides})
-                for a in axes}
+    voters = _voters(ordered, axes)
+    technical_only = all(c.kind == CHECK for c in ordered if c.source in voters["overall"])
     repeats = sorted({c.repeat for c in ordered})
     finals: dict[str, list[float]] = {a: [] for a in axes}
     confs: dict[str, list[float]] = {a: [] for a in axes}
     used: set[str] = set()
     dropped: dict[str, str] = {}
-    voted_overall = any(c.ok and c.kind != CHECK and clamp_score(c.axes.get("overall")) is not None
-                        for c in ordered)
 
     for r in repeats:
         picked = _pick(ordered, r)
@@ -171,33 +232,44 @@ def combine(cards: list[ScoreCard], settings: AggregateSettings | None = None) -
                 dropped.setdefault(c.source, f"abstained{tag}: {c.abstained}")
         votes = [c for c in picked if c.ok and c.kind != CHECK]
         for a in axes:
-            vals = [(c.source, v, s.weight(c)) for c in votes
+            if a == "overall" and technical_only:
+                if checks:  # nothing in the graph scores overall: technically fine is all
+                    finals[a].append(100.0 - penalty)
+                    confs[a].append(_confidence([100.0 - penalty], len(voters[a]), 1.0, s))
+                continue
+            vals = [_Vote(c.source, v, s.weight(c), _own_confidence(c)) for c in votes
                     if (v := clamp_score(c.axes.get(a))) is not None]
             if not vals:
                 continue
-            res = _combine_axis(a, vals, expected[a], s)
+            res = _combine_axis(a, vals, len(voters[a]), s)
             used.update(res.kept)
             for src, why in res.outliers.items():
                 dropped[src] = f"{dropped[src]}; {why}{tag}" if src in dropped else why + tag
-            value = res.value - penalty if a == "overall" else res.value
-            finals[a].append(value)
+            finals[a].append(res.value - penalty if a == "overall" else res.value)
             confs[a].append(res.confidence)
-        if checks and not voted_overall:
-            finals["overall"].append(100.0 - penalty)  # technically fine, nothing else known
 
     result = {a: (min(100.0, max(0.0, _median(v))) if v else None) for a, v in finals.items()}
-    axis_conf = [_median(c) for c in confs.values() if c]  # a check-only overall has no votes
-    dropped = {**_abstentions(ordered, ok), **dropped}
+    missing = {a: _why_missing(ordered, a, voters[a]) for a in axes
+               if voters[a] and result[a] is None}
+    confidences = {a: _median(c) for a, c in confs.items() if c}
+    # an axis whose every expected voter abstained counts as confidence 0, never as absent
+    counted = [*confidences.values(), *(0.0 for _ in missing)]
     verdict = Verdict(
         axes=result,
-        confidence=sum(axis_conf) / len(axis_conf) if axis_conf else 0.0,
+        confidence=statistics.fmean(counted) if counted else 0.0,
         used=sorted(used),
-        dropped=dict(sorted(dropped.items())),
+        dropped=dict(sorted({**_abstentions(ordered, ok), **dropped}.items())),
         cards=list(cards),
         comment=_comment(ordered, s),
+        missing=missing,
+        confidences=confidences,
     )
     if all(v is None for v in result.values()):
         verdict.unscored = f"{', '.join(ok)} answered but scored no axis"
+    elif "overall" in missing:
+        verdict.unscored = (f"no source scored overall (expected: {', '.join(voters['overall'])})"
+                            f" — {missing['overall']}")
+    if verdict.unscored:
         verdict.confidence = 0.0
     return verdict
 

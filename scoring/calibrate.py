@@ -13,13 +13,15 @@ import json
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 
 from .cards import ScoreCard, Verdict, clamp_score
 
 ENSEMBLE = "ensemble"
+MAX_CALIBRATION_BYTES = 1 << 20
+"""A calibration file is a few lines of JSON: anything larger is not one."""
 
 
 def load_ratings(path: str | Path) -> dict[str, float]:
@@ -174,13 +176,21 @@ def save_calibrations(path: str | Path, fits: Sequence[SourceFit]) -> Path:
 
 
 def load_calibrations(path: str | Path) -> list[Calibration]:
-    """The calibrations `save_calibrations` wrote; ValueError names the file and the problem
-    (OSError when it cannot be read)."""
-    name = Path(path).name
+    """The calibrations `save_calibrations` wrote; ValueError names the file and the problem,
+    never quoting what the file holds (OSError when it cannot be read)."""
+    path = Path(path)
+    name = path.name
+    if path.stat().st_size > MAX_CALIBRATION_BYTES:
+        raise ValueError(f"{name}: larger than {MAX_CALIBRATION_BYTES // 1024} KiB; "
+                         "not a calibration file")
+    raw = path.read_bytes()
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{name}: not calibration JSON ({e})") from None
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{name}: not calibration JSON (not UTF-8 text)") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{name}: not calibration JSON (line {e.lineno}, column {e.colno})"
+                         ) from None
     if not isinstance(data, list):
         raise ValueError(f"{name}: expected a list of {{source, axis, slope, intercept}}")
     cals = []
@@ -191,10 +201,43 @@ def load_calibrations(path: str | Path) -> list[Calibration]:
                       and np.isfinite(d[k]) for k in ("slope", "intercept")))
         if not ok:
             raise ValueError(f"{name}: entry {n} is not {{source, axis, slope, intercept}} "
-                             f"with finite numbers: {json.dumps(d)[:120]}")
+                             "with finite numbers")
         cals.append(Calibration(d["source"], d["axis"], float(d["slope"]),
                                 float(d["intercept"])))
     return cals
+
+
+def confined(name: str, root: str | Path, what: str = "calibration file") -> Path:
+    """The existing file `name` under `root`: a relative path without `..`, still under
+    `root` once symlinks are resolved. The ValueError never says whether anything exists
+    outside `root`: a path is refused by its shape or by where it leads before any look."""
+    text = name.strip()
+    shapes = (PurePosixPath(text), PureWindowsPath(text))
+    if (not text or text.startswith("~") or any(p.is_absolute() or p.anchor or ".." in p.parts
+                                                 for p in shapes)):
+        raise ValueError(f"{what} {text!r}: give a path relative to ComfyUI's user directory, "
+                         "without '..' (e.g. calibrations/cal.json)")
+    base = Path(root).resolve()
+    full = (base / text).resolve()
+    if not full.is_relative_to(base):
+        raise ValueError(f"{what} {text!r} leads outside ComfyUI's user directory "
+                         "(a symlink?); only files in that directory are read")
+    if not full.is_file():
+        raise ValueError(f"{what} not found: {text} in ComfyUI's user directory")
+    return full
+
+
+def load_confined(name: str, root: str | Path) -> list[Calibration]:
+    """`load_calibrations` of `confined(name, root)`; every problem is a ValueError that
+    quotes neither the file's content nor anything outside `root`."""
+    path = confined(name, root)
+    try:
+        return load_calibrations(path)
+    except OSError as e:
+        raise ValueError(f"calibration file {name.strip()}: cannot read it "
+                         f"({e.strerror or type(e).__name__})") from None
+    except ValueError as e:
+        raise ValueError(f"calibration file {e}") from None
 
 
 def apply_calibrations(cards: Sequence[ScoreCard], cals: Sequence[Calibration]

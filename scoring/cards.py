@@ -73,8 +73,10 @@ class ScoreCard:
 class Verdict:
     """The ensemble's result for one image, with every card behind it.
 
-    `axes` maps each axis to its final value, or None where nothing scored it;
-    `score` is the final `overall` (None when the image is unscored).
+    `axes` maps each axis to its final value, or None where nothing scored it; `missing`
+    names the axes whose every expected voter abstained, with who and why; `confidences`
+    holds each scored axis's confidence (0–1) and `confidence` their mean (a missing axis
+    counting 0). `score` is the final `overall`; without one the image is `unscored`.
     """
 
     axes: dict[str, float | None]
@@ -84,6 +86,8 @@ class Verdict:
     cards: list[ScoreCard]
     unscored: str | None = None
     comment: str = ""
+    missing: dict[str, str] = field(default_factory=dict)
+    confidences: dict[str, float] = field(default_factory=dict)
 
     @property
     def score(self) -> float | None:
@@ -94,8 +98,15 @@ class Verdict:
         return self.unscored is None
 
     def value(self, axis: str) -> float | None:
-        """The final value of `axis`, or None when the image is unscored or the axis is."""
-        return None if self.unscored else self.axes.get(axis)
+        """The final value of `axis`, or None when that axis is unscored. An image without a
+        score may keep other axes (`erotic` from a tagger while the judge is down)."""
+        return self.score if axis == "overall" else self.axes.get(axis)
+
+    def axis_confidence(self, axis: str) -> float:
+        """The confidence of one axis's value (0 when it has none; verdicts saved before
+        per-axis confidences give their overall confidence)."""
+        return self.confidences.get(axis, self.confidence) if self.value(axis) is not None \
+            else 0.0
 
     def to_dict(self, with_cards: bool = True) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -106,6 +117,8 @@ class Verdict:
             "dropped": dict(self.dropped),
             "unscored": self.unscored,
             "comment": self.comment,
+            "missing": dict(self.missing),
+            "confidences": dict(self.confidences),
         }
         if with_cards:
             d["cards"] = [c.to_dict() for c in self.cards]
@@ -121,6 +134,8 @@ class Verdict:
             cards=[ScoreCard.from_dict(c) for c in d.get("cards", [])],
             unscored=d.get("unscored"),
             comment=d.get("comment", ""),
+            missing=dict(d.get("missing", {})),
+            confidences=dict(d.get("confidences", {})),
         )
 
 

@@ -32,7 +32,7 @@ from .calibrate import (
 )
 from .cards import AXES, Sheet, Verdict, merge_sheets
 from .errors import SourceError
-from .images import IMAGE_SUFFIXES, Image, list_images, load
+from .images import IMAGE_SUFFIXES, Image, list_images, load_frames
 from .models import vlm_files
 from .report import Entry, notes, read_jsonl, thumbnail, write_report
 from .rubric import Rubric
@@ -101,20 +101,24 @@ def iter_scores(paths: Sequence[Path], sources: Sequence[Source],
                 settings: AggregateSettings, batch: int = 8, repeats: int = 1,
                 log: Callable[[str], None] = lambda _: None, *, rubric: Rubric | None = None,
                 calibrations: Sequence[Calibration] = ()) -> Iterator[Entry]:
-    """Score files in batches of `batch`, yielding one entry per file in order;
-    unreadable files become unscored entries. Every source sees `rubric`; `calibrations`
-    apply to the cards before they are combined."""
+    """Score files in batches of `batch`, yielding one entry per file in order (one per
+    frame of an animated file, named `file#k`, as LoadImage reads them); unreadable files
+    become unscored entries. Every source sees `rubric`; `calibrations` apply to the cards
+    before they are combined."""
     for start in range(0, len(paths), batch):
         chunk = paths[start:start + batch]
         images: list[Image] = []
-        slots: list[Entry | None] = []
+        slots: list[tuple[str, Entry | None]] = []
         for p in chunk:
             try:
-                images.append(load(p))
-                slots.append(None)
+                frames = load_frames(p)
             except Exception as e:  # BadImage, or anything else PIL throws at a broken file
                 msg = str(e) if p.name in str(e) else f"{p.name}: cannot read image ({e})"
-                slots.append(Entry(p.name, unreadable(msg)))
+                slots.append((p.name, Entry(p.name, unreadable(msg))))
+                continue
+            images += frames
+            slots += [(p.name if len(frames) == 1 else f"{p.name}#{k}", None)
+                      for k in range(len(frames))]
         sheet: Sheet = [[] for _ in images]
         for source in sources if images else ():
             sheet = merge_sheets(sheet, _score_with(source, images, repeats, sheet, rubric))
@@ -122,8 +126,8 @@ def iter_scores(paths: Sequence[Path], sources: Sequence[Source],
             sheet = [apply_calibrations(cards, calibrations) for cards in sheet]
         verdicts = iter(combine_sheet(sheet, settings))
         pics = iter(images)
-        for p, slot in zip(chunk, slots, strict=True):
-            yield slot or Entry(p.name, next(verdicts), thumbnail(next(pics)))
+        for name, slot in slots:
+            yield slot or Entry(name, next(verdicts), thumbnail(next(pics)))
         log(f"scored {min(start + batch, len(paths))}/{len(paths)}")
 
 

@@ -36,6 +36,10 @@ DEFAULT_ANCHORS: tuple[dict[str, Any], ...] = (
 
 LANGUAGES = {"ja": "Japanese", "en": "English"}
 
+MAX_RUBRIC_CHARS = 10_000
+"""The most characters a rubric may take, as TOML text and as the system prompt it renders
+(the default is about 1,300): every VLM and judge call sends it, every saved PNG carries it."""
+
 LEVELS = tuple(str(d) for d in range(1, 10))
 """The level tokens of the logprob method: digits 1–9 (single tokens in every tokenizer)."""
 
@@ -49,6 +53,9 @@ class Rubric:
     language: str = "ja"
     guidance: str = ""
 
+    def __post_init__(self) -> None:
+        _check_size("rubric", len(self.system_prompt()))
+
     @classmethod
     def default(cls) -> Rubric:
         return cls()
@@ -58,6 +65,7 @@ class Rubric:
         """Read a TOML rubric file (see `from_toml`); ValueError names the file and problem."""
         path = Path(path)
         try:
+            _check_size("rubric file", path.stat().st_size // 4)  # UTF-8: ≤ 4 bytes a char
             return cls.from_toml(path.read_text(encoding="utf-8"))
         except UnicodeDecodeError as e:
             raise ValueError(f"{path.name}: not UTF-8 text ({e.reason})") from None
@@ -68,6 +76,7 @@ class Rubric:
     def from_toml(cls, text: str) -> Rubric:
         """A rubric from TOML text: `language`, `guidance`, `[axes]` name = meaning,
         `[[anchors]]` description, comment, scores. ValueError says what is wrong and where."""
+        _check_size("rubric TOML", len(text))
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
@@ -167,6 +176,13 @@ class Rubric:
             f"Rate the image's {axis} ({self.axes[axis]}) on a scale from 1 (very poor) "
             f"to 9 (excellent). Answer with a single digit.\nRating:"
         )
+
+
+def _check_size(what: str, chars: int) -> None:
+    if chars > MAX_RUBRIC_CHARS:
+        raise ValueError(f"{what} too long: {chars:,} characters, at most {MAX_RUBRIC_CHARS:,} "
+                         "(every VLM and judge call sends it and every saved PNG carries it); "
+                         "shorten the guidance or the anchors")
 
 
 def _check_anchor(n: int, a: Any) -> None:

@@ -14,9 +14,10 @@ from scoring.cards import AXES, ScoreCard
 
 
 def vote(source: str, weight: float = 1.0, repeat: int = 0, comment: str = "",
-         provides: tuple[str, ...] = AXES, **axes: float) -> ScoreCard:
-    return ScoreCard(source=source, kind="vlm", provides=provides, axes=axes, weight=weight,
-                     repeat=repeat, comment=comment)
+         provides: tuple[str, ...] | None = None, **axes: float) -> ScoreCard:
+    """A vote card; it provides the axes it scores unless `provides` says otherwise."""
+    return ScoreCard(source=source, kind="vlm", provides=tuple(axes) if provides is None
+                     else provides, axes=axes, weight=weight, repeat=repeat, comment=comment)
 
 
 def gone(source: str, reason: str, provides: tuple[str, ...] = AXES) -> ScoreCard:
@@ -89,7 +90,7 @@ def test_all_abstain_and_no_cards():
 
 
 def test_abstention_is_absent_not_zero():
-    cards = [vote("a", overall=80), vote("b", overall=70), gone("c", "refused")]
+    cards = [vote("a", overall=80), vote("b", overall=70), gone("c", "refused", ("overall",))]
     v = combine(cards)
     assert v.score == pytest.approx(75.0)
     assert v.dropped == {"c": "refused"}
@@ -129,7 +130,8 @@ def test_check_alone_gives_overall_from_penalty():
     assert v.score == pytest.approx(65.0)
     assert v.axes["erotic"] == pytest.approx(40.0)
     assert v.used == ["nudenet", "technical"]
-    assert v.confidence == pytest.approx(1.0)  # only erotic has votes: 1 of 1, no spread
+    # one voice per axis: nobody confirmed it, so agreement counts 0.5 (never 1.00, issue K)
+    assert v.confidences == {"erotic": 0.5, "overall": 0.5} and v.confidence == 0.5
     broken = combine([vote("nudenet", erotic=10), check(100, "NaN/inf pixels")])
     assert broken.score == 0.0
     clamped = combine([vote("a", overall=10), check(60, "x")])
@@ -225,8 +227,11 @@ def test_bounds(cards, min_sources, k):
     assert 0.0 <= v.confidence <= 1.0
     for x in v.axes.values():
         assert x is None or 0.0 <= x <= 100.0
-    if not v.scored:
-        assert all(x is None for x in v.axes.values()) and v.confidence == 0.0
+    if not v.scored:  # no score; other axes keep what their own voters said
+        assert v.score is None and v.confidence == 0.0
+        assert v.axes["overall"] is None
+    if len({c.source for c in cards if c.ok}) < min_sources:
+        assert all(x is None for x in v.axes.values())
 
 
 @settings(max_examples=150, deadline=None)
@@ -295,3 +300,85 @@ def test_identical_repeats_change_nothing(cards, n):
     for axis, x in a.axes.items():
         assert (x is None and b.axes[axis] is None) or b.axes[axis] == pytest.approx(x)
     assert b.confidence == pytest.approx(a.confidence)
+
+
+# -- never fail open (issue G.1) -----------------------------------------------------
+
+def nudenet(erotic: float = 40.0) -> ScoreCard:
+    return ScoreCard(source="nudenet", kind="detector", provides=("erotic",),
+                     axes={"erotic": erotic})
+
+
+def judge(**axes: float) -> ScoreCard:
+    return ScoreCard(source="grok", kind="judge", provides=AXES, axes=axes)
+
+
+def test_the_judge_down_leaves_overall_unscored_never_100_minus_penalty():
+    down = ScoreCard.abstain("grok", "judge", "HTTP 500: upstream down", provides=AXES)
+    v = combine([nudenet(), check(0), down])
+    assert not v.scored and v.score is None and v.axes["overall"] is None
+    assert v.value("erotic") == 40.0  # NudeNet's own axis keeps its value
+    assert v.missing["overall"] == "grok abstained: HTTP 500: upstream down"
+    assert v.unscored == ("no source scored overall (expected: grok) — "
+                          "grok abstained: HTTP 500: upstream down")
+    assert v.confidence == 0.0 and v.dropped == {"grok": "HTTP 500: upstream down"}
+    up = combine([nudenet(), check(0), judge(overall=65, erotic=50)])
+    assert up.score == 65.0
+
+
+def test_an_answer_without_the_axis_counts_as_missing():
+    v = combine([nudenet(), check(10), judge(erotic=50, composition=60)])
+    assert v.score is None and v.missing["overall"] == "grok answered without overall"
+    assert v.axes["composition"] == 60.0 and "composition" not in v.missing
+    nothing = ScoreCard.abstain("grok", "judge", "nothing to judge: no prior card", provides=AXES)
+    assert "nothing to judge" in combine([nudenet(), check(0), nothing]).unscored
+
+
+def test_technical_only_overall_when_nothing_in_the_graph_scores_overall():
+    v = combine([nudenet(), check(20, "blurry")])
+    assert v.score == 80.0 and v.missing == {} and v.confidences["overall"] == 0.5
+    broken = combine([nudenet(), ScoreCard.abstain("technical", "check", "bad array",
+                                                  provides=("overall",)), nudenet(50)],
+                     AggregateSettings(min_sources=1))
+    assert broken.score is None and "technical abstained: bad array" in broken.unscored
+
+
+def test_one_expected_voter_missing_lowers_confidence_only():
+    vlm = ScoreCard(source="qwen", kind="vlm", provides=AXES, axes={"overall": 70.0})
+    down = ScoreCard.abstain("grok", "judge", "timeout", provides=AXES)
+    both = combine([vlm, judge(overall=70), check(0)])
+    one = combine([vlm, down, check(0)])
+    assert one.score == both.score == 70.0 and "overall" not in one.missing
+    assert one.confidences["overall"] == pytest.approx(0.5 * 1 / 2)  # lone voice, 1 of 2
+    assert both.confidences["overall"] == pytest.approx(1.0)
+
+
+def test_sources_own_confidence_enters_the_verdict():
+    sure = replace(vote("qwen", overall=70), confidence=0.9)
+    unsure = replace(vote("joy", overall=72), confidence=0.3)
+    v = combine([sure, unsure])
+    assert v.confidences["overall"] == pytest.approx((1 - 2 / 40) * 1.0 * (0.9 + 0.3) / 2)
+    lone = combine([replace(sure, confidence=1.0)], AggregateSettings(min_sources=1))
+    assert lone.confidence == 0.5  # a single source never yields 1.00
+    bad = combine([replace(sure, confidence=float("nan")), unsure])
+    assert bad.confidences["overall"] == pytest.approx((1 - 2 / 40) * 0.3 / 2)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(score, min_size=1, max_size=4), st.floats(0, 100), st.integers(0, 3))
+def test_an_abstaining_voter_never_makes_an_axis_scored(values, penalty, gone_at):
+    """Replacing any vote by an abstention: a scored axis may become unscored, an unscored
+    one never becomes scored, and overall never falls back to the check."""
+    voters = [judge(overall=x) if i == 0 else replace(judge(overall=x), source=f"v{i}")
+              for i, x in enumerate(values)]
+    with_all = combine([nudenet(), check(penalty), *voters])
+    i = gone_at % len(voters)
+    voters[i] = ScoreCard.abstain(voters[i].source, "judge", "down", provides=AXES)
+    fewer = combine([nudenet(), check(penalty), *voters])
+    assert with_all.score is not None
+    if len(values) == 1:
+        assert fewer.score is None and "overall" in fewer.missing
+    else:
+        assert fewer.score is not None
+    if len(set(values)) == 1:  # nothing to disagree about: a missing voter only lowers it
+        assert fewer.confidence <= with_all.confidence + 1e-9

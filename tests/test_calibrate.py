@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from scoring.aggregate import combine
 from scoring.calibrate import (
+    MAX_CALIBRATION_BYTES,
     Calibration,
     apply_calibrations,
     compare,
     fit_linear,
     load_calibrations,
+    load_confined,
     load_ratings,
     rankdata,
     save_calibrations,
@@ -116,3 +120,79 @@ def test_compare_and_calibrate(tmp_path):
 def test_calibration_clamps():
     cal = Calibration("vlm", "overall", 2.0, -50.0)
     assert cal(10) == 0.0 and cal(80) == 100.0 and cal(40) == pytest.approx(30.0)
+
+
+# -- confined files (issue G.5) --------------------------------------------------------
+
+SECRET = "hf_SAITENSECRETCONTENT0123456789"
+
+
+@pytest.fixture
+def user(tmp_path):
+    """A ComfyUI user directory, and a folder beside it holding a real file."""
+    root, outside = tmp_path / "user", tmp_path / "outside"
+    (root / "calibrations").mkdir(parents=True)
+    outside.mkdir()
+    cal = [{"source": "wd", "axis": "erotic", "slope": 0.5, "intercept": 10.0}]
+    (root / "calibrations" / "cal.json").write_text(json.dumps(cal), encoding="utf-8")
+    (outside / "real.json").write_text(json.dumps(cal), encoding="utf-8")
+    return root, outside
+
+
+def test_a_file_in_the_user_directory_is_read(user):
+    root, _ = user
+    assert load_confined("calibrations/cal.json", root) == [Calibration("wd", "erotic", 0.5, 10)]
+    (root / "link.json").symlink_to(root / "calibrations" / "cal.json")  # a link inside: fine
+    assert load_confined(" link.json ", root)[0].slope == 0.5
+
+
+@pytest.mark.parametrize("shape", ["{out}/real.json", "../outside/real.json",
+                                   "calibrations/../../outside/real.json",
+                                   "..\\outside\\real.json", "~/real.json", "C:\\real.json",
+                                   "C:real.json"])
+def test_paths_out_are_refused_without_saying_what_exists(user, shape):
+    root, outside = user
+    real = shape.format(out=outside)
+    fake = real.replace("real.json", "none.json")
+    with pytest.raises(ValueError) as a:
+        load_confined(real, root)
+    with pytest.raises(ValueError) as b:
+        load_confined(fake, root)
+    assert "relative to ComfyUI's user directory" in str(a.value)
+    assert str(a.value).replace("real", "X") == str(b.value).replace("none", "X")
+
+
+def test_a_symlink_out_is_refused_whether_its_target_exists_or_not(user):
+    root, outside = user
+    (root / "out.json").symlink_to(outside / "real.json")
+    (root / "gone.json").symlink_to(outside / "none.json")
+    (root / "dir").symlink_to(outside, target_is_directory=True)
+    messages = []
+    for name in ("out.json", "gone.json", "dir/real.json", "dir/none.json"):
+        with pytest.raises(ValueError, match="leads outside ComfyUI's user directory") as e:
+            load_confined(name, root)
+        messages.append(str(e.value).replace(name, "X"))
+    assert len(set(messages)) == 1
+
+
+def test_errors_never_quote_the_file(user):
+    root, _ = user
+    cases = {
+        "entry.json": json.dumps([{"source": SECRET, "axis": "x", "slope": "1"}]),
+        "notjson.json": f"{SECRET} is not JSON",
+        "dict.json": json.dumps({"token": SECRET}),
+    }
+    for name, text in cases.items():
+        (root / name).write_text(text, encoding="utf-8")
+        with pytest.raises(ValueError, match=name) as e:
+            load_confined(name, root)
+        assert SECRET not in str(e.value) and SECRET[3:15] not in str(e.value)
+    (root / "bytes.json").write_bytes(b"\xff\xfe" + SECRET.encode())
+    with pytest.raises(ValueError, match="not UTF-8") as e:
+        load_confined("bytes.json", root)
+    assert SECRET not in str(e.value) and "xff" not in str(e.value)
+    (root / "huge.json").write_bytes(b" " * (MAX_CALIBRATION_BYTES + 1))
+    with pytest.raises(ValueError, match="larger than"):
+        load_confined("huge.json", root)
+    with pytest.raises(ValueError, match=r"not found: calibrations/none\.json"):
+        load_confined("calibrations/none.json", root)

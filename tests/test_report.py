@@ -59,8 +59,11 @@ def test_verdicts_are_what_the_report_shows(entries):
     assert good.score == pytest.approx(78 - 15)
     assert good.dropped == {"joy": "outlier on composition (12 vs median 79)"}
     assert not entries[1].verdict.scored
-    # erotic (70, 64): 0.85 · 2/4; composition (80, 79; 12 dropped): 0.975 · 2/3; overall: 1/3
-    assert good.confidence == pytest.approx((0.85 * 2 / 4 + 0.975 * 2 / 3 + 1 / 3) / 3)
+    # erotic (70, 64): 0.85 · 2/4; composition (80, 79; 12 dropped): 0.975 · 2/3; overall:
+    # qwen alone, 0.5 (one voice) · 1/3; appeal and typeset: every source providing them
+    # answered without them → missing, counting 0
+    assert good.confidence == pytest.approx((0.85 * 2 / 4 + 0.975 * 2 / 3 + 0.5 / 3) / 5)
+    assert set(good.missing) == {"appeal", "typeset"}
 
 
 def test_jsonl_round_trip(tmp_path, entries):
@@ -142,7 +145,7 @@ def test_read_png_scores_without_chunk(tmp_path):
 
 def test_summary_line(entries):
     good, unscored = (e.verdict for e in entries)
-    assert summary(good) == ("63.0 (erotic 67, composition 80, conf 0.47) | blurry (ratio 0.005 "
+    assert summary(good) == ("63.0 (erotic 67, composition 80, conf 0.25) | blurry (ratio 0.005 "
                              "< 0.01); joy: outlier on composition (12 vs median 79)")
     assert summary(unscored).startswith("unscored: 1 of 2 required sources scored (nudenet)")
 

@@ -16,7 +16,7 @@ from PIL import Image as PILImage
 from run_cli import run
 
 from scoring.calibrate import Calibration, SourceFit, load_calibrations, save_calibrations
-from scoring.rubric import DEFAULT_AXES, Rubric
+from scoring.rubric import DEFAULT_AXES, MAX_RUBRIC_CHARS, Rubric
 
 pytest_plugins = ["fixtures_http"]  # the fake OpenAI-compatible server
 
@@ -132,6 +132,23 @@ def test_cli_refuses_a_bad_rubric_file_before_scoring(images, tmp_path):
             cwd=tmp_path)
     assert r.returncode == 2
     assert "bad.toml: unknown rubric axes ['beauty']" in r.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_rubric_has_a_size_limit(tmp_path, images):
+    """Issue G.7: a 5.3 MB rubric was sent as is; now every way in is a clear error."""
+    big = "長い説明。" * (MAX_RUBRIC_CHARS // 4)
+    with pytest.raises(ValueError, match=r"rubric too long: .* at most 10,000"):
+        Rubric.default().with_guidance(big)
+    with pytest.raises(ValueError, match="rubric TOML too long"):
+        Rubric.from_toml(f'guidance = "{big}"')
+    fits = Rubric.default().with_guidance("x" * (MAX_RUBRIC_CHARS // 2))
+    assert len(fits.system_prompt()) <= MAX_RUBRIC_CHARS
+    path = tmp_path / "huge.toml"
+    path.write_text(f'guidance = "{"x" * 5_300_000}"\n', encoding="utf-8")  # the 5.3 MB one
+    r = run("score", str(images), "--rubric", str(path), "--out", str(tmp_path / "o"),
+            cwd=tmp_path)
+    assert r.returncode == 2 and "huge.toml: rubric file too long" in r.stderr
     assert not (tmp_path / "o").exists()
 
 

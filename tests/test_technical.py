@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import io
 import time
 
 import numpy as np
 import pytest
 import skimage.data
+from PIL import Image as PILImage
+from PIL import ImageFile
+from scipy import ndimage
 from skimage.filters import gaussian
 
 from scoring.aggregate import combine
 from scoring.cards import ScoreCard
 from scoring.images import as_rgb
 from scoring.sources import ScoreContext, create
-from scoring.sources.technical import TechnicalCheck, inspect
+from scoring.sources.technical import BAND_PENALTY, NOISE_PENALTY, TechnicalCheck, inspect
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "immunohistochemistry",
-          "hubble_deep_field", "coins", "moon", "retina", "page", "text")
+          "hubble_deep_field", "coins", "moon", "retina", "page", "text",
+          "grass", "gravel", "brick", "cat", "clock", "horse", "binary_blobs", "checkerboard")
 
 
 def photo(name: str) -> np.ndarray:
@@ -114,7 +119,9 @@ def test_large_noise_frame_is_cheap():
     start = time.perf_counter()
     penalty, reasons, measured = inspect(img)
     assert time.perf_counter() - start < 3.0
-    assert penalty == 0 and measured["range_1_99"] > 0.5, reasons
+    # pure noise is a broken generation now (issue G.6), found at the same cost
+    assert penalty == NOISE_PENALTY and reasons[0].startswith("pure noise"), reasons
+    assert measured["neighbour_corr"] < 0.1
 
 
 def test_source_cards_and_ensemble():
@@ -141,3 +148,92 @@ def test_a_bad_array_abstains_for_that_image_only():
     sheet = src.score([photo("coffee"), np.zeros((4, 4), np.float32)])
     assert sheet[0][0].ok
     assert not sheet[1][0].ok and sheet[1][0].abstained
+
+
+# -- broken images (issue G.6) ---------------------------------------------------------
+
+def truncated(name: str, fmt: str, keep: float = 0.5) -> np.ndarray:
+    """`name` saved as `fmt`, the file cut to `keep` of its bytes, decoded as ComfyUI's
+    LoadImage decodes it (PIL with LOAD_TRUNCATED_IMAGES)."""
+    buf = io.BytesIO()
+    PILImage.fromarray((photo(name) * 255).astype(np.uint8)).save(buf, fmt)
+    data = buf.getvalue()[: int(len(buf.getvalue()) * keep)]
+    ImageFile.LOAD_TRUNCATED_IMAGES = True
+    try:
+        with PILImage.open(io.BytesIO(data)) as im:
+            return as_rgb(np.asarray(im.convert("RGB")))
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+@pytest.mark.parametrize("name", ["astronaut", "chelsea", "coffee", "rocket", "camera",
+                                  "coins", "page"])
+@pytest.mark.parametrize("keep", [0.5, 0.8])
+def test_a_truncated_png_is_partially_decoded(name, keep):
+    img = truncated(name, "PNG", keep)
+    assert (img[-1] == 0).all()  # the missing rows are black, as LoadImage shows them
+    penalty, reasons, measured = inspect(img)
+    assert penalty >= BAND_PENALTY and reasons[0].startswith("partially decoded: the bottom")
+    assert "RGB 0, 0, 0" in reasons[0] and 0.05 < measured["band_frac"] < 0.9
+
+
+@pytest.mark.parametrize("name", ["chelsea", "coffee", "rocket", "camera"])
+def test_a_truncated_jpeg_is_partially_decoded(name):
+    penalty, reasons, _ = inspect(truncated(name, "JPEG"))
+    assert penalty >= BAND_PENALTY and "RGB 128, 128, 128" in reasons[0], reasons
+
+
+def illustration(background: tuple[float, float, float], box: tuple[slice, slice],
+                 shape=(512, 384)) -> np.ndarray:
+    img = np.ones((*shape, 3), np.float32) * np.array(background, np.float32)
+    img[box] = photo("astronaut")[: box[0].stop - box[0].start, 100: 100 + box[1].stop
+                                  - box[1].start]
+    return img
+
+
+@pytest.mark.parametrize(("background", "box"), [
+    ((1.0, 1.0, 1.0), (slice(100, 400), slice(100, 300))),  # a figure on a white page
+    ((0.9, 0.8, 0.7), (slice(0, 420), slice(40, 344))),     # a flat floor below, and beside
+    ((0.2, 0.3, 0.8), (slice(0, 512), slice(100, 300))),    # flat colour both sides
+    ((0.0, 0.0, 0.0), (slice(60, 380), slice(60, 320))),    # a black backdrop all around
+])
+def test_flat_illustration_backgrounds_are_not_broken(background, box):
+    reasons = inspect(illustration(background, box))[1]
+    assert not any("partially decoded" in r or "noise" in r for r in reasons), reasons
+
+
+def test_letterbox_bars_are_not_a_decode_failure():
+    img = np.zeros((512, 512, 3), np.float32)
+    img[96:416] = photo("coffee")[:320, 50:562]  # black bars above and below
+    assert not any("partially decoded" in r for r in inspect(img)[1])
+
+
+def latent_noise(shape=(768, 512), factor=8, seed=0) -> np.ndarray:
+    """What a wrong VAE or a 1-step sample looks like: colour noise at the latent's scale."""
+    rng = np.random.default_rng(seed)
+    lat = rng.standard_normal((shape[0] // factor, shape[1] // factor, 3))
+    return (ndimage.zoom(lat, (factor, factor, 1), order=3).clip(-2.5, 2.5) / 5 + 0.5
+            ).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["uniform", "gaussian", "grey", "latent8", "latent4",
+                                  "mostly noise"])
+def test_pure_noise_is_caught(kind):
+    rng = np.random.default_rng(3)
+    img = {
+        "uniform": lambda: rng.random((512, 512, 3), dtype=np.float32),
+        "gaussian": lambda: np.clip(0.5 + 0.2 * rng.standard_normal((512, 640, 3)), 0, 1),
+        "grey": lambda: np.repeat(rng.random((400, 600, 1), dtype=np.float32), 3, axis=2),
+        "latent8": lambda: latent_noise(),
+        "latent4": lambda: latent_noise((512, 512), 4),
+        "mostly noise": lambda: 0.3 * photo("astronaut")
+        + 0.7 * rng.random((512, 512, 3), dtype=np.float32),
+    }[kind]()
+    penalty, reasons, measured = inspect(np.asarray(img, np.float32))
+    assert penalty == NOISE_PENALTY and reasons[0].startswith("pure noise"), (reasons, measured)
+
+
+def test_a_noisy_photo_is_not_pure_noise():
+    rng = np.random.default_rng(4)
+    img = 0.6 * photo("astronaut") + 0.4 * rng.random((512, 512, 3), dtype=np.float32)
+    assert not any("noise" in r for r in inspect(img)[1])

@@ -6,6 +6,19 @@ human reason each, and its measurements go into `card.extras`. Findings, in orde
 - non-finite pixels (NaN/inf, a broken VAE decode) → the frame is broken, nothing else is checked;
 - a tiny image (shorter side < `MIN_SIDE` px);
 - a flat frame (grey-level std < `FLAT_STD`): black, white or uniform;
+- a partially decoded frame: the bottom rows (at least `BAND_FRAC` of the height) are one
+  exact colour that the rest of the frame has no region of (it fills under `BAND_ELSEWHERE`
+  of the 8 px blocks above). A PNG cut short loads (as ComfyUI's LoadImage loads it) with a
+  black bottom, a cut baseline JPEG with a grey one; scikit-image's photos keep under 7% of
+  their blocks in pure black, while a flat illustration background at the bottom is also
+  around the figure (20–60% of the blocks in our tests), so it does not count;
+- pure noise (a wrong VAE, a 1-step sample): local contrast high and flat everywhere (the
+  grey std of every 16 px block at least `NOISE_LOCAL_STD`, the 90th percentile under
+  `NOISE_FLATNESS` × the 10th) and no structure: neighbouring pixels uncorrelated
+  (< `NOISE_NEIGHBOUR`), or colour noise — the channels uncorrelated (< `NOISE_CHROMA`) with
+  no large-scale light (std of 64 px block means under `NOISE_COARSE` of the pixel std).
+  Real photos measure neighbour correlation 0.72–0.99 and channel correlation ≥ 0.76;
+  greyscale textures (scikit-image's grass, gravel, brick) pass as the structure they are;
 - blur: variance of a 4-neighbour Laplacian of the grey image (block-mean downscaled to a long
   side of at most `WORK_SIDE` px) divided by the grey variance, so contrast does not count as
   sharpness. scikit-image's sharp photos measure 0.03–1.7; after a Gaussian blur of σ=3 they
@@ -47,6 +60,18 @@ LIGHT_GONE = 0.15
 CLIP_PENALTY = 25.0
 CONTRAST_RANGE = 0.25
 CONTRAST_PENALTY = 20.0
+BAND_FRAC = 0.05
+BAND_EPS = 1.5 / 255
+BAND_ELSEWHERE = 0.10
+BAND_BLOCK = 8
+BAND_PENALTY = 80.0
+NOISE_BLOCK = 16
+NOISE_LOCAL_STD = 0.04
+NOISE_FLATNESS = 2.5
+NOISE_NEIGHBOUR = 0.5
+NOISE_CHROMA = 0.5
+NOISE_COARSE = 0.25
+NOISE_PENALTY = 80.0
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -67,6 +92,55 @@ def _blur_ratio(gray: np.ndarray) -> float | None:
     lap = g[1:-1, :-2] + g[1:-1, 2:] + g[:-2, 1:-1] + g[2:, 1:-1] - 4.0 * g[1:-1, 1:-1]
     var = float(g.var())
     return float(lap.var()) / var if var > 1e-8 else None
+
+
+def _bottom_band(rgb: np.ndarray) -> tuple[float, np.ndarray] | None:
+    """(fraction of the height, colour) of a partially decoded frame's constant bottom band
+    that the rest of the frame does not have, else None."""
+    h = rgb.shape[0]
+    colour = rgb[-1].mean(axis=0)
+    flat = (np.ptp(rgb, axis=1).max(axis=1) <= BAND_EPS) & \
+        (np.abs(rgb.mean(axis=1) - colour).max(axis=1) <= BAND_EPS)
+    run = h if flat.all() else int(np.argmin(flat[::-1]))
+    if run < max(2, BAND_FRAC * h) or run == h:
+        return None
+    rest = rgb[: h - run - max(2, math.ceil(0.02 * h))]  # the cut row may be half decoded
+    b = BAND_BLOCK
+    hb, wb = rest.shape[0] // b * b, rest.shape[1] // b * b
+    if hb == 0 or wb == 0:
+        return None
+    same = np.abs(rest[:hb, :wb] - colour).max(axis=2) <= BAND_EPS
+    elsewhere = float(same.reshape(hb // b, b, wb // b, b).all(axis=(1, 3)).mean())
+    return (run / h, colour) if elsewhere < BAND_ELSEWHERE else None
+
+
+def _noise(gray: np.ndarray, rgb: np.ndarray) -> dict[str, float] | None:
+    """Measurements of a frame that is noise with no structure, else None."""
+    b = NOISE_BLOCK
+    h, w = gray.shape[0] // b * b, gray.shape[1] // b * b
+    if h < 4 * b or w < 4 * b:
+        return None
+    local = gray[:h, :w].reshape(h // b, b, w // b, b).std(axis=(1, 3))
+    p10, p90 = (float(v) for v in np.percentile(local, [10, 90]))
+    if p10 < NOISE_LOCAL_STD or p90 > NOISE_FLATNESS * p10:
+        return None
+
+    def corr(a: np.ndarray, c: np.ndarray) -> float:
+        a, c = a.ravel() - a.mean(), c.ravel() - c.mean()
+        d = float(np.sqrt((a * a).sum() * (c * c).sum()))
+        return float((a * c).sum()) / d if d > 0 else 1.0
+
+    neighbour = (corr(gray[:, :-1], gray[:, 1:]) + corr(gray[:-1], gray[1:])) / 2
+    m = {"local_std_p10": round(p10, 4), "neighbour_corr": round(neighbour, 3)}
+    if neighbour < NOISE_NEIGHBOUR:
+        return m
+    chroma = (corr(rgb[..., 0], rgb[..., 1]) + corr(rgb[..., 1], rgb[..., 2])) / 2
+    c = 4 * b
+    hc, wc = gray.shape[0] // c * c, gray.shape[1] // c * c
+    coarse = float(gray[:hc, :wc].reshape(hc // c, c, wc // c, c).mean(axis=(1, 3)).std())
+    coarse /= max(float(gray.std()), 1e-6)
+    m |= {"channel_corr": round(chroma, 3), "coarse_ratio": round(coarse, 3)}
+    return m if chroma < NOISE_CHROMA and coarse < NOISE_COARSE else None
 
 
 def inspect(image: Image) -> tuple[float, list[str], dict[str, float]]:
@@ -95,6 +169,21 @@ def inspect(image: Image) -> tuple[float, list[str], dict[str, float]]:
         found.append((FLAT_PENALTY, f"{what}: no content (std {std:.3f})"))
         return _total(found, m)
 
+    rgb = np.clip(img[::f, ::f], 0.0, 1.0)
+    noise = _noise(sample, rgb)
+    if noise is not None:
+        m |= noise
+        found.append((NOISE_PENALTY, "pure noise, no structure (a wrong VAE or too few "
+                      f"steps?): local contrast ≥ {noise['local_std_p10']:.2f} everywhere"))
+        return _total(found, m)
+    band = _bottom_band(rgb)
+    if band is not None:
+        frac, colour = band
+        m["band_frac"] = round(frac, 4)
+        rgb255 = ", ".join(str(round(float(x) * 255)) for x in colour)
+        found.append((BAND_PENALTY, f"partially decoded: the bottom {frac:.0%} is one flat "
+                      f"colour (RGB {rgb255}) that no region above it has"))
+
     ratio = _blur_ratio(_downscale(gray, f))
     if ratio is not None:
         m["blur_ratio"] = round(ratio, 5)
@@ -104,7 +193,6 @@ def inspect(image: Image) -> tuple[float, list[str], dict[str, float]]:
             found.append((BLUR_PENALTY[severe], f"{'very ' if severe else ''}blurry "
                           f"(Laplacian/variance ratio {ratio:.4f} < {limit})"))
 
-    rgb = np.clip(img[::f, ::f], 0.0, 1.0)
     white, black = rgb.min(axis=2) >= 0.995, rgb.max(axis=2) <= 0.005
     hi, lo = float(white.mean()), float(black.mean())
     m |= {"clipped_white": round(hi, 4), "clipped_black": round(lo, 4)}
