@@ -4,6 +4,12 @@
     python bench/vlm.py --family llava                    # llama.cpp, tiny LLaVA GGUF
     python bench/vlm.py --model m.gguf --mmproj p.gguf    # llama.cpp, a real model
     python bench/vlm.py --backend transformers [--model-dir DIR]
+    python bench/vlm.py --backend http [--base-url URL --model-name NAME]
+
+`--backend http` measures bytes instead: what the OpenAI-compatible source uploads per
+image with each method (logprob with its comment, the rater's default), counted by a TCP
+proxy in front of the server (a real `llama_cpp.server` on a tiny scripted GGUF by
+default), as a multiple of the image's own data URL.
 
 Both methods run on the same loaded model and the same images in one process, alternating
 rounds after a warm-up; the median round counts. logprob runs without its optional comment
@@ -66,6 +72,69 @@ def transformers_source(args, tmp: Path) -> VLMSource:
     return create("vlm-transformers", model_dir=model_dir, comment=False)
 
 
+def http_bytes(args, tmp: Path, images: list) -> None:
+    """One line: bytes and requests per image of logprob and generate over HTTP."""
+    import os
+
+    from counting_proxy import CountingProxy
+
+    from scoring.sources.vlm_http import data_url
+
+    server = None
+    if args.base_url:
+        from urllib.parse import urlparse
+
+        url = urlparse(args.base_url)
+        upstream, path, model = url.port or 80, url.path or "/v1", args.model_name or "model"
+    else:
+        from fixtures_http import LlamaServer, llama_server_missing
+        from models.gguf_models import build_scripted_gguf
+
+        if llama_server_missing():
+            sys.exit(llama_server_missing())
+        built = build_scripted_gguf(tmp)
+        server = LlamaServer(built.critic, "--clip_model_path", str(built.mmproj),
+                             "--chat_format", "llava-1-5", log=tmp / "server.log")
+        upstream, path, model = server.port, "/v1", "tiny"
+    os.environ.setdefault("OPENAI_API_KEY", "sk-local")
+    proxy = CountingProxy(upstream)
+    from scoring.sources.vlm_http import HttpVLM
+
+    class PerAxis(HttpVLM):
+        """The baseline, as logprob was sent before: one request per axis and one for the
+        comment, each with the image."""
+
+        def _levels_at_once(self, *args, **kw):
+            return {}, ""
+
+    per: dict[str, tuple[float, float]] = {}
+    try:
+        for method in ("logprob", "per-axis", "generate"):
+            kind = PerAxis if method == "per-axis" else HttpVLM
+            src = kind(base_url=proxy.url(path), model=model, comment=True, max_tokens=120,
+                       method="logprob" if method == "per-axis" else method)
+            src.score(images[:1])  # warm-up: the server's response_format is learned once
+            proxy.reset()
+            sheet = src.score(images)
+            src.unload()
+            bad = [c.abstained for cards in sheet for c in cards if not c.ok]
+            if bad:
+                sys.exit(f"{method} abstained: {bad[0]}")
+            per[method] = (proxy.sent / len(images), proxy.posts / len(images))
+    finally:
+        proxy.close()
+        if server is not None:
+            server.stop()
+    image = sum(len(data_url(i)) for i in images) / len(images)
+    (lp, lp_n), (axis, axis_n), (gen, _) = (per[m] for m in per)
+    where = "llama_cpp.server" if server else args.base_url
+    print(f"http bytes sent per image: logprob {lp / 1024:.0f} KiB = {lp / image:.2f}x the "
+          f"image ({lp_n:.0f} request), per-axis baseline {axis / 1024:.0f} KiB = "
+          f"{axis / image:.2f}x ({axis_n:.0f} requests), logprob/per-axis = {lp / axis:.2f}; "
+          f"generate {gen / 1024:.0f} KiB = {gen / image:.2f}x [{len(images)} images, "
+          f"PNG data URL {image / 1024:.0f} KiB/img, {model} @ {where}]")
+
+
 def seconds_per_image(src: VLMSource, method: str, images: list) -> float:
     t = time.perf_counter()
     sheet = src.score(images, ScoreContext(options={"method": method}))
@@ -78,7 +147,10 @@ def seconds_per_image(src: VLMSource, method: str, images: list) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--backend", choices=["llamacpp", "transformers"], default="llamacpp")
+    ap.add_argument("--backend", choices=["llamacpp", "transformers", "http"],
+                    default="llamacpp")
+    ap.add_argument("--base-url", help="http: an OpenAI-compatible server's /v1 URL")
+    ap.add_argument("--model-name", help="http: the model id the server knows")
     ap.add_argument("--family", choices=["qwen", "llava"], default="qwen",
                     help="which tiny model to build when no model is given")
     ap.add_argument("--model", help="llama.cpp: text model GGUF")
@@ -98,6 +170,10 @@ def main() -> None:
         ap.error("--images must be at least 2")
 
     images = photos(args.images, args.folder)
+    if args.backend == "http":
+        with tempfile.TemporaryDirectory() as tmp:
+            http_bytes(args, Path(tmp), images)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         make = llamacpp_source if args.backend == "llamacpp" else transformers_source
         src = make(args, Path(tmp))

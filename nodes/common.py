@@ -12,7 +12,7 @@ import comfy.utils
 import numpy as np
 import torch
 
-from ..scoring.cards import Sheet, Verdict, merge_sheets
+from ..scoring.cards import ScoreCard, Sheet, Verdict, merge_sheets
 from ..scoring.images import BadImage, Image, as_rgb
 from ..scoring.report import summary
 from ..scoring.rubric import Rubric
@@ -106,6 +106,19 @@ def run_source(
     return (merge_sheets(scores, result) if scores is not None else result.sheet), result
 
 
+def retries_note(card: ScoreCard) -> str:
+    """" (attempt 2: 1 refused, reworded prompts)" for a card that took more than one
+    attempt (a VLM's refusal or unusable answer is retried with reworded prompts), else ""."""
+    n = int(card.extras.get("attempts", 1) or 1)
+    if n <= 1:
+        return ""
+    refused = int(card.extras.get("refusals", 0) or 0)
+    what = f"{refused} refused" if refused else "no usable answer"
+    if card.ok:
+        return f" (attempt {n}: {what} before, reworded prompts)"
+    return f" ({n} attempts: {what}, reworded prompts)"
+
+
 def cards_text(sheet: Sheet) -> str:
     """One line per image and card, for showing on the node."""
     lines = []
@@ -114,9 +127,15 @@ def cards_text(sheet: Sheet) -> str:
             if c.ok:
                 axes = " ".join(f"{k}={v:.0f}" for k, v in c.axes.items())
                 extra = f" −{c.penalty:.0f} ({'; '.join(c.reasons)})" if c.penalty else ""
-                lines.append(f"#{i} {c.source}: {axes}{extra} {c.comment}".rstrip())
+                line = f"#{i} {c.source}: {axes}{extra} {c.comment}".rstrip()
             else:
-                lines.append(f"#{i} {c.source}: abstained — {c.abstained}")
+                line = f"#{i} {c.source}: abstained — {c.abstained}"
+            lines.append(line + retries_note(c))
+    retried = [c for cards in sheet for c in cards if retries_note(c)]
+    if retried:
+        refusals = sum(int(c.extras.get("refusals", 0) or 0) for c in retried)
+        lines.append(f"retried with reworded prompts: {len(retried)} of "
+                     f"{sum(map(len, sheet))} cards, {refusals} refusals in all")
     return "\n".join(lines)
 
 

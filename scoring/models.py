@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SourceError
+from .vlm_folder import listable
 
 Progress = Callable[[str, int, int | None], None]
 """progress(file name, bytes done, total bytes or None)."""
@@ -190,7 +191,8 @@ def is_mmproj(path: Path) -> bool:
 
 def list_vlms(roots: Iterable[str | Path]) -> tuple[list[str], list[str]]:
     """(models, mmproj files) relative to their root: transformers folders (with a
-    config.json, up to three levels deep) and GGUF files."""
+    config.json, up to three levels deep; not text-only ones, see `vlm_folder`) and GGUF
+    files."""
     found, projs = set(), set()
     for r in roots:
         root = Path(r)
@@ -200,7 +202,8 @@ def list_vlms(roots: Iterable[str | Path]) -> tuple[list[str], list[str]]:
             here = Path(dirpath)
             depth = len(here.relative_to(root).parts)
             if "config.json" in filenames and depth:
-                found.add(here.relative_to(root).as_posix())
+                if listable(here):  # a text-only LLM (models/LLM is shared) cannot see
+                    found.add(here.relative_to(root).as_posix())
                 dirnames.clear()  # a model folder's subfolders are its own business
                 continue
             if depth >= 3:
@@ -237,7 +240,12 @@ def paired_mmproj(model: Path) -> Path:
     named = [p for p in candidates if stem and stem in p.name.lower()]
     if len(named) == 1:
         return named[0]
-    found = ", ".join(p.name for p in candidates) or "none"
+    if not candidates:
+        raise SourceError(f"{model.name} has no mmproj GGUF next to it: without its mmproj "
+                          "(the vision tower and projector) a GGUF is a text-only model and "
+                          "cannot see the images. Put the mmproj file published with this "
+                          "model in the same folder, or choose it in the mmproj widget")
+    found = ", ".join(p.name for p in candidates)
     raise SourceError(f"choose the mmproj for {model.name}: {len(candidates)} mmproj GGUF "
                       f"files next to it ({found}); it must be the one made for this model")
 

@@ -9,12 +9,34 @@ from typing import Any
 
 from .cards import AXES, clamp_score
 
-REFUSAL_MARKERS: tuple[str, ...] = (
-    "i can't", "i cannot", "i can not", "i won't", "i will not", "i'm sorry", "i am sorry",
-    "sorry, but", "as an ai", "unable to", "not able to", "i'm not comfortable",
-    "against my guidelines", "content policy", "i must decline",
-    "申し訳", "できません", "お答えできません", "対応できません", "控えさせて",
+DECLINES: tuple[str, ...] = (
+    # first person, unable or unwilling, then the task (not "I can't help but admire",
+    # not "I can't rate it higher")
+    r"\bi(?:\s*'m|\s+am)?\s+(?:can't|cannot|can\s+not|won't|will\s+not|unable\s+to|"
+    r"not\s+able\s+to)\s+(?:\w+\s+){0,2}?(?:help(?!\s+but)|assist|rate|score|grade|"
+    r"evaluat|assess|review|judge|provide|comply|fulfil|process|engage|describe|analy[sz]|"
+    r"continue|participate|do\s+(?:that|this))\w*(?!\s+(?:it\s+|this\s+)?(?:higher|lower|"
+    r"more|less|above|below|better|worse)\b)",
+    r"\bi(?:\s*'m|\s+am)?\s+not\s+comfortable", r"\bi\s+(?:must|have\s+to|need\s+to)\s+decline",
+    r"\bas\s+an\s+ai\b", r"\bas\s+a\s+language\s+model", r"against\s+my\s+(?:guidelines|polic)",
+    r"content\s+polic", r"(?:i'm|i\s+am)\s+sorry,?\s+but\b",
+    r"申し訳(?:ありません|ございません|ない)が", r"お答え(?:でき|いたしかね|しかね)",
+    r"対応(?:でき|いたしかね|しかね)", r"控えさせ", r"お手伝い(?:でき|いたしかね)",
+    r"応じ(?:られ|かね)",
+    r"(?:評価|採点|回答)(?:すること|は|を|が)*(?:でき(?:ません|ない)|いたしかね|しかね)",
 )
+"""Wording that declines the task: a refusal even when JSON with scores came with it."""
+
+HEDGES: tuple[str, ...] = (
+    r"\bi(?:\s*'m|\s+am)\s+sorry", r"\bsorry,?\s+but\b", r"\bapologi[sz]e", r"\bunable\s+to\b",
+    r"\bnot\s+able\s+to\b", r"\bcan't\b", r"\bcannot\b", r"\bcan\s+not\b", r"\bwon't\b",
+    r"\bwill\s+not\b",
+    r"申し訳(?!程度)", r"できません", r"できない", r"いたしかね", r"しかねます",
+)
+"""Weaker wording: a refusal when nothing scores, or when every score is the same."""
+
+_DECLINE = re.compile("|".join(DECLINES))
+_HEDGE = re.compile("|".join(HEDGES))
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
@@ -22,15 +44,18 @@ _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 @dataclass
 class Parsed:
-    """What an answer yielded: the axes found (clamped 0–100), the comment, and what was wrong."""
+    """What an answer yielded: the axes found (clamped 0–100), the comment, what was wrong,
+    and the wording that made it a refusal (empty when it is none)."""
 
     axes: dict[str, float] = field(default_factory=dict)
     comment: str = ""
     problems: list[str] = field(default_factory=list)
+    refusal: str = ""
 
     @property
     def ok(self) -> bool:
-        return bool(self.axes)
+        """Scores to vote with: some axes, and not a refusal dressed as an answer."""
+        return bool(self.axes) and not self.refusal
 
 
 def _balanced_objects(text: str) -> list[str]:
@@ -129,13 +154,39 @@ def scores_from_json(obj: dict[str, Any] | None, axes: tuple[str, ...] = AXES) -
 
 
 def parse_answer(text: str, axes: tuple[str, ...] = AXES) -> Parsed:
-    """extract_json + scores_from_json."""
-    return scores_from_json(extract_json(text), axes)
+    """extract_json + scores_from_json, then `refusal_wording`."""
+    parsed = scores_from_json(extract_json(text), axes)
+    parsed.refusal = refusal_wording(text, parsed)
+    if parsed.refusal:
+        parsed.problems.append(f"refusal: {parsed.refusal!r}")
+    return parsed
 
 
-def is_refusal(text: str) -> bool:
-    """True when the answer declines instead of scoring: a refusal marker and no scores."""
-    if not text or parse_answer(text).ok:
-        return False
-    low = text.lower().replace("’", "'")
-    return any(m in low for m in REFUSAL_MARKERS)
+def refusal_wording(text: str, parsed: Parsed) -> str:
+    """The words that make `text` a refusal, whatever its shape, else "":
+
+    - wording that declines the task ("I can't rate explicit content", "お答えできません"),
+      in the comment or in prose around the JSON, even with scores (a grammar or a JSON mode
+      makes a censored model fill them in, usually with zeros);
+    - weaker wording ("unable to", "できません") when nothing scored, or when every score is
+      the same (all zeros, all 50s).
+
+    A critical comment on a low score ("手の崩れが目立つ", "not erotic at all") is none."""
+    if not text:
+        return ""
+    text = f"{text}\n{parsed.comment}"  # the comment decoded, in case the JSON escaped it
+    low = text.lower().replace("\u2019", "'").replace("\uff07", "'")
+    found = _DECLINE.search(low)
+    values = set(parsed.axes.values())
+    uniform = len(values) == 1 and (len(parsed.axes) > 1 or values == {0.0})
+    if not found and (not parsed.axes or uniform):
+        found = _HEDGE.search(low)
+    if not found:
+        return ""
+    start, end = found.span()
+    return (text[start:end] if len(low) == len(text) else found.group(0)).strip()
+
+
+def is_refusal(text: str, axes: tuple[str, ...] = AXES) -> bool:
+    """True when the answer declines instead of scoring (see `refusal_wording`)."""
+    return bool(parse_answer(text, axes).refusal)

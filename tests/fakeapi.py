@@ -16,8 +16,10 @@ Actions (dicts with "kind"):
 - reject_param: {"param": name} — 400 "Argument not supported: <name>" when the request
   has that parameter, else ok
 - reject_json_schema: HTTP 500 when response_format.type == "json_schema" (llama_cpp.server)
-- logprobs: {"top": {"7": -0.1, ...}} — a one-token answer with top_logprobs; without
-  "top", a server with no logprobs support (logprobs: null)
+- logprobs: {"top": {"7": -0.1, ...}} — per-token logprobs: to a request whose
+  response_format has a schema, that JSON with each value a digit carrying these
+  top_logprobs (a string value: "comment", default RUBRIC's); else (or with "json": false)
+  a one-token answer. Without "top", a server with no logprobs support (logprobs: null)
 - redirect: {"code": 307, "location": url} — a redirect answer
 - echo_key: a rubric answer whose comment repeats the request's bearer token ({"part":
   [a, b]}: only token[a:b]; "escaped": its first character as a JSON unicode escape)
@@ -215,10 +217,31 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(200, completion(body, a.get("content", "5")))
                 return
             best = max(top, key=top.get)
-            lp = {"content": [{"token": best, "logprob": top[best], "bytes": None,
-                               "top_logprobs": [{"token": t, "logprob": v, "bytes": None}
-                                                for t, v in top.items()]}]}
-            self._send(200, completion(body, best, logprobs=lp))
+            digit = {"token": best, "logprob": top[best], "bytes": None,
+                     "top_logprobs": [{"token": t, "logprob": v, "bytes": None}
+                                      for t, v in top.items()]}
+            rf = body.get("response_format") or {}
+            schema = rf.get("schema") or (rf.get("json_schema") or {}).get("schema") or {}
+            props = schema.get("properties") or {}
+            keys = list(props)
+            if not keys or a.get("json") is False:  # a one-token answer after the prefix
+                self._send(200, completion(body, best, logprobs={"content": [digit]}))
+                return
+            digits = [t for t in top if t.strip().isdigit()] or [best]
+            likeliest = max(digits, key=top.get)
+            digit = {**digit, "token": likeliest.strip(), "logprob": top[likeliest]}
+            tokens = []  # the schema's JSON, each key's value the likeliest scripted digit
+            for n, k in enumerate(keys):
+                lead = ("{" if n == 0 else ", ") + json.dumps(k) + ": "
+                value = digit
+                if props[k].get("type") == "string":  # e.g. the comment
+                    text = json.dumps(a.get("comment", RUBRIC["comment"]), ensure_ascii=False)
+                    value = {"token": text, "logprob": -0.01, "bytes": None, "top_logprobs": []}
+                tokens += [{"token": lead, "logprob": -0.01, "bytes": None, "top_logprobs": []},
+                           value]
+            tokens.append({"token": "}", "logprob": -0.01, "bytes": None, "top_logprobs": []})
+            self._send(200, completion(body, "".join(t["token"] for t in tokens),
+                                       logprobs={"content": tokens}))
         else:
             self._error(400, f"unknown scripted action {kind!r}")
 

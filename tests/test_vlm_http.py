@@ -85,10 +85,43 @@ def test_logprob_method_reads_the_level_distribution(fakeapi, fake_key):
     assert set(card.axes) == {"erotic", "composition", "appeal", "typeset", "overall"}
     assert card.extras["level_probs"]["erotic"]["7"] == pytest.approx(0.625)
     assert 0 < card.confidence < 1
+    (body,) = fakeapi.bodies()  # every axis in one request: the image is sent once
+    assert body["logprobs"] is True and body["top_logprobs"] == 20
+    schema = body["response_format"]["json_schema"]["schema"]
+    assert schema["required"] == ["q1", "q2", "q3", "q4", "q5"]
+    assert schema["properties"]["q1"]["enum"] == list(range(1, 10))
+    question = body["messages"][1]["content"][1]["text"]
+    assert all(f"q{k}: Rate the image's {a}" in question for k, a in enumerate(
+        ["erotic", "composition", "appeal", "typeset", "overall"], 1))
+
+
+@pytest.mark.parametrize("comment", ["線画は丁寧だが手が崩れている。",
+                                     "I'm sorry, I can't rate explicit content."])
+def test_logprob_with_its_comment_is_one_request_per_image(fakeapi, fake_key, comment):
+    top = {"7": math.log(0.5), "8": math.log(0.25)}
+    fakeapi.script(default={"kind": "logprobs", "top": top, "comment": comment})
+    sheet = vlm(fakeapi, method="logprob", comment=True).score([RED, BLUE], ScoreContext())
     bodies = fakeapi.bodies()
-    assert len(bodies) == 5  # one per axis
+    assert len(bodies) == 2  # levels and comment together, the image sent once per image
+    schema = bodies[0]["response_format"]["json_schema"]["schema"]
+    assert schema["required"][-1] == "comment" and schema["properties"]["comment"]["maxLength"]
+    for (card,) in sheet:
+        assert card.ok and card.extras["level_probs"]["overall"]["7"] == pytest.approx(2 / 3)
+        if "sorry" in comment:  # the levels still vote; a refusing comment is dropped
+            assert card.comment == "" and card.extras["comment_refused"] == "I can't rate"
+        else:
+            assert card.comment == comment
+
+
+def test_logprob_asks_each_axis_alone_when_the_answer_is_not_json(fakeapi, fake_key):
+    top = {"7": math.log(0.5), "8": math.log(0.25)}
+    fakeapi.script(default={"kind": "logprobs", "top": top, "json": False})
+    (card,) = vlm(fakeapi, method="logprob").score([RED], ScoreContext())[0]
+    assert card.ok and card.extras["level_probs"]["overall"]["7"] == pytest.approx(2 / 3)
+    bodies = fakeapi.bodies()
+    assert len(bodies) == 1 + 5  # the one request, then one per axis
     assert all(b["max_tokens"] == 1 and b["logprobs"] is True and b["top_logprobs"] == 20
-               for b in bodies)
+               for b in bodies[1:])
     assert len({json.dumps(b["messages"][1]["content"][0]) for b in bodies}) == 1  # same image
 
 

@@ -24,7 +24,7 @@ from ..cards import AXES, ScoreCard
 from ..catalogue import Model, RunOptions, Spec
 from ..errors import SourceError
 from ..images import Image
-from ..parse import is_refusal, parse_answer
+from ..parse import parse_answer
 from ..rubric import LEVELS, level_to_score, tag_context
 from .base import ScoreContext, Source
 
@@ -56,6 +56,15 @@ class VLMOptions(RunOptions):
             raise SourceError(f"unknown scoring method {self.method!r}; use one of {METHODS}")
         object.__setattr__(self, "max_attempts", max(1, int(self.max_attempts)))
         object.__setattr__(self, "max_tokens", int(self.max_tokens))
+
+
+@dataclass(frozen=True)
+class Ask:
+    """A generate request: the user prompt, the answer's JSON schema and its length."""
+
+    user: str
+    schema: dict | None
+    max_tokens: int
 
 
 def vlm_spec(name: str, default_weight: float, build: dict[str, Any],
@@ -91,6 +100,20 @@ class VLMSource(Source):
         """For each prefix, the next-token probabilities of `levels`, renormalised over them.
         The image should be encoded once for all prefixes where the runtime allows."""
 
+    def levels_and_comment(self, image: Image, system: str, prefixes: list[str],
+                           ask: Ask | None, ctx: ScoreContext
+                           ) -> tuple[list[dict[str, float]], str]:
+        """The logprob method's calls: the level distributions after each prefix and, with
+        `ask`, the raw answer that holds the comment. Here `level_probs` then `chat` (a local
+        runtime keeps the image encoded between them); over HTTP one request does both."""
+        ctx.check()
+        dists = self.level_probs(image, system, prefixes, LEVELS)
+        if ask is None:
+            return dists, ""
+        ctx.check()
+        return dists, self.chat(image, system, ask.user, schema=ask.schema,
+                                max_tokens=ask.max_tokens)
+
     # -- scoring -----------------------------------------------------------------------
     def _score(self, images: list[Image], ctx: ScoreContext) -> list[list[ScoreCard]]:
         one = self._generate if ctx.options.method == "generate" else self._logprob
@@ -104,29 +127,28 @@ class VLMSource(Source):
         system, schema = rubric.system_prompt(), rubric.json_schema()
         cards = []
         for r in range(max(1, ctx.repeats)):
-            answers: list[str] = []
+            refusals = 0
             for attempt in range(opts.max_attempts):
                 ctx.check()
                 text = self.chat(image, system, rubric.user_prompt(context, attempt),
                                  schema=schema, max_tokens=opts.max_tokens)
-                answers.append(text)
                 parsed = parse_answer(text, tuple(rubric.axes))
+                refusals += bool(parsed.refusal)
                 if parsed.ok:
                     cards.append(self.card(
                         axes=parsed.axes, comment=parsed.comment, raw=text, repeat=r,
-                        extras={"attempts": attempt + 1, "problems": parsed.problems},
+                        extras={"attempts": attempt + 1, "refusals": refusals,
+                                "problems": parsed.problems},
                     ))
                     break
             else:
-                cards.append(self.abstain(self._why(answers), raw=answers[-1], repeat=r,
-                                          extras={"attempts": len(answers)}))
+                n = opts.max_attempts
+                said = (parsed.comment or text).strip()[:80]
+                why = (f"refused {n} times: {said!r}" if refusals == n else
+                       f"no valid score JSON in {n} attempts: {text.strip()[:80]!r}")
+                cards.append(self.abstain(why, raw=text, repeat=r,
+                                          extras={"attempts": n, "refusals": refusals}))
         return cards
-
-    def _why(self, answers: list[str]) -> str:
-        n = len(answers)
-        if all(is_refusal(a) for a in answers):
-            return f"refused {n} times: {answers[-1].strip()[:80]!r}"
-        return f"no valid score JSON in {n} attempts: {answers[-1].strip()[:80]!r}"
 
     def _logprob(self, image: Image, ctx: ScoreContext, i: int) -> ScoreCard:
         rubric, context = ctx.rubric, self._context(ctx, i)
@@ -134,22 +156,25 @@ class VLMSource(Source):
         axes = [a for a in rubric.axes if a in self.provides]
         intro = f"{context}\n\n" if context else ""
         prefixes = [intro + rubric.logprob_prefix(a) for a in axes]
-        ctx.check()
-        dists = self.level_probs(image, system, prefixes, LEVELS)
+        opts = ctx.options
+        ask = Ask(rubric.user_prompt(context), rubric.json_schema(), opts.max_tokens)
+        dists, raw = self.levels_and_comment(image, system, prefixes, ask if opts.comment
+                                             else None, ctx)
         scores, confidences = {}, []
         for axis, dist in zip(axes, dists, strict=True):
             mean, std = _moments(dist)
             scores[axis] = level_to_score(mean)
             confidences.append(max(0.0, 1.0 - std / _MAX_LEVEL_STD))
-        comment, raw = "", ""
-        if ctx.options.comment:
-            ctx.check()
-            raw = self.chat(image, system, rubric.user_prompt(context), schema=rubric.json_schema(),
-                            max_tokens=ctx.options.max_tokens)
-            comment = parse_answer(raw, tuple(rubric.axes)).comment
+        comment = ""
+        extras: dict[str, Any] = {"level_probs": dict(zip(axes, dists, strict=True))}
+        if raw:
+            said = parse_answer(raw, tuple(rubric.axes))
+            if said.refusal:  # the levels are the vote; a refusal is no comment on the image
+                extras["comment_refused"] = said.refusal
+            else:
+                comment = said.comment
         return self.card(axes=scores, comment=comment, raw=raw,
-                         confidence=sum(confidences) / len(confidences),
-                         extras={"level_probs": dict(zip(axes, dists, strict=True))})
+                         confidence=sum(confidences) / len(confidences), extras=extras)
 
 
 def _moments(dist: dict[str, float]) -> tuple[float, float]:

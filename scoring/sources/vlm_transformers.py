@@ -12,7 +12,6 @@ axes share is run once and its key/value cache serves all axis suffixes in one b
 from __future__ import annotations
 
 import gc
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 from ..errors import SourceError
 from ..images import Image, to_pil
+from ..vlm_folder import check_folder
 from .json_decoder import JsonDecoder
 from .vlm import VLMSource, model_label, vlm_spec
 
@@ -81,23 +81,13 @@ class TransformersVLM(VLMSource):
 
     # -- the model folder ----------------------------------------------------------------
     def _config(self) -> dict[str, Any]:
+        """config.json of a folder that can score images (see `scoring.vlm_folder`)."""
         d = self.model_dir
         if d.is_file() and d.suffix.lower() == ".gguf":
             raise SourceError(f"{d.name} is a GGUF file: choose the llama.cpp runtime for it")
         if not d.is_dir():
             raise SourceError(f"model folder not found: {d}")
-        path = d / "config.json"
-        if not path.is_file():
-            raise SourceError(f"{d} is not a transformers model folder (no config.json); put the "
-                              "files of the Hugging Face repo (config, weights, processor) there")
-        try:
-            config = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise SourceError(f"{path}: cannot read config.json ({e})") from e
-        if not isinstance(config, dict) or not config.get("model_type"):
-            raise SourceError(f"{path}: config.json has no model_type; the folder is incomplete "
-                              "or not a transformers model")
-        return config
+        return check_folder(d)
 
     @property
     def quantized(self) -> bool:

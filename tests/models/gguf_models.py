@@ -7,6 +7,8 @@ Written with the `gguf` package, random weights, the real file formats:
 - `qwen`: a 2-layer `qwen2vl` text model (M-RoPE sections, Qwen's digit-splitting
   pre-tokenizer, vision special tokens) and a `qwen2vl_merger` mmproj (Qwen25VLChatHandler).
 - `mismatched_mmproj`: an `mlp` mmproj whose projector width (48) fits no text model here.
+- `build_scripted_gguf`: llama models whose weights make them write a chosen answer
+  through llama.cpp's grammar (a refusal dressed as JSON, a genuine low score).
 
 `build_gguf_models(folder)` writes them all; the pytest fixtures below build them once per
 session. Use from a test module with `pytest_plugins = ["models.gguf_models"]` or import
@@ -21,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .scripted import CRITIQUE, LEVELS, REFUSAL, Script, byte_decoded, byte_level, weights
 
 TEXT_WIDTH = 64
 """n_embd of both text models; the good projectors output exactly this."""
@@ -112,8 +116,10 @@ def _zeros(n: int) -> np.ndarray:
 
 
 def write_text_model(path: Path, arch: str, *, seed: int = 0, n_layer: int = 2,
-                     n_embd: int = TEXT_WIDTH, n_head: int = 4, n_ff: int = 128) -> Path:
-    """A tiny decoder-only text model: `arch` is "llama" or "qwen2vl" (M-RoPE, qkv bias)."""
+                     n_embd: int = TEXT_WIDTH, n_head: int = 4, n_ff: int = 128,
+                     script: Script | None = None) -> Path:
+    """A tiny decoder-only text model: `arch` is "llama" or "qwen2vl" (M-RoPE, qkv bias).
+    With `script`, a scripted model (see `models.scripted`) that writes that answer."""
     import gguf
 
     qwen = arch == "qwen2vl"
@@ -121,6 +127,9 @@ def write_text_model(path: Path, arch: str, *, seed: int = 0, n_layer: int = 2,
     if qwen:
         specials += ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>"]
     tokens, types, merges = _bpe(tuple(specials))
+    if script is not None:  # the comment's pieces as (never merged-into) normal tokens
+        new = [t for t in map(byte_level, script.pieces()) if t not in tokens]
+        tokens, types = [*tokens, *new], [*types, *[1] * len(new)]
     n_vocab = len(tokens)
     head_dim = n_embd // n_head
     rng = _rng(seed)
@@ -150,7 +159,12 @@ def write_text_model(path: Path, arch: str, *, seed: int = 0, n_layer: int = 2,
     w.add_bool("tokenizer.ggml.add_bos_token", False)
     w.add_string("tokenizer.chat_template", CHATML_TEMPLATE)
 
-    w.add_tensor("token_embd.weight", _w(rng, n_vocab, n_embd, scale=0.5))
+    embd = _w(rng, n_vocab, n_embd, scale=0.5)
+    if script is not None:
+        embd, output = weights([byte_decoded(t) for t in tokens], script, end="<|im_end|>",
+                               n_embd=n_embd)
+    blind = 0.0 if script is not None else 1.0  # scripted: blocks add nothing to the stream
+    w.add_tensor("token_embd.weight", embd)
     for i in range(n_layer):
         p = f"blk.{i}."
         w.add_tensor(p + "attn_norm.weight", _ones(n_embd))
@@ -158,13 +172,14 @@ def write_text_model(path: Path, arch: str, *, seed: int = 0, n_layer: int = 2,
             w.add_tensor(p + name + ".weight", _w(rng, n_embd, n_embd))
             if qwen:
                 w.add_tensor(p + name + ".bias", _w(rng, n_embd))
-        w.add_tensor(p + "attn_output.weight", _w(rng, n_embd, n_embd))
+        w.add_tensor(p + "attn_output.weight", _w(rng, n_embd, n_embd) * blind)
         w.add_tensor(p + "ffn_norm.weight", _ones(n_embd))
         w.add_tensor(p + "ffn_gate.weight", _w(rng, n_ff, n_embd))
         w.add_tensor(p + "ffn_up.weight", _w(rng, n_ff, n_embd))
-        w.add_tensor(p + "ffn_down.weight", _w(rng, n_embd, n_ff))
+        w.add_tensor(p + "ffn_down.weight", _w(rng, n_embd, n_ff) * blind)
     w.add_tensor("output_norm.weight", _ones(n_embd))
-    w.add_tensor("output.weight", _w(rng, n_vocab, n_embd, scale=0.5))
+    random_output = _w(rng, n_vocab, n_embd, scale=0.5)
+    w.add_tensor("output.weight", random_output if script is None else output)
     _finish(w)
     return path
 
@@ -257,6 +272,29 @@ def build_gguf_models(folder: str | Path) -> GGUFModels:
     )
 
 
+@dataclass(frozen=True)
+class ScriptedGGUF:
+    """Scripted LLaVA-style pairs (see `models.scripted`): `refusing` answers every prompt with
+    all zeros and "I'm sorry, I can't rate explicit content."; `critic` with all zeros and a
+    genuine critical comment, and reads levels 6/7/8 at 0.2/0.5/0.3 (`scripted.LEVELS`).
+    Both pair with `mmproj`."""
+
+    refusing: Path
+    critic: Path
+    mmproj: Path
+
+
+def build_scripted_gguf(folder: str | Path) -> ScriptedGGUF:
+    d = Path(folder)
+    d.mkdir(parents=True, exist_ok=True)
+    return ScriptedGGUF(
+        refusing=write_text_model(d / "scripted-refusing.gguf", "llama", script=Script(REFUSAL)),
+        critic=write_text_model(d / "scripted-critic.gguf", "llama",
+                                script=Script(CRITIQUE, levels=LEVELS)),
+        mmproj=write_mmproj(d / "scripted-mmproj.gguf", "mlp", seed=11),
+    )
+
+
 # -- pytest fixtures (session-scoped) ---------------------------------------------------
 try:
     import pytest
@@ -268,3 +306,8 @@ if pytest is not None:
     def gguf_models(tmp_path_factory) -> GGUFModels:
         """Every tiny GGUF model, built once per session in a tmp dir."""
         return build_gguf_models(tmp_path_factory.mktemp("gguf"))
+
+    @pytest.fixture(scope="session")
+    def scripted_gguf(tmp_path_factory) -> ScriptedGGUF:
+        """The scripted GGUF pairs, built once per session in a tmp dir."""
+        return build_scripted_gguf(tmp_path_factory.mktemp("gguf_scripted"))

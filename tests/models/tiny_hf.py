@@ -3,6 +3,7 @@
 Two architectures, as the real models use them:
 - `build_llava`: LLaVA with a SigLIP vision tower and a Llama text model (JoyCaption Beta One);
 - `build_qwen2vl`: Qwen2-VL (ToriiGate v0.4); `build_qwen25vl`: Qwen2.5-VL.
+- `build_text_only`: a text-only Qwen2ForCausalLM, which no VLM loader may accept.
 
 Each is saved with `save_pretrained` into a folder together with a byte-level BPE tokenizer
 trained offline (`tokenizers`), the matching processor and a chat template, exactly as
@@ -15,6 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
+from .scripted import Script, weights
 
 SEED = 0
 
@@ -95,8 +98,10 @@ def _vocab(tokenizer) -> int:
     return (len(tokenizer) + 63) // 64 * 64
 
 
-def build_llava(path: str | Path, image_size: int = 32, patch: int = 8) -> Path:
-    """A JoyCaption-shaped LLaVA (SigLIP + Llama) saved into `path`."""
+def build_llava(path: str | Path, image_size: int = 32, patch: int = 8,
+                script: Script | None = None) -> Path:
+    """A JoyCaption-shaped LLaVA (SigLIP + Llama) saved into `path`; with `script`, a
+    scripted one (see `models.scripted`) that writes that answer."""
     import torch
     from transformers import (
         LlamaConfig,
@@ -108,8 +113,11 @@ def build_llava(path: str | Path, image_size: int = 32, patch: int = 8) -> Path:
     )
 
     path = Path(path)
+    trained = train_tokenizer(LLAMA_SPECIALS)
+    if script is not None:  # the comment's pieces as tokens
+        trained.add_tokens(script.pieces())
     tokenizer = _fast(
-        train_tokenizer(LLAMA_SPECIALS), bos_token="<|begin_of_text|>", eos_token="<|eot_id|>",
+        trained, bos_token="<|begin_of_text|>", eos_token="<|eot_id|>",
         pad_token="<|finetune_right_pad_id|>", extra_special_tokens={"image_token": "<image>"},
     )
     tokenizer.chat_template = LLAMA_TEMPLATE
@@ -138,8 +146,27 @@ def build_llava(path: str | Path, image_size: int = 32, patch: int = 8) -> Path:
     )
     torch.manual_seed(SEED)
     model = LlavaForConditionalGeneration(config).eval()
+    if script is not None:
+        _script_llama(model, tokenizer, script)
     _save(model, processor, path)
     return path
+
+
+def _script_llama(model, tokenizer, script: Script) -> None:
+    """Make the Llama text model of a LLaVA write `script`'s answer."""
+    import torch
+
+    lm = model.model.language_model
+    n_vocab, n_embd = lm.embed_tokens.weight.shape
+    pieces = [tokenizer.decode([i]) for i in range(len(tokenizer))]
+    pieces += [f"<unused{i}>" for i in range(len(pieces), n_vocab)]
+    embedding, output = weights(pieces, script, end=tokenizer.eos_token, n_embd=n_embd)
+    with torch.no_grad():
+        lm.embed_tokens.weight.copy_(torch.from_numpy(embedding))
+        model.lm_head.weight.copy_(torch.from_numpy(output))
+        for layer in lm.layers:  # the blocks add nothing to the residual stream
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
 
 
 def build_qwen2vl(path: str | Path, version: str = "2") -> Path:
@@ -186,6 +213,32 @@ def build_qwen2vl(path: str | Path, version: str = "2") -> Path:
     torch.manual_seed(SEED)
     model = model_class(config).eval()
     _save(model, processor, path)
+    return path
+
+
+def build_text_only(path: str | Path) -> Path:
+    """A text-only Qwen2ForCausalLM (what `models/LLM` holds for other packs): a complete,
+    loadable folder with no vision tower."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    path = Path(path)
+    tokenizer = _fast(train_tokenizer(QWEN_SPECIALS), eos_token="<|im_end|>",
+                      pad_token="<|endoftext|>")
+    tokenizer.chat_template = CHATML_TEMPLATE
+    ids = tokenizer.convert_tokens_to_ids
+    config = Qwen2Config(
+        vocab_size=_vocab(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024,
+        bos_token_id=ids("<|endoftext|>"), eos_token_id=ids("<|im_end|>"),
+        pad_token_id=ids("<|endoftext|>"),
+    )
+    torch.manual_seed(SEED)
+    model = Qwen2ForCausalLM(config).eval()
+    path.mkdir(parents=True, exist_ok=True)
+    model.generation_config.do_sample = False
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
     return path
 
 
