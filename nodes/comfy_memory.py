@@ -1,15 +1,24 @@
 """Scoring's memory policy over ComfyUI's `comfy.model_management`.
 
-Before a scorer loads, `reserve` asks ComfyUI to evict what it holds (the diffusion model
-first). After it loads, `loaded` registers a `SessionPatcher` — a `ModelPatcher` standing in
-for the scorer's session (onnxruntime, llama.cpp, a torch model) — among ComfyUI's loaded
-models, so ComfyUI's own eviction (`free_memory`, `unload_all_models`, the "Free memory"
-button / POST /free) unloads our scorer the way it unloads a checkpoint.
+Before a scorer loads on the GPU, `reserve` asks ComfyUI to evict what it holds — its own
+models first (the diffusion model, VAE, text encoders), other scorers only when that is not
+enough — until the scorer's bytes plus ComfyUI's margin (`minimum_inference_memory()`:
+0.8 GiB + `extra_reserved_memory()`, which `--reserve-vram` sets) are free outside torch's
+cache (onnxruntime and llama.cpp cannot use torch's cached blocks). `--lowvram`: scorers only
+use VRAM that is already free, evicting nothing; `--novram`: scorers stay on the CPU.
+
+After a scorer loads, `loaded` puts a `SessionPatcher` — a weightless `ModelPatcher` standing
+in for its session (onnxruntime, llama.cpp, a torch model) — among ComfyUI's loaded models
+on ComfyUI's device, so ComfyUI's own eviction (`free_memory`; `unload_all_models`: the
+"Free memory" button, POST /free, its out-of-memory handler) unloads the scorer the way it
+unloads a checkpoint. A scorer in RAM while ComfyUI manages a GPU holds no VRAM: ComfyUI
+making room never evicts it; unloading everything does.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 
 import comfy.model_management as mm
 import torch
@@ -18,6 +27,7 @@ from comfy.model_patcher import ModelPatcher
 from ..scoring.memory import MemoryPolicy, Releasable
 
 log = logging.getLogger("saiten")
+CPU = torch.device("cpu")
 
 
 def torch_device(device: str | torch.device) -> torch.device:
@@ -28,6 +38,15 @@ def torch_device(device: str | torch.device) -> torch.device:
     if dev.index is None and dev.type == main.type:
         return main
     return dev
+
+
+def vram_mode() -> str:
+    """ComfyUI's VRAM setting as scorers follow it: "normal" (and --highvram), "low"
+    (--lowvram: use free VRAM, evict nothing) or "none" (--novram, --cpu: stay on the CPU)."""
+    state = mm.vram_state
+    if state in (mm.VRAMState.NO_VRAM, mm.VRAMState.DISABLED):
+        return "none"
+    return "low" if state == mm.VRAMState.LOW_VRAM else "normal"
 
 
 class _Session(torch.nn.Module):
@@ -45,22 +64,25 @@ class _Session(torch.nn.Module):
 class SessionPatcher(ModelPatcher):
     """A ModelPatcher standing in for a loaded scorer of `nbytes` on `device`.
 
-    ComfyUI evicts a model with `detach(unpatch_all=True)`: that unloads the scorer.
-    `load_models_gpu` on an already-loaded model calls `detach(unpatch_all=False)` (and
-    `__del__` does too): that keeps the session. A session is never partly offloaded.
+    It is registered on ComfyUI's device; `vram` is what it holds there (0 for a scorer in
+    RAM while ComfyUI manages a GPU). ComfyUI evicts a model with `detach(unpatch_all=True)`:
+    that unloads the scorer. `load_models_gpu` on an already-loaded model calls
+    `detach(unpatch_all=False)` (and `__del__` does too): that keeps the session. A session is
+    never partly offloaded.
     """
 
     def __init__(self, source: Releasable, nbytes: int, device: str | torch.device) -> None:
-        dev = torch_device(device)
+        resident = torch_device(device)
+        home = resident if resident.type != "cpu" else mm.get_torch_device()
+        self.nbytes = max(1, int(nbytes))
+        self.vram = self.nbytes if home == resident else 0
         name = getattr(source, "label", None) or getattr(source, "name", type(source).__name__)
-        super().__init__(
-            _Session(name),
-            load_device=dev, offload_device=torch.device("cpu"), size=max(1, int(nbytes)),
-        )
+        super().__init__(_Session(name), load_device=home, offload_device=CPU, size=self.vram)
         self.source = source
+        self.resident = resident
         self.evicting = False
-        self.model.device = dev
-        self.model.model_loaded_weight_memory = self.size
+        self.model.device = home
+        self.model.model_loaded_weight_memory = self.vram
 
     def loaded_size(self) -> int:
         return self.model.model_loaded_weight_memory
@@ -87,6 +109,17 @@ class SessionPatcher(ModelPatcher):
         raise NotImplementedError("a scorer session is not cloned")
 
 
+class _Slot(mm.LoadedModel):
+    """ComfyUI's entry for a scorer. One holding no VRAM leaves only when ComfyUI asks for
+    more than the whole card (`unload_all_models`), never while it makes room."""
+
+    def model_unload(self, memory_to_free=None, unpatch_weights=True):
+        if (self.model.vram == 0 and memory_to_free is not None
+                and memory_to_free < mm.get_total_memory(self.device)):
+            return False
+        return super().model_unload(memory_to_free, unpatch_weights)
+
+
 class ComfyMemory(MemoryPolicy):
     """Ask ComfyUI to evict what it holds before a scorer loads, and let ComfyUI evict the
     scorer later. One SessionPatcher per loaded source, held here (ComfyUI only keeps weak
@@ -99,27 +132,68 @@ class ComfyMemory(MemoryPolicy):
         self._evicted: list[SessionPatcher] = []
 
     def device(self) -> str:
-        return str(mm.get_torch_device())
+        return "cpu" if vram_mode() == "none" else str(mm.get_torch_device())
+
+    @staticmethod
+    def margin(device: torch.device) -> int:
+        """What ComfyUI keeps free on an accelerator beside any model: 0.8 GiB for inference
+        plus `extra_reserved_memory()` (400 MB, 600–700 MB on Windows, or --reserve-vram)."""
+        return 0 if device.type == "cpu" else math.ceil(mm.minimum_inference_memory())
+
+    def free(self, device: str | torch.device) -> int:
+        dev = torch_device(device)
+        if dev.type == "cpu":
+            return int(mm.get_free_memory(dev))
+        total, torch_cached = mm.get_free_memory(dev, torch_free_too=True)
+        return int(total - torch_cached)  # torch's cached blocks serve torch alone
 
     def reserve(self, nbytes: int, device: str) -> int | None:
         self._evicted.clear()
         dev = torch_device(device)
-        mm.free_memory(nbytes, dev)
+        if dev.type == "cpu":
+            mm.free_memory(nbytes, dev)
+            return int(mm.get_free_memory(dev))
+        margin = self.margin(dev)
+        want = int(nbytes) + margin
+        mm.soft_empty_cache()  # torch's cache back to the driver, where other runtimes allocate
+        if vram_mode() == "normal":
+            for keep in (self._slots(), []):  # ComfyUI's own models first, then other scorers
+                if self.free(dev) >= want:
+                    break
+                cached = mm.get_free_memory(dev, torch_free_too=True)[1]
+                mm.free_memory(want + cached, dev, keep_loaded=keep)  # it counts cache as free
+                mm.soft_empty_cache()
+        return max(0, self.free(dev) - margin)
+
+    def recover(self, model: Releasable | None, device: str) -> bool:
+        dev = torch_device(device)
+        if dev.type == "cpu":
+            return False
+        before = self.free(dev)
+        keep = [lm for lm in self._slots() if lm.model.source is model]
+        unloaded = mm.free_memory(mm.get_total_memory(dev), dev, keep_loaded=keep)
         mm.soft_empty_cache()
-        return int(mm.get_free_memory(dev))
+        log.info("saiten: out of memory on %s: evicted %d models", dev, len(unloaded))
+        return self.free(dev) > before
+
+    def dtype(self, device: str) -> str:
+        dev = torch_device(device)
+        if mm.should_use_bf16(dev):
+            return "bf16"
+        return "fp16" if mm.should_use_fp16(dev) else "fp32"
 
     def loaded(self, model: Releasable, nbytes: int, device: str) -> None:
         """Register `model` with ComfyUI (again: it moves to the front, most recently used)."""
         self._evicted.clear()
         patcher = self.patchers.pop(id(model), None)
         if patcher is not None and (patcher.source is not model  # a dead model's reused id
-                                    or patcher.evicting or patcher.size != max(1, int(nbytes))
-                                    or patcher.load_device != torch_device(device)):
+                                    or patcher.evicting or patcher.nbytes != max(1, int(nbytes))
+                                    or patcher.resident != torch_device(device)):
             self._deregister(patcher)
             patcher = None
         patcher = patcher or SessionPatcher(model, nbytes, device)
         self.patchers[id(model)] = patcher
-        mm.load_models_gpu([patcher])
+        self._register(patcher)
 
     def released(self, model: Releasable) -> None:
         patcher = self.patchers.get(id(model))
@@ -130,6 +204,23 @@ class ComfyMemory(MemoryPolicy):
             else:  # the source let go by itself: tell ComfyUI
                 self._deregister(patcher)
         mm.soft_empty_cache()
+
+    @staticmethod
+    def _slots() -> list[mm.LoadedModel]:
+        return [lm for lm in mm.current_loaded_models if isinstance(lm.model, SessionPatcher)]
+
+    @staticmethod
+    def _register(patcher: SessionPatcher) -> None:
+        """First among ComfyUI's loaded models (most recently used). Not `load_models_gpu`:
+        its own margin would evict a further ~1.2 GB that `reserve` has already counted."""
+        for i, lm in enumerate(mm.current_loaded_models):
+            if lm.model is patcher:
+                lm.currently_used = True
+                mm.current_loaded_models.insert(0, mm.current_loaded_models.pop(i))
+                return
+        slot = _Slot(patcher)
+        slot.model_load()
+        mm.current_loaded_models.insert(0, slot)
 
     @staticmethod
     def _deregister(patcher: SessionPatcher) -> None:

@@ -4,8 +4,6 @@ runs — and the pack's sample images, so example workflows run with no files of
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -17,8 +15,9 @@ from comfy_api.latest import io, ui
 from PIL import Image as PILImage
 
 from ..scoring.cards import Sheet, Verdict
+from ..scoring.comfy_meta import from_prompt
 from ..scoring.images import list_images, load, to_pil
-from ..scoring.report import Entry, read_jsonl, save_png, thumbnail, write_report
+from ..scoring.report import Entry, read_entries, save_png, thumbnail, write_report
 from .common import batch_for, cards_text, images_from_tensor, verdicts_text
 from .types import Scores, Verdicts
 
@@ -141,6 +140,7 @@ class SaitenBatchReport(io.ComfyNode):
                 io.Int.Input("thumbnail_size", default=192, min=32, max=1024),
             ],
             outputs=[io.String.Output("html_path")],
+            hidden=[io.Hidden.prompt],
             is_output_node=True,
         )
 
@@ -153,19 +153,19 @@ class SaitenBatchReport(io.ComfyNode):
         thumbs.mkdir(parents=True, exist_ok=True)
         old: list[Entry] = []
         if (out / "report.jsonl").exists():
-            for name, v in read_jsonl(out / "report.jsonl"):
-                t = thumbs / f"{name}.jpg"
-                old.append(Entry(name, v, t.read_bytes() if t.exists() else None))
+            for e in read_entries(out / "report.jsonl"):
+                t = thumbs / f"{e.name}.jpg"
+                e.thumb = t.read_bytes() if t.exists() else None
+                old.append(e)
+        meta = from_prompt(cls.hidden.prompt) if isinstance(cls.hidden.prompt, dict) else {}
         stamp = time.strftime("%Y%m%d-%H%M%S")
         new = []
         for i, (img, v) in enumerate(zip(images_from_tensor(images), verdicts, strict=True)):
             name = f"{stamp}_{len(old) + i:05}"
             thumb = thumbnail(img, size=thumbnail_size)
             (thumbs / f"{name}.jpg").write_bytes(thumb)
-            new.append(Entry(name, v, thumb))
-        with tempfile.TemporaryDirectory(dir=out) as tmp:  # readers never see half a file
-            for path in write_report(tmp, old + new, title).values():
-                os.replace(path, out / path.name)
+            new.append(Entry(name, v, thumb, dict(meta)))
+        write_report(out, old + new, title)  # each file replaced whole: never half a report
         html_path = str(out / "report.html")
         text = f"{len(new)} added, {len(old) + len(new)} in {html_path}"
         return io.NodeOutput(html_path, ui=ui.PreviewText(text))

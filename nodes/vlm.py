@@ -125,7 +125,7 @@ class SaitenVLMLoader(io.ComfyNode):
                 io.Combo.Input("mmproj", options=[AUTO_MMPROJ, *projs],
                                tooltip="llama.cpp: the mmproj GGUF made for this model"),
                 io.Combo.Input("dtype", options=list(tf.choices["dtype"]),
-                               tooltip="transformers: auto = bf16/fp16 on GPU, fp32 on CPU"),
+                               tooltip="transformers: auto = ComfyUI's choice for the card"),
                 io.Combo.Input("quantization", options=list(tf.choices["quantization"]),
                                tooltip="transformers: nf4 = 4-bit bitsandbytes"),
                 io.Int.Input("n_gpu_layers", default=-1, min=-1, max=999,

@@ -2,13 +2,16 @@
 
     python -m scoring score <folder> [--sources nudenet,technical] [--out DIR]
         [--option wd.model_path=/models/wd-eva02-large-tagger-v3]
+        [--comfy URL|off] [--comfy-wait SECONDS] [--rescore]
+    python -m scoring watch <folder> [same options] [--idle-exit SECONDS]
     python -m scoring demo [--out DIR] [--samples DIR]
         [--rubric my_rubric.toml] [--calibration cal.json]
     python -m scoring calibrate <report.jsonl> <ratings.csv> [--axis overall] [--scale 1,5]
         [--out cal.json]
     python -m scoring rubric > my_rubric.toml     # the default rubric, to edit
 
-`score` and `demo` print a table and write report.jsonl / report.csv / report.html.
+`score`, `watch` and `demo` print a table and write report.jsonl / report.csv / report.html
+in --out, beside the score cache (scores.sqlite) that lets the next run resume.
 An unreadable file becomes an unscored row with the reason; a source that cannot run
 abstains with its reason; neither stops the run.
 """
@@ -17,26 +20,32 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .aggregate import AggregateSettings, combine_sheet, parse_weights
+from .aggregate import AggregateSettings, parse_weights
 from .calibrate import (
     Calibration,
-    apply_calibrations,
     compare,
     load_calibrations,
     load_ratings,
     save_calibrations,
 )
-from .cards import AXES, Sheet, Verdict, merge_sheets
+from .cards import AXES
+from .cli_memory import CliMemory
+from .comfy_client import DEFAULT_URL
+from .comfy_client import neighbour as comfy_neighbour
 from .errors import SourceError
-from .images import IMAGE_SUFFIXES, Image, list_images, load_frames
+from .images import IMAGE_SUFFIXES, list_images
+from .memory import MemoryPolicy
 from .models import vlm_files
-from .report import Entry, notes, read_jsonl, thumbnail, write_report
+from .overnight import Planned, Runner
+from .report import Entry, notes, read_jsonl
 from .rubric import Rubric
-from .sources import OFFLINE_DEFAULT, REGISTRY, Cancelled, ScoreContext, Source, Unavailable, create
+from .score_cache import ScoreCache, key_for
+from .session import Session
+from .sources import OFFLINE_DEFAULT, REGISTRY, Source, Unavailable, create
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 SHORT = {"erotic": "ero", "composition": "comp", "appeal": "appl", "typeset": "type",
@@ -60,13 +69,16 @@ def _vlm_options(name: str, opts: dict[str, Any], roots: Sequence[str | Path]) -
 
 def make_sources(names: Sequence[str], log: Callable[[str], None],
                  options: dict[str, dict[str, Any]] | None = None,
-                 roots: Sequence[str | Path] = ()) -> list[Source]:
+                 roots: Sequence[str | Path] = (),
+                 memory: MemoryPolicy | None = None) -> list[Source]:
     """Create each named source with its `--option`s (build options and its default run
-    options); one that fails becomes an `Unavailable` with the reason."""
+    options) and the memory policy; one that fails becomes an `Unavailable` with the
+    reason."""
     out: list[Source] = []
     for name in names:
         try:
-            out.append(create(name, **_vlm_options(name, (options or {}).get(name, {}), roots)))
+            out.append(create(name, memory=memory,
+                              **_vlm_options(name, (options or {}).get(name, {}), roots)))
         except Exception as e:
             why = f"cannot start: {type(e).__name__}: {e}"
             if isinstance(e, TypeError) and "required keyword-only argument" in str(e):
@@ -77,65 +89,16 @@ def make_sources(names: Sequence[str], log: Callable[[str], None],
     return out
 
 
-def unreadable(reason: str) -> Verdict:
-    return Verdict(axes=dict.fromkeys(AXES), confidence=0.0, used=[], dropped={}, cards=[],
-                   unscored=reason)
-
-
-def _score_with(source: Source, images: list[Image], repeats: int,
-                prior: Sheet | None, rubric: Rubric | None = None) -> Sheet:
-    """The source's sheet; a source that breaks its contract abstains instead of crashing.
-    `prior` holds the earlier sources' cards (the judge and VLM prompts read them)."""
-    ctx = ScoreContext(repeats=repeats, prior=prior, rubric=rubric or Rubric.default())
-    try:
-        return source.score(images, ctx)
-    except Cancelled:
-        raise
-    except Exception as e:
-        why = f"failed: {type(e).__name__}: {e}"
-        return Unavailable(source.name, why, kind=source.kind, provides=tuple(source.provides),
-                           label=source.label).score(images)
-
-
-def iter_scores(paths: Sequence[Path], sources: Sequence[Source],
-                settings: AggregateSettings, batch: int = 8, repeats: int = 1,
-                log: Callable[[str], None] = lambda _: None, *, rubric: Rubric | None = None,
-                calibrations: Sequence[Calibration] = ()) -> Iterator[Entry]:
-    """Score files in batches of `batch`, yielding one entry per file in order (one per
-    frame of an animated file, named `file#k`, as LoadImage reads them); unreadable files
-    become unscored entries. Every source sees `rubric`; `calibrations` apply to the cards
-    before they are combined."""
-    for start in range(0, len(paths), batch):
-        chunk = paths[start:start + batch]
-        images: list[Image] = []
-        slots: list[tuple[str, Entry | None]] = []
-        for p in chunk:
-            try:
-                frames = load_frames(p)
-            except Exception as e:  # BadImage, or anything else PIL throws at a broken file
-                msg = str(e) if p.name in str(e) else f"{p.name}: cannot read image ({e})"
-                slots.append((p.name, Entry(p.name, unreadable(msg))))
-                continue
-            images += frames
-            slots += [(p.name if len(frames) == 1 else f"{p.name}#{k}", None)
-                      for k in range(len(frames))]
-        sheet: Sheet = [[] for _ in images]
-        for source in sources if images else ():
-            sheet = merge_sheets(sheet, _score_with(source, images, repeats, sheet, rubric))
-        if calibrations:
-            sheet = [apply_calibrations(cards, calibrations) for cards in sheet]
-        verdicts = iter(combine_sheet(sheet, settings))
-        pics = iter(images)
-        for name, slot in slots:
-            yield slot or Entry(name, next(verdicts), thumbnail(next(pics)))
-        log(f"scored {min(start + batch, len(paths))}/{len(paths)}")
-
-
-def score_paths(paths: Sequence[Path], sources: Sequence[Source],
-                settings: AggregateSettings, batch: int = 8, repeats: int = 1,
-                log: Callable[[str], None] = lambda _: None) -> list[Entry]:
-    """Every file's entry (see `iter_scores`)."""
-    return list(iter_scores(paths, sources, settings, batch, repeats, log))
+def score_paths(paths: Sequence[Path], sources: Sequence[Source | Unavailable],
+                settings: AggregateSettings, batch: int = 8, repeats: int = 1, *,
+                rubric: Rubric | None = None,
+                calibrations: Sequence[Calibration] = ()) -> list[Entry]:
+    """Every file's entry, in order, scored in batches of `batch` with no cache (what
+    `score` runs, as a library call); unreadable files become unscored entries."""
+    runner = Runner([Planned(s, None) for s in sources], settings,
+                    rubric=rubric or Rubric.default(), calibrations=calibrations,
+                    repeats=repeats)
+    return [e for i in range(0, len(paths), batch) for e in runner.batch(paths[i:i + batch])]
 
 
 def _fmt(x: float | None, width: int, digits: int = 0) -> str:
@@ -156,34 +119,55 @@ def format_table(entries: Sequence[Entry], width: int = 30) -> str:
     return "\n".join(lines)
 
 
-def _run(paths: Sequence[Path], args: argparse.Namespace, names: Sequence[str],
-         title: str) -> int:
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-
-    settings = AggregateSettings(k=args.k, min_sources=args.min_sources, weights=args.weights)
+def _runner(args: argparse.Namespace, names: Sequence[str],
+            log: Callable[[str], None]) -> Runner:
+    """The sources of the run, each with its cache key, beside the ComfyUI of `--comfy`."""
     options: dict[str, dict[str, Any]] = {}
     for source, name, value in args.option:
         options.setdefault(source, {})[name] = value
-    sources = make_sources(names, log, options, args.models)
-    entries: list[Entry] = []
-    code = 0
-    try:
-        for entry in iter_scores(paths, sources, settings, args.batch, args.repeats, log,
-                                 rubric=args.rubric, calibrations=args.calibration):
-            entries.append(entry)
-    except (KeyboardInterrupt, Cancelled):
-        log(f"interrupted: reporting the {len(entries)} images scored so far")
-        code = 130
-    finally:
-        for s in sources:
-            s.unload()
-    print(format_table(entries))
-    written = write_report(args.out, entries, title)
+    rubric = args.rubric or Rubric.default()
+    memory = CliMemory()
+    sources = make_sources(names, log, options, args.models, memory)
+    plans, keys = [], []
+    for name, source in zip(names, sources, strict=True):
+        key = None
+        if not isinstance(source, Unavailable):
+            build = _vlm_options(name, options.get(name, {}), args.models)
+            key = key_for(source, build, args.repeats, rubric.to_toml(), keys)
+        keys.append(key or name)
+        plans.append(Planned(source, key))
+    settings = AggregateSettings(k=args.k, min_sources=args.min_sources, weights=args.weights)
+    runner = Runner(plans, settings, rubric=rubric, calibrations=args.calibration,
+                    repeats=args.repeats, rescore=args.rescore,
+                    neighbour=comfy_neighbour(args.comfy), comfy_wait=args.comfy_wait, log=log)
+    memory.make_room, memory.free_again = runner.make_room, runner.free_again
+    return runner
+
+
+def _run(paths: Sequence[Path] | Path, args: argparse.Namespace, names: Sequence[str],
+         title: str) -> int:
+    """Score `paths` (or watch the folder `paths`) into the report in `--out`."""
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    with ScoreCache(args.out) as cache:
+        runner = _runner(args, names, log)
+        runner.cache = cache
+        if runner.neighbour is not None:
+            log(f"beside ComfyUI at {runner.neighbour.url}: waiting while it generates, "
+                "asking it to free memory before loading (--comfy off to disable)")
+        session = Session(runner, args.out, title)
+        if isinstance(paths, Path):
+            session.watch(paths, args.batch, idle_exit=args.idle_exit, settle=args.settle)
+        else:
+            session.score(paths, args.batch)
+        entries = list(session.entries.values())
+        print(format_table(entries))
+        written = session.write(force=True) or {}
     scored = sum(e.verdict.scored for e in entries)
-    print(f"\n{scored} of {len(entries)} images scored with {', '.join(names)}; wrote "
-          + ", ".join(str(p) for p in written.values()))
-    return code
+    print(f"\n{scored} of {len(entries)} images scored with {', '.join(names)}; "
+          f"{session.note()} Wrote " + ", ".join(str(p) for p in written.values()))
+    return 130 if session.interrupted else 0
 
 
 def _source_names(text: str) -> list[str]:
@@ -268,6 +252,14 @@ def cmd_score(args: argparse.Namespace) -> int:
     return _run(paths, args, args.sources, f"Saiten report: {folder.name}")
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        print(f"error: {folder} is not a folder", file=sys.stderr)
+        return 2
+    return _run(folder, args, args.sources, f"Saiten report: {folder.name}")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     folder = Path(args.samples)
     paths = list_images(folder) if folder.is_dir() else []
@@ -344,16 +336,39 @@ def build_parser() -> argparse.ArgumentParser:
                         metavar="cal.json", help="apply the fits `calibrate --out` wrote to "
                         "each source's scores before combining")
 
+    def overnight_options(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--comfy", default=None, metavar="URL|off",
+                        help=f"the ComfyUI beside this run (default {DEFAULT_URL} when it "
+                        "answers): wait while it generates, make it free memory first")
+        sp.add_argument("--comfy-wait", type=float, default=15 * 60, metavar="SECONDS",
+                        help="wait at most this long for a busy ComfyUI (default 900)")
+        sp.add_argument("--rescore", action="store_true",
+                        help="ignore the score cache in --out (and verdicts saved in PNGs)")
+
     s = sub.add_parser("score", help="score every image in a folder")
     s.add_argument("folder", help="a folder of images (or one image file)")
     s.add_argument("--sources", type=_source_names, default=list(OFFLINE_DEFAULT),
                    help=f"comma-separated (default {','.join(OFFLINE_DEFAULT)})")
     scoring_options(s)
+    overnight_options(s)
     s.set_defaults(func=cmd_score)
+
+    w = sub.add_parser("watch", help="score every image that lands in a folder, as it lands")
+    w.add_argument("folder", help="the folder to watch (e.g. ComfyUI/output)")
+    w.add_argument("--sources", type=_source_names, default=list(OFFLINE_DEFAULT),
+                   help=f"comma-separated (default {','.join(OFFLINE_DEFAULT)})")
+    w.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS",
+                   help="stop after this long with no new file (default: run until Ctrl-C)")
+    w.add_argument("--settle", type=float, default=2.0, metavar="SECONDS",
+                   help="a file is complete once unchanged this long (default 2)")
+    scoring_options(w)
+    overnight_options(w)
+    w.set_defaults(func=cmd_watch)
 
     d = sub.add_parser("demo", help="score the embedded samples offline")
     d.add_argument("--samples", default=str(SAMPLES), help="sample folder (default: bundled)")
     scoring_options(d)
+    overnight_options(d)
     d.set_defaults(func=cmd_demo)
 
     c = sub.add_parser("calibrate", help="compare a report with your own ratings")
@@ -376,4 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             build_parser().error(f"--{key.replace('_', '-')} must be at least 1")
     if getattr(args, "k", 1.0) <= 0:
         build_parser().error("--k must be positive")
+    for key in ("comfy_wait", "idle_exit", "settle"):
+        if (getattr(args, key, None) or 0) < 0:
+            build_parser().error(f"--{key.replace('_', '-')} must not be negative")
     return args.func(args)

@@ -98,6 +98,10 @@ class GGUFPair:
     projector: str
     projector_width: int | None
     projection_dim: int | None = None
+    n_vocab: int = 0
+    vision_patch: int = 0
+    vision_width: int = 0
+    vision_heads: int = 0
 
     @property
     def model_bytes(self) -> int:
@@ -183,4 +187,13 @@ def read_pair(model_path: str | Path, mmproj_path: str | Path) -> GGUFPair:
         n_layer=int(meta.get(f"{arch}.block_count", 0)), n_head=n_head,
         n_head_kv=int(meta.get(f"{arch}.attention.head_count_kv", n_head) or n_head),
         projector=projector, projector_width=_projector_width(shapes) or dim, projection_dim=dim,
+        n_vocab=_int(meta.get("tokenizer.ggml.tokens")) or _int(meta.get(f"{arch}.vocab_size")),
+        vision_patch=_int(pmeta.get("clip.vision.patch_size")),
+        vision_width=_int(pmeta.get("clip.vision.embedding_length")),
+        vision_heads=_int(pmeta.get("clip.vision.attention.head_count")),
     )
+
+
+def _int(value: Any) -> int:
+    """A positive integer from the header, else 0 (unknown)."""
+    return value if isinstance(value, int) and value > 0 else 0

@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from . import onnx_cuda
 from .errors import SourceError
-from .memory import DEFAULT, MemoryPolicy
+from .memory import DEFAULT, MemoryPolicy, is_oom
 
 log = logging.getLogger("saiten")
 
@@ -27,7 +28,7 @@ CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
 MEMORY_FACTOR = 1.5
 """A session on an accelerator needs about this many times its weight files' size."""
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # eviction during a session's creation closes other sessions
 _cache: dict[tuple[str, tuple[str, ...]], OnnxModel] = {}
 _install_warning: str | None = None
 _checked_install = False
@@ -88,12 +89,12 @@ def pick_device(requested: str, memory: MemoryPolicy) -> str:
     return memory.device()
 
 
-def providers_for(device: str) -> list[Any]:
-    """The provider list for a device: CUDA (with its device id) then CPU, or CPU alone."""
+def providers_for(device: str, limit: int | None = None) -> list[Any]:
+    """The provider list for a device: CUDA (its options, the arena under `limit` bytes)
+    then CPU, or CPU alone."""
     if device.startswith("cuda") and cuda_available():
         _preload_cuda()
-        index = int(device.partition(":")[2] or 0)
-        return [(CUDA, {"device_id": index}), CPU]
+        return [(CUDA, onnx_cuda.provider_options(device, limit)), CPU]
     return [CPU]
 
 
@@ -121,6 +122,9 @@ class OnnxModel:
     memory: MemoryPolicy = field(default=DEFAULT, repr=False)
     reused: int = 0
     """How many times `open_model` returned this session from the cache."""
+    baseline: int | None = field(default=None, repr=False)
+    """Free bytes on the device before the session was created, until its first run has
+    measured what it really takes."""
 
     @property
     def name(self) -> str:
@@ -189,7 +193,23 @@ class OnnxModel:
                 raise ValueError(f"chunk of {n} for a model with a fixed batch of {fixed}")
             pad = np.zeros((fixed - n, *batch.shape[1:]), batch.dtype)
             batch = np.concatenate([batch, pad])
-        outs = self.session.run(None, {self.input.name: np.ascontiguousarray(batch)})
+        feed = {self.input.name: np.ascontiguousarray(batch)}
+        try:
+            outs = self.session.run(None, feed)
+        except Exception as e:
+            if not (self.device.startswith("cuda") and is_oom(e)):
+                raise
+            if not self.memory.recover(self, self.device):
+                raise SourceError(f"{self.path.name}: out of memory on {self.device} and "
+                                  f"nothing left to evict: {e}") from e
+            log.warning("saiten: %s: out of memory on %s; evicted, retrying", self.path.name,
+                        self.device)
+            outs = self.session.run(None, feed)
+        if self.baseline is not None:  # the arena has grown to its working size: measure it
+            used, self.baseline = _used(self), None
+            if used and used != self.nbytes:
+                self.nbytes = used
+                self.memory.loaded(self, used, self.device)
         return [o[:n] for o in outs]
 
 
@@ -214,7 +234,39 @@ def _session(path: Path, providers: list[Any]) -> Any:
 
 
 def _key(path: Path, providers: list[Any]) -> tuple[str, tuple[str, ...]]:
-    return str(path), tuple(p if isinstance(p, str) else f"{p[0]}:{p[1]}" for p in providers)
+    return str(path), tuple(p if isinstance(p, str) else f"{p[0]}:{p[1]['device_id']}"
+                            for p in providers)
+
+
+def _create(path: Path, device: str, limit: int | None, memory: MemoryPolicy,
+            ) -> tuple[Any, str, str]:
+    """(session, device, note): on `device`; out of memory creating a CUDA session evicts
+    and retries once, then runs on the CPU."""
+    if not device.startswith("cuda"):
+        return _session(path, providers_for(device)), device, ""
+    try:
+        return _session(path, providers_for(device, limit)), device, ""
+    except SourceError as e:
+        if not is_oom(e):
+            raise
+        if memory.recover(None, device):
+            try:
+                return _session(path, providers_for(device, limit)), device, ""
+            except SourceError as again:
+                if not is_oom(again):
+                    raise
+        note = f"out of memory creating the session on {device}: ran on CPU"
+        log.warning("saiten: %s: %s", path.name, note)
+        return _session(path, [CPU]), "cpu", note
+
+
+def _used(model: OnnxModel) -> int | None:
+    """What the session really holds on its device: the free bytes before it was created
+    less the free bytes now (None when the host cannot say)."""
+    now = model.memory.free(model.device)
+    if model.baseline is None or now is None or model.baseline <= now:
+        return None
+    return model.baseline - now
 
 
 def _cached(path: Path, providers: list[Any]) -> OnnxModel | None:
@@ -249,18 +301,24 @@ def open_model(
     nbytes = int(weight_bytes(path) * factor)
     note = "onnxruntime and onnxruntime-gpu both installed" if _install_warning else ""
     cuda = device.startswith("cuda") and cuda_available()
+    if cuda and (why := onnx_cuda.fallback()):  # known before anything is evicted
+        note, device, cuda = why, "cpu", False
     model = _cached(path, providers_for(device))
+    limit = baseline = None
     if model is None and cuda:
         free = memory.reserve(nbytes, device)
         if free is not None and free < nbytes:
             note = f"{free >> 20} MiB free on {device}, needs {nbytes >> 20} MiB: ran on CPU"
             device, cuda = "cpu", False
             model = _cached(path, providers_for(device))
+        else:
+            limit, baseline = free, memory.free(device)
     if model is not None:
         return model
-    providers = providers_for(device)
+    key = _key(path, providers_for(device))
     with _lock:
-        model = OnnxModel(path, _session(path, providers), nbytes, device, note, memory)
+        session, device, oom_note = _create(path, device, limit, memory)
+        model = OnnxModel(path, session, nbytes, device, oom_note or note, memory)
         if device.startswith("cuda") and model.provider != CUDA:
             model.note = (
                 f"CUDA requested but onnxruntime runs on {model.provider}: " + (
@@ -268,8 +326,14 @@ def open_model(
                     "this onnxruntime has no CUDA provider: pip uninstall -y onnxruntime "
                     "&& pip install onnxruntime-gpu"))
             log.warning("saiten: %s: %s", path.name, model.note)
-        _cache[_key(path, providers)] = model
-    memory.loaded(model, nbytes, "cpu" if model.provider == CPU else device)
+            if cuda:
+                onnx_cuda.remember(model.note)
+            model.device = "cpu"
+        elif baseline is not None and device.startswith("cuda"):
+            model.baseline = baseline
+        _cache[key] = model
+    model.nbytes = _used(model) or nbytes  # measured, not estimated, where the host can say
+    memory.loaded(model, model.nbytes, model.device)
     return model
 
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import csv
-import html
 import io
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ from PIL import Image as PILImage
 from PIL.PngImagePlugin import PngInfo
 
 from .cards import AXES, Verdict
+from .comfy_meta import FIELDS
 from .images import Image, to_pil
 
 PNG_KEY = "saiten"
@@ -24,11 +23,15 @@ PNG_SCORE_KEY = "saiten_score"
 
 @dataclass
 class Entry:
-    """One row of a report: the image's name, its verdict and an optional JPEG thumbnail."""
+    """One row of a report: the image's name, its verdict, an optional JPEG thumbnail, the
+    ComfyUI metadata read from the file (`comfy_meta.FIELDS`), and where the verdict came
+    from when it was not scored now ("cache", "png")."""
 
     name: str
     verdict: Verdict
     thumb: bytes | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    origin: str = ""
 
 
 def thumbnail(image: Image, size: int = 192, quality: int = 80) -> bytes:
@@ -40,11 +43,11 @@ def thumbnail(image: Image, size: int = 192, quality: int = 80) -> bytes:
     return buf.getvalue()
 
 
-def _num(x: float | None, digits: int = 1) -> str:
+def num(x: float | None, digits: int = 1) -> str:
     return "" if x is None else f"{x:.{digits}f}"
 
 
-def _axes(entries: Sequence[Entry]) -> list[str]:
+def axes_of(entries: Sequence[Entry]) -> list[str]:
     extra = sorted({a for e in entries for a in e.verdict.axes} - set(AXES))
     return [*AXES, *extra]
 
@@ -63,123 +66,96 @@ def summary(verdict: Verdict) -> str:
         return f"unscored: {verdict.unscored}"
     parts = [f"{a} {x:.0f}" for a, x in verdict.axes.items() if x is not None and a != "overall"]
     parts.append(f"conf {verdict.confidence:.2f}")
-    line = f"{_num(verdict.score) or '-'} ({', '.join(parts)})"
+    line = f"{num(verdict.score) or '-'} ({', '.join(parts)})"
     why = notes(verdict)
     return line + (" | " + "; ".join(why) if why else "")
 
 
-def write_jsonl(path: str | Path, entries: Sequence[Entry]) -> Path:
-    """One line per image: {"file", "index", **verdict.to_dict()} (cards included)."""
-    path = Path(path)
-    with path.open("w", encoding="utf-8") as f:
-        for i, e in enumerate(entries):
-            row = {"file": e.name, "index": i, **e.verdict.to_dict()}
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+def _replace(tmp: Path, path: Path) -> Path:
+    """Move a finished file into place (readers never see half a report)."""
+    tmp.replace(path)
     return path
 
 
-def read_jsonl(path: str | Path) -> list[tuple[str, Verdict]]:
-    """(file, verdict) per line of a report written by `write_jsonl`."""
+def write_jsonl(path: str | Path, entries: Sequence[Entry]) -> Path:
+    """One line per image: {"file", "index", **verdict.to_dict()} (cards included), plus
+    "comfy" (the ComfyUI metadata) and "reused" ("cache" / "png") when there are any."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for i, e in enumerate(entries):
+            row = {"file": e.name, "index": i, **e.verdict.to_dict()}
+            if e.meta:
+                row["comfy"] = e.meta
+            if e.origin:
+                row["reused"] = e.origin
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return _replace(tmp, path)
+
+
+def read_entries(path: str | Path) -> list[Entry]:
+    """The entries of a report written by `write_jsonl` (no thumbnails)."""
     rows = []
     for line in Path(path).read_text(encoding="utf-8").splitlines():
         if line.strip():
             d = json.loads(line)
-            rows.append((d.get("file", str(d.get("index", len(rows)))), Verdict.from_dict(d)))
+            meta = d.get("comfy") if isinstance(d.get("comfy"), dict) else {}
+            rows.append(Entry(d.get("file", str(d.get("index", len(rows)))),
+                              Verdict.from_dict(d), None, meta, d.get("reused", "")))
     return rows
 
 
+def read_jsonl(path: str | Path) -> list[tuple[str, Verdict]]:
+    """(file, verdict) per line of a report written by `write_jsonl`."""
+    return [(e.name, e.verdict) for e in read_entries(path)]
+
+
+def meta_fields(entries: Sequence[Entry]) -> list[str]:
+    """The ComfyUI metadata columns any entry has, in `comfy_meta.FIELDS` order."""
+    have = {k for e in entries for k in e.meta}
+    return [k for k in FIELDS if k in have]
+
+
+def meta_text(value: Any) -> str:
+    if value is None:
+        return ""
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
 def write_csv(path: str | Path, entries: Sequence[Entry]) -> Path:
-    """One row per image: name, score, each axis, confidence, used, dropped, unscored."""
+    """One row per image: name, score, each axis, confidence, used, dropped, unscored; then
+    the ComfyUI metadata columns (seed, steps, …, prompt) and "reused" when any row has them."""
     path = Path(path)
-    axes = _axes(entries)
-    with path.open("w", encoding="utf-8", newline="") as f:
+    axes, meta = axes_of(entries), meta_fields(entries)
+    origin = ["reused"] if any(e.origin for e in entries) else []
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["name", "score", *axes, "confidence", "used", "dropped", "unscored"])
+        w.writerow(["name", "score", *axes, "confidence", "used", "dropped", "unscored",
+                    *meta, *origin])
         for e in entries:
             v = e.verdict
-            w.writerow([e.name, _num(v.score), *(_num(v.value(a)) for a in axes),
-                        _num(v.confidence, 3), ";".join(v.used),
-                        "; ".join(f"{s}: {r}" for s, r in v.dropped.items()), v.unscored or ""])
-    return path
-
-
-_STYLE = """body{font-family:system-ui,sans-serif;margin:1em;background:#fafafa}
-table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:4px 6px;vertical-align:top}
-th{background:#eee;cursor:pointer;position:sticky;top:0}td.n{text-align:right}
-img{max-width:192px;max-height:192px}.unscored{color:#a00}.small{font-size:85%;color:#444}
-details{font-size:85%}.reason{color:#a50}ul{margin:0;padding-left:1.2em}"""
-
-_SORT = """document.querySelectorAll('th').forEach((th,i)=>th.onclick=()=>{
-const tb=th.closest('table').tBodies[0],rows=[...tb.rows],up=th.dataset.up==='0';
-th.dataset.up=up?'1':'0';const key=r=>{const t=r.cells[i].dataset.v??r.cells[i].innerText;
-const n=parseFloat(t);return isNaN(n)?(t===''?-Infinity:t):n};
-rows.sort((a,b)=>{const x=key(a),y=key(b);return (x>y?1:x<y?-1:0)*(up?1:-1)});
-rows.forEach(r=>tb.appendChild(r))});"""
-
-
-def _card_html(c: Any) -> str:
-    e = html.escape
-    if not c.ok:
-        body = f"abstained: {e(c.abstained)}"
-    else:
-        parts = [f"{e(a)} {v:.0f}" for a, v in c.axes.items()]
-        if c.penalty:
-            parts.append(f"penalty −{c.penalty:.0f}")
-        body = ", ".join(parts) or "no axes"
-        if c.reasons:
-            body += "<ul>" + "".join(f"<li>{e(r)}</li>" for r in c.reasons) + "</ul>"
-        if c.comment:
-            body += f"<br>“{e(c.comment)}”"
-    rep = f" #{c.repeat}" if c.repeat else ""
-    return f"<li><b>{e(c.source)}</b>{rep} ({e(c.kind)}): {body}</li>"
-
-
-def write_html(path: str | Path, entries: Sequence[Entry], title: str = "Saiten report") -> Path:
-    """A self-contained page: thumbnails (data URIs), scores, comments, per-source cards;
-    click a column header to sort (highest first, click again to reverse)."""
-    e = html.escape
-    axes = _axes(entries)
-    head = "".join(f"<th>{e(h)}</th>" for h in ["#", "image", "name", "score", *axes,
-                                                   "confidence", "comment / sources"])
-    rows = []
-    for i, en in enumerate(entries):
-        v = en.verdict
-        img = (f'<img alt="" src="data:image/jpeg;base64,{base64.b64encode(en.thumb).decode()}">'
-               if en.thumb else "")
-        detail = (f'<span class="unscored">unscored: {e(v.unscored)}</span>' if v.unscored
-                  else e(v.comment))
-        for r in (r for c in v.cards if c.ok and c.kind == "check" for r in c.reasons):
-            detail += f'<div class="reason">⚠ {e(r)}</div>'
-        if v.used:
-            detail += f'<div class="small">used: {e(", ".join(v.used))}</div>'
-        for src, why in v.dropped.items():
-            detail += f'<div class="small">dropped {e(src)}: {e(why)}</div>'
-        cards = "".join(_card_html(c) for c in v.cards)
-        if cards:
-            detail += f"<details><summary>{len(v.cards)} cards</summary><ul>{cards}</ul></details>"
-        cells = [f'<td class="n">{i}</td>', f"<td>{img}</td>", f"<td>{e(en.name)}</td>",
-                 f'<td class="n">{_num(v.score)}</td>',
-                 *(f'<td class="n">{_num(v.value(a))}</td>' for a in axes),
-                 f'<td class="n">{_num(v.confidence, 2)}</td>', f"<td>{detail}</td>"]
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    page = (f'<!doctype html><html><head><meta charset="utf-8"><title>{e(title)}</title>'
-            f"<style>{_STYLE}</style></head><body><h1>{e(title)}</h1>"
-            f"<p>{len(entries)} images; click a header to sort (again to reverse).</p>"
-            f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-            f"<script>{_SORT}</script></body></html>")
-    path = Path(path)
-    path.write_text(page, encoding="utf-8")
-    return path
+            w.writerow([e.name, num(v.score), *(num(v.value(a)) for a in axes),
+                        num(v.confidence, 3), ";".join(v.used),
+                        "; ".join(f"{s}: {r}" for s, r in v.dropped.items()), v.unscored or "",
+                        *(meta_text(e.meta.get(k)) for k in meta),
+                        *([e.origin] if origin else [])])
+    return _replace(tmp, path)
 
 
 def write_report(out_dir: str | Path, entries: Sequence[Entry],
-                 title: str = "Saiten report") -> dict[str, Path]:
-    """report.jsonl, report.csv and report.html in `out_dir` (created)."""
+                 title: str = "Saiten report", *, note: str = "",
+                 pass_score: float = 60.0) -> dict[str, Path]:
+    """report.jsonl, report.csv and report.html in `out_dir` (created); `note` is a line
+    for the page (e.g. how many verdicts were reused), `pass_score` what counts as passed."""
+    from .report_html import write_html
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     return {"jsonl": write_jsonl(out / "report.jsonl", entries),
             "csv": write_csv(out / "report.csv", entries),
-            "html": write_html(out / "report.html", entries, title)}
+            "html": write_html(out / "report.html", entries, title, note=note,
+                               pass_score=pass_score)}
 
 
 def png_text(verdict: Verdict) -> dict[str, str]:

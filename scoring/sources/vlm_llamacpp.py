@@ -19,6 +19,7 @@ a mismatched mmproj is the classic failure and gets a message naming both files.
 from __future__ import annotations
 
 import ctypes
+import gc
 import hashlib
 import json
 import math
@@ -33,8 +34,8 @@ from PIL import Image as PILImage
 from ..errors import SourceError
 from ..gguf import GGUFPair, read_pair
 from ..images import Image, to_uint8
+from . import llamacpp_offload as offload
 from .base import log
-from .llamacpp_offload import gpu_bytes, memory_bytes, plan_gpu_layers
 from .llamacpp_runtime import CHAT_FORMATS, import_llama_cpp, render_split, text_tokens
 from .vlm import VLMSource, model_label, vlm_spec
 
@@ -96,15 +97,16 @@ class LlamaCppVLM(VLMSource):
         return self._pair
 
     def memory_bytes(self) -> int:
-        """Weights of both files plus an f16 KV cache for `n_ctx` tokens."""
-        return memory_bytes(self.pair, self.n_ctx)
+        """Weights of both files, an f16 KV cache for `n_ctx` tokens, the compute buffers
+        and the vision encoder's warm-up."""
+        return offload.memory_bytes(self.pair, self.n_ctx, self.max_pixels)
 
     def resolved_chat_format(self) -> str:
         return self.pair.chat_format() if self.chat_format == "auto" else self.chat_format
 
     def _gpu_bytes(self, layers: int) -> int:
         """Accelerator memory with `layers` layers offloaded (-1 = all; the mmproj goes along)."""
-        return gpu_bytes(self.pair, self.n_ctx, layers)
+        return offload.gpu_bytes(self.pair, self.n_ctx, self.max_pixels, layers)
 
     def _gpu_layers(self, llama_cpp: Any) -> int:
         """Layers to offload: 0 on a CPU-only llama.cpp or a CPU device; the user's number
@@ -115,9 +117,10 @@ class LlamaCppVLM(VLMSource):
         if self.n_gpu_layers != "auto":
             self.memory.reserve(self._gpu_bytes(int(self.n_gpu_layers)), self._device)
             return int(self.n_gpu_layers)
-        need, p = self.memory_bytes(), self.pair
-        free = self.memory.reserve(need, self._device)
-        return plan_gpu_layers(p.n_layer, p.model_bytes, need - p.model_bytes, free)
+        p = self.pair
+        free = self.memory.reserve(self.memory_bytes(), self._device)
+        return offload.plan_gpu_layers(p.n_layer, offload.layered_bytes(p, self.n_ctx),
+                                       offload.fixed_bytes(p, self.n_ctx, self.max_pixels), free)
 
     def load(self) -> None:
         if self._llm is not None:
@@ -126,16 +129,17 @@ class LlamaCppVLM(VLMSource):
         llama_cpp = import_llama_cpp()
         chat_format = self.resolved_chat_format()
         layers = self._gpu_layers(llama_cpp)
-        last: Exception | None = None
-        for n in dict.fromkeys((layers, layers // 2 if layers > 0 else 0, 0)):
+        last = ""
+        for n in offload.retry_layers(layers, pair.n_layer):
             try:  # fall back to fewer GPU layers (down to CPU) rather than crash on OOM
                 self._open(llama_cpp, chat_format, n)
                 break
             except Exception as e:
-                last = e
-                self._close()
-                log.warning("saiten: %s: loading with n_gpu_layers=%d failed: %s",
-                            self.label, n, e)
+                last = f"{type(e).__name__}: {e}"  # not `e`: its frames hold the failed model
+            self._close()
+            gc.collect()  # the failed attempt's GPU weights go before the next attempt loads
+            log.warning("saiten: %s: loading with n_gpu_layers=%d failed: %s",
+                        self.label, n, last)
         else:
             raise SourceError(f"llama.cpp could not load {pair.model_path.name!r} with "
                               f"{pair.mmproj_path.name!r}: {last}")
@@ -149,9 +153,11 @@ class LlamaCppVLM(VLMSource):
         formats = llama_cpp.llama_chat_format
         handler_cls = getattr(formats, CHAT_FORMATS[chat_format])
         self._handler = handler_cls(clip_model_path=str(self.mmproj_path), verbose=False)
+        gpu = int(self._device.partition(":")[2] or 0) if self._device.startswith("cuda") else 0
         self._llm = llama_cpp.Llama(
             model_path=str(self.model_path), chat_handler=self._handler, n_ctx=self.n_ctx,
             n_gpu_layers=n_gpu_layers, n_threads=self.n_threads, n_threads_batch=self.n_threads,
+            split_mode=llama_cpp.LLAMA_SPLIT_MODE_NONE, main_gpu=gpu,  # ComfyUI's GPU alone
             logits_all=False,
             verbose=False,
         )

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import SourceError
 from ..images import Image, to_pil
+from ..memory import is_oom
 from ..vlm_folder import check_folder
 from .json_decoder import JsonDecoder
 from .vlm import VLMSource, model_label, vlm_spec
@@ -53,9 +54,10 @@ def _dtype_kwarg(transformers: Any) -> str:
 class TransformersVLM(VLMSource):
     """A transformers image-text-to-text model as a scorer.
 
-    `model_dir`: a folder with config.json, weights and processor files. `dtype`: auto (bf16
-    on a GPU that supports it, else fp16; fp32 on CPU), bf16, fp16 or fp32. `quantization`:
-    "none" or "nf4" (bitsandbytes 4-bit; a checkpoint that is already quantized loads as it is).
+    `model_dir`: a folder with config.json, weights and processor files. `dtype`: auto (the
+    memory policy's choice: ComfyUI's for the card inside ComfyUI), bf16, fp16 or fp32.
+    `quantization`: "none" or "nf4" (bitsandbytes 4-bit; a checkpoint that is already
+    quantized loads as it is).
     """
 
     spec = vlm_spec("vlm-transformers", 0.9, {"model_dir": "", "dtype": "auto",
@@ -117,16 +119,11 @@ class TransformersVLM(VLMSource):
         return int(params * per * _OVERHEAD)
 
     def _dtype_name(self, device: str | None = None) -> str:
-        device = device or self.memory.device()
+        """The precision asked for, or "auto": the host's choice for the device (ComfyUI's
+        `should_use_bf16` / `should_use_fp16` inside ComfyUI)."""
         if self.dtype_option != "auto":
             return self.dtype_option
-        if device.startswith("cpu"):
-            return "fp32"
-        if device.startswith("cuda"):
-            import torch
-
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return "fp16"
+        return self.memory.dtype(device or self.memory.device())
 
     # -- life cycle ----------------------------------------------------------------------
     @property
@@ -156,6 +153,15 @@ class TransformersVLM(VLMSource):
                 raise SourceError(f"{self.label}: nf4 needs ~{nbytes / 2**30:.1f} GiB on {device} "
                                   f"but only {free / 2**30:.1f} GiB is free")
             kwargs["device_map"] = {"": device}
+        else:  # room first: a model that cannot fit the GPU is refused, never copied to RAM
+            free = self.memory.reserve(nbytes, device)
+            if free is not None and free < nbytes and not device.startswith("cpu"):
+                raise SourceError(
+                    f"{self.label}: needs ~{nbytes / 2**30:.1f} GiB in "
+                    f"{self._dtype_name(device)} on {device} but only {free / 2**30:.1f} GiB is "
+                    "free once ComfyUI evicted what it could. Use quantization nf4 "
+                    f"({INSTALL_NF4}), a GGUF of this model with the llama.cpp VLM node "
+                    "(layers that do not fit run on the CPU), or a smaller model")
         model_class = self._model_class(config, transformers)
         try:
             processor = transformers.AutoProcessor.from_pretrained(self.model_dir)
@@ -166,14 +172,7 @@ class TransformersVLM(VLMSource):
             raise SourceError(f"{self.label}: cannot load {self.model_dir}: "
                               f"{type(e).__name__}: {e}") from e
         model.eval()
-        if not self.quantized:  # loaded on the CPU (the offload device); move if there is room
-            free = self.memory.reserve(nbytes, device)
-            if free is not None and free < nbytes and not device.startswith("cpu"):
-                log.warning("saiten: %s: %.1f GiB free on %s, %.1f needed: running on the CPU",
-                            self.label, free / 2**30, device, nbytes / 2**30)
-                device = "cpu"
-                if dtype != torch.float32:
-                    model = model.to(torch.float32)
+        if not self.quantized:  # loaded on the CPU (the offload device), room made above
             model = model.to(device)
         self._model, self._processor, self._device, self._bytes = model, processor, device, nbytes
         self._index_tokens()
@@ -291,8 +290,27 @@ class TransformersVLM(VLMSource):
         return out
 
     # -- the two calls -------------------------------------------------------------------
+    def _retry_oom(self, run: Callable[[], Any]) -> Any:
+        """`run()`; out of memory asks the host to evict everything else, then runs it once
+        more (after the failed call's frames, and the tensors they hold, are gone)."""
+        try:
+            return run()
+        except Exception as e:
+            if not is_oom(e):
+                raise
+            if not self.memory.recover(self, self._device):
+                raise SourceError(f"{self.label}: out of memory on {self._device} and "
+                                  f"nothing left to evict: {e}") from e
+            log.warning("saiten: %s: out of memory on %s; evicted, retrying", self.label,
+                        self._device)
+        return run()
+
     def chat(self, image: Image, system: str, user: str, *, schema: dict | None,
              max_tokens: int) -> str:
+        return self._retry_oom(lambda: self._chat(image, system, user, schema, max_tokens))
+
+    def _chat(self, image: Image, system: str, user: str, schema: dict | None,
+              max_tokens: int) -> str:
         import torch
 
         inputs = self._encode(image, [self._prompt(system, user)])
@@ -305,6 +323,10 @@ class TransformersVLM(VLMSource):
 
     def level_probs(self, image: Image, system: str, prefixes: list[str],
                     levels: Sequence[str]) -> list[dict[str, float]]:
+        return self._retry_oom(lambda: self._level_probs(image, system, prefixes, levels))
+
+    def _level_probs(self, image: Image, system: str, prefixes: list[str],
+                     levels: Sequence[str]) -> list[dict[str, float]]:
         import torch
 
         texts = [self._prompt(system, p) for p in prefixes]
