@@ -9,7 +9,7 @@ from comfy_api.latest import io
 
 log = logging.getLogger("saiten")
 
-MODULES = ("tagger", "vlm", "judge", "aggregate", "filter", "report", "rubric")
+MODULES = ("tagger", "vlm", "judge", "aggregate", "filter", "report", "rubric", "diagnostics")
 
 
 def all_nodes() -> list[type[io.ComfyNode]]:

@@ -9,6 +9,7 @@
     python -m scoring calibrate <report.jsonl> <ratings.csv> [--axis overall] [--scale 1,5]
         [--out cal.json]
     python -m scoring rubric > my_rubric.toml     # the default rubric, to edit
+    python -m scoring doctor [--json]             # what this Python can run, and fixes
 
 `score`, `watch` and `demo` print a table and write report.jsonl / report.csv / report.html
 in --out, beside the score cache (scores.sqlite) that lets the next run resume.
@@ -24,6 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from . import doctor
 from .aggregate import AggregateSettings, parse_weights
 from .calibrate import (
     Calibration,
@@ -381,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("rubric", help="print the default rubric as TOML, to edit")
     r.set_defaults(func=cmd_rubric)
+    doctor.add_command(sub)
     return p
 
 

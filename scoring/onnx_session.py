@@ -39,8 +39,10 @@ def _ort() -> Any:
     try:
         import onnxruntime
     except ImportError as e:
-        raise SourceError("onnxruntime is not installed: pip install onnxruntime "
-                          "(or onnxruntime-gpu for CUDA, never both)") from e
+        raise SourceError("no ONNX Runtime is installed: run install.py in the ComfyUI-Saiten "
+                          "folder with ComfyUI's Python (it picks onnxruntime-gpu or "
+                          "onnxruntime), or pip install onnxruntime-gpu (CUDA) or onnxruntime "
+                          "(CPU), never both") from e
     return onnxruntime
 
 

@@ -9,12 +9,17 @@ keys on it).
 from __future__ import annotations
 
 import json
-import tomllib
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .cards import AXES
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10 (ComfyUI supports it): the same parser, from PyPI (requirements.txt)
+    import tomli as tomllib
 
 DEFAULT_AXES: dict[str, str] = {
     "erotic": "how sexually appealing and explicit the image is (0 = not at all, 100 = extremely)",

@@ -4,6 +4,9 @@
 source "$(dirname "$0")/_venv.sh"
 # torch is pinned for the test environment only (ComfyUI owns it in real installs).
 "${PIP[@]}" torch==2.14.1 torchvision==0.29.1
+# The pack itself as a user gets it (requirements.txt, then install.py), then the test tools.
+"${PIP[@]}" -r requirements.txt
+"$PY" install.py
 "${PIP[@]}" -r requirements-test.txt
 # Built from the sdist once per machine (4–5 min on 2 cores); pip's wheel cache keeps it.
 CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \

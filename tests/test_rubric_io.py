@@ -5,7 +5,7 @@ judge against the fake OpenAI-compatible server on 127.0.0.1."""
 from __future__ import annotations
 
 import json
-import tomllib
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,11 @@ from run_cli import run
 
 from scoring.calibrate import Calibration, SourceFit, load_calibrations, save_calibrations
 from scoring.rubric import DEFAULT_AXES, MAX_RUBRIC_CHARS, Rubric
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 pytest_plugins = ["fixtures_http"]  # the fake OpenAI-compatible server
 

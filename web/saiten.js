@@ -1,12 +1,15 @@
-// ComfyUI-Saiten frontend: shows each Saiten node's score text on the node, and draws a score
-// badge over every image preview of "Saiten Save Image". Everything it reads comes from the
-// node's `ui` output (`text`: lines of text, `saiten`: one {score, label, confidence,
-// unscored} per saved image); missing or odd data just shows nothing.
+// ComfyUI-Saiten frontend: shows each Saiten node's score text on the node, and the score badges
+// of "Saiten Save Image": a row of badges in a DOM widget (drawn in both the classic canvas and
+// the Vue "Nodes 2.0" mode, which paints no canvas foreground) and, on the classic canvas, one
+// badge over every image preview. Everything it reads comes from the node's `ui` output
+// (`text`: lines of text, `saiten`: one {score, label, confidence, unscored} per saved image);
+// missing or odd data just shows nothing.
 
 import { app } from "../../scripts/app.js";
 import { ComfyWidgets } from "../../scripts/widgets.js";
 
 const TEXT_WIDGET = "saiten_text";
+const BADGE_WIDGET = "saiten_badges";
 
 function badgeColour(b) {
   if (!b || typeof b.score !== "number") return "#666"; // unscored
@@ -33,8 +36,41 @@ function showText(node, lines) {
   node.setDirtyCanvas?.(true, true);
 }
 
+function badgeLabel(b) {
+  return b && b.label != null ? String(b.label) : "—";
+}
+
+// One badge per saved image in a DOM widget: both frontend modes render DOM widgets.
+function showBadgeRow(node, badges) {
+  if (typeof node.addDOMWidget !== "function") return;
+  let widget = node.widgets?.find((w) => w.name === BADGE_WIDGET);
+  if (!widget) {
+    const row = document.createElement("div");
+    row.className = "saiten-badges";
+    row.style.cssText = "display:flex;flex-wrap:wrap;align-items:flex-start;align-content:flex-start;" +
+      "gap:4px;padding:2px 4px;min-height:22px;";
+    widget = node.addDOMWidget(BADGE_WIDGET, "saiten-badges", row,
+                               { serialize: false, getMinHeight: () => 26 });
+    widget.serialize = false; // never part of widgets_values, nor of the prompt
+    widget.options = { ...(widget.options || {}), serialize: false };
+  }
+  const row = widget.element;
+  row.replaceChildren(...badges.map((b, i) => {
+    const chip = document.createElement("span");
+    chip.className = "saiten-badge";
+    chip.textContent = `#${i} ${badgeLabel(b)}`;
+    chip.dataset.score = typeof b?.score === "number" ? String(b.score) : "";
+    chip.title = b?.unscored ? `unscored: ${b.unscored}`
+      : typeof b?.confidence === "number" ? `confidence ${b.confidence.toFixed(2)}` : "";
+    chip.style.cssText = `background:${badgeColour(b)};color:#fff;border-radius:6px;` +
+      "padding:1px 6px;font:bold 12px sans-serif;line-height:18px;";
+    return chip;
+  }));
+  node.setDirtyCanvas?.(true, true);
+}
+
 function drawBadge(ctx, x, y, b) {
-  const label = b && b.label != null ? String(b.label) : "—";
+  const label = badgeLabel(b);
   ctx.save();
   ctx.font = "bold 13px sans-serif";
   const w = Math.max(24, ctx.measureText(label).width + 12);
@@ -81,7 +117,10 @@ app.registerExtension({
       onExecuted?.apply(this, arguments);
       try {
         if (message?.text != null) showText(this, message.text);
-        if (Array.isArray(message?.saiten)) this.saitenBadges = message.saiten;
+        if (Array.isArray(message?.saiten)) {
+          this.saitenBadges = message.saiten;
+          showBadgeRow(this, message.saiten);
+        }
       } catch (e) {
         console.warn("saiten: cannot show scores", e);
       }

@@ -28,7 +28,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import tomllib
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +36,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import SourceError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10 (ComfyUI supports it): the same parser, from PyPI (requirements.txt)
+    import tomli as tomllib
 
 BUILTIN_HOSTS = {"api.x.ai": "XAI_API_KEY"}
 """The only bindings made without asking: the known APIs' own variables."""

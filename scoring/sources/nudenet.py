@@ -61,12 +61,16 @@ def model_file() -> Path:
     """`320n.onnx` inside the installed `nudenet` package (never imports it)."""
     spec = importlib.util.find_spec("nudenet")
     if spec is None or not spec.submodule_search_locations:
-        raise SourceError("nudenet is not installed: pip install nudenet")
+        raise SourceError(
+            "NudeNet's model is not installed: run install.py in the ComfyUI-Saiten folder with "
+            "ComfyUI's Python, or pip install --no-deps nudenet (without --no-deps its "
+            "dependencies replace onnxruntime-gpu and opencv-python)")
     for folder in spec.submodule_search_locations:
         path = Path(folder) / "320n.onnx"
         if path.is_file():
             return path
-    raise SourceError("the nudenet package has no 320n.onnx: pip install --force-reinstall nudenet")
+    raise SourceError("the nudenet package has no 320n.onnx: "
+                      "pip install --force-reinstall --no-deps nudenet")
 
 
 def prepare(image: Image, size: int = SIZE) -> tuple[np.ndarray, tuple[int, int, int]]:

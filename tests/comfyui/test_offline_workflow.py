@@ -23,6 +23,7 @@ SAITEN_NODES = {
     "SaitenTagger", "SaitenTechnicalCheck", "SaitenEnsembleAggregate", "SaitenScoreFilter",
     "SaitenShowScores", "SaitenSaveImage", "SaitenBatchReport", "SaitenSampleImages",
     "SaitenVLMLoader", "SaitenVLMRater", "SaitenGrokJudge", "SaitenRubric",
+    "SaitenDiagnostics",
 }
 
 
