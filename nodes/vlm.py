@@ -17,11 +17,12 @@ from comfy_api.latest import io, ui
 from ..scoring import catalogue, models
 from ..scoring.cards import Sheet
 from ..scoring.errors import SourceError, reason
-from ..scoring.remote import check_env_name
 from ..scoring.rubric import Rubric as RubricData
 from ..scoring.sources import Source, Unavailable
 from ..scoring.sources.vlm import model_label
+from . import rerun
 from .common import cached_source, cards_text, run_source
+from .keys import ignored_widget_note, served_dirs
 from .types import Rubric, Scores
 
 FOLDER = "saiten_vlm"
@@ -69,7 +70,7 @@ class VLMHandle:
 def build_options(runtime: str, model: str, mmproj: str, *, dtype: str = "auto",
                   quantization: str = "none", n_gpu_layers: int = -1,
                   chat_format: str = "auto", base_url: str = "", model_name: str = "",
-                  api_key_env: str = "OPENAI_API_KEY") -> tuple[str, dict[str, object]]:
+                  timeout: float = 60.0) -> tuple[str, dict[str, object]]:
     """The loader's widgets → (registry name, build options); SourceError saying what to fix."""
     if runtime not in RUNTIMES:
         raise SourceError(f"unknown runtime {runtime!r}; use one of {list(RUNTIMES)}")
@@ -77,7 +78,7 @@ def build_options(runtime: str, model: str, mmproj: str, *, dtype: str = "auto",
         if not model_name.strip():
             raise SourceError("openai-compatible: set model_name (the server's model id)")
         return "vlm-http", {"base_url": base_url.strip(), "model": model_name.strip(),
-                            "api_key_env": api_key_env}
+                            "timeout": float(timeout), "forbidden_dirs": tuple(served_dirs())}
     if model == NO_MODEL:
         raise SourceError(f"no model: put one in {os.path.join('models', FOLDER)}")
     roots = model_roots()
@@ -95,9 +96,6 @@ def build_options(runtime: str, model: str, mmproj: str, *, dtype: str = "auto",
 def make_source(runtime: str, model: str, mmproj: str, **widgets: object) -> Source:
     """The cached handle for the loader's widgets; one that cannot be created comes back as
     `Unavailable` so the rest of the workflow still runs."""
-    if runtime == "openai-compatible":  # a pasted key is the user's to clear: fail loudly
-        widgets["api_key_env"] = check_env_name(
-            str(widgets.get("api_key_env") or "OPENAI_API_KEY"), "api_key_env")
     name = RUNTIMES.get(runtime, "vlm-transformers")
     try:
         name, build = build_options(runtime, model, mmproj, **widgets)  # type: ignore[arg-type]
@@ -140,11 +138,20 @@ class SaitenVLMLoader(io.ComfyNode):
                                 tooltip="openai-compatible: the server's /v1 URL"),
                 io.String.Input("model_name", default="",
                                 tooltip="openai-compatible: the model id the server knows"),
-                io.String.Input("api_key_env", default="OPENAI_API_KEY",
-                                tooltip="openai-compatible: the NAME of the environment "
-                                        "variable holding the key (never the key itself)"),
+                io.String.Input("api_key_env", default="",
+                                display_name="api_key_env (ignored)",
+                                tooltip="ignored, kept so saved workflows load: the key is "
+                                        "the one bound to the server's host in keys.toml; "
+                                        "a server on this machine gets none"),
                 io.Boolean.Input("keep_loaded", default=True,
                                  tooltip="keep the model in memory between runs"),
+                io.Float.Input("timeout", default=60.0, min=1.0, max=3600.0, step=1.0,
+                               optional=True,
+                               tooltip="openai-compatible: seconds per attempt (1 retry). "
+                                       "After 3 images in a row fail the batch's rest is "
+                                       "skipped; after 3 failed attempts in a row the server "
+                                       "is skipped (every prompt) until a probe after a "
+                                       "cool-down"),
             ],
             outputs=[VLM.Output(display_name="vlm")],
         )
@@ -152,13 +159,15 @@ class SaitenVLMLoader(io.ComfyNode):
     @classmethod
     def execute(cls, runtime: str, model: str, mmproj: str, dtype: str, quantization: str,
                 n_gpu_layers: int, chat_format: str, base_url: str, model_name: str,
-                api_key_env: str, keep_loaded: bool) -> io.NodeOutput:
+                api_key_env: str, keep_loaded: bool, timeout: float = 60.0) -> io.NodeOutput:
+        note = ignored_widget_note(api_key_env, "api_key_env") \
+            if runtime == "openai-compatible" else ""
         source = make_source(runtime, model, mmproj, dtype=dtype, quantization=quantization,
                              n_gpu_layers=n_gpu_layers, chat_format=chat_format,
-                             base_url=base_url,
-                             model_name=model_name, api_key_env=api_key_env)
+                             base_url=base_url, model_name=model_name, timeout=timeout)
         handle = VLMHandle(source, keep_loaded, source.label)
-        return io.NodeOutput(handle, ui=ui.PreviewText(source.describe()))
+        text = source.describe() + (f"\n{note}" if note else "")
+        return io.NodeOutput(handle, ui=ui.PreviewText(text))
 
 
 class SaitenVLMRater(io.ComfyNode):
@@ -202,6 +211,10 @@ class SaitenVLMRater(io.ComfyNode):
         )
 
     @classmethod
+    def fingerprint_inputs(cls, **kwargs) -> int:
+        return rerun.fingerprint("SaitenVLMRater", cls.hidden.unique_id if cls.hidden else None)
+
+    @classmethod
     def execute(cls, images, vlm: VLMHandle, method: str, use_tags: bool, comment: bool,
                 repeats: int, weight: float, label: str, scores: Sheet | None = None,
                 rubric: RubricData | None = None) -> io.NodeOutput:
@@ -211,6 +224,7 @@ class SaitenVLMRater(io.ComfyNode):
         node_id = cls.hidden.unique_id if cls.hidden else None
         merged, mine = run_source(vlm.source, images, scores, rubric=rubric, repeats=repeats,
                                   options=options, node_id=node_id)
+        rerun.record("SaitenVLMRater", node_id, mine)
         return io.NodeOutput(merged, ui=ui.PreviewText(cards_text(mine)))
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import runtimes as R
-from .sources.judge import DEFAULT_KEY_FILE
+from .remote.keys import config_dir
 
 MODEL_SUFFIXES = (".onnx", ".gguf", ".safetensors")
 MAX_LISTED = 30
@@ -150,7 +150,7 @@ def report(folders: Mapping[str, Sequence[Path]] | None = None, *,
            key_env: str = "XAI_API_KEY", key_file: str | None = None) -> dict[str, Any]:
     """Every fact and problem as JSON-able data; `folders` maps a role (tagger, vlm) to the
     folders searched for its models; the key file defaults to the judge's."""
-    key_file = key_file or os.environ.get("SAITEN_XAI_KEY_FILE") or DEFAULT_KEY_FILE
+    key_file = key_file or os.environ.get("SAITEN_XAI_KEY_FILE") or str(config_dir() / "xai_key")
     nudenet = R.nudenet_model()
     facts: dict[str, Any] = {
         "python": {"version": platform.python_version(), "executable": sys.executable,

@@ -20,6 +20,12 @@ Actions (dicts with "kind"):
   response_format has a schema, that JSON with each value a digit carrying these
   top_logprobs (a string value: "comment", default RUBRIC's); else (or with "json": false)
   a one-token answer. Without "top", a server with no logprobs support (logprobs: null)
+- redirect: {"code": 307, "location": url} — a redirect answer
+- echo_key: a rubric answer whose comment repeats the request's bearer token ({"part":
+  [a, b]}: only token[a:b]; "escaped": its first character as a JSON unicode escape)
+
+It also works as a plain-http forward proxy (it answers absolute-form request lines), so a
+test can see what a proxied request carried.
 """
 
 from __future__ import annotations
@@ -189,6 +195,20 @@ class Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
             self.close_connection = True
+        elif kind == "redirect":
+            self._send(int(a.get("code", 307)), b"", {"Location": a["location"]})
+        elif kind == "echo_key":  # {"part": [a, b]}: only token[a:b]; "escaped": unicode-escaped
+            auth = self.headers.get("Authorization", "")
+            token = auth.split(" ", 1)[-1]
+            if "part" in a:
+                token = token[a["part"][0]:a["part"][1]]
+                auth = ""
+            echoed = {**RUBRIC, "comment": f"your key {token} looks fine; {auth}"}
+            data = completion(body, json.dumps(echoed))
+            if a.get("escaped") and token:
+                data = data.replace(token.encode(), f"\\u{ord(token[0]):04x}".encode()
+                                    + token[1:].encode())
+            self._send(200, data)
         elif kind == "junk":
             self._send(200, b"<html>502 Bad Gateway</html>\x00\xff", ctype="text/html")
         elif kind == "logprobs":
@@ -243,9 +263,9 @@ def serve(port: int) -> None:
 class FakeAPI:
     """The fake server in a subprocess (stopped by its PID), driven over HTTP."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--port", "0"],
+            [sys.executable, str(Path(__file__).resolve()), "--port", str(port)],
             stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         if not line.startswith("PORT "):

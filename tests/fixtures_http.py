@@ -28,7 +28,11 @@ def fake_server() -> Iterator[FakeAPI]:
 
 @pytest.fixture
 def fakeapi(fake_server: FakeAPI) -> FakeAPI:
-    """The fake server with an empty record and plain ok answers."""
+    """The fake server with an empty record and plain ok answers (and, in this process, no
+    circuit breaker remembering earlier tests' failures)."""
+    from scoring.remote import breaker
+
+    breaker.reset()
     fake_server.script()
     return fake_server
 

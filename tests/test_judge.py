@@ -134,9 +134,13 @@ def test_budget_exhaustion_abstains_for_the_remaining_images(fakeapi, fake_key, 
     assert "budget exhausted: 2 of max 2 calls" in out[3][0].abstained
     assert len(fakeapi.requests()) == 2
     fakeapi.script(default={"kind": "ok", "usage": USAGE})
-    out = run(judge(fakeapi, tmp_path, max_usd=0.001, force=True), sheet(10, 20, 30, 40))
-    assert [c[0].ok for c in out] == [True, True, False, False]  # stops once $0.0014 ≥ $0.001
-    assert "max $0.0010" in out[2][0].abstained
+    out = run(judge(fakeapi, tmp_path, max_usd=0.0045, force=True), sheet(10, 20, 30, 40))
+    # each call could cost up to $0.0035 and costs $0.0007
+    assert [c[0].ok for c in out] == [True, True, False, False]  # .0014 + .0035 > .0045
+    assert "up to $0.0035 and $0.0014 of max $0.0045" in out[2][0].abstained
+    assert out.costs.usd == pytest.approx(0.0014) and len(fakeapi.requests()) == 2
+    out = run(judge(fakeapi, tmp_path, max_usd=0.001, force=True), sheet(10))
+    assert "of max $0.0010" in out[0][0].abstained and len(fakeapi.requests()) == 2
 
 
 def test_two_stage_band_and_top_k(fakeapi, fake_key, tmp_path):
@@ -204,7 +208,8 @@ def test_a_dead_server_is_bounded_and_skips_after_three_failures(fakeapi, fake_k
     assert all(not c[0].ok for c in out)
     assert "connection failed" in out[0][0].abstained and "2 attempts" in out[0][0].abstained
     assert out[3][0].abstained.startswith("skipped: the server failed 3 images in a row")
-    assert len(fakeapi.requests()) == 6
+    assert "judge unreachable since" in out[1][0].abstained  # the circuit breaker opened
+    assert len(fakeapi.requests()) == 3  # after 3 failed attempts in a row, none more
     assert_no_secret(out, (tmp_path / "judge_cost.jsonl").read_text())
 
 

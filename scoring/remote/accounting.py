@@ -21,33 +21,47 @@ log = logging.getLogger("saiten")
 
 @dataclass
 class Budget:
-    """A per-run limit on calls sent and USD spent (None or 0: no limit). Thread-safe."""
+    """A per-run limit on calls sent and USD spent (None or 0: no limit). Thread-safe.
+
+    A call reserves the most it could cost (`estimate`, from its own size) before it is
+    sent, so the limit is never overshot; `settle` replaces that with what it cost."""
 
     max_calls: int | None = None
     max_usd: float | None = None
     calls: int = 0
     usd: float = 0.0
+    reserved: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def reason(self) -> str | None:
-        """Why no further call may be made, or None."""
+    def reason(self, estimate: float = 0.0) -> str | None:
+        """Why no further call (that may cost `estimate`) may be made, or None."""
         if self.max_calls and self.calls >= self.max_calls:
             return f"budget exhausted: {self.calls} of max {self.max_calls} calls made"
         if self.max_usd and self.usd >= self.max_usd:
             return f"budget exhausted: ${self.usd:.4f} of max ${self.max_usd:.4f} spent"
+        if self.max_usd and self.usd + self.reserved + estimate > self.max_usd:
+            return (f"budget: this call could cost up to ${estimate:.4f} and ${self.usd:.4f} "
+                    f"of max ${self.max_usd:.4f} is spent; not sent")
         return None
 
-    def take_call(self) -> None:
-        """Count one call about to be sent, or raise BudgetExhausted."""
+    def take_call(self, estimate: float = 0.0) -> None:
+        """Count one call about to be sent and reserve `estimate` USD, or raise
+        BudgetExhausted."""
         with self._lock:
-            why = self.reason()
+            why = self.reason(estimate)
             if why:
                 raise BudgetExhausted(why)
             self.calls += 1
+            self.reserved += estimate
+
+    def settle(self, estimate: float, usd: float) -> None:
+        """The call that reserved `estimate` cost `usd`."""
+        with self._lock:
+            self.reserved = max(0.0, self.reserved - estimate)
+            self.usd += usd
 
     def spend(self, usd: float) -> None:
-        with self._lock:
-            self.usd += usd
+        self.settle(0.0, usd)
 
 
 DEFAULT_PRICES: dict[str, dict[str, float]] = {
@@ -104,6 +118,32 @@ class Prices:
         return ((prompt - cached) * rate.get("input", 0.0) + cached * cached_rate
                 + completion * rate.get("output", 0.0)) / 1e6
 
+    def most(self, params: dict[str, Any]) -> float:
+        """The most a request could cost, from its own size: a token is at least one byte
+        of prompt text (an image part counts `IMAGE_TOKENS`), the answer at most its
+        `max_tokens` (`DEFAULT_OUTPUT_TOKENS` when the request sets none), times `n`."""
+        rate = self.rate(str(params.get("model", "")))
+        if rate is None:
+            return 0.0
+        prompt = 0
+        for m in params.get("messages") or []:
+            parts = m.get("content")
+            parts = parts if isinstance(parts, list) else [parts]
+            for part in parts:
+                if isinstance(part, dict) and part.get("type") == "image_url":
+                    prompt += IMAGE_TOKENS
+                else:
+                    text = part.get("text", "") if isinstance(part, dict) else part
+                    prompt += len(str(text or "").encode("utf-8")) + 8
+        out = params.get("max_tokens") or params.get("max_completion_tokens") \
+            or DEFAULT_OUTPUT_TOKENS
+        n = int(params.get("n") or 1)
+        return n * (prompt * rate.get("input", 0.0) + int(out) * rate.get("output", 0.0)) / 1e6
+
+
+IMAGE_TOKENS = 2000
+DEFAULT_OUTPUT_TOKENS = 4096
+
 
 class CostLog:
     """Appends one JSONL record per call (and per cache hit) and keeps the run's totals."""
@@ -139,4 +179,3 @@ class CostLog:
 
     def summary(self) -> str:
         return f"{self.calls} calls, {self.cache_hits} cache hits, ${self.usd:.4f}"
-

@@ -1,22 +1,84 @@
-"""API keys: looked up in one place (an environment variable named by the user, else a key
-file outside every folder ComfyUI serves), and kept out of every text we show or write."""
+"""API keys: which key goes to which server (the user's configuration, never a workflow's),
+and kept out of every text we show or write.
+
+A workflow (saved into every PNG people share) names a server, never a secret. The key for a
+server comes from a binding of its host, made outside every workflow:
+
+- built in: `api.x.ai` ← the environment variable `XAI_API_KEY`, else the file
+  `<config>/xai_key` (`SAITEN_XAI_KEY_FILE` names another file);
+- `<config>/keys.toml` (`SAITEN_KEYS_FILE` names another file), for any other host::
+
+      [hosts."vllm.lan:8000"]      # "host" (any port) or "host:port"
+      env = "MY_VLLM_KEY"          # the variable holding the key, read when a call is made
+      file = "~/.config/saiten/vllm_key"   # or a file holding it
+      http = true                  # allow it over plain http (default: https only)
+
+`<config>` is `$SAITEN_CONFIG_DIR`, else `$XDG_CONFIG_HOME/saiten`, else `~/.config/saiten`.
+A host with no binding gets no key; a server on this machine (localhost, 127.x, ::1) never
+gets one. A key file — and the keys file itself, which decides where keys go — inside a
+folder ComfyUI or a pack serves is refused, checked after resolving symlinks both ways.
+
+Every text we show or write goes through `redact`, which removes the key (or any 10-character
+piece of it) and anything shaped like an API key.
+"""
+
 
 from __future__ import annotations
 
-import logging
+import ipaddress
 import os
 import re
+import sys
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlsplit
 
-from ..errors import RemoteError
+from ..errors import SourceError
 
-log = logging.getLogger("saiten")
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10 (ComfyUI supports it): the same parser, from PyPI (requirements.txt)
+    import tomli as tomllib
 
-NO_KEY = "sk-no-key"
-"""Sent to servers that need no key (local llama-server, Ollama, LM Studio)."""
+BUILTIN_HOSTS = {"api.x.ai": "XAI_API_KEY"}
+"""The only bindings made without asking: the known APIs' own variables."""
+
+_LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+_SKIP = {".git", "node_modules", "__pycache__", ".venv"}
+_WALK_LIMIT = 200_000  # entries looked at per served folder when searching for symlinks
+
+
+class KeyConfigError(SourceError):
+    """The key configuration is unusable or unsafe; the message says what to change."""
+
+
+def config_dir() -> Path:
+    """The user's Saiten configuration folder (outside every ComfyUI folder)."""
+    if os.environ.get("SAITEN_CONFIG_DIR"):
+        return Path(os.environ["SAITEN_CONFIG_DIR"]).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or "~/.config"
+    return Path(base).expanduser() / "saiten"
+
+
+def keys_file() -> Path:
+    return Path(os.environ.get("SAITEN_KEYS_FILE") or config_dir() / "keys.toml").expanduser()
+
+
+def is_loopback(host: str) -> bool:
+    """True for a name or address of this machine (no key, never through a proxy)."""
+    h = host.strip("[]").lower().rstrip(".")
+    if h in _LOCAL_NAMES or h.endswith(".localhost"):
+        return True
+    try:
+        addr = ipaddress.ip_address(h.split("%")[0])
+    except ValueError:
+        return False
+    mapped = getattr(addr, "ipv4_mapped", None)
+    addr = mapped or addr
+    return addr.is_loopback or addr.is_unspecified
+
 
 _SECRET_PATTERNS = (
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
@@ -24,45 +86,183 @@ _SECRET_PATTERNS = (
 )
 
 
+def _spans(text: str, secret: str, width: int = 10) -> list[tuple[int, int]]:
+    """Where runs of `width`+ characters of `secret` occur in `text`."""
+    spans = []
+    for k in range(len(secret) - width + 1):
+        piece, start = secret[k:k + width], 0
+        while (at := text.find(piece, start)) >= 0:
+            spans.append((at, at + width))
+            start = at + 1
+    return spans
+
+
 def redact(text: Any, secrets: Iterable[str | None] = ()) -> str:
-    """`text` with every given secret and anything shaped like an API key replaced by ***."""
+    """`text` with every given secret (or a 10-character piece of one) and anything shaped
+    like an API key replaced by ***."""
     s = str(text)
     for secret in secrets:
-        if secret and len(secret) >= 4:
-            s = s.replace(secret, "***")
+        if not secret or len(secret) < 4:
+            continue
+        s = s.replace(secret, "***")
+        spans = sorted(_spans(s, secret)) if len(secret) >= 10 else []
+        for start, end in reversed(_merge(spans)):
+            s = s[:start] + "***" + s[end:]
     s = _SECRET_PATTERNS[0].sub(r"\1***", s)
     return _SECRET_PATTERNS[1].sub("***", s)
 
 
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for a, b in spans:
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
 def is_local(base_url: str) -> bool:
-    """True for servers on this machine (where no key is needed)."""
-    host = (urlparse(base_url).hostname or "").lower()
-    return host in {"localhost", "127.0.0.1", "::1", "0.0.0.0"} or host.startswith("127.")
+    """True for servers on this machine (they get no key and no proxy)."""
+    return is_loopback(urlsplit(base_url).hostname or "")
 
 
-def resolve_key(env: str, key_file: str | os.PathLike[str] | None = None,
-                forbidden: Iterable[str | os.PathLike[str]] = ()) -> str | None:
-    """The API key from the environment variable named `env`, else from `key_file`.
+def split_url(base_url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a server URL; KeyConfigError for one that is not http(s)."""
+    u = urlsplit(base_url.strip())
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise KeyConfigError(f"not a server URL: {base_url!r} (want http(s)://host[:port]/v1)")
+    try:
+        port = u.port or (443 if u.scheme == "https" else 80)
+    except ValueError:
+        raise KeyConfigError(f"bad port in {base_url!r}") from None
+    return u.scheme, u.hostname.lower(), port
 
-    A key file inside any `forbidden` folder (the folders ComfyUI serves over HTTP) is
-    refused: anyone who can reach ComfyUI could read it there.
-    """
-    if env and os.environ.get(env, "").strip():
-        return os.environ[env].strip()
-    if not key_file:
-        return None
-    path = Path(key_file).expanduser()
-    if not path.is_file():
-        return None
-    real = path.resolve()
-    for folder in forbidden:
-        root = Path(folder).expanduser().resolve()
-        if real == root or root in real.parents:
-            raise RemoteError(f"refusing the key file {path}: it is inside {root}, a folder "
-                              "ComfyUI serves; move it (e.g. to ~/.config/saiten/)")
-    key = path.read_text(encoding="utf-8").strip()
-    return key or None
 
+@dataclass(frozen=True)
+class Binding:
+    """One host's key: where it is read from (never the key itself)."""
+
+    host: str
+    env: str = ""
+    file: str = ""
+    http: bool = False
+    origin: str = "built in"
+
+
+@dataclass(frozen=True)
+class HostKey:
+    """The key a server gets (or None) and, for messages, why."""
+
+    value: str | None = field(repr=False)
+    why: str
+    binding: Binding | None = None
+
+
+def _builtin() -> list[Binding]:
+    file = os.environ.get("SAITEN_XAI_KEY_FILE") or str(config_dir() / "xai_key")
+    return [Binding(h, env=v, file=file) for h, v in BUILTIN_HOSTS.items()]
+
+
+def load_bindings(path: Path | None = None,
+                  served: Iterable[str | os.PathLike[str]] = ()) -> list[Binding]:
+    """The keys file's bindings, then the built-in ones it does not override."""
+    path = path or keys_file()
+    found: list[Binding] = []
+    if path.is_file():
+        refuse_if_served(path, served, what="keys file")
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+            raise KeyConfigError(f"the keys file {path} is unreadable: {e}") from None
+        hosts = data.get("hosts", {})
+        if not isinstance(hosts, dict):
+            raise KeyConfigError(f"{path}: [hosts] must be a table of host = {{ env = ... }}")
+        for host, entry in hosts.items():
+            if isinstance(entry, str):
+                entry = {"env": entry}
+            if not isinstance(entry, dict) or not (entry.get("env") or entry.get("file")):
+                raise KeyConfigError(f"{path}: hosts.{host!r} needs env = \"VAR\" or file = \"…\"")
+            unknown = set(entry) - {"env", "file", "http"}
+            if unknown:
+                raise KeyConfigError(f"{path}: hosts.{host!r} has unknown keys {sorted(unknown)}")
+            found.append(Binding(str(host).lower(), env=str(entry.get("env", "")),
+                                 file=str(entry.get("file", "")),
+                                 http=bool(entry.get("http", False)), origin=str(path)))
+    given = {b.host for b in found}
+    return found + [b for b in _builtin() if b.host not in given]
+
+
+def binding_for(base_url: str, bindings: Iterable[Binding]) -> Binding | None:
+    """The binding of the server's `host:port`, else of its host."""
+    _, host, port = split_url(base_url)
+    table = {b.host: b for b in bindings}
+    return table.get(f"{host}:{port}") or table.get(host)
+
+
+def key_for(base_url: str, served: Iterable[str | os.PathLike[str]] = (),
+            path: Path | None = None) -> HostKey:
+    """The key the server at `base_url` gets under the user's bindings."""
+    scheme, host, _ = split_url(base_url)
+    if is_loopback(host):
+        return HostKey(None, f"no key: {host} is this machine")
+    served = list(served)
+    b = binding_for(base_url, load_bindings(path, served))
+    if b is None:
+        return HostKey(None, f"no key: no key is bound to {host} (bind one in {keys_file()})")
+    if scheme != "https" and not b.http:
+        return HostKey(None, f"no key: {host}'s key goes over https only (base_url is "
+                             "http; add http = true to its entry to allow it)", b)
+    if b.env and os.environ.get(b.env, "").strip():
+        return HostKey(os.environ[b.env].strip(), f"key from ${b.env} ({b.origin} for {b.host})",
+                       b)
+    if b.file:
+        file = Path(b.file).expanduser()
+        if file.is_file():
+            refuse_if_served(file, served, what="key file")
+            value = file.read_text(encoding="utf-8").strip()
+            if value:
+                return HostKey(value, f"key from {file} ({b.origin} for {b.host})", b)
+    how = " or ".join(x for x in (b.env and f"set the environment variable {b.env}",
+                                  b.file and f"write the key to {b.file}") if x)
+    return HostKey(None, f"no API key for {host}: {how} (its binding: {b.origin}); restart "
+                         "ComfyUI after setting a variable", b)
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _symlinks_to(real: str, root: str) -> str | None:
+    """A symlink under `root` whose target is `real` or a folder holding it, or None."""
+    seen = 0
+    for dirpath, dirnames, filenames in os.walk(root):  # does not follow links
+        dirnames[:] = [d for d in dirnames if d not in _SKIP]
+        for name in dirnames + filenames:
+            seen += 1
+            p = os.path.join(dirpath, name)
+            if os.path.islink(p) and _inside(real, os.path.realpath(p)):
+                return p
+        if seen > _WALK_LIMIT:
+            return None
+    return None
+
+
+def refuse_if_served(path: Path, served: Iterable[str | os.PathLike[str]], *,
+                     what: str = "key file") -> None:
+    """KeyConfigError when `path` is inside a served folder, by its own path or its real
+    one, or reachable there through a symlink."""
+    real, plain = os.path.realpath(path), os.path.abspath(os.path.expanduser(path))
+    for folder in served:
+        root = os.path.abspath(os.path.expanduser(folder))
+        root_real = os.path.realpath(root)
+        if _inside(real, root_real) or _inside(plain, root):
+            raise KeyConfigError(f"refusing the {what} {path}: it is inside {root}, a folder "
+                                 f"ComfyUI or a node pack serves; move it to {config_dir()}")
+        link = _symlinks_to(real, root) if os.path.isdir(root) else None
+        if link:
+            raise KeyConfigError(f"refusing the {what} {path}: the symlink {link} serves it; "
+                                 "remove that link")
 
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -79,3 +279,8 @@ def check_env_name(name: str, widget: str = "key_env") -> str:
             "key itself: clear this widget (it is saved into every PNG), set the variable "
             "before starting ComfyUI, or put the key in ~/.config/saiten/xai_key")
     return name
+
+
+__all__ = ["BUILTIN_HOSTS", "Binding", "HostKey", "KeyConfigError", "binding_for",
+           "check_env_name", "config_dir", "is_local", "is_loopback", "key_for", "keys_file",
+           "load_bindings", "redact", "refuse_if_served", "split_url"]

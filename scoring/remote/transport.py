@@ -1,9 +1,14 @@
 """One bounded OpenAI-compatible chat call: timeouts, wall time, retries with backoff and
-Retry-After, cancellation, `response_format` fallback and rejected parameters dropped."""
+Retry-After, cancellation, the per-run budget checked with the request's own size before it
+is sent, the server's process-wide circuit breaker (`breaker`), `response_format` fallback
+and rejected parameters dropped. The request itself goes through `connection` (the standard
+library: no ambient headers, no redirects, proxies never for this machine); the answer is
+redacted of the key before anything reads it."""
 
 from __future__ import annotations
 
 import email.utils
+import http.client
 import json
 import logging
 import random
@@ -13,14 +18,25 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..errors import ParamRejected, RemoteError
 from .accounting import Budget, CostLog, Prices
-from .keys import NO_KEY, redact
+from .breaker import CircuitOpen, breaker
+from .connection import Answer, Connection, ProxyError, SlowAnswer, is_timeout
+from .keys import redact
 
 log = logging.getLogger("saiten")
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
+
+
+def origin(base_url: str) -> str:
+    """scheme://host:port of a server URL: what the circuit breaker is keyed by."""
+    u = urlsplit(base_url)
+    port = u.port or (443 if u.scheme == "https" else 80)
+    return f"{u.scheme}://{(u.hostname or '').lower()}:{port}"
+
 
 @dataclass
 class Reply:
@@ -49,14 +65,6 @@ def response_format(mode: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"type": "json_object", "schema": schema}
 
 
-def _import_openai() -> Any:
-    try:
-        import openai
-    except ImportError:
-        raise RemoteError("the openai package is missing: pip install 'openai>=1.40'") from None
-    return openai
-
-
 def retry_after(headers: Any) -> float | None:
     """Seconds a server asks us to wait (`retry-after-ms`, `Retry-After` secs or date)."""
     if headers is None:
@@ -81,14 +89,18 @@ def retry_after(headers: Any) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _error_text(e: Any) -> str:
-    body = getattr(e, "body", None)
-    if isinstance(body, dict):
-        err = body.get("error", body)
+def _error_text(body: bytes) -> str:
+    """The message of an error answer (OpenAI's {"error": {"message"}} or whatever came)."""
+    try:
+        data = json.loads(body.decode("utf-8", "replace"))
+    except ValueError:
+        return body[:300].decode("utf-8", "replace").strip()
+    if isinstance(data, dict):
+        err = data.get("error", data)
         if isinstance(err, dict):
             return str(err.get("message") or err.get("error") or err)
         return str(err)
-    return str(getattr(e, "message", "") or e)
+    return str(data)
 
 
 def named_param(message: str, params: Iterable[str]) -> str | None:
@@ -106,28 +118,34 @@ _VALIDATION = re.compile(r"(?i)validation|should be|not supported|unsupported|in
 
 
 class _Retry(Exception):
-    def __init__(self, why: str, wait: float | None = None, status: int | None = None):
+    def __init__(self, why: str, wait: float | None = None, status: int | None = None,
+                 down: bool = True):
         super().__init__(why)
         self.why, self.wait, self.status = why, wait, status
+        self.down = down
+        """Whether this counts against the server in its circuit breaker (429 does not)."""
 
 
 class Remote:
     """A bounded chat-completions caller for one server.
 
-    `timeout` bounds each attempt, `wall_time` (default `timeout * (max_retries + 1)`)
-    the whole call including backoff sleeps; `max_retries` retries follow the first try.
+    `timeout` bounds each attempt (`connect_timeout` its connecting), `wall_time` (default
+    `timeout * (max_retries + 1)`) the whole call including backoff sleeps; `max_retries`
+    retries follow the first try. `name` says what the server is in messages ("judge").
     """
 
     def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 60.0,
                  max_retries: int = 2, wall_time: float | None = None,
+                 connect_timeout: float = 5.0, name: str = "server",
                  budget: Budget | None = None, prices: Prices | None = None,
                  cost_log: CostLog | None = None, backoff: float = 0.5,
                  backoff_max: float = 8.0, seed: int | None = None, drop: Iterable[str] = (),
                  check: Callable[[dict[str, Any]], None] | None = None,
                  cancel: Callable[[], None] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self._key = api_key or NO_KEY
-        self.timeout = float(timeout)
+        self._key = api_key or None
+        self.name = name
+        self.timeout, self.connect_timeout = float(timeout), float(connect_timeout)
         self.max_retries = max(0, int(max_retries))
         self.wall_time = float(wall_time) if wall_time else self.timeout * (self.max_retries + 1)
         self.budget = budget or Budget()
@@ -137,7 +155,8 @@ class Remote:
         self._rng = random.Random(seed)
         self.cancel: Callable[[], None] = cancel or (lambda: None)
         """Raises when the user cancelled: polled before and during attempts and sleeps."""
-        self._client: Any = None
+        self._conn: Connection | None = None
+        self.breaker = breaker(origin(self.base_url))
         self.rejected: set[str] = set(drop)
         """Parameters this server refuses (given, or learned from its 400 answers)."""
         self.check = check
@@ -145,23 +164,21 @@ class Remote:
         self._rf = 0  # index into RESPONSE_FORMATS: the first one this server accepted
 
     def __repr__(self) -> str:
-        return f"Remote({self.base_url!r}, key={'set' if self._key != NO_KEY else 'none'})"
+        return f"Remote({self.base_url!r}, key={'set' if self._key else 'none'})"
 
     def redact(self, text: Any) -> str:
         return redact(text, [self._key])
 
     @property
-    def client(self) -> Any:
-        if self._client is None:
-            openai = _import_openai()
-            self._client = openai.OpenAI(base_url=self.base_url, api_key=self._key,
-                                         max_retries=0, timeout=self.timeout)
-        return self._client
+    def connection(self) -> Connection:
+        if self._conn is None:
+            self._conn = Connection(self.base_url)
+        return self._conn
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
 
     def _delay(self, attempt: int, wait: float | None) -> float:
         if wait is not None:
@@ -176,50 +193,64 @@ class Remote:
             time.sleep(min(0.1, left))
 
     def chat(self, **params: Any) -> Reply:
-        """One chat completion (`params` as for `client.chat.completions.create`).
+        """One chat completion (`params`: the request body, as for the OpenAI API).
 
-        Raises BudgetExhausted before sending when the budget is spent, ParamRejected when
-        the server names a parameter it refuses, RemoteError when every attempt failed.
+        Raises BudgetExhausted before sending when the budget (with this request's most
+        possible cost) is spent, ParamRejected when the server names a parameter it refuses,
+        RemoteError when every attempt failed or the server's circuit breaker is open.
         """
         if self.check is not None:
             self.check(params)
-        _ = self.client  # import openai and build the client before the clock starts
         start = time.monotonic()
         deadline = start + self.wall_time
         model = str(params.get("model", ""))
+        estimate = self.prices.most(params)
         attempt = 0
         while True:
             self.cancel()
-            self.budget.take_call()
+            try:
+                self.breaker.before(self.name)
+            except CircuitOpen as e:
+                raise RemoteError(self.redact(e), attempts=attempt) from None
+            self.budget.take_call(estimate)
             t0 = time.monotonic()
             try:
                 reply = self._attempt(params, deadline)
             except _Retry as r:
+                self.budget.settle(estimate, 0.0)
+                (self.breaker.failure if r.down else lambda _: self.breaker.success())(r.why)
                 self._log(model, t0, error=r.why, status=r.status)
                 remaining = deadline - time.monotonic()
+                spent = time.monotonic() - start
                 if attempt >= self.max_retries:
-                    raise RemoteError(f"{r.why} (gave up after {attempt + 1} attempts)",
-                                      status=r.status, attempts=attempt + 1) from None
+                    raise RemoteError(f"{r.why} (gave up after {attempt + 1} attempts in "
+                                      f"{spent:.1f} s)", status=r.status,
+                                      attempts=attempt + 1) from None
                 delay = self._delay(attempt, r.wait)
                 if delay >= remaining:
                     asked = f"server asked to wait {r.wait:.0f} s; " if r.wait else ""
                     raise RemoteError(
-                        f"{r.why} ({asked}{attempt + 1} attempts, stopped at the "
-                        f"{self.wall_time:.3g} s time bound)",
+                        f"{r.why} ({asked}{attempt + 1} attempts in {spent:.1f} s, stopped "
+                        f"at the {self.wall_time:.3g} s time bound)",
                         status=r.status, attempts=attempt + 1) from None
                 log.info("saiten: %s; retry %d in %.1f s", r.why, attempt + 1, delay)
                 self._wait(delay)
                 attempt += 1
                 continue
             except RemoteError as e:
+                self.budget.settle(estimate, 0.0)
+                self.breaker.success()  # it answered: the server is up
                 e.attempts = attempt + 1
                 self._log(model, t0, error=str(e), status=e.status)
                 raise
+            except BaseException:
+                self.budget.settle(estimate, 0.0)
+                raise
+            self.breaker.success()
             reply.attempts = attempt + 1
             reply.latency = time.monotonic() - start
             reply.usd = self.prices.usd(model, reply.usage)
-            if reply.usd:
-                self.budget.spend(reply.usd)
+            self.budget.settle(estimate, reply.usd or 0.0)
             self._log(model, t0, usage=reply.usage, usd=reply.usd)
             return reply
 
@@ -271,14 +302,15 @@ class Remote:
         if remaining <= 0:
             raise _Retry(f"timeout: no time left within the {self.wall_time:.3g} s bound")
         per_try = min(self.timeout, remaining)
-        client, box = self.client, {}
+        conn, box = self.connection, {}
 
         def work() -> None:
             try:
-                box["reply"] = self._request(client, params, deadline, per_try)
+                box["reply"] = self._request(conn, params, per_try)
             except BaseException as e:
                 box["error"] = e
 
+        t0 = time.monotonic()
         worker = threading.Thread(target=work, name="saiten-remote", daemon=True)
         worker.start()
         while worker.is_alive():
@@ -288,59 +320,69 @@ class Remote:
             try:
                 self.cancel()
             except BaseException:
-                self.close()  # drop the connection pool; a new client is built next time
+                self.close()  # drop the connection; a new one is opened next time
                 raise
             if time.monotonic() > deadline + 2.0:
                 self.close()
-                raise _Retry(f"no answer within the {self.wall_time:.3g} s bound (timeout)")
+                raise _Retry(f"no answer in {time.monotonic() - t0:.1f} s (timeout)")
         if "error" in box:
             raise box["error"]
         return box["reply"]
 
-    def _request(self, client: Any, params: dict[str, Any], deadline: float,
-                 per_try: float) -> Reply:
-        openai = _import_openai()
+    def _request(self, conn: Connection, params: dict[str, Any], per_try: float) -> Reply:
+        headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
         t0 = time.monotonic()
         try:
-            with client.chat.completions.with_streaming_response.create(
-                    **params, timeout=per_try) as resp:
-                buf = bytearray()
-                for chunk in resp.iter_bytes():
-                    buf += chunk
-                    if time.monotonic() > deadline or time.monotonic() - t0 > per_try:
-                        raise _Retry(f"answer still arriving after {per_try:.3g} s (slow server)")
-                status = resp.status_code
-        except _Retry:
-            raise
-        except openai.APITimeoutError:
-            raise _Retry(f"no answer within {per_try:.3g} s (timeout)") from None
-        except openai.APIConnectionError as e:
-            cause = e.__cause__ or e
-            raise _Retry(self.redact(f"connection failed: {type(cause).__name__}: {cause}")
-                         ) from None
-        except openai.APIStatusError as e:
-            msg = self.redact(_error_text(e))[:300]
-            status = e.status_code
+            answer = conn.post("chat/completions", params, headers,
+                               connect_timeout=min(self.connect_timeout, per_try),
+                               timeout=per_try)
+        except SlowAnswer as e:
+            raise _Retry(f"{e} (slow server)") from None
+        except ProxyError as e:
+            raise RemoteError(str(e)) from None
+        except OSError as e:
+            spent = time.monotonic() - t0
+            if is_timeout(e):
+                raise _Retry(f"no answer in {spent:.1f} s (timeout {per_try:.3g} s, "
+                             f"{conn.via})") from None
+            raise _Retry(self.redact(f"connection failed ({conn.via}): "
+                                     f"{type(e).__name__}: {e}")) from None
+        except http.client.HTTPException as e:
+            raise _Retry(self.redact(f"bad HTTP answer: {type(e).__name__}: {e}")) from None
+        return self._reply(answer, params)
+
+    def _reply(self, answer: Answer, params: dict[str, Any]) -> Reply:
+        status = answer.status
+        if 300 <= status < 400:
+            where = self.redact(answer.headers.get("location") or "?")[:200]
+            raise RemoteError(f"HTTP {status}: the server redirects to {where}; redirects "
+                              "are not followed (nothing was re-sent): set base_url to the "
+                              "server's own address", status=status)
+        if status >= 400:
+            msg = self.redact(_error_text(answer.body))[:300]
             why = f"HTTP {status}: {msg}"
             sent = [k for k in params if k not in ("model", "messages")]
             p = named_param(msg, sent) if status in (400, 404, 422) or (
                 status >= 500 and _VALIDATION.search(msg)) else None
             if p:  # e.g. llama_cpp.server answers 500 to response_format json_schema
                 raise ParamRejected(f"server rejected parameter {p!r}: {why}", p,
-                                    status=status) from None
+                                    status=status)
             if status in RETRY_STATUS:
-                raise _Retry(why, retry_after(e.response.headers), status) from None
+                raise _Retry(why, retry_after(answer.headers), status,
+                             down=status not in (429, 409, 425))
             if status in (401, 403):
-                why += " (check the API key's environment variable / key file)"
-            raise RemoteError(why, status=status) from None
+                why += (" (no key was sent: bind one to this host in keys.toml)" if not
+                        self._key else " (check the key bound to this host)")
+            raise RemoteError(why, status=status)
         try:
-            data = json.loads(bytes(buf).decode("utf-8"), strict=False)
+            data = json.loads(answer.body.decode("utf-8"), strict=False)
+            if self._key:  # a server echoing the key: gone before anything reads the answer
+                data = json.loads(self.redact(json.dumps(data, ensure_ascii=False)))
             choice = data["choices"][0]
             content = (choice.get("message") or {}).get("content") or ""
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-            snippet = self.redact(bytes(buf[:80]).decode("utf-8", "replace"))
+            snippet = self.redact(answer.body[:80].decode("utf-8", "replace"))
             raise RemoteError(f"HTTP {status}: the server's answer is not a chat completion: "
                               f"{snippet!r}", status=status) from None
         return Reply(content=str(content), data=data, usage=dict(data.get("usage") or {}),
                      latency=0.0, attempts=0)
-

@@ -30,11 +30,12 @@ from ..remote import (
     Budget,
     BudgetExhausted,
     CostLog,
+    KeyConfigError,
     Prices,
     Remote,
     RemoteError,
     is_local,
-    resolve_key,
+    key_for,
 )
 from ..rubric import Rubric, tag_context
 from .base import Result, ScoreContext, Source, log
@@ -43,7 +44,11 @@ from .judge_select import prior_score, skipped
 
 XAI_URL = "https://api.x.ai/v1"
 DEFAULT_MODEL = "grok-4-1-fast-non-reasoning"
-DEFAULT_KEY_FILE = "~/.config/saiten/xai_key"
+DEFAULT_TIMEOUT = 20.0
+"""Seconds per attempt: a fast model answers in 2–5 s; a dead judge opens its circuit
+breaker after 3 such attempts, and later images and prompts then cost nothing."""
+STOP_AFTER = 3
+"""Images in a row failing at the server before the rest of the batch is skipped."""
 
 JUDGE_NOTE = (
     "You do not see the image. You receive what other scorers said about it: a tagger's "
@@ -80,11 +85,9 @@ class JudgeOptions(RunOptions):
 
 SPEC = Spec(
     "judge", "judge", AXES, 1.1, JudgeOptions,
-    build={"base_url": XAI_URL, "model": DEFAULT_MODEL, "key_env": "XAI_API_KEY",
-           "timeout": 60.0},
+    build={"base_url": XAI_URL, "model": DEFAULT_MODEL, "timeout": DEFAULT_TIMEOUT},
     models=(Model("grok", "grok", 1.1),),
-    facts={"capabilities": CAPABILITIES, "prices": DEFAULT_PRICES,
-           "key_file": DEFAULT_KEY_FILE},
+    facts={"capabilities": CAPABILITIES, "prices": DEFAULT_PRICES},
 )
 
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/=]{512,}")
@@ -117,7 +120,8 @@ def assert_text_only(body: Any) -> None:
 class Judge(Source):
     """The text-only judge over any OpenAI-compatible endpoint (xAI by default).
 
-    Build options: the endpoint, model, key lookup, transport limits, cost log, cache and
+    Build options: the endpoint, model, served folders (a key file there is refused),
+    transport limits, cost log, cache and
     price table. Run options (`JudgeOptions`) arrive per call. It reads cards, not images:
     `judge(prior, ctx)` (or `score` with any placeholders, one per image)."""
 
@@ -125,8 +129,7 @@ class Judge(Source):
 
     def __init__(
         self, *, base_url: str = XAI_URL, model: str = DEFAULT_MODEL,
-        key_env: str = "XAI_API_KEY", key_file: str | None = None,
-        forbidden_dirs: Iterable[str] = (), timeout: float = 60.0,
+        forbidden_dirs: Iterable[str] = (), timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = 2, wall_time: float | None = None,
         cost_log: str | os.PathLike[str] | None = None,
         cache: str | os.PathLike[str] | None = None,
@@ -138,8 +141,6 @@ class Judge(Source):
             options["label"] = known.label  # the name the default weights use (grok=1.1)
         super().__init__(**options)
         self.base_url, self.model = base_url.rstrip("/"), model
-        self.key_env = key_env
-        self.key_file = key_file or os.environ.get("SAITEN_XAI_KEY_FILE") or DEFAULT_KEY_FILE
         self.forbidden_dirs = tuple(forbidden_dirs)
         self.timeout = float(timeout)
         self.max_retries, self.wall_time = int(max_retries), wall_time
@@ -148,6 +149,8 @@ class Judge(Source):
             Prices.at(prices) if prices else Prices())
         self.backoff = backoff
         self._key: str | None = None
+        self.key_note = ""
+        """Where the key came from (or why none is sent), for the node."""
 
     def describe(self) -> str:
         return f"{self.label}: {self.model} @ {self.base_url} (text only)"
@@ -171,14 +174,12 @@ class Judge(Source):
     def load(self) -> None:
         if self._key is None:
             try:
-                self._key = resolve_key(self.key_env, self.key_file, self.forbidden_dirs)
-            except RemoteError as e:
+                hk = key_for(self.base_url, self.forbidden_dirs)
+            except KeyConfigError as e:
                 raise SourceError(str(e)) from None
-            if not self._key and not is_local(self.base_url):
-                raise SourceError(
-                    f"no API key for {self.base_url}: set the environment variable "
-                    f"{self.key_env} (or write the key to {self.key_file}); "
-                    "restart ComfyUI if it runs there")
+            self._key, self.key_note = hk.value, hk.why
+            if hk.value is None and hk.binding is not None and not is_local(self.base_url):
+                raise SourceError(hk.why)  # the host has a key, but it is not set
 
     def unload(self) -> None:
         self._key = None
@@ -194,7 +195,7 @@ class Judge(Source):
         prior = [ctx.prior_cards(i) for i in range(n)]
         unjudged = skipped(prior, n, opts.band, int(opts.top_k))
         costs = CostLog(self.cost_path, [self._key])
-        remote = Remote(self.base_url, api_key=self._key, timeout=self.timeout,
+        remote = Remote(self.base_url, api_key=self._key, timeout=self.timeout, name="judge",
                         max_retries=self.max_retries, wall_time=self.wall_time,
                         budget=Budget(opts.max_calls or None, opts.max_usd or None),
                         prices=self.prices, cost_log=costs, backoff=self.backoff,
@@ -204,15 +205,17 @@ class Judge(Source):
         down: list[str] = []  # consecutive failures reaching the server
 
         def one(i: int, _: Image) -> ScoreCard:
-            if i in unjudged:
-                return self.abstain(unjudged[i])
+            if i in unjudged:  # by design: the same inputs skip it again
+                return self.abstain(unjudged[i], extras={"stable": True})
             msgs = self.messages(prior[i], ctx.rubric)
             if msgs is None:
                 return self.abstain("nothing to judge: no prior card has a rating, tags or a "
-                                    "comment (put a tagger or VLM before the judge)")
+                                    "comment (put a tagger or VLM before the judge)",
+                                    extras={"stable": True})
             prompts[i] = self.prompt_text(msgs)
-            if len(down) >= 3:
-                return self.abstain(f"skipped: the server failed 3 images in a row ({down[-1]})")
+            if len(down) >= STOP_AFTER:
+                return self.abstain(f"skipped: the server failed {len(down)} images in a row "
+                                    f"({down[-1]})")
             try:
                 card = self._judge(remote, costs, msgs, ctx.rubric, opts)
             except RemoteError as e:
@@ -229,6 +232,7 @@ class Judge(Source):
         finally:
             remote.close()
         return Result(sheet, prompts=prompts, costs=costs,
+                      describe=f"{self.describe()}; {self.key_note}",
                       cost=f"{opts.label}: {costs.summary()}")
 
     def _judge(self, remote: Remote, costs: CostLog, msgs: list[dict[str, str]],
@@ -279,5 +283,5 @@ class Judge(Source):
         return reply.content, False
 
 
-__all__ = ["DEFAULT_MODEL", "SPEC", "XAI_URL", "Judge", "JudgeOptions", "PrivacyError",
-           "assert_text_only", "prior_score", "skipped"]
+__all__ = ["DEFAULT_MODEL", "DEFAULT_TIMEOUT", "SPEC", "XAI_URL", "Judge", "JudgeOptions",
+           "PrivacyError", "assert_text_only", "prior_score", "skipped"]

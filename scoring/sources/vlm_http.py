@@ -4,6 +4,10 @@ The image goes as a base64 PNG data URL in an `image_url` content part (the serv
 user's own); answers are greedy (temperature 0) with JSON forced through `response_format`
 where the server takes it. The logprob method asks every axis, and the comment, in one
 request (the image is uploaded once per image) and reads the `top_logprobs` of each digit.
+The key is the one bound to the server's host (`scoring.remote.keys`; none for this machine);
+redirects are not followed, so the image goes nowhere but `base_url`. Calls are bounded per
+attempt (`timeout`), per batch (after `STOP_AFTER` images in a row fail the rest are skipped)
+and across prompts (the server's circuit breaker).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from ..cards import ScoreCard
 from ..errors import SourceError
 from ..images import Image, to_pil
 from ..parse import extract_json
-from ..remote import Remote, RemoteError, resolve_key
+from ..remote import KeyConfigError, Remote, RemoteError, key_for
 from ..rubric import LEVELS
 from .base import ScoreContext
 from .vlm import Ask, VLMSource, model_label, vlm_spec
@@ -59,6 +63,9 @@ def digit_tokens(content: list[dict[str, Any]], levels: Sequence[str]
         text += piece
     return out
 
+STOP_AFTER = 3
+"""Images in a row failing at the server before the rest of the batch is skipped."""
+
 
 def data_url(image: Image) -> str:
     """The image as a `data:image/png;base64,…` URL."""
@@ -71,10 +78,10 @@ class HttpVLM(VLMSource):
     """A VLM behind an OpenAI-compatible `/v1/chat/completions` endpoint."""
 
     spec = vlm_spec("vlm-http", 1.0, {"base_url": "http://127.0.0.1:1234/v1", "model": "",
-                                      "api_key_env": "OPENAI_API_KEY"})
+                                      "timeout": 60.0})
 
-    def __init__(self, base_url: str, model: str, *, api_key_env: str = "OPENAI_API_KEY",
-                 key_file: str | None = None, timeout: float = 60.0, max_retries: int = 2,
+    def __init__(self, base_url: str, model: str, *, forbidden_dirs: Sequence[str] = (),
+                 timeout: float = 60.0, max_retries: int = 1,
                  top_logprobs: int = 20, extra: dict[str, Any] | None = None,
                  **base_kwargs: Any) -> None:
         base_kwargs.setdefault("label", model_label(model) if model else "")
@@ -83,7 +90,7 @@ class HttpVLM(VLMSource):
             raise SourceError("vlm-http needs a base_url (e.g. http://127.0.0.1:11434/v1) "
                               "and a model name")
         self.base_url, self.model = base_url.rstrip("/"), model
-        self.api_key_env, self.key_file = api_key_env, key_file
+        self.forbidden_dirs = tuple(forbidden_dirs)
         self.timeout, self.max_retries = float(timeout), int(max_retries)
         self.top_logprobs = int(top_logprobs)
         self.extra = dict(extra or {})
@@ -95,9 +102,14 @@ class HttpVLM(VLMSource):
 
     def load(self) -> None:
         if self.remote is None:
-            key = resolve_key(self.api_key_env, self.key_file)
-            self.remote = Remote(self.base_url, api_key=key, timeout=self.timeout,
-                                 max_retries=self.max_retries)
+            try:
+                hk = key_for(self.base_url, self.forbidden_dirs)
+            except KeyConfigError as e:
+                raise SourceError(str(e)) from None
+            if hk.value is None and hk.binding is not None:
+                raise SourceError(hk.why)  # the host has a key, but it is not set
+            self.remote = Remote(self.base_url, api_key=hk.value, timeout=self.timeout,
+                                 max_retries=self.max_retries, name="VLM server")
 
     def unload(self) -> None:
         if self.remote is not None:
@@ -109,7 +121,22 @@ class HttpVLM(VLMSource):
 
     def _score(self, images: list[Image], ctx: ScoreContext) -> list[list[ScoreCard]]:
         self._remote().cancel = ctx.check  # a cancel also ends a request in flight
-        return super()._score(images, ctx)
+        one = self._generate if ctx.options.method == "generate" else self._logprob
+        down: list[str] = []  # images in a row that failed at the server
+
+        def guarded(i: int, img: Image) -> ScoreCard | list[ScoreCard]:
+            if len(down) >= STOP_AFTER:
+                return self.abstain(f"skipped: {self.base_url} failed {len(down)} images in "
+                                    f"a row ({down[-1]})")
+            try:
+                got = one(img, ctx, i)
+            except RemoteError as e:
+                down.append(str(e))
+                raise
+            down.clear()
+            return got
+
+        return self.each(images, ctx, guarded)
 
     def _remote(self) -> Remote:
         self.load()

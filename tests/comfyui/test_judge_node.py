@@ -1,7 +1,7 @@
 """SaitenGrokJudge in a real ComfyUI, pointed at the fake OpenAI-compatible server on
 127.0.0.1: Tagger + Technical check → Judge → Aggregate → Filter → Save. The judge's cards
 flow on, cost and cache live in the user directory, and neither the key nor an image reaches
-the server, the saved PNG, the history or the log."""
+the server (on this machine it gets no key at all), the saved PNG, the history or the log."""
 
 from __future__ import annotations
 
@@ -66,8 +66,8 @@ def test_judge_node_in_a_real_comfyui_workflow(comfy, fakeapi):
         assert "image_url" not in req["body"] and "base64" not in req["body"]
         assert "[nudenet]" in req["body"] or "[technical]" in req["body"]
         assert_no_secret(req["body"])
-    assert {k.lower(): v for k, v in reqs[0]["headers"].items()}["authorization"] \
-        == f"Bearer {FAKE_KEY}"
+    for req in reqs:  # a server on this machine gets no key at all (keys bind to hosts)
+        assert "authorization" not in {k.lower() for k in req["headers"]}
     assert f"{len(reqs)} calls" in h.text("4") and "grok:" in h.text("4")
     assert "[user]" in h.text("5") and "Score the image on the rubric" in h.text("5")
     assert "grok" in h.text("6")  # the judge voted in the ensemble

@@ -58,10 +58,10 @@ def graph(url: str, prefix: str, *, judge_reads: str = "tagger", min_confidence:
     }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def judge_server():
-    """A fault server of this module's own: the outages scripted here stay out of the other
-    tests (a judge that remembers a failing host would otherwise carry them over)."""
+    """A fault server of each test's own: the outages scripted here stay out of the other
+    tests (the server's circuit breaker remembers a failing host across prompts)."""
     server = FakeAPI()
     try:
         yield server
@@ -102,11 +102,11 @@ def test_judge_down_never_saves_more_than_judge_up(comfy, fakeapi):
     assert n_up > 0, up.text("7")  # the good sample photos: 65 − 0 ≥ 60
     assert "grok" in up.text("6")
 
-    outages = {
-        "http500": {"kind": "status", "code": 500, "message": "upstream down"},
+    outages = {  # the 500s last: they open the server's circuit breaker
         "no_overall": {"kind": "ok", "content": json.dumps(
             {"erotic": 60, "composition": 55, "comment": "総合点なし"})},
         "junk": {"kind": "junk"},
+        "http500": {"kind": "status", "code": 500, "message": "upstream down"},
     }
     why = {}
     for n, (name, action) in enumerate(outages.items()):
