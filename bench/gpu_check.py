@@ -126,7 +126,7 @@ def check_comfyui(ctx: Context) -> str:
 
 def check_transformers(ctx: Context) -> str:
     torch = ctx.torch
-    from models.tiny_hf import build_qwen2vl, sample_image
+    from helpers.models.tiny_hf import build_qwen2vl, sample_image
     from saiten_pack.scoring.sources import create
 
     folder = build_qwen2vl(ctx.tmp / "tiny-qwen2vl")
@@ -178,7 +178,7 @@ def check_onnxruntime(ctx: Context) -> str:
                    "pip install onnxruntime-gpu)")
     try:
         import numpy as np
-        from models.onnx_models import build_wd, wd_tags
+        from helpers.models.onnx_models import build_wd, wd_tags
     except ImportError as e:
         raise Skip(f"cannot build the tiny ONNX model: {e}") from e
     from saiten_pack.scoring import onnx_session
@@ -203,10 +203,10 @@ def check_llamacpp(ctx: Context) -> str:
     if not llama_cpp.llama_supports_gpu_offload():
         raise Skip("llama-cpp-python is a CPU build (no GPU offload)")
     try:
-        from models.gguf_models import build_gguf_models
+        from helpers.models.gguf_models import build_gguf_models
     except ImportError as e:
         raise Skip(f"cannot build the tiny GGUF models: {e}") from e
-    from models.tiny_hf import sample_image
+    from helpers.models.tiny_hf import sample_image
     from saiten_pack.scoring.sources import create
 
     models = build_gguf_models(ctx.tmp / "gguf")

@@ -19,9 +19,9 @@ from PIL import Image as PILImage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scoring.aggregate import AggregateSettings
-from scoring.overnight import Planned, Runner
-from scoring.score_cache import ScoreCache, key_for
+from scoring.batch.resume_cache import ScoreCache, key_for
+from scoring.batch.runner import Planned, Runner
+from scoring.ensemble.aggregate import AggregateSettings
 from scoring.sources import create
 
 

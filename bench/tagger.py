@@ -29,8 +29,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scoring import onnx_session  # noqa: E402
-from scoring.sources import wd  # noqa: E402
+from scoring.sources.onnx import session as onnx_session  # noqa: E402
+from scoring.sources.onnx import wd  # noqa: E402
 
 ARCH = "eva02_large_patch14_448"
 TAGS = 10861  # WD eva02-large v3's selected_tags.csv

@@ -29,9 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from scoring.images import as_rgb, list_images, load  # noqa: E402
+from scoring.core.images import as_rgb, list_images, load  # noqa: E402
 from scoring.sources import ScoreContext, create  # noqa: E402
-from scoring.sources.vlm import VLMSource  # noqa: E402
+from scoring.sources.vlm.base import VLMSource  # noqa: E402
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "cat", "immunohistochemistry")
 
@@ -50,7 +50,7 @@ def llamacpp_source(args, tmp: Path) -> VLMSource:
             sys.exit("--model needs --mmproj (the paired projector GGUF)")
         model, mmproj = Path(args.model), Path(args.mmproj)
     else:
-        from models.gguf_models import build_gguf_models
+        from helpers.models.gguf_models import build_gguf_models
 
         built = build_gguf_models(tmp)
         model, mmproj = ((built.qwen_text, built.qwen_mmproj) if args.family == "qwen"
@@ -66,7 +66,7 @@ def transformers_source(args, tmp: Path) -> VLMSource:
         try:
             from models import tiny_hf
         except ImportError:
-            sys.exit("no --model-dir and no tests/models/tiny_hf.py to build a tiny model")
+            sys.exit("no --model-dir and no tests/helpers/models/tiny_hf.py to build a tiny model")
         build = tiny_hf.build_qwen2vl if args.family == "qwen" else tiny_hf.build_llava
         model_dir = build(tmp / f"tiny-{args.family}")
     return create("vlm-transformers", model_dir=model_dir, comment=False)
@@ -76,9 +76,9 @@ def http_bytes(args, tmp: Path, images: list) -> None:
     """One line: bytes and requests per image of logprob and generate over HTTP."""
     import os
 
-    from counting_proxy import CountingProxy
+    from helpers.counting_proxy import CountingProxy
 
-    from scoring.sources.vlm_http import data_url
+    from scoring.sources.vlm.http import data_url
 
     server = None
     if args.base_url:
@@ -87,8 +87,8 @@ def http_bytes(args, tmp: Path, images: list) -> None:
         url = urlparse(args.base_url)
         upstream, path, model = url.port or 80, url.path or "/v1", args.model_name or "model"
     else:
-        from fixtures_http import LlamaServer, llama_server_missing
-        from models.gguf_models import build_scripted_gguf
+        from helpers.fixtures_http import LlamaServer, llama_server_missing
+        from helpers.models.gguf_models import build_scripted_gguf
 
         if llama_server_missing():
             sys.exit(llama_server_missing())
@@ -98,7 +98,7 @@ def http_bytes(args, tmp: Path, images: list) -> None:
         upstream, path, model = server.port, "/v1", "tiny"
     os.environ.setdefault("OPENAI_API_KEY", "sk-local")
     proxy = CountingProxy(upstream)
-    from scoring.sources.vlm_http import HttpVLM
+    from scoring.sources.vlm.http import HttpVLM
 
     class PerAxis(HttpVLM):
         """The baseline, as logprob was sent before: one request per axis and one for the

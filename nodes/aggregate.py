@@ -5,10 +5,10 @@ from __future__ import annotations
 import folder_paths
 from comfy_api.latest import io, ui
 
-from ..scoring import catalogue
-from ..scoring.aggregate import AggregateSettings, combine_sheet, parse_weights
-from ..scoring.calibrate import Calibration, apply_calibrations, load_confined
-from ..scoring.cards import merge_sheets
+from ..scoring.core.cards import merge_sheets
+from ..scoring.ensemble.aggregate import AggregateSettings, combine_sheet, parse_weights
+from ..scoring.ensemble.calibrate import Calibration, apply_calibrations, load_confined
+from ..scoring.sources import catalogue
 from .common import verdicts_text
 from .types import Scores, Verdicts
 

@@ -12,10 +12,10 @@ import comfy.utils
 import numpy as np
 import torch
 
-from ..scoring.cards import ScoreCard, Sheet, Verdict, merge_sheets
-from ..scoring.images import BadImage, Image, as_rgb
+from ..scoring.core.cards import ScoreCard, Sheet, Verdict, merge_sheets
+from ..scoring.core.images import BadImage, Image, as_rgb
+from ..scoring.core.rubric import Rubric
 from ..scoring.report import summary
-from ..scoring.rubric import Rubric
 from ..scoring.sources import Cancelled, Result, ScoreContext, Source, create, source_class
 from .comfy_memory import POLICY
 

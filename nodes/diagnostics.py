@@ -9,7 +9,7 @@ from pathlib import Path
 import folder_paths
 from comfy_api.latest import io, ui
 
-from ..scoring import doctor
+from ..scoring.host import doctor
 from ..scoring.remote import check_env_name
 
 

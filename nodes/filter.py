@@ -15,7 +15,7 @@ import torch
 from comfy_api.latest import io, ui
 from comfy_execution.graph_utils import ExecutionBlocker
 
-from ..scoring.cards import AXES, Verdict
+from ..scoring.core.cards import AXES, Verdict
 from .common import batch_for
 from .types import Verdicts
 

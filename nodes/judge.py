@@ -14,11 +14,10 @@ from pathlib import Path
 import folder_paths
 from comfy_api.latest import io, ui
 
-from ..scoring import catalogue
-from ..scoring.cards import Sheet
+from ..scoring.core.cards import Sheet
+from ..scoring.core.rubric import Rubric as RubricData
 from ..scoring.remote import CostLog
-from ..scoring.rubric import Rubric as RubricData
-from ..scoring.sources import create
+from ..scoring.sources import catalogue, create
 from . import rerun
 from .common import cards_text, run_source
 from .keys import ignored_widget_note, served_dirs

@@ -14,14 +14,13 @@ from comfy.cli_args import args
 from comfy_api.latest import io, ui
 from PIL import Image as PILImage
 
-from ..scoring.cards import Sheet, Verdict
-from ..scoring.comfy_meta import from_prompt
-from ..scoring.images import list_images, load, to_pil
+from ..scoring.core.cards import Sheet, Verdict
+from ..scoring.core.images import list_images, load, to_pil
+from ..scoring.host.pack import SAMPLES
 from ..scoring.report import Entry, read_entries, save_png, thumbnail, write_report
+from ..scoring.report.comfy_meta import from_prompt
 from .common import batch_for, cards_text, images_from_tensor, verdicts_text
 from .types import Scores, Verdicts
-
-SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
 
 def _inside_output(folder: str) -> Path:

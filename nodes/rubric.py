@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io, ui
 
-from ..scoring.rubric import Rubric
+from ..scoring.core.rubric import Rubric
 from .types import Rubric as RubricType
 
 

@@ -17,10 +17,10 @@ import comfy.utils
 import folder_paths
 from comfy_api.latest import io, ui
 
-from ..scoring import catalogue, models
-from ..scoring.cards import Sheet
-from ..scoring.errors import SourceError
-from ..scoring.sources import Result, Source, Unavailable
+from ..scoring.core.cards import Sheet
+from ..scoring.core.errors import SourceError
+from ..scoring.sources import Result, Source, catalogue, unavailable
+from ..scoring.sources.onnx import files as models
 from .common import cached_source, cards_text, run_source
 from .types import Scores
 
@@ -101,7 +101,7 @@ def tagger_for(model: str, allow_download: bool, batch_size: int, general: float
         kind, path = resolve_source(model, allow_download, node_id)
     except SourceError as e:  # a missing model: this source abstains, the graph runs on
         entry = models.known().get(model.split("/")[-1])
-        return Unavailable.of(entry.kind if entry else "wd", str(e), label=model)
+        return unavailable(entry.kind if entry else "wd", str(e), label=model)
     build: dict[str, Any] = {"batch_size": batch_size,
                              **tagger_options(kind, general, character, mode)}
     if path is not None:

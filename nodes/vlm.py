@@ -14,12 +14,12 @@ from pathlib import Path
 import folder_paths
 from comfy_api.latest import io, ui
 
-from ..scoring import catalogue, models
-from ..scoring.cards import Sheet
-from ..scoring.errors import SourceError, reason
-from ..scoring.rubric import Rubric as RubricData
-from ..scoring.sources import Source, Unavailable
-from ..scoring.sources.vlm import model_label
+from ..scoring.core.cards import Sheet
+from ..scoring.core.errors import SourceError, reason
+from ..scoring.core.rubric import Rubric as RubricData
+from ..scoring.sources import Source, catalogue, unavailable
+from ..scoring.sources.vlm import files as vlm_files
+from ..scoring.sources.vlm.base import model_label
 from . import rerun
 from .common import cached_source, cards_text, run_source
 from .keys import ignored_widget_note, served_dirs
@@ -53,8 +53,8 @@ def model_roots() -> list[Path]:
 
 
 def list_models() -> tuple[list[str], list[str]]:
-    """(models, mmproj files) in the registered folders (see `scoring.models.list_vlms`)."""
-    return models.list_vlms(model_roots())
+    """(models, mmproj files) in the registered folders (`scoring.sources.vlm.files`)."""
+    return vlm_files.list_vlms(model_roots())
 
 
 @dataclass(frozen=True)
@@ -82,13 +82,13 @@ def build_options(runtime: str, model: str, mmproj: str, *, dtype: str = "auto",
     if model == NO_MODEL:
         raise SourceError(f"no model: put one in {os.path.join('models', FOLDER)}")
     roots = model_roots()
-    path = models.find_vlm(model, roots)
+    path = vlm_files.find_vlm(model, roots)
     if runtime == "transformers":
         return "vlm-transformers", {"model_dir": str(path), "dtype": dtype,
                                     "quantization": quantization}
     if path.is_dir() or path.suffix.lower() != ".gguf":
         raise SourceError(f"llama.cpp needs a GGUF file, {model!r} is not one")
-    _, files = models.vlm_files(str(path), None if mmproj == AUTO_MMPROJ else mmproj, roots)
+    _, files = vlm_files.vlm_files(str(path), None if mmproj == AUTO_MMPROJ else mmproj, roots)
     return "vlm-llamacpp", {**files, "chat_format": chat_format,
                             "n_gpu_layers": "auto" if n_gpu_layers < 0 else int(n_gpu_layers)}
 
@@ -103,7 +103,7 @@ def make_source(runtime: str, model: str, mmproj: str, **widgets: object) -> Sou
     except Exception as e:  # a missing runtime or file fails this source only
         label = model_label(Path(model).stem, gguf=model.lower().endswith(".gguf")) \
             if model != NO_MODEL and runtime != "openai-compatible" else runtime
-        return Unavailable.of(name, reason(e), label=label)
+        return unavailable(name, reason(e), label=label)
 
 
 class SaitenVLMLoader(io.ComfyNode):

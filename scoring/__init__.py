@@ -3,7 +3,7 @@
 Importable with no ComfyUI present; nothing here imports `comfy`, `folder_paths` or `server`.
 """
 
-from .cards import AXES, ScoreCard, Sheet, Verdict, merge_sheets
-from .rubric import Rubric
+from .core.cards import AXES, ScoreCard, Sheet, Verdict, merge_sheets
+from .core.rubric import Rubric
 
 __all__ = ["AXES", "Rubric", "ScoreCard", "Sheet", "Verdict", "merge_sheets"]

@@ -21,7 +21,7 @@ The API key never leaves this package except in the Authorization header: answer
 texts, logs, reprs and cost records go through `redact`.
 """
 
-from ..errors import BudgetExhausted, ParamRejected, RemoteError
+from ..core.errors import BudgetExhausted, ParamRejected, RemoteError
 from .accounting import DEFAULT_PRICES, Budget, CostLog, Prices
 from .breaker import CircuitOpen
 from .keys import HostKey, KeyConfigError, check_env_name, is_local, key_for, redact

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import BudgetExhausted
+from ..core.errors import BudgetExhausted
 from .keys import redact
 
 log = logging.getLogger("saiten")

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import SourceError
+from ..core.errors import SourceError
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import ParamRejected, RemoteError
+from ..core.errors import ParamRejected, RemoteError
 from .accounting import Budget, CostLog, Prices
 from .breaker import CircuitOpen, breaker
 from .connection import Answer, Connection, ProxyError, SlowAnswer, is_timeout

@@ -1,46 +1,12 @@
-"""Scoring backends, looked up by name (the way timm's `create_model` works).
-
-Modules are imported only when their source is created, so a missing optional runtime
-(llama-cpp-python, bitsandbytes, …) affects that source alone.
-"""
+"""Scoring backends: the interface (`base`), what each declares (`spec`), the registry by
+name (`registry`) and the catalogue over it (`catalogue`); one subpackage per family of
+runtimes (`onnx/`, `vlm/`, `judge/`) holding its helpers, and the numpy-only `technical`."""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
-from ..errors import Cancelled, SourceError
+from ..core.errors import Cancelled, SourceError
 from .base import Result, ScoreContext, Source, Unavailable
-
-REGISTRY: dict[str, str] = {
-    "technical": ".technical:TechnicalCheck",
-    "nudenet": ".nudenet:NudeNetSource",
-    "wd": ".wd:WDTagger",
-    "cl": ".cl:CLTagger",
-    "vlm-transformers": ".vlm_transformers:TransformersVLM",
-    "vlm-llamacpp": ".vlm_llamacpp:LlamaCppVLM",
-    "vlm-http": ".vlm_http:HttpVLM",
-    "judge": ".judge:Judge",
-}
-
-OFFLINE_DEFAULT = ("nudenet", "technical")
-"""The sources that need no download: the CLI's default and the README's first command."""
-
-
-def source_class(name: str) -> type[Source]:
-    """The class registered under `name` (imports its module)."""
-    try:
-        target = REGISTRY[name]
-    except KeyError:
-        raise SourceError(f"unknown source {name!r}; known: {', '.join(REGISTRY)}") from None
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module, __package__), attr)
-
-
-def create(name: str, **options: Any) -> Source:
-    """A new source by registry name, e.g. `create("wd", model_dir=...)`."""
-    return source_class(name)(**options)
-
+from .registry import OFFLINE_DEFAULT, REGISTRY, create, source_class, unavailable
 
 __all__ = [
     "OFFLINE_DEFAULT",
@@ -53,4 +19,5 @@ __all__ = [
     "Unavailable",
     "create",
     "source_class",
+    "unavailable",
 ]

@@ -16,12 +16,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..cards import AXES, ScoreCard, Sheet
-from ..catalogue import RunOptions, Spec
-from ..errors import Cancelled, SourceError, reason
-from ..images import Image
-from ..memory import DEFAULT, MemoryPolicy
-from ..rubric import Rubric
+from ..core.cards import AXES, ScoreCard, Sheet
+from ..core.errors import Cancelled, SourceError, reason
+from ..core.images import Image
+from ..core.rubric import Rubric
+from ..host.memory import DEFAULT, MemoryPolicy
+from .spec import RunOptions, Spec
 
 log = logging.getLogger("saiten")
 
@@ -85,7 +85,7 @@ class Source(ABC):
     """A scorer: a batch of images in, one Result (one card per image; abstentions are
     cards too) out.
 
-    Subclasses set `spec` (the declared facts, see `scoring.catalogue.Spec`) and implement
+    Subclasses set `spec` (the declared facts, see `scoring.sources.spec.Spec`) and implement
     `_score`. `load`/`unload` manage the model; `score` loads on demand, guarantees one card
     per image, stamps the call's label and weight on the cards, and turns any failure but
     cancellation into abstentions with the reason.
@@ -243,17 +243,6 @@ class Unavailable(Source):
         super().__init__(label=label or name)
         self.source_name, self.why = name, why
         self._kind, self._provides = kind, tuple(provides)
-
-    @classmethod
-    def of(cls, name: str, why: str, *, label: str = "") -> Unavailable:
-        """Stands in for the registered source `name` (its kind and axes, when known)."""
-        from . import source_class
-
-        try:
-            src = source_class(name)
-            return cls(name, why, kind=src.kind, provides=tuple(src.provides), label=label)
-        except Exception:
-            return cls(name, why, label=label)
 
     def abstain(self, why: str, **kw: Any) -> ScoreCard:
         return ScoreCard.abstain(self.label, self._kind, why, provides=self._provides, **kw)

@@ -41,8 +41,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..cards import ScoreCard, Sheet
-from ..images import Image
+from ..core.cards import ScoreCard, Sheet
+from ..core.images import Image
 from .base import ScoreContext, Source
 
 NONFINITE_PENALTY = 100.0

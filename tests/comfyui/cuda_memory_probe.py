@@ -163,7 +163,7 @@ from saiten_pack.scoring.onnx_session import OnnxModel  # noqa: E402
 
 sys.path.insert(0, str(repo / "tests"))
 sys.path.append(str(repo))  # the tiny models' builders read `scoring` (after ComfyUI's `nodes`)
-from models.onnx_models import build_wd, wd_tags  # noqa: E402
+from helpers.models.onnx_models import build_wd, wd_tags  # noqa: E402
 
 mm.unload_all_models()
 mm.load_models_gpu([diff])
@@ -196,7 +196,7 @@ if not scenario.get("cli"):  # (with --novram nothing sits on the card to evict)
                            "registered": state()["registered"]}
 
 # 7. transformers: ComfyUI picks the precision; a model that cannot fit is refused
-from models.tiny_hf import build_qwen2vl  # noqa: E402
+from helpers.models.tiny_hf import build_qwen2vl  # noqa: E402
 from saiten_pack.scoring.sources import SourceError, create  # noqa: E402
 
 vlm = create("vlm-transformers", model_dir=build_qwen2vl(Path(sys.argv[4]) / "tiny-qwen2vl"),

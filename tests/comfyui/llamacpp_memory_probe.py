@@ -25,7 +25,7 @@ from saiten_pack.nodes.comfy_memory import POLICY, SessionPatcher  # noqa: E402
 from saiten_pack.scoring.sources import create  # noqa: E402
 
 sys.path.insert(0, str(repo / "tests"))
-from models.gguf_models import build_gguf_models  # noqa: E402
+from helpers.models.gguf_models import build_gguf_models  # noqa: E402
 
 models = build_gguf_models(tmp)
 src = create("vlm-llamacpp", model_path=models.qwen_text, mmproj_path=models.qwen_mmproj,

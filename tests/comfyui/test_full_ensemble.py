@@ -17,9 +17,9 @@ from test_generation_workflows import frontend_prompt, ids, shrink
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: fakeapi, fixtures_http
 
-from fakeapi import FAKE_KEY, assert_no_secret
+from helpers.fakeapi import FAKE_KEY, assert_no_secret
 
-pytest_plugins = ["fixtures_http"]
+pytest_plugins = ["helpers.fixtures_http"]
 WORKFLOW = REPO / "example_workflows" / "saiten_full_ensemble.json"
 
 
@@ -31,8 +31,8 @@ def _key(models_dir: Path, env: dict[str, str]) -> None:
 @pytest.fixture(scope="module")
 def tiny_models(comfy) -> dict[str, str]:
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
-    from tests.models.gguf_models import build_gguf_models
-    from tests.models.onnx_models import build_wd, wd_tags
+    from helpers.models.gguf_models import build_gguf_models
+    from helpers.models.onnx_models import build_wd, wd_tags
 
     n = len(wd_tags())
     build_wd(comfy.models_dir / "saiten_tagger" / "wd-tiny", wd_tags(),

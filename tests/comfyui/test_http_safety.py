@@ -26,9 +26,9 @@ from PIL import Image as PILImage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: fakeapi, fixtures_http
 
-from fakeapi import FAKE_KEY, FakeAPI, assert_no_secret
+from helpers.fakeapi import FAKE_KEY, FakeAPI, assert_no_secret
 
-pytest_plugins = ["fixtures_http"]
+pytest_plugins = ["helpers.fixtures_http"]
 
 BOUND_KEY = "bound-SAITEN-0123456789abcdefXYZW"
 DECOYS = {"HF_TOKEN": "hf_decoySAITEN0123456789abcdef", "XAI_API_KEY": FAKE_KEY,

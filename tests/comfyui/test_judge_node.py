@@ -15,9 +15,9 @@ from PIL import Image as PILImage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: fakeapi, fixtures_http
 
-from fakeapi import FAKE_KEY, assert_no_secret
+from helpers.fakeapi import FAKE_KEY, assert_no_secret
 
-pytest_plugins = ["fixtures_http"]
+pytest_plugins = ["helpers.fixtures_http"]
 
 
 @on_start

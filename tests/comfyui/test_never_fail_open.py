@@ -16,7 +16,7 @@ from PIL import Image as PILImage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: fakeapi, fixtures_http
 
-from fakeapi import FAKE_KEY, FakeAPI
+from helpers.fakeapi import FAKE_KEY, FakeAPI
 
 THRESHOLD = 60.0  # the fault server's judge answers overall 65
 N_SAMPLES = len([p for p in (REPO / "samples").iterdir() if p.suffix in (".png", ".jpg")])

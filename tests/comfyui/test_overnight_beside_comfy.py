@@ -19,9 +19,9 @@ from PIL import Image as PILImage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: fakeapi, fixtures_http
 
-from fakeapi import FAKE_KEY
+from helpers.fakeapi import FAKE_KEY
 
-pytest_plugins = ["fixtures_http"]
+pytest_plugins = ["helpers.fixtures_http"]
 DELAY = 12.0  # seconds the judge's server takes over its first answer
 
 

@@ -12,11 +12,11 @@ from comfy_harness import nudenet_tagger, on_start
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: fakeapi, fixtures_http
 
-from fakeapi import FAKE_KEY
+from helpers.fakeapi import FAKE_KEY
 
-from scoring.rubric import Rubric
+from scoring.core.rubric import Rubric
 
-pytest_plugins = ["fixtures_http"]
+pytest_plugins = ["helpers.fixtures_http"]
 
 
 @on_start

@@ -12,9 +12,9 @@ import pytest
 pytest.importorskip("transformers")
 
 from comfy_harness import nudenet_tagger
+from helpers.models.tiny_hf import build_llava, build_qwen2vl
 
 from scoring.report import read_png_scores
-from tests.models.tiny_hf import build_llava, build_qwen2vl
 
 LINE = re.compile(r"^#(\d) (\S+): erotic=\d+ composition=\d+ appeal=\d+ typeset=\d+ "
                   r"overall=\d+", re.MULTILINE)

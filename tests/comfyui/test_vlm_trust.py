@@ -10,8 +10,8 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from tests.models.scripted import REFUSAL, Script
-from tests.models.tiny_hf import build_llava, build_text_only
+from helpers.models.scripted import REFUSAL, Script
+from helpers.models.tiny_hf import build_llava, build_text_only
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,252 @@
+"""Scoring batches of files for the CLI: resume from the score cache, read verdicts that
+Saiten Save Image wrote into PNGs, keep out of a running ComfyUI's way.
+
+`Runner.batch(paths)` returns one report entry per file. Per image and per source it takes
+the cards from the cache when their key matches (`score_cache.source_key`), runs the
+source only on the images still missing them, and stores what it made. Before sources load
+(and between batches) it waits while the ComfyUI beside it is busy, unloading its own
+models meanwhile, and asks that ComfyUI to free its memory before loading again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..core.cards import AXES, ScoreCard, Sheet, Verdict, merge_sheets
+from ..core.images import Image, load_frames
+from ..core.rubric import Rubric
+from ..ensemble.aggregate import AggregateSettings, combine_sheet
+from ..ensemble.calibrate import Calibration, apply_calibrations
+from ..report import Entry, read_png_scores, thumbnail
+from ..report.comfy_meta import read_meta
+from ..sources import Cancelled, ScoreContext, Source, Unavailable
+from .comfy_neighbour import ComfyNeighbour
+from .resume_cache import ScoreCache, cacheable, file_hash
+
+Log = Callable[[str], None]
+Work = tuple[int, str, Image, list[list[ScoreCard] | None]]
+"""An image to score: its entry's index, its cache key (content hash, `#k` for frame k of
+an animated file), pixels, and per source the cards from the cache (None: it must run)."""
+
+
+@dataclass
+class Planned:
+    """A source of the run and its cache key (None: never cached, e.g. `Unavailable`)."""
+
+    source: Source
+    key: str | None
+
+
+@dataclass
+class Counts:
+    """What the run did, for the closing line and the report."""
+
+    scored: int = 0      # images that ran at least one source
+    reused: int = 0      # images whose every card came from the cache
+    from_png: int = 0    # verdicts read back from Saiten Save Image PNGs
+    unreadable: int = 0
+    waited: float = 0.0  # seconds spent waiting for ComfyUI
+    frees: int = 0
+
+
+def unreadable(reason: str) -> Verdict:
+    return Verdict(axes=dict.fromkeys(AXES), confidence=0.0, used=[], dropped={}, cards=[],
+                   unscored=reason)
+
+
+def _png_verdict(path: Path, labels: set[str]) -> Verdict | None:
+    """The verdict Saiten Save Image wrote into `path`, when its sources are `labels`."""
+    if path.suffix.lower() != ".png":
+        return None
+    try:
+        saved = read_png_scores(path)
+        if not saved or not isinstance(saved.get("sources"), dict):
+            return None
+        if {k.split("#")[0] for k in saved["sources"]} != labels:
+            return None
+        return Verdict.from_dict(saved)
+    except (OSError, ValueError, KeyError, TypeError, SyntaxError):
+        return None
+
+
+@dataclass
+class Runner:
+    plans: list[Planned]
+    settings: AggregateSettings
+    rubric: Rubric = field(default_factory=Rubric.default)
+    calibrations: Sequence[Calibration] = ()
+    repeats: int = 1
+    cache: ScoreCache | None = None
+    rescore: bool = False
+    neighbour: ComfyNeighbour | None = None
+    comfy_wait: float = 15 * 60
+    log: Log = lambda _: None
+    show: Log = lambda _: None  # the waiting progress line
+    counts: Counts = field(default_factory=Counts)
+    _ready: bool = False  # ComfyUI was asked to free memory and our models may be loaded
+
+    # -- ComfyUI beside us --------------------------------------------------------------
+    def _between_batches(self) -> None:
+        """ComfyUI busy again while our models are loaded: give it our memory; the next
+        load waits until it is idle and asks it to free its own."""
+        if self.neighbour is None or not self._ready or not self.neighbour.queue().busy:
+            return
+        self.log(f"ComfyUI at {self.neighbour.url} is generating: unloading our models")
+        for p in self.plans:
+            p.source.unload()
+        self._ready = False
+
+    def _wait(self) -> None:
+        assert self.neighbour is not None
+        idle, waited = self.neighbour.wait_idle(self.comfy_wait, self.show)
+        self.counts.waited += waited
+        if not idle:
+            self.log(f"ComfyUI at {self.neighbour.url} still busy after {waited:.0f}s "
+                     "(--comfy-wait): scoring anyway")
+
+    def make_room(self) -> None:
+        """Before a model loads: wait while ComfyUI is busy, then ask it to free memory
+        (once, until it is busy again). The memory policy calls it before a GPU load."""
+        if self.neighbour is None or self._ready:
+            return
+        self._wait()
+        if self.neighbour.free():
+            self.counts.frees += 1
+            self.log(f"asked ComfyUI at {self.neighbour.url} to free its memory (/free)")
+        self._ready = True
+
+    def free_again(self) -> bool:
+        """After an out-of-memory error: ask ComfyUI to free once more."""
+        if self.neighbour is None or not self.neighbour.free():
+            return False
+        self.counts.frees += 1
+        return True
+
+    # -- scoring ------------------------------------------------------------------------
+    def _run_source(self, plan: Planned, images: list[Image], prior: Sheet) -> Sheet:
+        """The source's sheet; a source that breaks its contract abstains instead."""
+        ctx = ScoreContext(repeats=self.repeats, prior=prior, rubric=self.rubric)
+        try:
+            sheet = list(plan.source.score(images, ctx))
+            if len(sheet) != len(images):
+                raise RuntimeError(f"{len(sheet)} results for {len(images)} images")
+            return sheet
+        except Cancelled:
+            raise
+        except Exception as e:
+            src = plan.source
+            return Unavailable(src.name, f"failed: {type(e).__name__}: {e}", kind=src.kind,
+                               provides=tuple(src.provides), label=src.label).score(images)
+
+    def _cached(self, key: str) -> list[list[ScoreCard] | None]:
+        """Per source, its cached cards for the image `key` (None: it must run)."""
+        return [None if (self.rescore or self.cache is None or p.key is None)
+                else self.cache.cards(key, p.key) for p in self.plans]
+
+    def batch(self, paths: Sequence[Path]) -> list[Entry]:
+        """One entry per file in order — one per frame of an animated file, named `file#k`
+        (as LoadImage reads it); unreadable files become unscored entries."""
+        self._between_batches()
+        labels = {p.source.label for p in self.plans}
+        entries: list[Entry] = []
+        work: list[Work] = []
+        for path in paths:
+            try:
+                digest = file_hash(path)
+            except OSError as e:
+                entries.append(Entry(path.name, unreadable(f"{path.name}: cannot read ({e})")))
+                continue
+            stored = self.cache.image(digest) if self.cache else None
+            cards = self._cached(digest)
+            if stored and all(c is not None for c in cards):  # no need even to decode it
+                entries.append(self._reused(path.name, cards, *stored))
+                continue
+            meta = stored[1] if stored else read_meta(path)
+            try:
+                frames = load_frames(path)
+            except Exception as e:  # BadImage, or anything else PIL throws at a broken file
+                msg = str(e) if path.name in str(e) else f"{path.name}: cannot read image ({e})"
+                entries.append(Entry(path.name, unreadable(msg), meta=meta))
+                self.counts.unreadable += 1
+                continue
+            saved = None if self.rescore or len(frames) > 1 else _png_verdict(path, labels)
+            for k, pixels in enumerate(frames):
+                name, key = ((path.name, digest) if len(frames) == 1
+                             else (f"{path.name}#{k}", f"{digest}#{k}"))
+                known = stored if key == digest else self.cache.image(key) if self.cache else None
+                thumb = known[0] if known and known[0] else thumbnail(pixels)
+                if self.cache and not known:
+                    self.cache.put_image(key, thumb, meta)
+                if saved is not None:
+                    entries.append(Entry(name, saved, thumb, meta, origin="png"))
+                    self.counts.from_png += 1
+                    continue
+                cards = cards if key == digest else self._cached(key)
+                if all(c is not None for c in cards):
+                    entries.append(self._reused(name, cards, thumb, meta))
+                    continue
+                entries.append(Entry(name, unreadable("not scored"), thumb, meta))
+                work.append((len(entries) - 1, key, pixels, cards))
+        if work:
+            self._score(work, entries)
+        return entries
+
+    def _reused(self, name: str, cards: list[list[ScoreCard] | None], thumb: bytes | None,
+                meta: dict[str, Any]) -> Entry:
+        self.counts.reused += 1
+        verdict = self._combine([[c for cs in cards for c in cs or ()]])[0]
+        return Entry(name, verdict, thumb, meta, origin="cache")
+
+    def _score(self, work: list[Work], entries: list[Entry]) -> None:
+        """Run each source on the images missing its cards, cache them, combine."""
+        per_source = [[cards[j] for *_, cards in work] for j in range(len(self.plans))]
+        ran = [False] * len(work)  # a source with a cache key ran on the image
+        sheet: Sheet = [[] for _ in work]
+        for j, plan in enumerate(self.plans):
+            todo = [k for k in range(len(work)) if per_source[j][k] is None]
+            if todo:
+                if plan.key is not None:  # a source that loads a model (not a stand-in)
+                    self.make_room()
+                fresh = self._run_source(plan, [work[k][2] for k in todo],
+                                         [sheet[k] for k in todo])
+                for k, cards in zip(todo, fresh, strict=True):
+                    per_source[j][k] = list(cards)
+                    ran[k] = ran[k] or plan.key is not None
+                if self.cache is not None and plan.key is not None:
+                    self.cache.put_cards((work[k][1], plan.key, per_source[j][k])
+                                         for k in todo if cacheable(per_source[j][k]))
+            sheet = merge_sheets(sheet, [per_source[j][k] or [] for k in range(len(work))])
+        for k, ((i, *_), verdict) in enumerate(zip(work, self._combine(sheet), strict=True)):
+            old = entries[i]
+            origin = "" if ran[k] else "cache"
+            entries[i] = Entry(old.name, verdict, old.thumb, old.meta, origin=origin)
+            if ran[k]:
+                self.counts.scored += 1
+            else:  # only stand-ins ran (a source that could not start)
+                self.counts.reused += 1
+
+    def _combine(self, sheet: Sheet) -> list[Verdict]:
+        if self.calibrations:
+            sheet = [apply_calibrations(cards, self.calibrations) for cards in sheet]
+        return combine_sheet(sheet, self.settings)
+
+    def unload(self) -> None:
+        for p in self.plans:
+            p.source.unload()
+
+
+def closing_line(counts: Counts, total: int) -> str:
+    """How much of the run was new work: "120 images: 3 scored, 117 reused from the cache"."""
+    parts = [f"{counts.scored} scored", f"{counts.reused} reused from the cache"]
+    if counts.from_png:
+        parts.append(f"{counts.from_png} read from Saiten PNG metadata")
+    if counts.unreadable:
+        parts.append(f"{counts.unreadable} unreadable")
+    if counts.frees:
+        parts.append(f"ComfyUI freed its memory {counts.frees}×")
+    if counts.waited >= 1:
+        parts.append(f"waited {counts.waited:.0f}s for ComfyUI")
+    return f"{total} images: " + ", ".join(parts)

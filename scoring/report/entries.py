@@ -1,0 +1,77 @@
+"""One report row (`Entry`): an image's name, verdict, thumbnail and ComfyUI metadata, and
+the short texts every view of it shares."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.cards import AXES, Verdict
+from ..core.images import Image, to_pil
+from .comfy_meta import FIELDS
+
+
+@dataclass
+class Entry:
+    """One row of a report: the image's name, its verdict, an optional JPEG thumbnail, the
+    ComfyUI metadata read from the file (`comfy_meta.FIELDS`), and where the verdict came
+    from when it was not scored now ("cache", "png")."""
+
+    name: str
+    verdict: Verdict
+    thumb: bytes | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    origin: str = ""
+
+
+def thumbnail(image: Image, size: int = 192, quality: int = 80) -> bytes:
+    """A small JPEG of the image (long side `size` px) for the HTML report."""
+    pil = to_pil(image)
+    pil.thumbnail((size, size))
+    buf = io.BytesIO()
+    pil.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def num(x: float | None, digits: int = 1) -> str:
+    return "" if x is None else f"{x:.{digits}f}"
+
+
+def axes_of(entries: Sequence[Entry]) -> list[str]:
+    extra = sorted({a for e in entries for a in e.verdict.axes} - set(AXES))
+    return [*AXES, *extra]
+
+
+def notes(verdict: Verdict) -> list[str]:
+    """Why the verdict is what it is: unscored reason, or check findings and dropped sources."""
+    if verdict.unscored:
+        return [f"unscored: {verdict.unscored}"]
+    found = [r for c in verdict.cards if c.ok and c.kind == "check" for r in c.reasons]
+    return found + [f"{src}: {why}" for src, why in verdict.dropped.items()]
+
+
+def summary(verdict: Verdict) -> str:
+    """One line for a node or a preview: score, axes, confidence, and why anything is missing."""
+    if verdict.unscored:
+        return f"unscored: {verdict.unscored}"
+    parts = [f"{a} {x:.0f}" for a, x in verdict.axes.items() if x is not None and a != "overall"]
+    parts.append(f"conf {verdict.confidence:.2f}")
+    line = f"{num(verdict.score) or '-'} ({', '.join(parts)})"
+    why = notes(verdict)
+    return line + (" | " + "; ".join(why) if why else "")
+
+
+def meta_fields(entries: Sequence[Entry]) -> list[str]:
+    """The ComfyUI metadata columns any entry has, in `comfy_meta.FIELDS` order."""
+    have = {k for e in entries for k in e.meta}
+    return [k for k in FIELDS if k in have]
+
+
+def meta_text(value: Any) -> str:
+    if value is None:
+        return ""
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+

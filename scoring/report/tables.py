@@ -1,0 +1,72 @@
+"""The report's machine-readable files: report.jsonl (every verdict with its cards) and
+report.csv (one row per image), written whole and read back."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..core.cards import Verdict
+from .entries import Entry, axes_of, meta_fields, meta_text, num
+
+
+def _replace(tmp: Path, path: Path) -> Path:
+    """Move a finished file into place (readers never see half a report)."""
+    tmp.replace(path)
+    return path
+
+
+def write_jsonl(path: str | Path, entries: Sequence[Entry]) -> Path:
+    """One line per image: {"file", "index", **verdict.to_dict()} (cards included), plus
+    "comfy" (the ComfyUI metadata) and "reused" ("cache" / "png") when there are any."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for i, e in enumerate(entries):
+            row = {"file": e.name, "index": i, **e.verdict.to_dict()}
+            if e.meta:
+                row["comfy"] = e.meta
+            if e.origin:
+                row["reused"] = e.origin
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return _replace(tmp, path)
+
+
+def read_entries(path: str | Path) -> list[Entry]:
+    """The entries of a report written by `write_jsonl` (no thumbnails)."""
+    rows = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            d = json.loads(line)
+            meta = d.get("comfy") if isinstance(d.get("comfy"), dict) else {}
+            rows.append(Entry(d.get("file", str(d.get("index", len(rows)))),
+                              Verdict.from_dict(d), None, meta, d.get("reused", "")))
+    return rows
+
+
+def read_jsonl(path: str | Path) -> list[tuple[str, Verdict]]:
+    """(file, verdict) per line of a report written by `write_jsonl`."""
+    return [(e.name, e.verdict) for e in read_entries(path)]
+
+
+def write_csv(path: str | Path, entries: Sequence[Entry]) -> Path:
+    """One row per image: name, score, each axis, confidence, used, dropped, unscored; then
+    the ComfyUI metadata columns (seed, steps, …, prompt) and "reused" when any row has them."""
+    path = Path(path)
+    axes, meta = axes_of(entries), meta_fields(entries)
+    origin = ["reused"] if any(e.origin for e in entries) else []
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["name", "score", *axes, "confidence", "used", "dropped", "unscored",
+                    *meta, *origin])
+        for e in entries:
+            v = e.verdict
+            w.writerow([e.name, num(v.score), *(num(v.value(a)) for a in axes),
+                        num(v.confidence, 3), ";".join(v.used),
+                        "; ".join(f"{s}: {r}" for s, r in v.dropped.items()), v.unscored or "",
+                        *(meta_text(e.meta.get(k)) for k in meta),
+                        *([e.origin] if origin else [])])
+    return _replace(tmp, path)
