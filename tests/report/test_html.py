@@ -144,7 +144,7 @@ def test_five_thousand_images_stay_fast_with_thumbnail_files(browser, tmp_path):
     written = time.perf_counter() - t0
     html = page.read_text(encoding="utf-8")
     assert "data:image/jpeg" not in html  # thumbnails are files beside the page
-    thumbs = list((tmp_path / "report_thumbs").iterdir())
+    thumbs = list((tmp_path / "thumbs").iterdir())
     assert len(thumbs) == len({e.thumb for e in many})
     loaded = open_report(browser, page)
     s = state(browser)
