@@ -18,11 +18,12 @@ from helpers.models.onnx_models import build_wd, wd_tags
 from helpers.run_cli import REPO, run
 from PIL import Image as PILImage
 
-from scoring.batch.cli import SAMPLES, Unavailable, score_paths
+from scoring.batch.score_cmd import score_paths
 from scoring.core.cards import Sheet
 from scoring.core.images import Image
 from scoring.ensemble.aggregate import AggregateSettings
-from scoring.sources import ScoreContext, Source
+from scoring.host.pack import SAMPLES
+from scoring.sources import ScoreContext, Source, Unavailable
 from scoring.sources.technical import TechnicalCheck
 
 pytest_plugins = ["helpers.fixtures_http"]  # the fake OpenAI-compatible server

@@ -90,13 +90,12 @@ def test_the_comfy_option(fake):
 def test_the_cli_memory_policy_makes_room_beside_comfyui_before_a_gpu_load(fake):
     """What a source's `memory.reserve(nbytes, "cuda")` does from the CLI: wait for the
     ComfyUI beside it, ask it to free (once), then report the free VRAM (unknown here)."""
+    from scoring.batch.comfy_neighbour import Beside
     from scoring.batch.memory import CliMemory, cuda_device, nvidia_driver
-    from scoring.batch.runner import Runner
-    from scoring.ensemble.aggregate import AggregateSettings
 
     fake.answer("busy")
-    runner = Runner([], AggregateSettings(), neighbour=ComfyNeighbour(fake.url, poll=0.05))
-    memory = CliMemory(runner.make_room, runner.free_again, device="cuda:0")
+    beside = Beside(ComfyNeighbour(fake.url, poll=0.05))
+    memory = CliMemory(beside.make_room, beside.free_again, device="cuda:0")
     assert memory.device() == "cuda:0"
     assert memory.reserve(1 << 30, "cpu") is None and fake.frees == []  # RAM: no fuss
     free = memory.reserve(1 << 30, "cuda:0")

@@ -19,6 +19,7 @@ from scoring.core.rubric import Rubric
 from scoring.ensemble.aggregate import AggregateSettings
 from scoring.report import save_png
 from scoring.sources import ScoreContext, Source
+from scoring.sources.handles import identity
 from scoring.sources.technical import TechnicalCheck
 
 
@@ -63,19 +64,22 @@ def folder(tmp_path) -> Path:
 
 
 def runner(cache, source, **kw) -> Runner:
-    plans = [Planned(source, source_key("counting", {}, {}, "r")),
-             Planned(TechnicalCheck(), source_key("technical", {}, {}, "r", ["counting"]))]
+    plans = [Planned(source, source_key("counting", {}, "r")),
+             Planned(TechnicalCheck(), source_key("technical", {}, "r", ["counting"]))]
     return Runner(plans, AggregateSettings(), cache=cache, **kw)
 
 
 def test_source_key():
-    base = source_key("wd", {"model_path": "/m", "a": 1}, {"repeats": 1}, "rubric")
-    assert base == source_key("wd", {"a": 1, "model_path": Path("/m")}, {"repeats": 1}, "rubric")
+    def wd(**build):
+        return identity("wd", build, results_only=True)
+
+    base = source_key(wd(model_path="/m", a=1), {"repeats": 1}, "rubric")
+    assert base == source_key(wd(a=1, model_path=Path("/m")), {"repeats": 1}, "rubric")
     assert base.startswith("wd:")
-    others = {source_key("wd", {"model_path": "/n", "a": 1}, {"repeats": 1}, "rubric"),
-              source_key("wd", {"model_path": "/m", "a": 1}, {"repeats": 2}, "rubric"),
-              source_key("wd", {"model_path": "/m", "a": 1}, {"repeats": 1}, "rubric 2"),
-              source_key("wd", {"model_path": "/m", "a": 1}, {"repeats": 1}, "rubric", ["x"])}
+    others = {source_key(wd(model_path="/n", a=1), {"repeats": 1}, "rubric"),
+              source_key(wd(model_path="/m", a=1), {"repeats": 2}, "rubric"),
+              source_key(wd(model_path="/m", a=1), {"repeats": 1}, "rubric 2"),
+              source_key(wd(model_path="/m", a=1), {"repeats": 1}, "rubric", ["x"])}
     assert base not in others and len(others) == 4
 
 
@@ -115,7 +119,8 @@ def test_second_run_reuses_everything_and_rescores_only_changes(folder, tmp_path
         assert [e.verdict.to_dict() for e in e2] == [e.verdict.to_dict() for e in e1]
         assert [e.thumb for e in e2] == [e.thumb for e in e1] and {e.origin for e in e2} == {
             "cache"}
-        assert closing_line(r2.counts, 5) == "5 images: 0 scored, 5 reused from the cache"
+        closing = closing_line(r2.counts, r2.beside, 5)
+        assert closing == "5 images: 0 scored, 5 reused from the cache"
 
         PILImage.new("RGB", (48, 48), (250, 250, 250)).save(paths[1])  # changed content
         (folder / "copy.png").write_bytes(paths[0].read_bytes())  # same content, new name
@@ -136,9 +141,9 @@ def test_a_new_source_runs_alone_on_cached_images(folder, tmp_path):
         runner(cache, Counting()).batch(paths)
         tech = TechnicalCheck()
         extra = Counting(label="second")
-        plans = [Planned(Counting(), source_key("counting", {}, {}, "r")),
-                 Planned(tech, source_key("technical", {}, {}, "r", ["counting"])),
-                 Planned(extra, source_key("counting", {"label": "second"}, {}, "r", ["x"]))]
+        plans = [Planned(Counting(), source_key("counting", {}, "r")),
+                 Planned(tech, source_key("technical", {}, "r", ["counting"])),
+                 Planned(extra, source_key("counting", {"label": "second"}, "r", ["x"]))]
         r = Runner(plans, AggregateSettings(), cache=cache)
         entries = r.batch(paths)
         assert plans[0].source.seen == 0 and extra.seen == 5
@@ -162,7 +167,7 @@ def test_verdicts_saved_in_pngs_are_read_back_when_the_sources_match(folder, tmp
             [e.verdict.score for e in verdicts], abs=0.01)
         assert {e.origin for e in back} == {"png"}
         other = Counting(label="other")
-        plans = [Planned(other, source_key("counting", {"label": "other"}, {}, "r"))]
+        plans = [Planned(other, source_key("counting", {"label": "other"}, "r"))]
         r2 = Runner(plans, AggregateSettings(min_sources=1), cache=cache)
         r2.batch(saved)  # different sources: scored again
         assert other.seen == 2 and r2.counts.from_png == 0
@@ -203,17 +208,17 @@ def test_key_for_a_created_source(tmp_path):
     from scoring.sources import create
 
     nudenet = create("nudenet")
-    base = key_for(nudenet, {}, 1, "r")
-    assert base == key_for(create("nudenet"), {"batch_size": 2, "device": "cpu"}, 1, "r")
-    assert base != key_for(create("nudenet", weight=0.9), {}, 1, "r")  # cards carry weight
-    assert base != key_for(create("nudenet", label="nn"), {}, 1, "r")
-    assert base != key_for(nudenet, {}, 2, "r") != key_for(nudenet, {}, 1, "r2")
+    base = key_for(nudenet, 1, "r")
+    assert base == key_for(create("nudenet", batch_size=2, device="cpu"), 1, "r")
+    assert base != key_for(create("nudenet", weight=0.9), 1, "r")  # cards carry weight
+    assert base != key_for(create("nudenet", label="nn"), 1, "r")
+    assert base != key_for(nudenet, 2, "r") != key_for(nudenet, 1, "r2")
     model = tmp_path / "m.onnx"
     model.write_bytes(b"one")
-    first = key_for(nudenet, {"model_path": str(model)}, 1, "r")
-    assert first == key_for(nudenet, {"model_path": str(model)}, 1, "r")
+    first = key_for(create("nudenet", model_path=str(model)), 1, "r")
+    assert first == key_for(create("nudenet", model_path=str(model)), 1, "r")
     model.write_bytes(b"other weights")  # replaced in place: a new model
-    assert first != key_for(nudenet, {"model_path": str(model)}, 1, "r")
+    assert first != key_for(create("nudenet", model_path=str(model)), 1, "r")
 
 
 def test_frames_of_an_animated_file_are_cached_one_by_one(tmp_path):

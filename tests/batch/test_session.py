@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 from scoring.batch.runner import Runner
-from scoring.batch.session import Session
+from scoring.batch.session import Progress, Session
 from scoring.core.cards import ScoreCard
 from scoring.ensemble.aggregate import AggregateSettings, combine
 from scoring.report import Entry
@@ -19,7 +20,8 @@ def entry(name: str, overall: float) -> Entry:
 
 def test_one_row_per_file_and_a_throttled_report(tmp_path):
     now = [100.0]
-    s = Session(Runner([], AggregateSettings()), tmp_path, "t", every=5, clock=lambda: now[0])
+    s = Session(Runner([], AggregateSettings()), tmp_path, "t", Progress(None, io.StringIO()),
+                every=5, clock=lambda: now[0])
     assert s.write() is None  # nothing yet
     s.add([entry("a.png", 10), entry("b.png", 20)])
     assert s.write() is not None

@@ -167,7 +167,7 @@ def test_the_cli_never_spends_past_max_usd(fakeapi, tmp_path):
     prompt's bytes plus 400 answer tokens); with $0.018 the third one is not sent."""
     from helpers.run_cli import run
 
-    from scoring.batch.cli import SAMPLES
+    from scoring.host.pack import SAMPLES
 
     photos = tmp_path / "photos"
     photos.mkdir()

@@ -19,7 +19,7 @@ from PIL.PngImagePlugin import PngInfo
 from scoring.core.cards import AXES, ScoreCard, Verdict
 from scoring.core.images import as_rgb
 from scoring.ensemble.aggregate import combine
-from scoring.report import Entry, read_jsonl, summary, thumbnail, write_report
+from scoring.report import Entry, decided, read_jsonl, summary, thumbnail, write_report
 from scoring.report.png import png_text, read_png_scores, save_png
 
 
@@ -67,15 +67,20 @@ def test_jsonl_round_trip(tmp_path, entries):
     assert first["comment"] == "構図が安定している。<b>"  # UTF-8, not escaped
     back = read_jsonl(paths["jsonl"])
     assert [name for name, _ in back] == ["a,\"quoted\".png", "broken.png"]
-    assert back[0][1] == entries[0].verdict
+    assert back[0][1] == decided(entries)[0].verdict  # the verdict and the decision it got
+    assert back[0][1].decision.status == "passed" and back[0][1].decision.rule == "overall ≥ 60"
     assert back[1][1].unscored == entries[1].verdict.unscored
+    assert back[1][1].decision.status == "unscored" and first["decision"]["status"] == "passed"
 
 
 def test_csv_rows(tmp_path, entries):
     path = write_report(tmp_path, entries)["csv"]
     with path.open(encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["name", "score", *AXES, "confidence", "used", "dropped", "unscored"]
+    assert list(rows[0]) == ["name", "score", "status", "rule", *AXES, "confidence", "used",
+                             "dropped", "unscored"]
+    assert [r["status"] for r in rows] == ["passed", "unscored"]
+    assert rows[0]["rule"] == "overall ≥ 60"
     assert rows[0]["name"] == "a,\"quoted\".png"
     assert float(rows[0]["score"]) == pytest.approx(63.0)
     assert float(rows[0]["composition"]) == pytest.approx(79.5)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from helpers.fakeapi import RUBRIC
 
-from scoring.batch.cli import make_sources
+from scoring.batch.score_cmd import make_sources
 from scoring.sources import (
     ScoreContext,
     SourceError,
