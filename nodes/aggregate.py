@@ -9,8 +9,8 @@ from ..scoring.core.cards import merge_sheets
 from ..scoring.ensemble.aggregate import AggregateSettings, combine_sheet, parse_weights
 from ..scoring.ensemble.calibrate import Calibration, apply_calibrations, load_confined
 from ..scoring.sources import catalogue
-from .common import verdicts_text
-from .types import Scores, Verdicts
+from .shared.common import verdicts_text
+from .shared.types import Scores, Verdicts
 
 DEFAULT_WEIGHTS = ""
 """No overrides: every card already carries its catalogue weight (the CLI's too)."""

@@ -27,8 +27,8 @@ from ..scoring.ensemble.select import (
     decided,
     value_of,
 )
-from .common import batch_for
-from .types import Verdicts
+from .shared.common import batch_for
+from .shared.types import Verdicts
 
 
 def latent_batch(latent: dict[str, Any] | None, images: int) -> dict[str, Any] | None:

@@ -20,8 +20,8 @@ from ..scoring.core.paths import confined
 from ..scoring.host.pack import SAMPLES
 from ..scoring.report import Entry, read_entries, save_png, thumbnail, write_report
 from ..scoring.report.comfy_meta import from_prompt
-from .common import batch_for, cards_text, images_from_tensor, verdicts_text
-from .types import Scores, Verdicts
+from .shared.common import batch_for, cards_text, images_from_tensor, verdicts_text
+from .shared.types import Scores, Verdicts
 
 
 def _inside_output(folder: str) -> Path:

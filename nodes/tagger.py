@@ -21,8 +21,8 @@ from ..scoring.host.download import Progress
 from ..scoring.sources import Result, catalogue
 from ..scoring.sources.onnx import files as tagger_files
 from ..scoring.sources.onnx.files import MODES, NUDENET
-from .common import HANDLES, cards_text, run_source
-from .types import Scores
+from .shared.common import HANDLES, cards_text, run_source
+from .shared.types import Scores
 
 log = logging.getLogger("saiten")
 

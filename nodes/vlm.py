@@ -19,10 +19,10 @@ from ..scoring.core.rubric import Rubric as RubricData
 from ..scoring.sources import Source, catalogue
 from ..scoring.sources.vlm import files as vlm_files
 from ..scoring.sources.vlm.files import AUTO_MMPROJ, RUNTIMES
-from . import rerun
-from .common import HANDLES, cards_text, run_source
-from .keys import ignored_widget_note, served_dirs
-from .types import Rubric, Scores
+from .shared import rerun
+from .shared.common import HANDLES, cards_text, run_source
+from .shared.keys import ignored_widget_note, served_dirs
+from .shared.types import Rubric, Scores
 
 FOLDER = "saiten_vlm"
 SHARED_FOLDERS = ("LLM",)  # other packs' LLM folder, reused when registered

@@ -118,6 +118,28 @@ def test_demo_with_another_samples_folder(folder, tmp_path):
     assert "Scoring 6 sample images" in r.stdout and (tmp_path / "o" / "report.html").exists()
 
 
+def test_the_report_passes_what_the_pass_score_passes(tmp_path):
+    """`--pass-score 75`: the report's status is decided by 75 (the filter's rule), so the
+    blurred sample (65) is rejected and the washed-out one (80) passed — never a fixed 60."""
+    out = tmp_path / "o"
+    r = run("demo", "--out", str(out), "--pass-score", "75", "--comfy", "off", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    with (out / "report.csv").open(encoding="utf-8", newline="") as f:
+        rows = {row["name"]: row for row in csv.DictReader(f)}
+    assert {row["rule"] for row in rows.values()} == {"overall ≥ 75"}
+    for row in rows.values():
+        score = float(row["score"]) if row["score"] else None
+        expect = "unscored" if score is None else "passed" if score >= 75 else "rejected"
+        assert row["status"] == expect, row
+    assert rows["broken_blurred.jpg"]["status"] == "rejected"
+    assert 60 <= float(rows["broken_blurred.jpg"]["score"]) < 75
+    assert rows["broken_washed_out.jpg"]["status"] == "passed"
+    passed = sum(row["status"] == "passed" for row in rows.values())
+    assert f"{passed} passed (overall ≥ 75)" in (out / "report.html").read_text("utf-8")
+    r = run("demo", "--out", str(tmp_path / "p"), "--pass-score", "lots", cwd=tmp_path)
+    assert r.returncode == 2 and "--pass-score" in r.stderr
+
+
 def test_samples_are_small_and_committed():
     files = sorted(p for p in SAMPLES.iterdir() if p.suffix in (".jpg", ".png"))
     assert len(files) >= 6 and sum(p.stat().st_size for p in files) < 300_000

@@ -12,12 +12,12 @@ import comfy.utils
 import numpy as np
 import torch
 
-from ..scoring.core.cards import ScoreCard, Sheet, Verdict, merge_sheets
-from ..scoring.core.images import BadImage, Image, as_rgb
-from ..scoring.core.rubric import Rubric
-from ..scoring.report import summary
-from ..scoring.sources import Cancelled, Result, ScoreContext, Source
-from ..scoring.sources.handles import Handles
+from ...scoring.core.cards import ScoreCard, Sheet, Verdict, merge_sheets
+from ...scoring.core.images import BadImage, Image, as_rgb
+from ...scoring.core.rubric import Rubric
+from ...scoring.report import summary
+from ...scoring.sources import Cancelled, Result, ScoreContext, Source
+from ...scoring.sources.handles import Handles
 from .comfy_memory import POLICY
 
 HANDLES = Handles(POLICY)
