@@ -22,7 +22,6 @@ from scoring.batch.score_cmd import score_paths
 from scoring.core.cards import Sheet
 from scoring.core.images import Image
 from scoring.ensemble.aggregate import AggregateSettings
-from scoring.host.pack import SAMPLES
 from scoring.sources import ScoreContext, Source, Unavailable
 from scoring.sources.technical import TechnicalCheck
 
@@ -138,14 +137,6 @@ def test_the_report_passes_what_the_pass_score_passes(tmp_path):
     assert f"{passed} passed (overall ≥ 75)" in (out / "report.html").read_text("utf-8")
     r = run("demo", "--out", str(tmp_path / "p"), "--pass-score", "lots", cwd=tmp_path)
     assert r.returncode == 2 and "--pass-score" in r.stderr
-
-
-def test_samples_are_small_and_committed():
-    files = sorted(p for p in SAMPLES.iterdir() if p.suffix in (".jpg", ".png"))
-    assert len(files) >= 6 and sum(p.stat().st_size for p in files) < 300_000
-    for p in files:
-        with PILImage.open(p) as img:
-            assert max(img.size) <= 512 and p.stat().st_size <= 40_000
 
 
 def test_demo_scores_the_samples_offline(tmp_path):
