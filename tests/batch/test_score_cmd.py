@@ -1,9 +1,14 @@
-"""`python -m scoring score` (`scoring.batch.score_cmd`): the sources it makes from its
-options (a GGUF paired by name as the VLM Loader pairs it), and as a real subprocess on real
-files, the calibration it is given changing each verdict as the fit says."""
+"""`python -m scoring score` and `demo` (`scoring.batch.score_cmd`): the sources they make
+from their options (a GGUF paired by name as the VLM Loader pairs it), and as real
+subprocesses on real files: the table and the report (one row per file, unreadable ones
+unscored with the reason), one source not enough by default, the report's status decided by
+`--pass-score`, the calibration it is given changing each verdict as the fit says, and the
+demo scoring the embedded samples offline; sources run in order, each seeing the cards
+of those before it (the judge reads the technical check's findings)."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -14,7 +19,7 @@ from scoring.batch.score_cmd import make_sources
 from scoring.ensemble.calibrate import Calibration, SourceFit, load_calibrations, save_calibrations
 from scoring.sources import Unavailable
 
-pytest_plugins = ["helpers.photos"]  # `images`: a folder of real photos
+pytest_plugins = ["helpers.fixtures_http", "helpers.photos"]  # fakeapi; `images`
 
 
 def test_the_cli_pairs_a_gguf_by_name_as_the_loader_does(tmp_path):
@@ -64,3 +69,101 @@ def test_cli_calibration_changes_the_verdict_as_the_fit_says(images, tmp_path):
         raw = row["axes"]["erotic"]
         assert after[name]["axes"]["erotic"] == pytest.approx(0.5 * raw + 40.0, abs=0.01)
         assert after[name]["axes"]["overall"] == row["axes"]["overall"]  # other axes untouched
+
+
+# -- the commands as real subprocesses ----------------------------------------------------
+def rows(table: str) -> dict[str, str]:
+    return {line.split()[0]: line for line in table.splitlines()[2:] if line.strip()}
+
+
+def test_score_folder(folder, tmp_path):
+    out = tmp_path / "out"
+    r = run("score", str(folder), "--sources", "technical", "--min-sources", "1",
+            "--out", str(out), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    table = rows(r.stdout.split("\n\n")[0])
+    assert set(table) == {"astronaut.png", "black.png", "coffee.jpg", "corrupt.png", "one.png",
+                          "rgba.png"}
+    assert "unscored: corrupt.png: cannot read image" in table["corrupt.png"]
+    assert "black frame" in table["black.png"] and "tiny image (1×1 px)" in table["one.png"]
+    assert "5 of 6 images scored with technical" in r.stdout
+
+    lines = [json.loads(x) for x in (out / "report.jsonl").read_text().splitlines()]
+    by_name = {x["file"]: x for x in lines}
+    assert by_name["astronaut.png"]["score"] == 100.0
+    assert by_name["black.png"]["score"] == 10.0 and by_name["one.png"]["score"] == 0.0
+    assert by_name["corrupt.png"]["score"] is None and by_name["corrupt.png"]["unscored"]
+    with (out / "report.csv").open(newline="") as f:
+        assert len(list(csv.DictReader(f))) == 6
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/jpeg;base64,") == 5  # every readable image has a thumbnail
+
+
+def test_one_source_is_not_enough_by_default(folder, tmp_path):
+    r = run("score", str(folder / "coffee.jpg"), "--sources", "technical",
+            "--out", str(tmp_path), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "unscored: 1 of 2 required sources scored (technical)" in r.stdout
+
+
+def test_demo_with_another_samples_folder(folder, tmp_path):
+    r = run("demo", "--samples", str(folder), "--out", str(tmp_path / "o"), "--min-sources", "1",
+            cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "Scoring 6 sample images" in r.stdout and (tmp_path / "o" / "report.html").exists()
+
+
+def test_the_report_passes_what_the_pass_score_passes(tmp_path):
+    """`--pass-score 75`: the report's status is decided by 75 (the filter's rule), so the
+    blurred sample (65) is rejected and the washed-out one (80) passed — never a fixed 60."""
+    out = tmp_path / "o"
+    r = run("demo", "--out", str(out), "--pass-score", "75", "--comfy", "off", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    with (out / "report.csv").open(encoding="utf-8", newline="") as f:
+        rows = {row["name"]: row for row in csv.DictReader(f)}
+    assert {row["rule"] for row in rows.values()} == {"overall ≥ 75"}
+    for row in rows.values():
+        score = float(row["score"]) if row["score"] else None
+        expect = "unscored" if score is None else "passed" if score >= 75 else "rejected"
+        assert row["status"] == expect, row
+    assert rows["broken_blurred.jpg"]["status"] == "rejected"
+    assert 60 <= float(rows["broken_blurred.jpg"]["score"]) < 75
+    assert rows["broken_washed_out.jpg"]["status"] == "passed"
+    passed = sum(row["status"] == "passed" for row in rows.values())
+    assert f"{passed} passed (overall ≥ 75)" in (out / "report.html").read_text("utf-8")
+    r = run("demo", "--out", str(tmp_path / "p"), "--pass-score", "lots", cwd=tmp_path)
+    assert r.returncode == 2 and "--pass-score" in r.stderr
+
+
+def test_demo_scores_the_samples_offline(tmp_path):
+    r = run("demo", "--out", str(tmp_path / "demo"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "7 of 7 images scored with nudenet, technical" in r.stdout
+    table = rows(r.stdout.split("\n\n")[1])
+    score = {name: float(line.split()[1]) for name, line in table.items()}
+    for photo in ("astronaut.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg"):
+        assert score[photo] == 100.0, table[photo]
+        assert "nudenet,technical" in table[photo]
+    assert score["broken_black.png"] <= 10
+    assert score["broken_blurred.jpg"] < 100 and score["broken_washed_out.jpg"] < 100
+    assert "black frame" in table["broken_black.png"]
+    assert len((tmp_path / "demo" / "report.jsonl").read_text().splitlines()) == 7
+
+
+def test_the_judge_reads_what_earlier_sources_found(folder, tmp_path, fakeapi, fake_key):
+    """Sources run in order and later ones see earlier cards: the judge's prompt carries the
+    technical check's findings, and its vote reaches the verdict."""
+    two = tmp_path / "two"
+    two.mkdir()
+    for name in ("black.png", "coffee.jpg"):
+        (two / name).write_bytes((folder / name).read_bytes())
+    out = tmp_path / "out"
+    r = run("score", str(two), "--sources", "nudenet,technical,judge",
+            "--option", f"judge.base_url={fakeapi.url}", "--out", str(out), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    prompts = [json.dumps(b["messages"], ensure_ascii=False) for b in fakeapi.bodies()]
+    assert len(prompts) == 2
+    assert any("[technical] issues: black frame" in p for p in prompts)
+    report = [json.loads(x) for x in (out / "report.jsonl").read_text().splitlines()]
+    assert all("grok" in v["used"] for v in report)  # the default model is a Grok one
+    assert fake_key not in r.stdout + r.stderr + (out / "report.jsonl").read_text()

@@ -1,9 +1,16 @@
-"""The report of a CLI run: one row per file name, rewritten at most every few seconds."""
+"""A CLI run's session (`scoring.batch.session`): one report row per file name, rewritten
+at most every few seconds, and the progress bar at a real terminal (a pty)."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
+import pty
+import sys
+
+from helpers.overnight import SOURCES, images
+from helpers.run_cli import REPO
 
 from scoring.batch.runner import Runner
 from scoring.batch.session import Progress, Session
@@ -34,3 +41,29 @@ def test_one_row_per_file_and_a_throttled_report(tmp_path):
     assert [(r["file"], r["score"]) for r in rows] == [("b.png", 20.0), ("a.png", 90.0)]
     assert s.write() is None and s.write(force=True) is not None  # unchanged; forced
     assert "2 images: 0 scored, 0 reused from the cache." in paths["html"].read_text()
+
+
+def test_progress_bar_at_a_terminal(tmp_path):
+    folder = tmp_path / "night"
+    images(folder, 6)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "120"}
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the CLI with a terminal as stdout/stderr
+        os.chdir(tmp_path)
+        os.execve(sys.executable, [sys.executable, "-m", "scoring", "score", str(folder),
+                                   *SOURCES, "--batch", "2", "--comfy", "off", "--out",
+                                   str(tmp_path / "out")], env)
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    text = b"".join(chunks).decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert "6/6" in text and "img/s" in text and "100%" in text
+    assert "scored 2/6" not in text  # the bar replaces the plain lines
