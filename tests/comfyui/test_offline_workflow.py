@@ -94,7 +94,7 @@ def test_every_saiten_node_is_registered(comfy):
     assert agg["output_is_list"] == [False, False, True]
     flt = info["SaitenScoreFilter"]
     assert flt["output"] == ["IMAGE", "IMAGE", "SAITEN_VERDICTS", "SAITEN_VERDICTS",
-                             "LATENT", "LATENT"]
+                             "LATENT", "LATENT", "SAITEN_VERDICTS"]
     assert flt["input"]["required"]["axis"][1]["options"] == [
         "overall", "erotic", "composition", "appeal", "typeset", "confidence"]
     for out_node in ("SaitenShowScores", "SaitenSaveImage", "SaitenBatchReport"):
@@ -353,7 +353,7 @@ def test_the_report_says_what_the_filter_decided(comfy, example):
     """A graph filtering at 75 writes a report whose "passed" is the filter's, not 60: the
     blurred sample (65) is rejected there, the washed-out one (80) passed."""
     prompt, _ = example
-    p = small(prompt, 120, SaitenScoreFilter={"threshold": 75.0})
+    p = small(prompt, 512, SaitenScoreFilter={"threshold": 75.0})  # the samples' own scores
     flt = node_of(p, "SaitenScoreFilter")
     p["96"] = {"class_type": "SaitenBatchReport",
                "inputs": {"images": [node_of(p, "SaitenSampleImages"), 0],
