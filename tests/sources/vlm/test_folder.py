@@ -21,6 +21,7 @@ from scoring.sources.vlm.folder import (
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+
 def test_vision_language_folders_are_accepted_and_listed(folders):
     for name in VISION:
         assert check_folder(folders[name])["model_type"]

@@ -20,6 +20,7 @@ from scoring.sources import ScoreContext, SourceError, create
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+
 @pytest.fixture(params=list(VISION))
 def model_dir(request, vlm_folder):
     return vlm_folder / f"tiny-{request.param}"
