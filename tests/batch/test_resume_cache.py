@@ -1,17 +1,22 @@
 """The score cache (`scoring.batch.resume_cache`) with the batch runner on real files and real
 sources: what is cached is reused, what changed is rescored — and on the real CLI, a second
-run over 120 ComfyUI PNGs reuses every score."""
+run over 120 ComfyUI PNGs reuses every score, and a run interrupted by Ctrl-C resumes without
+duplicates."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 from helpers.counting import Counting, random_pngs, runner
 from helpers.overnight import SOURCES, cached, images, report
-from helpers.run_cli import run
+from helpers.run_cli import REPO, run
 from PIL import Image as PILImage
 
 from scoring.batch.resume_cache import ScoreCache, cacheable, source_key
@@ -194,3 +199,34 @@ def test_resume_reuses_every_score(tmp_path):
                 str(out), cwd=tmp_path)
     assert "120 images: 120 scored, 0 reused" in third.stdout
     assert {r["file"]: r["score"] for r in report(out)} == first_rows
+
+
+def test_an_interrupted_run_resumes_without_duplicates(tmp_path):
+    folder, out = tmp_path / "night", tmp_path / "out"
+    images(folder, 40)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scoring", "score", str(folder), *SOURCES, "--batch", "1",
+         "--comfy", "off", "--out", str(out)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while not proc.stderr.readline().startswith("scored 3/40"):
+            pass
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted: reporting the" in err
+    done = len(report(out))
+    assert 3 <= done < 40
+    assert cached(out, "SELECT COUNT(DISTINCT image) FROM cards")[0][0] == done
+
+    again = run("score", str(folder), *SOURCES, "--comfy", "off", "--out", str(out),
+                cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert f"40 images: {40 - done} scored, {done} reused from the cache" in again.stdout
+    rows = report(out)
+    assert sorted(r["file"] for r in rows) == sorted(p.name for p in folder.iterdir())
+    assert cached(out, "SELECT COUNT(*) FROM cards")[0][0] == 80

@@ -1,27 +1,36 @@
-"""`python -m scoring score` and `demo` (`scoring.batch.score_cmd`): the sources they make
-from their options (a GGUF paired by name as the VLM Loader pairs it), and as real
-subprocesses on real files: the table and the report (one row per file, unreadable ones
-unscored with the reason), one source not enough by default, the report's status decided by
-`--pass-score`, the calibration it is given changing each verdict as the fit says, and the
-demo scoring the embedded samples offline; sources run in order, each seeing the cards
-of those before it (the judge reads the technical check's findings)."""
+"""`python -m scoring score` and `demo` (`scoring.batch.score_cmd`). In process: the sources
+they make from their options (a GGUF paired by name as the VLM Loader pairs it) and the
+pipeline they run (`score_paths`: outliers dropped, a source breaking its contract
+abstains). As real subprocesses on real files: the table and the report (one row per file,
+unreadable ones unscored with the reason), one source not enough by default, the report's
+status decided by `--pass-score`, the demo scoring the embedded samples offline, a
+calibration changing each verdict as the fit says, and sources run in order, each seeing the
+cards of those before it (the judge reads the technical check's findings)."""
 
 from __future__ import annotations
 
 import csv
 import json
 from pathlib import Path
+from typing import ClassVar
 
+import numpy as np
 import pytest
 from helpers.run_cli import run
+from PIL import Image as PILImage
 
-from scoring.batch.score_cmd import make_sources
+from scoring.batch.score_cmd import make_sources, score_paths
+from scoring.core.cards import Sheet
+from scoring.core.images import Image
+from scoring.ensemble.aggregate import AggregateSettings
 from scoring.ensemble.calibrate import Calibration, SourceFit, load_calibrations, save_calibrations
-from scoring.sources import Unavailable
+from scoring.sources import ScoreContext, Source, Unavailable
+from scoring.sources.technical import TechnicalCheck
 
 pytest_plugins = ["helpers.fixtures_http", "helpers.photos"]  # fakeapi; `images`
 
 
+# -- in process: the sources it makes, the pipeline it runs (a second source defined here) --
 def test_the_cli_pairs_a_gguf_by_name_as_the_loader_does(tmp_path):
     from scoring.sources.vlm import files as models
 
@@ -47,28 +56,60 @@ def test_the_cli_pairs_a_gguf_by_name_as_the_loader_does(tmp_path):
     assert named.mmproj_path == tmp_path / "other" / "mmproj-b.gguf"
 
 
-def _report(folder: Path) -> dict[str, dict]:
-    lines = (folder / "report.jsonl").read_text(encoding="utf-8").splitlines()
-    return {row["file"]: row for row in map(json.loads, lines)}
+class Brightness(Source):
+    """A tiny real source for the test: mean brightness as `appeal` (or a wild fixed value)."""
+
+    name: ClassVar[str] = "brightness"
+    kind: ClassVar[str] = "tagger"
+    provides: ClassVar[tuple[str, ...]] = ("appeal", "overall")
+
+    def __init__(self, offset: float = 0.0, **kw) -> None:
+        super().__init__(**kw)
+        self.offset = offset
+
+    def _score(self, images: list[Image], ctx: ScoreContext) -> Sheet:
+        def one(_: int, img: Image):
+            if img.shape[0] < 4:
+                raise ValueError("too small to judge")
+            v = float(np.nanmean(img)) * 100 + self.offset
+            return self.card(axes={"appeal": v, "overall": v})
+        return self.each(images, ctx, one)
 
 
-def test_cli_calibration_changes_the_verdict_as_the_fit_says(images, tmp_path):
-    plain = tmp_path / "plain"
-    r = run("score", str(images), "--out", str(plain), cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    cal = Calibration("nudenet", "erotic", slope=0.5, intercept=40.0)
-    path = save_calibrations(tmp_path / "cal.json", [SourceFit("nudenet", "erotic", 3, 0.9, cal)])
-    assert load_calibrations(path) == [cal]
-    calibrated = tmp_path / "calibrated"
-    r = run("score", str(images), "--calibration", str(path), "--out", str(calibrated),
-            cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    before, after = _report(plain), _report(calibrated)
-    assert set(before) == set(after) == {"astronaut.png", "coffee.jpg", "black.png"}
-    for name, row in before.items():
-        raw = row["axes"]["erotic"]
-        assert after[name]["axes"]["erotic"] == pytest.approx(0.5 * raw + 40.0, abs=0.01)
-        assert after[name]["axes"]["overall"] == row["axes"]["overall"]  # other axes untouched
+def test_score_paths_with_two_voting_sources_and_an_outlier(folder):
+    paths = sorted(folder.glob("*.png"))
+    sources = [Brightness(label="b1"), Brightness(label="b2", offset=2),
+               Brightness(label="wild", offset=60), TechnicalCheck(),
+               Unavailable("wd", "cannot start: no model file")]
+    entries = score_paths(paths, sources, AggregateSettings(), batch=2)
+    got = {e.name: e.verdict for e in entries}
+    astro = got["astronaut.png"]
+    assert astro.used == ["b1", "b2", "technical"]
+    assert astro.dropped["wild"].startswith("outlier on appeal")
+    assert astro.dropped["wd"] == "cannot start: no model file"
+    mean = float(np.asarray(PILImage.open(folder / "astronaut.png")).mean()) / 255 * 100
+    assert astro.axes["appeal"] == pytest.approx(mean + 1, abs=0.01)
+    assert got["one.png"].dropped["b1"] == "ValueError: too small to judge"
+    assert got["one.png"].unscored and "technical" in got["one.png"].unscored
+    assert got["corrupt.png"].unscored.startswith("corrupt.png: cannot read image")
+    assert [e.name for e in entries] == [p.name for p in paths]
+
+
+class Broken(Brightness):
+    """Breaks the source contract: one card too few for the batch."""
+
+    name: ClassVar[str] = "broken"
+
+    def _score(self, images: list[Image], ctx: ScoreContext) -> Sheet:
+        return super()._score(images, ctx)[:-1]
+
+
+def test_a_source_breaking_its_contract_abstains(folder):
+    paths = [folder / "astronaut.png", folder / "coffee.jpg"]
+    entries = score_paths(paths, [Brightness(), Broken(), TechnicalCheck()], AggregateSettings())
+    for e in entries:
+        assert e.verdict.scored and e.verdict.used == ["brightness", "technical"]
+        assert e.verdict.dropped["broken"].startswith("failed: RuntimeError: broken returned 1")
 
 
 # -- the commands as real subprocesses ----------------------------------------------------
@@ -148,6 +189,30 @@ def test_demo_scores_the_samples_offline(tmp_path):
     assert score["broken_blurred.jpg"] < 100 and score["broken_washed_out.jpg"] < 100
     assert "black frame" in table["broken_black.png"]
     assert len((tmp_path / "demo" / "report.jsonl").read_text().splitlines()) == 7
+
+
+def _report(folder: Path) -> dict[str, dict]:
+    lines = (folder / "report.jsonl").read_text(encoding="utf-8").splitlines()
+    return {row["file"]: row for row in map(json.loads, lines)}
+
+
+def test_cli_calibration_changes_the_verdict_as_the_fit_says(images, tmp_path):
+    plain = tmp_path / "plain"
+    r = run("score", str(images), "--out", str(plain), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    cal = Calibration("nudenet", "erotic", slope=0.5, intercept=40.0)
+    path = save_calibrations(tmp_path / "cal.json", [SourceFit("nudenet", "erotic", 3, 0.9, cal)])
+    assert load_calibrations(path) == [cal]
+    calibrated = tmp_path / "calibrated"
+    r = run("score", str(images), "--calibration", str(path), "--out", str(calibrated),
+            cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    before, after = _report(plain), _report(calibrated)
+    assert set(before) == set(after) == {"astronaut.png", "coffee.jpg", "black.png"}
+    for name, row in before.items():
+        raw = row["axes"]["erotic"]
+        assert after[name]["axes"]["erotic"] == pytest.approx(0.5 * raw + 40.0, abs=0.01)
+        assert after[name]["axes"]["overall"] == row["axes"]["overall"]  # other axes untouched
 
 
 def test_the_judge_reads_what_earlier_sources_found(folder, tmp_path, fakeapi, fake_key):

@@ -1,5 +1,6 @@
 """A CLI run's session (`scoring.batch.session`): one report row per file name, rewritten
-at most every few seconds, and the progress bar at a real terminal (a pty)."""
+at most every few seconds, the progress bar at a real terminal (a pty), and on the real CLI
+a Ctrl-C that stops after the image in hand and still writes the report."""
 
 from __future__ import annotations
 
@@ -7,10 +8,14 @@ import io
 import json
 import os
 import pty
+import signal
+import subprocess
 import sys
 
+import skimage.data
 from helpers.overnight import SOURCES, images
 from helpers.run_cli import REPO
+from PIL import Image as PILImage
 
 from scoring.batch.runner import Runner
 from scoring.batch.session import Progress, Session
@@ -67,3 +72,33 @@ def test_progress_bar_at_a_terminal(tmp_path):
     assert os.waitstatus_to_exitcode(status) == 0, text
     assert "6/6" in text and "img/s" in text and "100%" in text
     assert "scored 2/6" not in text  # the bar replaces the plain lines
+
+
+def test_interrupt_still_writes_the_report(tmp_path):
+    """Ctrl-C after the first image: the run stops after the image in hand. 40 distinct
+    (never served from the cache) 4-Mpx photos take the CLI seconds each handful, so the
+    signal always lands long before the last one, however loaded the machine."""
+    many = tmp_path / "many"
+    many.mkdir()
+    photo = io.BytesIO()
+    PILImage.fromarray(skimage.data.coffee()).resize((2400, 1600)).save(photo, "JPEG",
+                                                                        quality=90)
+    for i in range(40):  # the same pixels; bytes after the image's end make each distinct
+        (many / f"img{i:02}.jpg").write_bytes(photo.getvalue() + b"%d" % i)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scoring", "score", str(many), "--sources", "technical",
+         "--batch", "1", "--min-sources", "1", "--comfy", "off", "--out", str(tmp_path / "o")],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr.readline().startswith("scored 1/40")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "img00.jpg" in out
+    assert "interrupted: reporting the" in err
+    done = (tmp_path / "o" / "report.jsonl").read_text().splitlines()
+    assert 1 <= len(done) < 40
