@@ -27,7 +27,8 @@ class Streak:
         """Why the next image is skipped, or None while the server still gets a try."""
         if len(self.errors) < self.limit:
             return None
-        return (f"skipped: {self.server} failed {len(self.errors)} images in a row "
+        n = len(self.errors)
+        return (f"skipped: {self.server} failed {n} image{'s' if n > 1 else ''} in a row "
                 f"({self.errors[-1]})")
 
     def run(self, call: Callable[[], T]) -> T:
