@@ -65,4 +65,4 @@ def test_the_limit_is_the_callers(fakeapi):
     streak = Streak("the judge", limit=1)
     with pytest.raises(RemoteError, match="connection"):
         streak.run(ask(Remote(fakeapi.url, timeout=1.0, max_retries=0)))
-    assert streak.skipped().startswith("skipped: the judge failed 1 images in a row")
+    assert streak.skipped().startswith("skipped: the judge failed 1 image in a row")
