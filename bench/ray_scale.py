@@ -29,8 +29,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from helpers.models.onnx_models import build_wd, wd_tags  # noqa: E402
 from helpers.ray_cluster import QUIET, RayCluster  # noqa: E402
 
-from scoring.batch.ray_engine import RayEngine  # noqa: E402
-from scoring.batch.ray_stages import Recipe  # noqa: E402
+from scoring.batch.ray_engine import RayEngine, Recipe  # noqa: E402
 from scoring.batch.resume_cache import key_for  # noqa: E402
 from scoring.batch.runner import Planned, Runner  # noqa: E402
 from scoring.ensemble.aggregate import AggregateSettings  # noqa: E402

@@ -3,6 +3,7 @@
     python -m scoring score <folder> [--sources nudenet,technical] [--out DIR]
         [--option wd.model_path=/models/wd-eva02-large-tagger-v3] [--pass-score 60]
         [--comfy URL|off] [--comfy-wait SECONDS] [--rescore]
+        [--engine ray [--address auto|HOST:PORT|ray://HOST:10001] [--remote-workers N]]
     python -m scoring watch <folder> [same options] [--idle-exit SECONDS]
     python -m scoring demo [--out DIR] [--samples DIR]
         [--rubric my_rubric.toml] [--calibration cal.json]
@@ -38,9 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    for key in ("repeats", "batch"):
-        if getattr(args, key, 1) < 1:
-            parser.error(f"--{key} must be at least 1")
+    for key in ("repeats", "batch", "remote_workers"):
+        if (getattr(args, key, None) or 1) < 1:
+            parser.error(f"--{key.replace('_', '-')} must be at least 1")
     for key in ("comfy_wait", "idle_exit", "settle"):
         if (getattr(args, key, None) or 0) < 0:
             parser.error(f"--{key.replace('_', '-')} must not be negative")

@@ -126,3 +126,15 @@ def overnight_options(sp: argparse.ArgumentParser) -> None:
 def sources_option(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--sources", type=source_names, default=list(OFFLINE_DEFAULT),
                     help=f"comma-separated (default {','.join(OFFLINE_DEFAULT)})")
+
+
+def engine_options(sp: argparse.ArgumentParser) -> None:
+    """Where `score` runs: in this process, or on a Ray cluster (`ray_engine`)."""
+    sp.add_argument("--engine", choices=("local", "ray"), default="local",
+                    help="local: this process (default); ray: a Ray cluster (pip install "
+                         "\"comfyui-saiten[ray]\"), the same cache and report")
+    sp.add_argument("--address", default=None, metavar="auto|HOST:PORT|ray://HOST:10001",
+                    help="the Ray cluster to join (default: start one on this machine)")
+    sp.add_argument("--remote-workers", type=int, default=None, metavar="N",
+                    help="with --engine ray: workers calling each remote source (judge, "
+                         "vlm-http) at once (default: one per CPU of the cluster, at least 2)")

@@ -22,6 +22,7 @@ from ..core.rubric import Rubric
 from ..ensemble.aggregate import AggregateSettings, combine_sheet
 from ..ensemble.calibrate import Calibration, apply_calibrations
 from ..ensemble.select import Rule, decide
+from ..remote import Budget
 from ..report import Entry, read_png_scores, thumbnail
 from ..report.comfy_meta import read_meta
 from ..sources import Cancelled, ScoreContext, Source, Unavailable
@@ -56,7 +57,7 @@ def unreadable(reason: str) -> Verdict:
                    unscored=reason)
 
 
-def _png_verdict(path: Path, labels: set[str]) -> Verdict | None:
+def png_verdict(path: Path, labels: set[str]) -> Verdict | None:
     """The verdict Saiten Save Image wrote into `path`, when its sources are `labels`."""
     if path.suffix.lower() != ".png":
         return None
@@ -71,10 +72,43 @@ def _png_verdict(path: Path, labels: set[str]) -> Verdict | None:
         return None
 
 
+def run_source(source: Source, images: list[Image], ctx: ScoreContext) -> Sheet:
+    """The source's sheet for `images`; a source that breaks its contract abstains instead
+    (both engines run every source through this)."""
+    try:
+        sheet = list(source.score(images, ctx))
+        if len(sheet) != len(images):
+            raise RuntimeError(f"{len(sheet)} results for {len(images)} images")
+        return sheet
+    except Cancelled:
+        raise
+    except Exception as e:
+        return Unavailable(source.name, f"failed: {type(e).__name__}: {e}", kind=source.kind,
+                           provides=tuple(source.provides), label=source.label).score(images)
+
+
+@dataclass
+class Lookup:
+    """What the cache holds for a file that must be decoded: its content hash, its stored
+    (thumbnail, metadata) if any, and per source its cached cards (None: it must run)."""
+
+    digest: str
+    stored: tuple[bytes | None, dict[str, Any]] | None
+    cards: list[list[ScoreCard] | None]
+
+
+Done = tuple[str, list[list[ScoreCard] | None], list[bool]]
+"""An image the sources went over: its cache key, per source its cards, and per source
+whether it ran now (rather than its cards coming from the cache)."""
+
+
 @dataclass
 class Runner:
     """The sources of a run (`plans`), how their cards combine (`settings`, `calibrations`)
-    and what passes (`rule`); `cache` is the resume cache, `beside` the ComfyUI manners."""
+    and what passes (`rule`); `cache` is the resume cache, `beside` the ComfyUI manners.
+
+    The one-process engine is `batch`; the pieces it is made of (`lookup`, `context`,
+    `store`, `combine`) are what the Ray engine (`ray_engine`) runs too."""
 
     plans: list[Planned]
     settings: AggregateSettings
@@ -86,28 +120,80 @@ class Runner:
     rescore: bool = False
     beside: Beside = field(default_factory=lambda: Beside(None))
     counts: Counts = field(default_factory=Counts)
+    budgets: dict[int, Budget | None] = field(default_factory=dict)
+    """Source j's budget for the whole run (a judge's `max_calls` / `max_usd`)."""
 
-    # -- scoring ------------------------------------------------------------------------
-    def _run_source(self, plan: Planned, images: list[Image], prior: Sheet) -> Sheet:
-        """The source's sheet; a source that breaks its contract abstains instead."""
-        ctx = ScoreContext(repeats=self.repeats, prior=prior, rubric=self.rubric)
-        try:
-            sheet = list(plan.source.score(images, ctx))
-            if len(sheet) != len(images):
-                raise RuntimeError(f"{len(sheet)} results for {len(images)} images")
-            return sheet
-        except Cancelled:
-            raise
-        except Exception as e:
-            src = plan.source
-            return Unavailable(src.name, f"failed: {type(e).__name__}: {e}", kind=src.kind,
-                               provides=tuple(src.provides), label=src.label).score(images)
+    # -- the pieces both engines share ------------------------------------------------------
+    def budget(self, j: int) -> Budget | None:
+        """Source j's budget for the whole run (made from its options on first use)."""
+        if j not in self.budgets:
+            source = self.plans[j].source
+            self.budgets[j] = source.budget(source.options())
+        return self.budgets[j]
 
-    def _cached(self, key: str) -> list[list[ScoreCard] | None]:
+    def context(self, prior: Sheet, budget: Budget | None = None) -> ScoreContext:
+        """A source's call context: the run's rubric and repeats, the cards the sources
+        before it made (`prior`) and its budget for the run."""
+        return ScoreContext(repeats=self.repeats, prior=prior, rubric=self.rubric,
+                            budget=budget)
+
+    def bare(self) -> Runner:
+        """This run's settings alone, without sources, cache or ComfyUI: what a Ray worker
+        needs to score and combine as this runner does."""
+        return Runner([], self.settings, self.rubric, self.calibrations, self.repeats,
+                      self.rule, rescore=self.rescore)
+
+    def cached(self, key: str) -> list[list[ScoreCard] | None]:
         """Per source, its cached cards for the image `key` (None: it must run)."""
         return [None if (self.rescore or self.cache is None or p.key is None)
                 else self.cache.cards(key, p.key) for p in self.plans]
 
+    def lookup(self, path: Path, digest: str | None = None) -> Entry | Lookup:
+        """The file's entry when it need not be decoded (it cannot be read, or the cache
+        holds every card), else what the cache holds for it. `digest`: its content hash,
+        when the caller has it already."""
+        try:
+            digest = digest or file_hash(path)
+        except OSError as e:
+            return Entry(path.name, unreadable(f"{path.name}: cannot read ({e})"))
+        stored = self.cache.image(digest) if self.cache else None
+        cards = self.cached(digest)
+        if stored and all(c is not None for c in cards):  # no need even to decode it
+            return self.reused(path.name, cards, *stored)
+        return Lookup(digest, stored, cards)
+
+    def reused(self, name: str, cards: list[list[ScoreCard] | None], thumb: bytes | None,
+               meta: dict[str, Any]) -> Entry:
+        """The entry of an image whose every card came from the cache."""
+        self.counts.reused += 1
+        verdict = self.combine([[c for cs in cards for c in cs or ()]])[0]
+        return Entry(name, verdict, thumb, meta, origin="cache")
+
+    def store(self, done: Sequence[Done]) -> list[bool]:
+        """Store the cards the keyed sources made now (one transaction; a row per image
+        and source, so storing a row again replaces it) and count the images: per image,
+        whether a keyed source ran (scored) or only stand-ins did (reused)."""
+        keyed = [j for j, p in enumerate(self.plans) if p.key is not None]
+        if self.cache is not None:
+            self.cache.put_cards((key, self.plans[j].key, cards[j]) for key, cards, ran in done
+                                 for j in keyed if ran[j] and cacheable(cards[j] or []))
+        scored = [any(ran[j] for j in keyed) for _, _, ran in done]
+        self.counts.scored += sum(scored)
+        self.counts.reused += len(scored) - sum(scored)
+        return scored
+
+    def combine(self, sheet: Sheet) -> list[Verdict]:
+        """Each image's verdict from its cards: calibrated, aggregated, decided."""
+        if self.calibrations:
+            sheet = [apply_calibrations(cards, self.calibrations) for cards in sheet]
+        return [self.decide(v) for v in combine_sheet(sheet, self.settings)]
+
+    def decide(self, verdict: Verdict) -> Verdict:
+        """The verdict under this run's pass rule (a verdict read from a PNG included: the
+        report says what this run's rule decides)."""
+        return dataclasses.replace(verdict, decision=decide([verdict], self.rule)[0])
+
+    # -- the one-process engine -------------------------------------------------------------
     def batch(self, paths: Sequence[Path]) -> list[Entry]:
         """One entry per file in order — one per frame of an animated file, named `file#k`
         (as LoadImage reads it); unreadable files become unscored entries."""
@@ -116,16 +202,11 @@ class Runner:
         entries: list[Entry] = []
         work: list[Work] = []
         for path in paths:
-            try:
-                digest = file_hash(path)
-            except OSError as e:
-                entries.append(Entry(path.name, unreadable(f"{path.name}: cannot read ({e})")))
+            found = self.lookup(path)
+            if isinstance(found, Entry):
+                entries.append(found)
                 continue
-            stored = self.cache.image(digest) if self.cache else None
-            cards = self._cached(digest)
-            if stored and all(c is not None for c in cards):  # no need even to decode it
-                entries.append(self._reused(path.name, cards, *stored))
-                continue
+            digest, stored, cards = found.digest, found.stored, found.cards
             meta = stored[1] if stored else read_meta(path)
             try:
                 frames = load_frames(path)
@@ -134,7 +215,7 @@ class Runner:
                 entries.append(Entry(path.name, unreadable(msg), meta=meta))
                 self.counts.unreadable += 1
                 continue
-            saved = None if self.rescore or len(frames) > 1 else _png_verdict(path, labels)
+            saved = None if self.rescore or len(frames) > 1 else png_verdict(path, labels)
             for k, pixels in enumerate(frames):
                 name, key = ((path.name, digest) if len(frames) == 1
                              else (f"{path.name}#{k}", f"{digest}#{k}"))
@@ -143,12 +224,12 @@ class Runner:
                 if self.cache and not known:
                     self.cache.put_image(key, thumb, meta)
                 if saved is not None:
-                    entries.append(Entry(name, self._decide(saved), thumb, meta, origin="png"))
+                    entries.append(Entry(name, self.decide(saved), thumb, meta, origin="png"))
                     self.counts.from_png += 1
                     continue
-                cards = cards if key == digest else self._cached(key)
+                cards = cards if key == digest else self.cached(key)
                 if all(c is not None for c in cards):
-                    entries.append(self._reused(name, cards, thumb, meta))
+                    entries.append(self.reused(name, cards, thumb, meta))
                     continue
                 entries.append(Entry(name, unreadable("not scored"), thumb, meta))
                 work.append((len(entries) - 1, key, pixels, cards))
@@ -156,49 +237,27 @@ class Runner:
             self._score(work, entries)
         return entries
 
-    def _reused(self, name: str, cards: list[list[ScoreCard] | None], thumb: bytes | None,
-                meta: dict[str, Any]) -> Entry:
-        self.counts.reused += 1
-        verdict = self._combine([[c for cs in cards for c in cs or ()]])[0]
-        return Entry(name, verdict, thumb, meta, origin="cache")
-
     def _score(self, work: list[Work], entries: list[Entry]) -> None:
         """Run each source on the images missing its cards, cache them, combine."""
         per_source = [[cards[j] for *_, cards in work] for j in range(len(self.plans))]
-        ran = [False] * len(work)  # a source with a cache key ran on the image
+        ran = [[False] * len(self.plans) for _ in work]
         sheet: Sheet = [[] for _ in work]
         for j, plan in enumerate(self.plans):
             todo = [k for k in range(len(work)) if per_source[j][k] is None]
             if todo:
                 if plan.key is not None:  # a source that loads a model (not a stand-in)
                     self.beside.make_room()
-                fresh = self._run_source(plan, [work[k][2] for k in todo],
-                                         [sheet[k] for k in todo])
+                fresh = run_source(plan.source, [work[k][2] for k in todo],
+                                   self.context([sheet[k] for k in todo], self.budget(j)))
                 for k, cards in zip(todo, fresh, strict=True):
-                    per_source[j][k] = list(cards)
-                    ran[k] = ran[k] or plan.key is not None
-                if self.cache is not None and plan.key is not None:
-                    self.cache.put_cards((work[k][1], plan.key, per_source[j][k])
-                                         for k in todo if cacheable(per_source[j][k]))
+                    per_source[j][k], ran[k][j] = list(cards), True
             sheet = merge_sheets(sheet, [per_source[j][k] or [] for k in range(len(work))])
-        for k, ((i, *_), verdict) in enumerate(zip(work, self._combine(sheet), strict=True)):
+        scored = self.store([(key, [per_source[j][k] for j in range(len(self.plans))], ran[k])
+                             for k, (_, key, *_) in enumerate(work)])
+        for k, ((i, *_), verdict) in enumerate(zip(work, self.combine(sheet), strict=True)):
             old = entries[i]
-            origin = "" if ran[k] else "cache"
-            entries[i] = Entry(old.name, verdict, old.thumb, old.meta, origin=origin)
-            if ran[k]:
-                self.counts.scored += 1
-            else:  # only stand-ins ran (a source that could not start)
-                self.counts.reused += 1
-
-    def _combine(self, sheet: Sheet) -> list[Verdict]:
-        if self.calibrations:
-            sheet = [apply_calibrations(cards, self.calibrations) for cards in sheet]
-        return [self._decide(v) for v in combine_sheet(sheet, self.settings)]
-
-    def _decide(self, verdict: Verdict) -> Verdict:
-        """The verdict under this run's pass rule (a verdict read from a PNG included: the
-        report says what this run's rule decides)."""
-        return dataclasses.replace(verdict, decision=decide([verdict], self.rule)[0])
+            entries[i] = Entry(old.name, verdict, old.thumb, old.meta,
+                               origin="" if scored[k] else "cache")
 
     def unload(self) -> None:
         for p in self.plans:

@@ -3,7 +3,7 @@
 Each prints a table and writes report.jsonl / report.csv / report.html in --out, beside the
 score cache (scores.sqlite) that lets the next run resume. An unreadable file becomes an
 unscored row with the reason; a source that cannot run abstains with its reason; neither
-stops the run.
+stops the run. `score --engine ray` runs the same on a Ray cluster (`ray_engine`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from ..sources.vlm.files import vlm_files
 from .comfy_neighbour import Beside
 from .comfy_neighbour import neighbour as comfy_neighbour
 from .memory import CliMemory
-from .options import overnight_options, scoring_options, sources_option
+from .options import engine_options, overnight_options, scoring_options, sources_option
+from .ray_engine import RayEngine, Recipe, require_ray
 from .resume_cache import ScoreCache, key_for
 from .runner import Planned, Runner
 from .session import Progress, Session
@@ -118,9 +119,10 @@ def _plans(sources: Sequence[Source], rubric: Rubric, repeats: int) -> list[Plan
 def _run(paths: Sequence[Path] | Path, args: argparse.Namespace, names: Sequence[str],
          title: str) -> int:
     """Score `paths` (or watch the folder `paths`) into the report in `--out`."""
-    progress = Progress(None if isinstance(paths, Path) else len(paths))
-    beside = Beside(comfy_neighbour(args.comfy), max_wait=args.comfy_wait, log=progress.log,
-                    show=progress.waiting)
+    on_ray = getattr(args, "engine", "local") == "ray"
+    progress = Progress(None if isinstance(paths, Path) else len(paths), show=not on_ray)
+    beside = Beside(None if on_ray else comfy_neighbour(args.comfy), max_wait=args.comfy_wait,
+                    log=progress.log, show=progress.waiting)
     if beside.neighbour is not None:
         progress.log(f"beside ComfyUI at {beside.neighbour.url}: waiting while it generates, "
                      "asking it to free memory before loading (--comfy off to disable)")
@@ -139,7 +141,9 @@ def _run(paths: Sequence[Path] | Path, args: argparse.Namespace, names: Sequence
         if isinstance(paths, Path):
             session.watch(paths, args.batch, idle_exit=args.idle_exit, settle=args.settle)
         else:
-            session.score(paths, args.batch)
+            engine = RayEngine(runner, [Recipe.of(s) for s in sources], args.address,
+                               args.batch, args.remote_workers, progress.log) if on_ray else None
+            session.score(paths, args.batch, engine)
         entries = list(session.entries.values())
         print(format_table(entries))
         written = session.write(force=True) or {}
@@ -150,6 +154,12 @@ def _run(paths: Sequence[Path] | Path, args: argparse.Namespace, names: Sequence
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    if args.engine == "ray":
+        try:
+            require_ray()
+        except SourceError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     folder = Path(args.folder)
     if folder.is_file():
         paths = [folder]
@@ -190,6 +200,7 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     sources_option(s)
     scoring_options(s)
     overnight_options(s)
+    engine_options(s)
     s.set_defaults(func=cmd_score)
 
     w = sub.add_parser("watch", help="score every image that lands in a folder, as it lands")

@@ -1,5 +1,6 @@
-"""One CLI run of `score` or `watch`: batches through the Runner into a report that stays
-whole (one row per file name, the latest verdict wins), with progress on the terminal.
+"""One CLI run of `score` or `watch`: batches through the Runner (or the stream of results
+of a Ray cluster, `--engine ray`) into a report that stays whole (one row per file name, the
+latest verdict wins), with progress on the terminal.
 
 At a terminal the progress is a tqdm bar (images done, rate, ETA); elsewhere (a log file,
 a pipe) it is one "scored i/n" line per batch. Ctrl-C (or SIGTERM) finishes the batch in
@@ -11,9 +12,9 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from ..report import Entry, write_report
 from ..sources import Cancelled
@@ -21,15 +22,24 @@ from .runner import Runner, closing_line
 from .watch import FolderWatch, Stop
 
 
-class Progress:
-    """A tqdm bar on a terminal, plain lines otherwise; `log` never garbles the bar."""
+class Engine(Protocol):
+    """Where a run's images are scored other than in this process (`ray_engine.RayEngine`):
+    (entries, files they are from) as they are ready."""
 
-    def __init__(self, total: int | None, stream: TextIO | None = None) -> None:
+    def entries(self, paths: Sequence[Path]) -> Iterator[tuple[list[Entry], int]]: ...
+
+
+class Progress:
+    """A tqdm bar on a terminal, plain lines otherwise; `log` never garbles the bar. With
+    `show` False it only counts (Ray Data draws the bars of a Ray run)."""
+
+    def __init__(self, total: int | None, stream: TextIO | None = None, *,
+                 show: bool = True) -> None:
         self.stream = stream or sys.stderr
-        self.total, self.done = total, 0
+        self.total, self.done, self.show = total, 0, show
         self._logged_wait = -float("inf")
         self.bar = None
-        if self.stream.isatty():
+        if show and self.stream.isatty():
             from tqdm import tqdm
 
             try:
@@ -60,7 +70,7 @@ class Progress:
         if self.bar is not None:
             self.bar.set_description_str("scoring", refresh=False)
             self.bar.update(n)
-        else:
+        elif self.show:
             self.log(f"scored {self.done}/{self.total}" if self.total else f"scored {self.done}")
 
     def close(self) -> None:
@@ -103,31 +113,45 @@ class Session:
         self._next = self._clock() + max(self.every, 10 * (self._clock() - start))
         return written
 
-    def _batches(self, batches: Iterable[Sequence[Path]], stop: Stop) -> None:
-        """Score each batch into the report until the batches end or a stop is asked;
-        a second Ctrl-C (KeyboardInterrupt) counts as an interruption too."""
+    def _run(self, results: Iterable[tuple[list[Entry], int]], stop: Stop) -> None:
+        """Take each (entries, files done) into the report until the results end or a stop
+        is asked; a second Ctrl-C (KeyboardInterrupt) counts as an interruption too."""
         try:
-            for paths in batches:
-                self.add(self.runner.batch(paths))
-                self.progress.update(len(paths))
+            for entries, files in results:
+                self.add(entries)
+                self.progress.update(files)
                 self.write()
                 if stop.requested:
                     break
         except (KeyboardInterrupt, Cancelled):
             self.interrupted = True
         finally:
+            if isinstance(results, Generator):
+                results.close()  # a Ray run lets go of its cluster here
             self.runner.unload()
             self.progress.close()
 
-    def score(self, paths: Sequence[Path], batch: int) -> None:
-        """Score `paths` in batches of `batch`; a Ctrl-C before the end is an interruption."""
+    def score(self, paths: Sequence[Path], batch: int, engine: Engine | None = None) -> None:
+        """Score `paths` in batches of `batch` (or on `engine`: a Ray cluster); a Ctrl-C
+        before the end is an interruption. The report follows the order of `paths`."""
         with Stop(self.progress.log) as stop:
-            chunks = (paths[i:i + batch] for i in range(0, len(paths), batch))
-            self._batches(chunks, stop)
-        self.interrupted |= stop.requested and len(self.entries) < len(paths)
+            if engine is None:
+                chunks = (paths[i:i + batch] for i in range(0, len(paths), batch))
+                self._run(((self.runner.batch(c), len(c)) for c in chunks), stop)
+            else:
+                self._run(engine.entries(paths), stop)
+        self.interrupted |= stop.requested and self.progress.done < len(paths)
         if self.interrupted:
             self.progress.log(f"interrupted: reporting the {len(self.entries)} images scored "
                               "so far")
+        place = {p.name: i for i, p in enumerate(paths)}
+
+        def order(name: str) -> tuple[int, int]:
+            file, _, k = name.rpartition("#")
+            return (place[name], 0) if name in place else (place.get(file, len(place)),
+                                                          int(k) if k.isdigit() else 0)
+
+        self.entries = dict(sorted(self.entries.items(), key=lambda kv: order(kv[0])))
 
     def watch(self, folder: Path, batch: int, *, idle_exit: float | None,
               settle: float = 2.0, poll: float = 0.5) -> None:
@@ -136,8 +160,8 @@ class Session:
         self.progress.log(f"watching {folder} (Ctrl-C to stop; report in {self.out})")
         watcher = FolderWatch(folder, settle=settle, poll=poll)
         with Stop(self.progress.log) as stop:
-            self._batches(watcher.batches(batch, idle_exit=idle_exit,
-                                          stop=lambda: stop.requested,
-                                          idle=self.write), stop)
+            batches = watcher.batches(batch, idle_exit=idle_exit, stop=lambda: stop.requested,
+                                      idle=self.write)
+            self._run(((self.runner.batch(p), len(p)) for p in batches), stop)
         why = "stopped" if stop.requested else f"no new file for {idle_exit:g}s"
         self.progress.log(f"{why}: reporting {len(self.entries)} images")

@@ -18,6 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 THRESHOLD = 3
 MAX_COOLDOWN = 1800.0
@@ -96,17 +97,38 @@ class Breaker:
                 self.probe = None
 
 
-_BREAKERS: dict[str, Breaker] = {}
+class Shared(Protocol):
+    """A breaker kept outside this process (a Ray run's, for all its workers)."""
+
+    def before(self, name: str) -> None: ...
+
+    def success(self) -> None: ...
+
+    def failure(self, why: str) -> None: ...
+
+
+_BREAKERS: dict[str, Breaker | Shared] = {}
 _LOCK = threading.Lock()
+_SHARED: Callable[[str], Shared] | None = None
 
 
-def breaker(origin: str) -> Breaker:
+def breaker(origin: str) -> Breaker | Shared:
     """The process-wide breaker of `origin` (scheme://host:port)."""
     with _LOCK:
         b = _BREAKERS.get(origin)
         if b is None:
-            b = _BREAKERS[origin] = Breaker(origin)
+            b = _BREAKERS[origin] = _SHARED(origin) if _SHARED else Breaker(origin)
         return b
+
+
+def share(make: Callable[[str], Shared] | None) -> None:
+    """From now on each server's breaker in this process is `make(origin)`: in a Ray
+    worker, the run's breaker, one per server for all the run's workers (None: this
+    process's own again). Forgets the breakers handed out so far."""
+    global _SHARED
+    with _LOCK:
+        _SHARED = make
+        _BREAKERS.clear()
 
 
 def install(b: Breaker) -> Breaker:
@@ -123,4 +145,5 @@ def reset() -> None:
         _BREAKERS.clear()
 
 
-__all__ = ["THRESHOLD", "Breaker", "CircuitOpen", "breaker", "install", "reset"]
+__all__ = ["THRESHOLD", "Breaker", "CircuitOpen", "Shared", "breaker", "install", "reset",
+           "share"]

@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..core.cards import AXES, ScoreCard, Sheet
 from ..core.errors import Cancelled, SourceError, reason
@@ -25,6 +25,9 @@ from ..core.images import Image
 from ..core.rubric import Rubric
 from ..host.memory import DEFAULT, MemoryPolicy
 from .spec import RunOptions, Spec
+
+if TYPE_CHECKING:
+    from ..remote import Budget
 
 log = logging.getLogger("saiten")
 
@@ -45,7 +48,9 @@ class ScoreContext:
     comments for prompts). `progress(i)` is called once image i is done; `interrupted()` is
     polled between images and chunks, and a source then raises `Cancelled`. `options` are
     this call's run options (a mapping of overrides, or the source's Options); inside
-    `_score` they are resolved to the source's Options type.
+    `_score` they are resolved to the source's Options type. `budget` is the run's budget
+    for a remote source's calls, kept by the caller across the run's calls (see
+    `Source.budget`); None: the call makes its own.
     """
 
     rubric: Rubric = field(default_factory=Rubric.default)
@@ -54,6 +59,7 @@ class ScoreContext:
     interrupted: Callable[[], bool] = _never
     repeats: int = 1
     options: Any = None
+    budget: Budget | None = None
 
     def check(self) -> None:
         """Raise Cancelled if the user cancelled."""
@@ -174,6 +180,12 @@ class Source(ABC):
     def memory_bytes(self) -> int:
         """Estimated accelerator memory the loaded model needs (0 for none)."""
         return 0
+
+    def budget(self, opts: RunOptions) -> Budget | None:
+        """A new budget for a whole run of calls with `opts` (a remote source's limits on
+        calls and spending), or None for a source that spends nothing. The caller keeps it
+        for the run and passes it in each call's `ScoreContext.budget`."""
+        return None
 
     def load(self) -> None:
         """Load the model (reserving memory through `self.memory` first). Idempotent."""

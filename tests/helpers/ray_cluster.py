@@ -45,11 +45,12 @@ def ray_missing() -> str | None:
 
 class RayCluster:
     """`address` is what `--address` takes. `env` is every node's environment on top of
-    this process's (a worker node's own configuration: keys, proxies)."""
+    this process's (a worker node's own configuration: keys, proxies). `gpus` is what the
+    head declares: Ray schedules by them whether or not the card is there."""
 
     def __init__(self, log_dir: Path, *, workers: int = 1, env: dict[str, str] | None = None,
-                 cpus: int = 1) -> None:
-        self.log_dir, self.cpus = log_dir, cpus
+                 cpus: int = 1, gpus: int = 0) -> None:
+        self.log_dir, self.cpus, self.gpus = log_dir, cpus, gpus
         self.log_dir.mkdir(parents=True, exist_ok=True)
         # short: Ray's unix sockets live under it (107 characters at most)
         self.temp = tempfile.mkdtemp(prefix="saiten-ray-", dir="/tmp")
@@ -70,7 +71,8 @@ class RayCluster:
         ports = {f"--{n}": str(free_port()) for n in (
             "node-manager-port", "object-manager-port", "dashboard-agent-listen-port",
             "dashboard-agent-grpc-port", "runtime-env-agent-port", "metrics-export-port")}
-        args = [RAY, "start", "--block", "--num-cpus", str(self.cpus), "--num-gpus", "0",
+        gpus = self.gpus if head else 0  # GPUs Ray schedules by: a head that declares them
+        args = [RAY, "start", "--block", "--num-cpus", str(self.cpus), "--num-gpus", str(gpus),
                 "--temp-dir", self.temp, "--disable-usage-stats",
                 *[x for kv in ports.items() for x in kv]]
         if head:

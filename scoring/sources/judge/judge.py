@@ -115,9 +115,10 @@ class Judge(Source):
     """The text-only judge over any OpenAI-compatible endpoint (xAI by default).
 
     Build options: the endpoint, model, served folders (a key file there is refused),
-    transport limits, cost log, cache and
-    price table. Run options (`JudgeOptions`) arrive per call. It reads cards, not images:
-    `judge(prior, ctx)` (or `score` with any placeholders, one per image)."""
+    transport limits, cost log, answer cache (a file, or a `Cache`: a Ray run's is shared
+    by its workers) and price table. Run options (`JudgeOptions`) arrive per call. It reads
+    cards, not images: `score` with any placeholders, one per image, and the cards in
+    `ctx.prior`."""
 
     spec = SPEC
 
@@ -126,7 +127,7 @@ class Judge(Source):
         forbidden_dirs: Iterable[str] = (), timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = 2, wall_time: float | None = None,
         cost_log: str | os.PathLike[str] | None = None,
-        cache: str | os.PathLike[str] | None = None,
+        cache: Cache | str | os.PathLike[str] | None = None,
         prices: Prices | str | os.PathLike[str] | None = None,
         backoff: float = 0.5, **options: Any,
     ) -> None:
@@ -138,13 +139,18 @@ class Judge(Source):
         self.forbidden_dirs = tuple(forbidden_dirs)
         self.timeout = float(timeout)
         self.max_retries, self.wall_time = int(max_retries), wall_time
-        self.cost_path, self.cache = cost_log, Cache(cache)
+        self.cost_path = cost_log
+        self.cache = cache if isinstance(cache, Cache) else Cache(cache)
         self.prices = prices if isinstance(prices, Prices) else (
             Prices.at(prices) if prices else Prices())
         self.backoff = backoff
         self._key: str | None = None
         self.key_note = ""
         """Where the key came from (or why none is sent), for the node."""
+
+    def budget(self, opts: JudgeOptions) -> Budget:
+        """The run's limits: `max_calls` calls, `max_usd` USD (0: none)."""
+        return Budget(opts.max_calls or None, opts.max_usd or None)
 
     def describe(self) -> str:
         return f"{self.label}: {self.model} @ {self.base_url} (text only)"
@@ -180,7 +186,7 @@ class Judge(Source):
         costs = CostLog(self.cost_path, [self._key])
         remote = Remote(self.base_url, api_key=self._key, timeout=self.timeout, name="judge",
                         max_retries=self.max_retries, wall_time=self.wall_time,
-                        budget=Budget(opts.max_calls or None, opts.max_usd or None),
+                        budget=ctx.budget or self.budget(opts),
                         prices=self.prices, cost_log=costs, backoff=self.backoff,
                         drop=rejected_params(self.model), check=assert_text_only)
         prompts: list[str | None] = [None] * n

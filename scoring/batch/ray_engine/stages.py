@@ -1,6 +1,6 @@
-"""What runs on the Ray workers: files decoded into frames (CPU tasks), and each source in its
-stage, an actor that builds it once; the last stage also combines the verdicts. Nothing here
-imports ray.
+"""What runs on the Ray workers: files decoded into frames, and each source in its stage,
+an actor that builds it once; the last stage also combines the verdicts. Nothing here
+imports ray: a worker scores and combines with the one-process Runner's own pieces.
 
 A row is one file before `decode` and one frame after it. Cards, verdicts and metadata travel
 as JSON text, pixels as float32 arrays; a source travels as its `Recipe` (registry name and
@@ -20,25 +20,19 @@ from typing import Any
 
 import numpy as np
 
-from ..core.cards import ScoreCard, Sheet
-from ..core.images import load_frames
-from ..core.rubric import Rubric
-from ..ensemble.aggregate import AggregateSettings
-from ..ensemble.calibrate import Calibration
-from ..host.memory import MemoryPolicy
-from ..report import thumbnail
-from ..report.comfy_meta import read_meta
-from ..sources import Source, Unavailable, create, unavailable
-from .memory import CliMemory
-from .ray_ledger import SharedCache
-from .runner import Planned, Runner, _png_verdict, unreadable
+from ...core.cards import ScoreCard, Sheet
+from ...core.images import load_frames
+from ...host.memory import MemoryPolicy
+from ...remote import breaker
+from ...report import thumbnail
+from ...report.comfy_meta import read_meta
+from ...sources import Source, Unavailable, create, unavailable
+from ..memory import CliMemory
+from ..runner import Runner, png_verdict, run_source, unreadable
+from .ledger import SharedBreaker, SharedBudget, SharedCache
 
 Batch = dict[str, Any]
 """A Ray Data batch in the "numpy" format: column name → array (object arrays for text)."""
-
-FILE_COLUMNS = ("order", "path", "name", "digest", "meta", "cached")
-"""A file to decode: its place in the run, where it is, its content hash, its metadata when
-the cache holds it ("" = read it), and the cards the cache holds per frame key (JSON)."""
 
 FRAME_COLUMNS = ("order", "name", "key", "pixels", "thumb", "meta", "cards", "ran", "saved",
                  "error")
@@ -53,8 +47,8 @@ RESULT_COLUMNS = ("order", "name", "key", "thumb", "meta", "cards", "ran", "save
 
 @dataclass(frozen=True)
 class Recipe:
-    """How a worker builds a source: its registry name and options (those the CLI gave it,
-    model paths resolved), or why it cannot run (`why`: it is built as an `Unavailable`)."""
+    """How a worker builds a source: its registry name and options (build options and the
+    run options it was created with), or why it cannot run (`why`: an `Unavailable`)."""
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
@@ -63,19 +57,18 @@ class Recipe:
 
     @classmethod
     def of(cls, source: Source) -> Recipe:
-        """How to build again a source the driver created: its registry name, its build
-        options and the run options it was created with (a stand-in: its reason)."""
+        """How to build again a source the driver created."""
         if isinstance(source, Unavailable):
             return cls(source.source_name, why=source.why, label=source.label)
         given = {f.name: getattr(source.defaults, f.name)
                  for f in dataclasses.fields(source.defaults)
                  if getattr(source.defaults, f.name) != f.default}
-        return cls(source.name, {**source.build, **given})
+        return cls(source.name, {**source.build, **given}, label=source.label)
 
     def build(self, memory: MemoryPolicy | None = None, ledger: Any = None) -> Source:
         """The source (not loaded); one that fails to build abstains with the reason. With
-        the run's `ledger`, a remote source's answer cache (its `cache` option) is the
-        run's, on the driver's machine."""
+        the run's `ledger`, a remote source's answer cache (its `cache` option, a path on the
+        driver's machine) is the run's."""
         if self.why:
             return unavailable(self.name, self.why, label=self.label)
         options = dict(self.options)
@@ -88,26 +81,7 @@ class Recipe:
                                f"{e}", label=self.label)
 
 
-@dataclass(frozen=True)
-class RunSettings:
-    """What every stage needs to know about the run besides its own source."""
-
-    sources: int
-    labels: frozenset[str]
-    rubric: Rubric = field(default_factory=Rubric.default)
-    repeats: int = 1
-    settings: AggregateSettings = field(default_factory=AggregateSettings)
-    calibrations: tuple[Calibration, ...] = ()
-    rescore: bool = False
-
-    def runner(self, source: Source | None = None) -> Runner:
-        """The one-process Runner's scoring and combining, for this run's settings."""
-        plans = [] if source is None else [Planned(source, None)]
-        return Runner(plans, self.settings, rubric=self.rubric,
-                      calibrations=self.calibrations, repeats=self.repeats)
-
-
-# -- JSON columns -------------------------------------------------------------------------
+# -- columns ------------------------------------------------------------------------------
 def dump_cards(per_source: Sequence[Sequence[ScoreCard] | None]) -> str:
     return json.dumps([None if cs is None else [c.to_dict() for c in cs] for cs in per_source],
                       ensure_ascii=False)
@@ -120,14 +94,13 @@ def load_cards(text: str) -> list[list[ScoreCard] | None]:
 
 def _objects(values: Sequence[Any]) -> np.ndarray:
     out = np.empty(len(values), dtype=object)
-    out[:] = list(values) if values else []
+    out[:] = list(values)
     return out
 
 
 def batch_rows(batch: Batch) -> list[dict[str, Any]]:
-    cols = list(batch)
-    n = len(batch[cols[0]]) if cols else 0
-    return [{c: batch[c][i] for c in cols} for i in range(n)]
+    n = len(next(iter(batch.values()))) if batch else 0
+    return [{c: v[i] for c, v in batch.items()} for i in range(n)]
 
 
 def _batch(rows: list[dict[str, Any]], columns: Sequence[str]) -> Batch:
@@ -141,21 +114,21 @@ def _frame(file: dict[str, Any], **kw: Any) -> dict[str, Any]:
     row = {"order": file["order"], "name": file["name"], "key": file["digest"],
            "pixels": np.zeros((1, 1, 3), np.float32), "thumb": b"", "meta": file["meta"] or "{}",
            "cards": "[]", "ran": "[]", "saved": "", "error": ""}
-    row.update(kw)
-    return row
+    return {**row, **kw}
 
 
-def decode(batch: Batch, run: RunSettings) -> Batch:
-    """Files → frames (one row per frame of an animated file, named `file#k`): pixels,
-    thumbnail, metadata and the cards the cache holds for each frame's key. A file that
-    changed since the driver hashed it, or cannot be decoded, becomes one row with `error`."""
+def decode(batch: Batch, sources: int, labels: frozenset[str], rescore: bool) -> Batch:
+    """Files → frames (one row per frame of an animated file, named `file#k`), as the Runner
+    reads them: pixels, thumbnail, metadata, a verdict saved in a Saiten PNG, and the cards
+    the cache holds for each frame's key. A file that changed since the driver hashed it,
+    or cannot be decoded, becomes one row with `error`."""
     out: list[dict[str, Any]] = []
     for file in batch_rows(batch):
         path, name = Path(file["path"]), str(file["name"])
         try:
             data = path.read_bytes()
         except OSError as e:
-            out.append(_frame(file, error=f"{name}: cannot read ({e})"))
+            out.append(_frame(file, error=f"{name}: cannot read on this node ({e})"))
             continue
         if hashlib.sha256(data).hexdigest() != file["digest"]:
             out.append(_frame(file, error=f"{name}: changed while the run was reading it"))
@@ -167,15 +140,15 @@ def decode(batch: Batch, run: RunSettings) -> Batch:
             msg = str(e) if name in str(e) else f"{name}: cannot read image ({e})"
             out.append(_frame(file, meta=meta, error=msg))
             continue
-        saved = None if run.rescore or len(frames) > 1 else _png_verdict(path, run.labels)
+        saved = None if rescore or len(frames) > 1 else png_verdict(path, set(labels))
         cached = json.loads(file["cached"])
         for k, pixels in enumerate(frames):
             frame, key = ((name, file["digest"]) if len(frames) == 1
                           else (f"{name}#{k}", f"{file['digest']}#{k}"))
-            cards = cached.get(key) or [None] * run.sources
             out.append(_frame(file, name=frame, key=key, pixels=pixels, meta=meta,
-                              thumb=thumbnail(pixels), cards=json.dumps(cards),
-                              ran=json.dumps([False] * run.sources),
+                              thumb=thumbnail(pixels),
+                              cards=json.dumps(cached.get(key) or [None] * sources),
+                              ran=json.dumps([False] * sources),
                               saved="" if saved is None else json.dumps(saved.to_dict())))
     return _batch(out, FRAME_COLUMNS)
 
@@ -184,13 +157,19 @@ def decode(batch: Batch, run: RunSettings) -> Batch:
 class SourceStage:
     """Source `index` of the run over a batch of frames, in an actor that builds it once:
     run on the frames still missing its cards, with the cards of the sources before it as
-    `prior` (a source that breaks its contract abstains, as in one process). The `last`
-    stage also combines each frame's verdict and leaves the pixels behind."""
+    `prior`, as `Runner.batch` runs it. `run` is the run's bare Runner (`Runner.bare`).
 
-    def __init__(self, index: int, recipe: Recipe, run: RunSettings, *, last: bool = False,
-                 ledger: Any = None) -> None:
-        self.index, self.run, self.last, self.ledger = index, run, last, ledger
-        self.source = recipe.build(CliMemory())
+    A remote source gets the run's `ledger`: its servers' circuit breakers, its answer cache
+    and (for `budget`, its label) its budget are the run's, shared by every worker. The
+    `last` stage also combines each frame's verdict and leaves the pixels behind."""
+
+    def __init__(self, index: int, recipe: Recipe, run: Runner, *, last: bool = False,
+                 ledger: Any = None, budget: str = "") -> None:
+        self.index, self.run, self.last = index, run, last
+        if ledger is not None:  # this process is this actor's alone
+            breaker.share(lambda origin: SharedBreaker(ledger, origin))
+        self.budget = SharedBudget(ledger=ledger, name=budget) if ledger and budget else None
+        self.source = recipe.build(CliMemory(), ledger)
 
     def __call__(self, batch: Batch) -> Batch:
         rows = batch_rows(batch)
@@ -202,24 +181,21 @@ class SourceStage:
             prior: Sheet = [[c for cs in r["cards"][:self.index] for c in cs or ()]
                             for r in todo]
             images = [np.array(r["pixels"], np.float32) for r in todo]  # writable, as loaded
-            got = self.run.runner(self.source)._run_source(Planned(self.source, None), images,
-                                                           prior)
+            got = run_source(self.source, images, self.run.context(prior, self.budget))
             for r, cards in zip(todo, got, strict=True):
                 r["cards"][self.index], r["ran"][self.index] = list(cards), True
-        if self.last:
-            for r in rows:
-                r["verdict"] = self._verdict(r)
         for r in rows:
+            if self.last:
+                r["verdict"] = self._verdict(r)
             r["cards"], r["ran"] = dump_cards(r["cards"]), json.dumps(r["ran"])
         return _batch(rows, RESULT_COLUMNS if self.last else FRAME_COLUMNS)
 
     def _verdict(self, row: dict[str, Any]) -> str:
-        """The frame's verdict (JSON; "" for a verdict read from a PNG)."""
+        """The frame's verdict as JSON ("" for one saved in a PNG: the driver decides it)."""
         if row["saved"]:
             return ""
         if row["error"]:
             verdict = unreadable(row["error"])
         else:
-            cards = [c for cs in row["cards"] for c in cs or ()]
-            verdict = self.run.runner()._combine([cards])[0]
+            verdict = self.run.combine([[c for cs in row["cards"] for c in cs or ()]])[0]
         return json.dumps(verdict.to_dict(), ensure_ascii=False)

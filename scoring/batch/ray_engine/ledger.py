@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.errors import BudgetExhausted
-from ..remote import Budget, CircuitOpen
-from ..remote.breaker import Breaker
-from ..sources.judge.cache import Cache
+from ...core.errors import BudgetExhausted
+from ...remote import Budget, CircuitOpen
+from ...remote.breaker import Breaker
+from ...sources.judge.cache import Cache
 
 
 class Ledger:

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from scoring.batch.ray_ledger import Ledger, SharedBreaker, SharedBudget, SharedCache
+from scoring.batch.ray_engine.ledger import Ledger, SharedBreaker, SharedBudget, SharedCache
 from scoring.core.errors import BudgetExhausted
 from scoring.remote import CircuitOpen
 from scoring.remote.breaker import THRESHOLD

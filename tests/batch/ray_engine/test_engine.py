@@ -30,8 +30,8 @@ from helpers.ray_cluster import QUIET, RayCluster, ray_missing
 from helpers.run_cli import REPO
 from PIL import Image as PILImage
 
-from scoring.batch.ray_engine import INSTALL, gpus_for, plan_stages
-from scoring.batch.ray_stages import Recipe
+from scoring.batch.ray_engine.engine import INSTALL, gpus_for, plan_stages
+from scoring.batch.ray_engine.stages import Recipe
 from scoring.batch.runner import Planned, Runner
 from scoring.ensemble.aggregate import AggregateSettings
 from scoring.remote.breaker import THRESHOLD
@@ -68,8 +68,9 @@ def test_stages_ask_for_gpus_only_where_the_cluster_has_them(wd_model):
     assert [(s.kind, s.gpus) for s in cpu] == [("model", 0.0), ("light", 0.0),
                                               ("model", 0.0), ("remote", 0.0), ("light", 0.0)]
     assert recipes[4].why == "cannot start: no model"
-    assert recipes[2].options["model_path"] == str(wd_model / "model.onnx") or \
-        Path(recipes[2].options["model_path"]) == wd_model
+    assert recipes[2].options == {"model_path": wd_model}  # what it was built with
+    assert recipes[3].options["base_url"] == "http://127.0.0.1:9/v1"
+    assert recipes[3].label == "grok" == recipes[3].options["label"]
 
 
 def test_without_ray_the_engine_says_what_to_install(tmp_path, folder):
@@ -87,7 +88,7 @@ def test_without_ray_the_engine_says_what_to_install(tmp_path, folder):
 
 # -- fixtures ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory) -> Path:
+def archive(tmp_path_factory) -> Path:
     """196 PNGs of 64–128 px with some structure, an animated GIF (3 frames), a JPEG and a
     file that is not an image: 200 files, 202 report rows."""
     d = tmp_path_factory.mktemp("archive")
@@ -178,10 +179,10 @@ def verdicts(rows: dict[str, dict]) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, folder, wd_model) -> Path:
+def reference(tmp_path_factory, archive, wd_model) -> Path:
     """The one-process run over the same folder."""
     out = tmp_path_factory.mktemp("local") / "out"
-    r = score(folder, out, *SOURCES, "--option", f"wd.model_path={wd_model}")
+    r = score(archive, out, *SOURCES, "--option", f"wd.model_path={wd_model}")
     assert r.returncode == 0, r.stderr
     assert "202 images: 201 scored, 0 reused from the cache, 1 unreadable" in r.stdout
     return out
@@ -189,11 +190,11 @@ def reference(tmp_path_factory, folder, wd_model) -> Path:
 
 # -- on the cluster ----------------------------------------------------------------------
 @pytest.mark.ray
-def test_same_verdicts_as_one_process_and_a_rerun_reuses_them(cluster, folder, wd_model,
+def test_same_verdicts_as_one_process_and_a_rerun_reuses_them(cluster, archive, wd_model,
                                                                reference, tmp_path):
     out = tmp_path / "out"
     wd = ("--option", f"wd.model_path={wd_model}")
-    r = score(folder, out, *SOURCES, *wd, address=cluster.address)
+    r = score(archive, out, *SOURCES, *wd, address=cluster.address)
     assert r.returncode == 0, r.stderr
     assert "202 images: 201 scored, 0 reused from the cache, 1 unreadable" in r.stdout
     assert "200 of 200 files go to the Ray cluster" in r.stderr
@@ -202,24 +203,25 @@ def test_same_verdicts_as_one_process_and_a_rerun_reuses_them(cluster, folder, w
     assert cards(out) == cards(reference)  # the same cache, row for row
     assert list(report(out)) == list(report(reference))  # and the report in path order
 
-    again = score(folder, out, *SOURCES, *wd, address=cluster.address)
+    again = score(archive, out, *SOURCES, *wd, address=cluster.address)
     assert again.returncode == 0, again.stderr
     assert "202 images: 0 scored, 201 reused from the cache, 1 unreadable" in again.stdout
-    assert "nothing new for the Ray cluster" in again.stderr or \
-        "1 of 200 files go to the Ray cluster" in again.stderr  # only the broken file
+    # only what one process decodes again too: the animated file (its frames are cached
+    # one by one, each reused) and the file that is not an image
+    assert "2 of 200 files go to the Ray cluster" in again.stderr
     assert verdicts(report(out)) == verdicts(report(reference))
     assert cards(out) == cards(reference)
 
 
 @pytest.mark.ray
-def test_a_worker_node_killed_mid_run_leaves_every_image_scored_once(cluster, folder,
+def test_a_worker_node_killed_mid_run_leaves_every_image_scored_once(cluster, archive,
                                                                      wd_model, reference,
                                                                      tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     worker = cluster.workers[0]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "scoring", "score", str(folder), *SOURCES, "--option",
+        [sys.executable, "-m", "scoring", "score", str(archive), *SOURCES, "--option",
          f"wd.model_path={wd_model}", "--batch", "4", "--comfy", "off", "--out", str(out),
          "--engine", "ray", "--address", cluster.address],
         cwd=tmp_path, env=driver_env(tmp_path), stdout=subprocess.PIPE,
@@ -367,3 +369,28 @@ def test_the_answer_cache_is_the_runs_and_a_key_stays_on_its_nodes(cluster, node
             assert FAKE_KEY.encode() not in data and FAKE_KEY[4:20].encode() not in data, f
     for t in texts:
         assert FAKE_KEY not in t and FAKE_KEY[4:20] not in t
+
+
+@pytest.mark.ray
+def test_on_a_gpu_node_small_taggers_share_a_card(tmp_path, wd_model):
+    """A node that declares one GPU (Ray schedules by it; onnxruntime here still runs on
+    the CPU, as there is no GPU to run on): the tiny WD asks for an eighth of it, so eight
+    actors could share it; the technical check asks for none. The scores are those of one
+    process."""
+    why = ray_missing()
+    if why:
+        pytest.skip(why)
+    images = distinct(tmp_path / "images", 8)
+    opts = ("--sources", "wd,technical", "--option", f"wd.model_path={wd_model}",
+            "--min-sources", "1")
+    local = score(images, tmp_path / "local", *opts)
+    assert local.returncode == 0, local.stderr
+    gpu = RayCluster(tmp_path / "logs", workers=0, gpus=1)
+    try:
+        r = score(images, tmp_path / "out", *opts, address=gpu.address)
+    finally:
+        gpu.stop()
+    assert r.returncode == 0, r.stderr
+    assert "ray: wd: up to 8 actors, 0.5 CPU and 0.125 GPU each" in r.stderr
+    assert "ray: technical: up to 1 actors, 0.25 CPU each" in r.stderr
+    assert verdicts(report(tmp_path / "out")) == verdicts(report(tmp_path / "local"))

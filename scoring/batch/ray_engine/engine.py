@@ -1,0 +1,299 @@
+"""The driver's side of `--engine ray`: what the cluster runs, and what comes back.
+
+The driver (this process) asks the Runner what the cache holds for each file (`lookup`, as
+the one-process engine does); only the files still missing cards go to Ray Data: decoded,
+then one stage per source in the run's order — each an actor pool whose actors build the
+source once (`stages.SourceStage`) — the last stage combining the verdicts. A model's source
+asks for the share of a GPU its memory estimate needs (the CPU where the cluster has none); a
+remote source's actors share the run's budget, breakers and answer cache (`ledger`). Results
+stream back; the driver stores the cards through `Runner.store` (one row per image and
+source: a batch Ray runs again after a node died stores the same rows again) and yields
+the report entries.
+
+Every node needs Saiten's dependencies, the models at the same paths and the images at the
+same path (a shared folder); the `scoring` package itself travels with the job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import math
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ...core.cards import Verdict
+from ...core.errors import SourceError
+from ...report import Entry
+from ..resume_cache import file_hash
+from ..runner import Lookup, Runner, unreadable
+from .ledger import Ledger
+from .stages import Recipe, SourceStage, batch_rows, decode, dump_cards, load_cards
+
+INSTALL = 'pip install "comfyui-saiten[ray]"'
+"""What `--engine ray` needs (the `ray` extra: Ray Data), said when it is missing."""
+
+PACKAGE = Path(__file__).resolve().parents[2]
+"""The `scoring` package: it travels to every worker with the job (`py_modules`)."""
+
+DEFAULT_CARD = 8 << 30
+"""GPU memory assumed per card when no worker can say (the smallest card we target)."""
+
+LIGHT_CPUS, MODEL_CPUS, REMOTE_CPUS = 0.25, 0.5, 0.25
+"""CPUs each stage's actors reserve: fractions, so that on a small cluster every stage keeps
+a place (an actor holds its CPUs while idle)."""
+
+COUNTS_EVERY = 10.0
+"""Seconds between the pack's own progress lines (Ray Data draws its own bars)."""
+
+Log = Callable[[str], None]
+
+
+def require_ray() -> Any:
+    """The `ray` module with Ray Data, or a SourceError saying what to install."""
+    try:
+        import ray
+        import ray.data
+    except ImportError as e:
+        raise SourceError(f"--engine ray needs Ray Data in this Python ({e}): {INSTALL}") \
+            from None
+    return ray
+
+
+def connect(address: str | None) -> Any:
+    """Join the cluster at `address` ("auto", "HOST:PORT", "ray://HOST:10001"), or start
+    one on this machine when None; the `scoring` package travels with the job."""
+    ray = require_ray()
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if not ray.is_initialized():
+        local = {} if address else {"include_dashboard": False}
+        ray.init(address=address, logging_level=logging.WARNING,
+                 runtime_env={"py_modules": [str(PACKAGE)], "excludes": ["__pycache__"]},
+                 **local)
+    return ray
+
+
+def gpus_for(nbytes: int, card: int) -> float:
+    """GPUs one actor asks for: its model's share of a card rounded up to eighths (so several
+    small taggers share one card), a whole card when the size is unknown."""
+    if nbytes <= 0 or card <= 0:
+        return 1.0
+    return min(1.0, math.ceil(8 * nbytes / card) / 8)
+
+
+def card_bytes(ray: Any) -> int:
+    """The memory of the smallest GPU a worker sees (nvidia-smi there), or DEFAULT_CARD."""
+    @ray.remote(num_gpus=1, num_cpus=0)
+    def probe() -> int:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total",
+                              "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=30, check=True)
+        return min(int(x) for x in out.stdout.split()) << 20
+
+    try:
+        return int(ray.get(probe.remote(), timeout=120))
+    except Exception:
+        return DEFAULT_CARD
+
+
+@dataclass(frozen=True)
+class Stage:
+    """How one source runs on the cluster: an actor pool of at most `actors` actors, each
+    with `cpus` and `gpus`; `kind` is "light" (no model to speak of: the technical check, a
+    source that cannot run), "model" or "remote" (a server does the work)."""
+
+    kind: str
+    recipe: Recipe
+    cpus: float
+    gpus: float = 0.0
+    actors: int = 1
+
+    def describe(self) -> str:
+        gpu = f" and {self.gpus:g} GPU" if self.gpus else ""
+        return (f"{self.recipe.label or self.recipe.name}: up to {self.actors} actors, "
+                f"{self.cpus:g} CPU{gpu} each")
+
+
+def plan_stages(runner: Runner, recipes: Sequence[Recipe], resources: dict[str, float],
+                card: Callable[[], int], remote_workers: int | None = None) -> list[Stage]:
+    """Each source's stage from what it is and what the cluster has (`resources`: Ray's
+    totals); `remote_workers` actors call each remote source (default: one per CPU)."""
+    cpus, gpus = resources.get("CPU", 1.0), resources.get("GPU", 0.0)
+    stages = []
+    for plan, recipe in zip(runner.plans, recipes, strict=True):
+        src = plan.source
+        if plan.key is None or src.kind == "check":
+            stages.append(Stage("light", recipe, LIGHT_CPUS, actors=max(1, int(cpus))))
+        elif "base_url" in src.spec.build:  # a server does the work: no GPU here
+            stages.append(Stage("remote", recipe, REMOTE_CPUS,
+                                actors=remote_workers or max(2, int(cpus))))
+        elif gpus > 0:
+            share = gpus_for(src.memory_bytes(), card())
+            stages.append(Stage("model", recipe, MODEL_CPUS, share, max(1, int(gpus / share))))
+        else:
+            stages.append(Stage("model", recipe, MODEL_CPUS,
+                                actors=max(1, int(cpus / MODEL_CPUS))))
+    return stages
+
+
+@dataclass
+class RayEngine:
+    """Scores a run's files on a Ray cluster (see the module docstring). `runner` holds the
+    run (sources with their cache keys, the cache, settings, counts); `recipes[j]` says how
+    a worker builds source j."""
+
+    runner: Runner
+    recipes: Sequence[Recipe]
+    address: str | None = None
+    batch: int = 8
+    remote_workers: int | None = None
+    log: Log = lambda _: None
+    clock: Callable[[], float] = time.monotonic
+    unscored: int = field(default=0, init=False)
+
+    # -- the driver's side of the cache -------------------------------------------------
+    def _plan(self, paths: Sequence[Path]) -> tuple[list[Entry], list[dict[str, Any]]]:
+        """(entries known now: reused or unreadable, one row per file for the cluster)."""
+        r, ready, rows = self.runner, [], []
+        with ThreadPoolExecutor(4) as pool:  # hashing reads every file: overlap the reads
+            digests = list(pool.map(_digest, paths))
+        for i, (path, digest) in enumerate(zip(paths, digests, strict=True)):
+            got = r.lookup(path, digest)
+            if isinstance(got, Entry):
+                ready.append(got)
+                continue
+            rows.append({"order": i, "path": str(path), "name": path.name,
+                         "digest": got.digest, "cached": self._cached(got),
+                         "meta": json.dumps(got.stored[1], ensure_ascii=False)
+                         if got.stored else ""})
+        return ready, rows
+
+    def _cached(self, got: Lookup) -> str:
+        """The cards the cache holds per frame key of a file (an animated file's frames are
+        `digest#k`), as JSON for its row."""
+        r, cached = self.runner, {got.digest: got.cards}
+        k = 0
+        while r.cache is not None and r.cache.image(f"{got.digest}#{k}") is not None:
+            cached[f"{got.digest}#{k}"] = r.cached(f"{got.digest}#{k}")
+            k += 1
+        return json.dumps({key: json.loads(dump_cards(cs)) for key, cs in cached.items()})
+
+    def _entries(self, rows: list[dict[str, Any]]) -> list[Entry]:
+        """Result rows as entries, their cards stored (`Runner.store`)."""
+        r, entries, done, scored_at = self.runner, [], [], []
+        for row in rows:
+            name, key = str(row["name"]), str(row["key"])
+            meta = json.loads(row["meta"] or "{}")
+            if row["error"]:
+                r.counts.unreadable += 1
+                entries.append(Entry(name, unreadable(str(row["error"])), meta=meta))
+                continue
+            known = r.cache.image(key) if r.cache else None
+            thumb = known[0] if known and known[0] else bytes(row["thumb"]) or None
+            if r.cache is not None and not known:
+                r.cache.put_image(key, thumb, meta)
+            if row["saved"]:
+                r.counts.from_png += 1
+                entries.append(Entry(name, r.decide(_verdict(row["saved"])), thumb, meta,
+                                     origin="png"))
+                continue
+            done.append((key, load_cards(row["cards"]), json.loads(row["ran"])))
+            scored_at.append(len(entries))
+            entries.append(Entry(name, _verdict(row["verdict"]), thumb, meta))
+        for i, scored in zip(scored_at, r.store(done), strict=True):
+            if not scored:  # only stand-ins ran, or nothing at all
+                entries[i] = dataclasses.replace(entries[i], origin="cache")
+        return entries
+
+    # -- the cluster --------------------------------------------------------------------
+    def _dataset(self, ray: Any, rows: list[dict[str, Any]]) -> Any:
+        r = self.runner
+        stages = plan_stages(r, self.recipes, ray.cluster_resources(),
+                             functools.cache(lambda: card_bytes(ray)), self.remote_workers)
+        for stage in stages:
+            self.log(f"ray: {stage.describe()}")
+        budgets = {p.source.label: b for j, p in enumerate(r.plans)
+                   if (b := r.budget(j)) is not None}
+        ledger = None
+        if any(s.kind == "remote" for s in stages):
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
+                                                  soft=True)  # beside the driver
+            ledger = ray.remote(Ledger).options(num_cpus=0, scheduling_strategy=here).remote(
+                {label: (b.max_calls, b.max_usd) for label, b in budgets.items()})
+        run = r.bare()
+        ds = ray.data.from_items(rows, override_num_blocks=math.ceil(len(rows) / self.batch))
+        # with the first stage's resources, decoding runs inside its actors (Ray fuses the
+        # two); before a GPU stage it stays in CPU tasks
+        ds = ds.map_batches(decode, batch_size=self.batch, num_cpus=stages[0].cpus,
+                            fn_kwargs={"sources": len(stages), "rescore": r.rescore,
+                                       "labels": frozenset(p.source.label for p in r.plans)})
+        for j, stage in enumerate(stages):
+            remote = stage.kind == "remote"
+            label = stage.recipe.label or stage.recipe.name
+            ds = ds.map_batches(
+                SourceStage, batch_size=self.batch, num_cpus=stage.cpus,
+                num_gpus=stage.gpus or None,
+                compute=ray.data.ActorPoolStrategy(min_size=1, max_size=stage.actors),
+                fn_constructor_kwargs={
+                    "index": j, "recipe": stage.recipe, "run": run,
+                    "last": j == len(stages) - 1, "ledger": ledger if remote else None,
+                    "budget": label if remote and label in budgets else ""})
+        return ds
+
+    def entries(self, paths: Sequence[Path]) -> Iterator[tuple[list[Entry], int]]:
+        """(entries, files they are from) as they are ready: first those the driver knows
+        (reused from the cache, unreadable), then each batch the cluster finishes."""
+        ready, rows = self._plan(paths)
+        self.unscored = sum(e.verdict.unscored is not None for e in ready)
+        if ready:
+            yield ready, len(ready)
+        if not rows:
+            self.log("ray: nothing new for the Ray cluster: every file's cards are cached")
+            return
+        ray = connect(self.address)
+        where = self.address or "this machine"
+        self.log(f"ray: {len(rows)} of {len(paths)} files go to the Ray cluster at {where}")
+        files, shown = set(), self.clock()
+        try:
+            for batch in self._dataset(ray, rows).iter_batches(batch_size=None,
+                                                               batch_format="numpy"):
+                got = batch_rows(batch)
+                new = {int(row["order"]) for row in got} - files
+                files |= new
+                entries = self._entries(got)
+                self.unscored += sum(e.verdict.unscored is not None for e in entries)
+                yield entries, len(new)
+                if self.clock() - shown >= COUNTS_EVERY:
+                    shown = self.clock()
+                    self.log(self.counts(len(ready) + len(files), len(paths)))
+        finally:
+            self.log(self.counts(len(ready) + len(files), len(paths)))
+            ray.shutdown()
+
+    def counts(self, done: int, total: int) -> str:
+        """The pack's own progress line: files back, and how their images went."""
+        c = self.runner.counts
+        return (f"ray: {done}/{total} files: {c.scored} scored, {c.reused} reused, "
+                f"{self.unscored} unscored")
+
+
+def _digest(path: Path) -> str | None:
+    """The file's content hash (None when it cannot be read: `lookup` says why)."""
+    try:
+        return file_hash(path)
+    except OSError:
+        return None
+
+
+def _verdict(text: str) -> Verdict:
+    return Verdict.from_dict(json.loads(text))
