@@ -58,6 +58,7 @@ class RayCluster:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.nodes: list[subprocess.Popen] = []
+        self.killed: list[subprocess.Popen] = []
         try:
             self.head = self._node(head=True)
             self.wait(1)
@@ -97,7 +98,7 @@ class RayCluster:
     def wait(self, n: int, timeout: float = 120.0) -> None:
         end = time.monotonic() + timeout
         while (alive := self.alive()) != n:
-            dead = [p.args for p in self.nodes if p.poll() is not None and p.returncode]
+            dead = [p.args for p in self.nodes if p.poll() is not None and p not in self.killed]
             if dead or time.monotonic() > end:
                 raise RuntimeError(f"Ray cluster: {alive} nodes alive, wanted {n}; see "
                                    f"{self.log_dir} ({dead or 'timed out'})")
@@ -111,6 +112,7 @@ class RayCluster:
 
     def kill(self, node: subprocess.Popen) -> None:
         """SIGKILL a node: its raylet and every worker process on it, at once."""
+        self.killed.append(node)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(node.pid, signal.SIGKILL)
         node.wait(30)

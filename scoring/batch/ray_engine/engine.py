@@ -48,8 +48,8 @@ DEFAULT_CARD = 8 << 30
 """GPU memory assumed per card when no worker can say (the smallest card we target)."""
 
 LIGHT_CPUS, MODEL_CPUS, REMOTE_CPUS = 0.25, 0.5, 0.25
-"""CPUs each stage's actors reserve: fractions, so that on a small cluster every stage keeps
-a place (an actor holds its CPUs while idle)."""
+"""CPUs each stage's actors reserve at most: fractions, so that every stage keeps a place on
+a small cluster (an actor holds its CPUs while idle)."""
 
 COUNTS_EVERY = 10.0
 """Seconds between the pack's own progress lines (Ray Data draws its own bars)."""
@@ -117,31 +117,44 @@ class Stage:
     actors: int = 1
 
     def describe(self) -> str:
-        gpu = f" and {self.gpus:g} GPU" if self.gpus else ""
+        gpu = f" and {round(self.gpus, 3):g} GPU" if self.gpus else ""
         return (f"{self.recipe.label or self.recipe.name}: up to {self.actors} actors, "
-                f"{self.cpus:g} CPU{gpu} each")
+                f"{round(self.cpus, 3):g} CPU{gpu} each")
 
 
 def plan_stages(runner: Runner, recipes: Sequence[Recipe], resources: dict[str, float],
-                card: Callable[[], int], remote_workers: int | None = None) -> list[Stage]:
-    """Each source's stage from what it is and what the cluster has (`resources`: Ray's
-    totals); `remote_workers` actors call each remote source (default: one per CPU)."""
+                card: Callable[[], int], remote_workers: int | None = None,
+                node_cpus: float | None = None) -> list[Stage]:
+    """Each source's stage from what it is and what the cluster has: `resources` (Ray's
+    totals) and `node_cpus`, the CPUs of its smallest node. One actor of every stage and a
+    decoding task fit on any one node, so a run goes on while one node is left (and never
+    waits for a place none can give up). A model's source asks for
+    its share of a GPU where there are GPUs, else runs up to one actor per CPU; a remote
+    one has `remote_workers` actors (default: one per CPU, at least 2)."""
     cpus, gpus = resources.get("CPU", 1.0), resources.get("GPU", 0.0)
+    fit = (node_cpus or cpus) / (len(recipes) + 1)
+    per_cpu = max(1, int(cpus))
     stages = []
     for plan, recipe in zip(runner.plans, recipes, strict=True):
         src = plan.source
         if plan.key is None or src.kind == "check":
-            stages.append(Stage("light", recipe, LIGHT_CPUS, actors=max(1, int(cpus))))
+            stages.append(Stage("light", recipe, min(LIGHT_CPUS, fit), actors=per_cpu))
         elif "base_url" in src.spec.build:  # a server does the work: no GPU here
-            stages.append(Stage("remote", recipe, REMOTE_CPUS,
-                                actors=remote_workers or max(2, int(cpus))))
+            stages.append(Stage("remote", recipe, min(REMOTE_CPUS, fit),
+                                actors=remote_workers or max(2, per_cpu)))
         elif gpus > 0:
             share = gpus_for(src.memory_bytes(), card())
-            stages.append(Stage("model", recipe, MODEL_CPUS, share, max(1, int(gpus / share))))
+            stages.append(Stage("model", recipe, min(MODEL_CPUS, fit), share,
+                                max(1, int(gpus / share))))
         else:
-            stages.append(Stage("model", recipe, MODEL_CPUS,
-                                actors=max(1, int(cpus / MODEL_CPUS))))
+            stages.append(Stage("model", recipe, min(MODEL_CPUS, fit), actors=per_cpu))
     return stages
+
+
+def node_cpus(ray: Any) -> float | None:
+    """The CPUs of the cluster's smallest live node (None when none says)."""
+    sizes = [n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")]
+    return min((c for c in sizes if c > 0), default=None)
 
 
 @dataclass
@@ -217,7 +230,8 @@ class RayEngine:
     def _dataset(self, ray: Any, rows: list[dict[str, Any]]) -> Any:
         r = self.runner
         stages = plan_stages(r, self.recipes, ray.cluster_resources(),
-                             functools.cache(lambda: card_bytes(ray)), self.remote_workers)
+                             functools.cache(lambda: card_bytes(ray)), self.remote_workers,
+                             node_cpus(ray))
         for stage in stages:
             self.log(f"ray: {stage.describe()}")
         budgets = {p.source.label: b for j, p in enumerate(r.plans)
