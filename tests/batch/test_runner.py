@@ -16,6 +16,10 @@ from scoring.batch.runner import Planned, Runner
 from scoring.core.rubric import Rubric
 from scoring.ensemble.aggregate import AggregateSettings
 from scoring.report import save_png
+from scoring.sources import create
+from scoring.sources.technical import TechnicalCheck
+
+pytest_plugins = ["helpers.fixtures_http"]  # the fake OpenAI-compatible server
 
 
 @pytest.fixture
@@ -55,3 +59,20 @@ def test_unreadable_files_are_rows_not_crashes(folder, tmp_path):
     assert entries[1].verdict.unscored.startswith("missing.png: cannot read")
     assert entries[2].verdict.scored and r.counts.unreadable == 1
     assert Rubric.default().to_toml()  # the CLI keys the rubric by its TOML text
+
+
+def test_a_judges_budget_is_for_the_whole_run_not_each_batch(fakeapi, tmp_path):
+    """`max_calls` counts across the run's batches (the Ray engine shares the same one across
+    its workers: tests/batch/ray_engine/)."""
+    paths = []
+    for i in range(5):  # flat frames: the technical check's finding is what the judge reads
+        paths.append(tmp_path / f"flat{i}.png")
+        PILImage.new("RGB", (64, 64), (40 * i, 40 * i, 40 * i)).save(paths[-1])
+    judge = create("judge", base_url=fakeapi.url, model="grok-fake", max_calls=3)
+    plans = [Planned(TechnicalCheck(), "technical:r"), Planned(judge, "judge:r")]
+    r = Runner(plans, AggregateSettings(min_sources=1))
+    entries = [e for i in range(0, 5, 2) for e in r.batch(paths[i:i + 2])]
+    cards = [c for e in entries for c in e.verdict.cards if c.kind == "judge"]
+    assert len(fakeapi.requests()) == 3
+    assert [c.abstained is None for c in cards] == [True, True, True, False, False]
+    assert all("budget exhausted: 3 of max 3 calls" in c.abstained for c in cards[3:])
