@@ -1,6 +1,8 @@
 """Ray scaling: one folder scored by the one-process Runner and by the Ray engine on a local
-cluster of 1, then 2 worker nodes (each a `ray start` process with 1 CPU, on this machine),
-side by side in one process: one-process, Ray ×1, Ray ×2, one-process again.
+cluster of 1, then 2 worker nodes, side by side in one process: one-process, Ray ×1, Ray ×2,
+one-process again. A worker is a `ray start` node with 1 CPU pinned to its own core (so a
+2-core machine holds two one-core workers); this process (the one-process path, and the
+Ray driver) is pinned to the first core, with the first node.
 
     python bench/ray_scale.py      # --images 400 --sources nudenet,technical,wd --batch 8
 
@@ -86,7 +88,7 @@ def on_ray(ray, address: str, paths: list[Path], names: Sequence[str], options: 
         r = runner(names, options)
         engine = RayEngine(r, [Recipe.of(p.source) for p in r.plans], address=address,
                            batch=batch)
-        return timed(engine.entries(paths), len(paths))
+        return timed((entries for entries, _ in engine.entries(paths)), len(paths))
     finally:
         ray.shutdown()
 
@@ -111,8 +113,9 @@ def main() -> None:
         wd = build_wd(root / "wd-tiny-v3", tags, rng.normal(0, 3, (3, len(tags))),
                       rng.normal(0, 1, len(tags)))
         options = {"wd": {"model_path": str(wd)}}
+        os.sched_setaffinity(0, {0})
         local = [one_process(paths, names, options, a.batch)]
-        cluster = RayCluster(root / "logs", workers=0)
+        cluster = RayCluster(root / "logs", workers=0, cores=[0, 1])
         try:
             ray1 = on_ray(ray, cluster.address, paths, names, options, a.batch)
             cluster.add_worker()

@@ -138,19 +138,25 @@ def _run(paths: Sequence[Path] | Path, args: argparse.Namespace, names: Sequence
                         rule=Rule(threshold=args.pass_score), cache=cache,
                         rescore=args.rescore, beside=beside)
         session = Session(runner, args.out, title, progress)
+        failed = False
         if isinstance(paths, Path):
             session.watch(paths, args.batch, idle_exit=args.idle_exit, settle=args.settle)
         else:
             engine = RayEngine(runner, [Recipe.of(s) for s in sources], args.address,
                                args.batch, args.remote_workers, progress.log) if on_ray else None
-            session.score(paths, args.batch, engine)
+            try:
+                session.score(paths, args.batch, engine)
+            except SourceError as e:  # the cluster cannot be reached, or gave up on the run
+                progress.log(f"error: {e} (the images it did not score are unscored rows "
+                             "of the report; the next run scores them)")
+                failed = True
         entries = list(session.entries.values())
         print(format_table(entries))
         written = session.write(force=True) or {}
     scored = sum(e.verdict.scored for e in entries)
     print(f"\n{scored} of {len(entries)} images scored with {', '.join(names)}; "
           f"{session.note()} Wrote " + ", ".join(str(p) for p in written.values()))
-    return 130 if session.interrupted else 0
+    return 1 if failed else 130 if session.interrupted else 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:

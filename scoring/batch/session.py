@@ -135,21 +135,29 @@ class Session:
         """Score `paths` in batches of `batch` (or on `engine`: a Ray cluster); a Ctrl-C
         before the end is an interruption. The report follows the order of `paths`."""
         with Stop(self.progress.log) as stop:
-            if engine is None:
-                chunks = (paths[i:i + batch] for i in range(0, len(paths), batch))
-                self._run(((self.runner.batch(c), len(c)) for c in chunks), stop)
-            else:
-                self._run(engine.entries(paths), stop)
+            try:
+                if engine is None:
+                    chunks = (paths[i:i + batch] for i in range(0, len(paths), batch))
+                    self._run(((self.runner.batch(c), len(c)) for c in chunks), stop)
+                else:
+                    self._run(engine.entries(paths), stop)
+            finally:
+                self._in_order(paths)
         self.interrupted |= stop.requested and self.progress.done < len(paths)
         if self.interrupted:
             self.progress.log(f"interrupted: reporting the {len(self.entries)} images scored "
                               "so far")
+
+    def _in_order(self, paths: Sequence[Path]) -> None:
+        """Entries in the order of `paths` (frames `file#k` in order): an engine that
+        returns them as they finish gives the same report as one process."""
         place = {p.name: i for i, p in enumerate(paths)}
 
         def order(name: str) -> tuple[int, int]:
+            if name in place:
+                return place[name], 0
             file, _, k = name.rpartition("#")
-            return (place[name], 0) if name in place else (place.get(file, len(place)),
-                                                          int(k) if k.isdigit() else 0)
+            return place.get(file, len(place)), int(k) if k.isdigit() else 0
 
         self.entries = dict(sorted(self.entries.items(), key=lambda kv: order(kv[0])))
 

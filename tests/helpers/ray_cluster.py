@@ -46,11 +46,12 @@ def ray_missing() -> str | None:
 class RayCluster:
     """`address` is what `--address` takes. `env` is every node's environment on top of
     this process's (a worker node's own configuration: keys, proxies). `gpus` is what the
-    head declares: Ray schedules by them whether or not the card is there."""
+    head declares: Ray schedules by them whether or not the card is there. `cores` pins node
+    i to core `cores[i % len(cores)]` (a bench's one-core machines)."""
 
     def __init__(self, log_dir: Path, *, workers: int = 1, env: dict[str, str] | None = None,
-                 cpus: int = 1, gpus: int = 0) -> None:
-        self.log_dir, self.cpus, self.gpus = log_dir, cpus, gpus
+                 cpus: int = 1, gpus: int = 0, cores: list[int] | None = None) -> None:
+        self.log_dir, self.cpus, self.gpus, self.cores = log_dir, cpus, gpus, cores
         self.log_dir.mkdir(parents=True, exist_ok=True)
         # short: Ray's unix sockets live under it (107 characters at most)
         self.temp = tempfile.mkdtemp(prefix="saiten-ray-", dir="/tmp")
@@ -82,8 +83,11 @@ class RayCluster:
         else:
             args += ["--address", self.address]
         log = (self.log_dir / f"node{len(self.nodes)}.log").open("w")
+        core = self.cores[len(self.nodes) % len(self.cores)] if self.cores else None
         node = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                preexec_fn=None if core is None else
+                                lambda: os.sched_setaffinity(0, {core}))
         self.nodes.append(node)
         return node
 

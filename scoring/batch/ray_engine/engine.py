@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import os
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -73,11 +74,16 @@ def connect(address: str | None) -> Any:
     one on this machine when None; the `scoring` package travels with the job."""
     ray = require_ray()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    _answers(address)
     if not ray.is_initialized():
         local = {} if address else {"include_dashboard": False}
-        ray.init(address=address, logging_level=logging.WARNING,
-                 runtime_env={"py_modules": [str(PACKAGE)], "excludes": ["__pycache__"]},
-                 **local)
+        try:
+            ray.init(address=address, logging_level=logging.WARNING,
+                     runtime_env={"py_modules": [str(PACKAGE)], "excludes": ["__pycache__"]},
+                     **local)
+        except Exception as e:  # no cluster there, ray:// without ray[client], a bad token…
+            raise SourceError(f"cannot join the Ray cluster at {address or 'this machine'}: "
+                              f"{type(e).__name__}: {_first_line(e)}") from None
     return ray
 
 
@@ -274,13 +280,13 @@ class RayEngine:
         if not rows:
             self.log("ray: nothing new for the Ray cluster: every file's cards are cached")
             return
-        ray = connect(self.address)
         where = self.address or "this machine"
         self.log(f"ray: {len(rows)} of {len(paths)} files go to the Ray cluster at {where}")
-        files, shown = set(), self.clock()
+        files: set[int] = set()
+        shown = self.clock()
         try:
-            for batch in self._dataset(ray, rows).iter_batches(batch_size=None,
-                                                               batch_format="numpy"):
+            ray = connect(self.address)
+            for batch in _stream(self._dataset(ray, rows)):
                 got = batch_rows(batch)
                 new = {int(row["order"]) for row in got} - files
                 files |= new
@@ -290,15 +296,48 @@ class RayEngine:
                 if self.clock() - shown >= COUNTS_EVERY:
                     shown = self.clock()
                     self.log(self.counts(len(ready) + len(files), len(paths)))
+        except SourceError as e:  # no cluster, or it gave up: what did not come back is
+            left = [row for row in rows if int(row["order"]) not in files]  # unscored, saying so
+            self.unscored += len(left)
+            yield [Entry(row["name"], unreadable(f"not scored: {e}")) for row in left], len(left)
+            raise
         finally:
             self.log(self.counts(len(ready) + len(files), len(paths)))
-            ray.shutdown()
+            if require_ray().is_initialized():
+                require_ray().shutdown()
 
     def counts(self, done: int, total: int) -> str:
         """The pack's own progress line: files back, and how their images went."""
         c = self.runner.counts
         return (f"ray: {done}/{total} files: {c.scored} scored, {c.reused} reused, "
                 f"{self.unscored} unscored")
+
+
+def _answers(address: str | None, timeout: float = 10.0) -> None:
+    """A SourceError at once when nothing listens at a "HOST:PORT" address (Ray itself
+    would keep retrying for minutes)."""
+    host, sep, port = (address or "").rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise SourceError(f"nothing answers at {address} ({e}): is `ray start --head` running "
+                          "there, and its port open to this machine?") from None
+
+
+def _stream(ds: Any) -> Iterator[dict[str, Any]]:
+    """The dataset's result batches; a run Ray gives up on (after its retries) is a
+    SourceError saying why."""
+    try:
+        yield from ds.iter_batches(batch_size=None, batch_format="numpy")
+    except Exception as e:
+        raise SourceError(f"the Ray run stopped: {type(e).__name__}: {_first_line(e)}") \
+            from e
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [""])[0][:300]
 
 
 def _digest(path: Path) -> str | None:

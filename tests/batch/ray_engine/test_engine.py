@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from helpers.fakeapi import FAKE_KEY, RUBRIC, STATE, Handler, Server
 from helpers.models.onnx_models import build_wd, wd_tags
-from helpers.ray_cluster import QUIET, RayCluster, ray_missing
+from helpers.ray_cluster import QUIET, RayCluster, free_port, ray_missing
 from helpers.run_cli import REPO
 from PIL import Image as PILImage
 
@@ -404,3 +404,20 @@ def test_on_a_gpu_node_small_taggers_share_a_card(tmp_path, wd_model):
     assert "ray: wd: up to 8 actors, 0.333 CPU and 0.125 GPU each" in r.stderr
     assert "ray: technical: up to 1 actors, 0.25 CPU each" in r.stderr
     assert verdicts(report(tmp_path / "out")) == verdicts(report(tmp_path / "local"))
+
+
+@pytest.mark.ray
+def test_an_address_where_nothing_answers_is_an_error_and_unscored_rows(tmp_path):
+    why = ray_missing()
+    if why:
+        pytest.skip(why)
+    images = distinct(tmp_path / "images", 3)
+    dead = f"127.0.0.1:{free_port()}"
+    out = tmp_path / "out"
+    r = score(images, out, "--sources", "technical", address=dead, timeout=120)
+    assert r.returncode == 1, r.stderr
+    assert f"error: nothing answers at {dead}" in r.stderr and "Traceback" not in r.stderr
+    rows = report(out)  # every file is in the report, unscored with the reason
+    assert sorted(rows) == ["c00.png", "c01.png", "c02.png"]
+    assert all(f"not scored: nothing answers at {dead}" in row["unscored"]
+               for row in rows.values())
