@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import signal
@@ -198,19 +199,24 @@ def test_a_source_breaking_its_contract_abstains(folder):
         assert e.verdict.dropped["broken"].startswith("failed: RuntimeError: broken returned 1")
 
 
-def test_interrupt_still_writes_the_report(folder, tmp_path):
+def test_interrupt_still_writes_the_report(tmp_path):
+    """Ctrl-C after the first image: the run stops after the image in hand. 40 distinct
+    (never served from the cache) 4-Mpx photos take the CLI seconds each handful, so the
+    signal always lands long before the last one, however loaded the machine."""
     many = tmp_path / "many"
     many.mkdir()
-    data = (folder / "coffee.jpg").read_bytes()
-    for i in range(60):
-        (many / f"img{i:02}.jpg").write_bytes(data)
+    photo = io.BytesIO()
+    PILImage.fromarray(skimage.data.coffee()).resize((2400, 1600)).save(photo, "JPEG",
+                                                                        quality=90)
+    for i in range(40):  # the same pixels; bytes after the image's end make each distinct
+        (many / f"img{i:02}.jpg").write_bytes(photo.getvalue() + b"%d" % i)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "scoring", "score", str(many), "--sources", "technical",
-         "--batch", "1", "--min-sources", "1", "--out", str(tmp_path / "o")],
+         "--batch", "1", "--min-sources", "1", "--comfy", "off", "--out", str(tmp_path / "o")],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert proc.stderr.readline().startswith("scored 1/60")
+        assert proc.stderr.readline().startswith("scored 1/40")
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)
     finally:
@@ -220,7 +226,7 @@ def test_interrupt_still_writes_the_report(folder, tmp_path):
     assert "img00.jpg" in out
     assert "interrupted: reporting the" in err
     done = (tmp_path / "o" / "report.jsonl").read_text().splitlines()
-    assert 1 <= len(done) < 60
+    assert 1 <= len(done) < 40
 
 
 def test_source_options_reach_the_source(folder, tmp_path):

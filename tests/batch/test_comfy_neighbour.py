@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import socket
-import time
 
 import pytest
+from helpers.clock import FakeClock
 from helpers.fakecomfy import FakeComfy
 
 from scoring.batch.comfy_neighbour import ComfyNeighbour, QueueState, neighbour
@@ -39,7 +39,7 @@ def test_queue_states(fake):
     assert states[1] == QueueState(1, 0) and states[3].describe() == "0 running, 3 pending"
 
 
-@pytest.mark.parametrize("answer", ["junk", "odd", "error", "hang:2"])
+@pytest.mark.parametrize("answer", ["junk", "odd", "error", "hang:10"])  # 10 s ≫ 0.5 s
 def test_odd_answers_count_as_idle_and_never_raise(fake, answer):
     fake.answer(answer)
     c = ComfyNeighbour(fake.url, timeout=0.5)
@@ -49,9 +49,11 @@ def test_odd_answers_count_as_idle_and_never_raise(fake, answer):
 
 
 def test_nobody_listening_counts_as_idle():
-    c = ComfyNeighbour(f"http://127.0.0.1:{closed_port()}", timeout=0.5)
+    clock = FakeClock()
+    c = ComfyNeighbour(f"http://127.0.0.1:{closed_port()}", timeout=0.5, clock=clock,
+                       sleep=clock.sleep)
     assert c.queue() == QueueState(answered=False)
-    assert c.wait_idle(5) == (True, pytest.approx(0, abs=1))
+    assert c.wait_idle(5) == (True, 0) and clock.slept == []  # at once, no wait
     assert c.free() is False and c.frees == 0
 
 
@@ -67,10 +69,11 @@ def test_wait_until_idle_with_a_progress_line(fake):
 
 def test_wait_is_bounded(fake):
     fake.answer(default="busy")
-    c = ComfyNeighbour(fake.url, poll=0.05)
-    t0 = time.monotonic()
-    idle, waited = c.wait_idle(0.3)
-    assert not idle and 0.3 <= waited < 5 and time.monotonic() - t0 < 5
+    clock = FakeClock()
+    c = ComfyNeighbour(fake.url, poll=0.5, clock=clock, sleep=clock.sleep)
+    idle, waited = c.wait_idle(2.25)
+    assert not idle and waited == 2.25  # gave up at its bound, not a poll later
+    assert clock.slept == [0.5, 0.5, 0.5, 0.5, 0.25] and len(fake.polls) == 6
 
 
 def test_free_asks_to_unload_and_free(fake):

@@ -129,20 +129,35 @@ def test_an_interrupted_run_resumes_without_duplicates(tmp_path):
 
 
 def test_watch_scores_what_lands_in_the_folder(tmp_path):
+    """Each file lands after the watcher said it scored the ones before (its "scored N"
+    line), never after a guessed pause. The only times are the watcher's own: --settle 1 s
+    (far longer than the slow writer's pauses) and --idle-exit 8 s (far longer than a new
+    file's settle), so a loaded machine changes how long this takes, not what it finds.
+    Every rule of the watcher on a driven clock: tests/batch/test_watch.py."""
     folder, out = tmp_path / "output", tmp_path / "out"
     images(folder, 2, seed0=1)  # already there when the watch starts
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "scoring", "watch", str(folder), *SOURCES, "--settle", "0.5",
-         "--idle-exit", "6", "--comfy", "off", "--out", str(out)],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [sys.executable, "-m", "scoring", "watch", str(folder), *SOURCES, "--settle", "1",
+         "--idle-exit", "8", "--comfy", "off", "--out", str(out)],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    hung = threading.Timer(300, proc.kill)  # a watch that never ends fails, not hangs
+    hung.start()
+    said: list[str] = []
 
-    def comfyui_saving():
+    def scored(n: int) -> None:
+        """Read the watcher's lines until it has scored `n` files in all."""
+        for line in proc.stderr:
+            said.append(line)
+            if line.startswith("scored ") and int(line.split()[1]) >= n:
+                return
+        raise AssertionError(f"the watch ended before scoring {n} files:\n{''.join(said)}")
+
+    try:
+        scored(2)
         rng = np.random.default_rng(7)
-        time.sleep(1.5)
         for i in range(3):  # written straight into place
             comfy_png(folder / f"ComfyUI_{10 + i:05}_.png", 500 + i, "桜の下で", rng)
-            time.sleep(0.3)
         tmp = comfy_png(folder / "upscaled.png.tmp", 777, "renamed", rng)
         os.replace(tmp, folder / "upscaled.png")  # renamed into place
         data = comfy_png(tmp_path / "slow.png", 888, "slow", rng).read_bytes()
@@ -150,20 +165,19 @@ def test_watch_scores_what_lands_in_the_folder(tmp_path):
             for k in range(0, len(data), len(data) // 4 + 1):
                 f.write(data[k:k + len(data) // 4 + 1])
                 f.flush()
-                time.sleep(0.3)
-        time.sleep(1.5)
+                time.sleep(0.05)  # (were a part picked up, it would be scored again whole)
+        scored(7)
         comfy_png(folder / "ComfyUI_00010_.png", 501, "overwritten", rng)  # changed
-
-    writer = threading.Thread(target=comfyui_saving)
-    writer.start()
-    try:
-        _, stderr = proc.communicate(timeout=180)
+        scored(8)
+        said.extend(proc.stderr)  # to the end of the watch
+        proc.wait()
     finally:
-        writer.join()
+        hung.cancel()
         if proc.poll() is None:
             proc.kill()
+    stderr = "".join(said)
     assert proc.returncode == 0, stderr
-    assert "no new file for 6s: reporting 7 images" in stderr
+    assert "no new file for 8s: reporting 7 images" in stderr
     rows = report(out)
     by_name = {r["file"]: r for r in rows}
     assert len(rows) == len(by_name) == 7  # one row per file, the overwritten one once

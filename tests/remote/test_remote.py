@@ -24,6 +24,8 @@ from scoring.remote import (
 pytest_plugins = ["helpers.fixtures_http"]
 
 MSG = [{"role": "user", "content": "hello"}]
+HUNG = 60  # seconds a hung server holds a request (or drips its answer): beyond every bound
+SLACK = 10.0  # scheduling slack of a wall-time bound: generous on a loaded 2-core machine
 
 
 def remote(fakeapi, **kw) -> Remote:
@@ -56,27 +58,29 @@ def test_plain_call_sends_key_only_in_the_auth_header(fakeapi):
     ({"kind": "status", "code": 500}, 0.0),
     ({"kind": "status", "code": 503}, 0.0),
     ({"kind": "reset"}, 0.0),
-    ({"kind": "delay", "seconds": 3}, 1.0),  # beyond the 1 s timeout
-    ({"kind": "drip", "interval": 0.05}, 1.0),  # bytes keep coming, never within 1 s
+    ({"kind": "delay", "seconds": HUNG}, 1.0),  # beyond the 1 s timeout
+    ({"kind": "drip", "interval": 0.25}, 1.0),  # bytes keep coming, never within 1 s
 ])
 def test_one_transient_fault_is_retried_once_within_bounds(fakeapi, fault, min_s):
     fakeapi.script(fault)
     reply, secs = timed(lambda: remote(fakeapi).chat(model="m", messages=MSG))
     assert not isinstance(reply, Exception), reply
-    assert reply.attempts == 2 and len(fakeapi.requests()) == 2
-    assert min_s <= secs < min_s + 1.5
+    assert reply.attempts == 2 and len(fakeapi.requests()) == 2  # the fault cost one attempt
+    first, second = (r["time"] for r in fakeapi.requests())
+    assert second - first >= min_s  # as the server saw it: the wait or the timeout was kept
+    assert min_s <= secs < min_s + SLACK
 
 
 @pytest.mark.parametrize("fault", [
-    {"kind": "status", "code": 500}, {"kind": "reset"}, {"kind": "delay", "seconds": 5},
-    {"kind": "drip", "interval": 0.05}, {"kind": "status", "code": 429, "retry_after": "0.2"},
+    {"kind": "status", "code": 500}, {"kind": "reset"}, {"kind": "delay", "seconds": HUNG},
+    {"kind": "drip", "interval": 0.25}, {"kind": "status", "code": 429, "retry_after": "0.2"},
 ])
 def test_a_dead_server_ends_in_a_clear_error_within_the_wall_time(fakeapi, fault):
     fakeapi.script(default=fault)
     err, secs = timed(lambda: remote(fakeapi, max_retries=2).chat(model="m", messages=MSG))
     assert isinstance(err, RemoteError) and not isinstance(err, ParamRejected)
     assert len(fakeapi.requests()) == 3 == err.attempts
-    assert secs < 3 * 1.0 + 1.0  # wall time = timeout × attempts, plus scheduling slack
+    assert secs < 3 * 1.0 + SLACK  # wall time = timeout × attempts, plus scheduling slack
     assert "attempts" in str(err)
 
 
@@ -84,7 +88,8 @@ def test_a_long_retry_after_stops_at_once_instead_of_sleeping(fakeapi):
     fakeapi.script(default={"kind": "status", "code": 429, "retry_after": "120"})
     err, secs = timed(lambda: remote(fakeapi).chat(model="m", messages=MSG))
     assert isinstance(err, RemoteError) and err.status == 429
-    assert "wait 120 s" in str(err) and len(fakeapi.requests()) == 1 and secs < 1.0
+    assert "wait 120 s" in str(err) and "stopped at the 3 s time bound" in str(err)
+    assert len(fakeapi.requests()) == 1 == err.attempts and secs < SLACK  # no 120 s sleep
 
 
 def test_junk_and_client_errors_are_not_retried(fakeapi):
@@ -183,5 +188,6 @@ def test_redact_and_retry_after():
     assert retry_after({"retry-after": "3"}) == 3.0
     assert retry_after({"retry-after-ms": "250"}) == 0.25
     later = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 30))
-    assert 25 < retry_after({"retry-after": later}) <= 30
+    # the date is to the second, and some time passes before retry_after reads the clock
+    assert 30 - 1 - SLACK < retry_after({"retry-after": later}) <= 30
     assert retry_after({"retry-after": "soon"}) is None and retry_after({}) is None
