@@ -1,5 +1,6 @@
-"""HttpVLM ("vlm-http") over real HTTP: the fault-injecting server on 127.0.0.1, and a real
-`llama_cpp.server` serving a tiny GGUF when the server extras are installed."""
+"""HttpVLM ("vlm-http") over real HTTP: the fault-injecting server on 127.0.0.1 (a hung one
+costing two attempts per batch, then nothing), and a real `llama_cpp.server` serving a tiny
+GGUF when the server extras are installed."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import base64
 import io
 import json
 import math
+import re
 import time
 
 import numpy as np
@@ -181,3 +183,26 @@ def test_cancel_ends_a_slow_request_at_once(fakeapi, fake_key):
     with pytest.raises(Cancelled):
         vlm(fakeapi, timeout=HUNG / 2).score([RED, BLUE], ctx)
     assert time.monotonic() - t < SLACK and len(fakeapi.requests()) == 1
+
+
+def test_a_hung_vlm_server_costs_two_attempts_per_batch_then_nothing(fakeapi, monkeypatch):
+    """K: 3 × 60 s per image and nothing carried over; now 2 attempts for the first image,
+    the rest of the batch skipped, the next batch abstaining at once."""
+    monkeypatch.delenv("SAITEN_HTTP_COOLDOWN", raising=False)  # 5 min: outlasts this test
+    fakeapi.script(default={"kind": "delay", "seconds": HUNG})
+    images = [np.full((8, 8, 3), v, np.float32) for v in (0.1, 0.3, 0.5, 0.7, 0.9)]
+    vlm = create("vlm-http", base_url=fakeapi.url, model="m", timeout=0.5, method="generate",
+                 comment=False)
+    t = time.monotonic()
+    out = vlm.score(images, ScoreContext())
+    spent = time.monotonic() - t
+    assert all(not c[0].ok for c in out) and spent < 2 * 0.5 + SLACK
+    took = re.search(r"gave up after 2 attempts in ([0-9.]+) s", out[0][0].abstained)
+    assert took and 1.0 <= float(took[1]) <= spent + 0.05  # the real elapsed time
+    assert "VLM server unreachable since" in out[1][0].abstained
+    assert out[4][0].abstained.startswith("skipped: ")
+    assert len(fakeapi.requests()) == 3  # 2 attempts, then 1 more of image 1 opens it
+    again = create("vlm-http", base_url=fakeapi.url, model="m", timeout=0.5,
+                   method="generate").score(images, ScoreContext())
+    assert "unreachable since" in again[0][0].abstained  # at once: nothing more was sent
+    assert len(fakeapi.requests()) == 3
