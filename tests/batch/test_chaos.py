@@ -11,7 +11,6 @@ pure function of the seed and the request."""
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import random
@@ -177,4 +176,3 @@ def test_chaos_run(tmp_path, fake_server):
     assert f"{len(scored)} of {len(first)} images scored" in again.stdout
     assert "0 scored" in again.stdout.split("images:")[-1]
     assert cached >= len(scored) and leftovers == []
-    del io
