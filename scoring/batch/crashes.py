@@ -131,6 +131,7 @@ class Crashes:
 
     def _update(self, files: dict[str, Signature] | None,
                 done: dict[str, Signature] | None = None) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
         with folder_lock(self.folder):
             data = self._read()
             runs = data.get("runs") if isinstance(data.get("runs"), dict) else {}

@@ -45,6 +45,17 @@ _PLAIN = re.compile(r"\s*-?\d{1,12}(?:\.\d{1,12})?\s*")
 SCALE = (0.0, 100.0)
 """The range every rubric axis is scored in: a value outside it is no score."""
 
+RAW_EXCERPT = 300
+"""Characters of a model's answer a card keeps (`ScoreCard.raw`): never the whole answer."""
+MAX_COMMENT = 1000
+"""Characters of a model's comment kept (it goes into reports and PNGs)."""
+
+
+def excerpt(text: str, limit: int = RAW_EXCERPT) -> str:
+    """The start of an answer, for a card or a message (… marks a cut)."""
+    text = str(text).strip()
+    return text if len(text) <= limit else text[:limit] + "…"
+
 
 @dataclass
 class Parsed:
@@ -182,7 +193,7 @@ def scores_from_json(obj: dict[str, Any] | None, axes: tuple[str, ...] = AXES) -
         else:
             out.axes[axis] = v
     comment = lowered.get("comment", "")
-    out.comment = comment.strip() if isinstance(comment, str) else ""
+    out.comment = excerpt(comment, MAX_COMMENT) if isinstance(comment, str) else ""
     return out
 
 

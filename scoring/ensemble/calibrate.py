@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.cards import CHECK, ScoreCard, Verdict, clamp_score
+from ..core.cards import CHECK, ScoreCard, Verdict, score_value
 from ..core.paths import confined
 
 ENSEMBLE = "ensemble"
@@ -122,7 +122,7 @@ def source_values(verdict: Verdict, axis: str = "overall") -> dict[str, float]:
         if not c.ok:
             continue
         v = (100.0 - c.penalty if c.kind == CHECK and axis == "overall"
-             else None if c.kind == CHECK else clamp_score(c.axes.get(axis)))
+             else None if c.kind == CHECK else score_value(c.axes.get(axis)))
         if v is not None:
             per.setdefault(c.source, []).append(max(0.0, v))
     out = {src: float(statistics.median(vs)) for src, vs in sorted(per.items())}

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core.atomic import as_write_error
 from ..core.errors import BudgetExhausted
-from .keys import redact
+from .keys import mask
 
 log = logging.getLogger("saiten")
 
@@ -153,16 +154,24 @@ class CostLog:
         self.secrets = [s for s in secrets if s]
         self.records: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self.problem = ""
 
     def add(self, **record: Any) -> dict[str, Any]:
+        """Record one call. A log file that cannot be written (a full disk, a read-only
+        folder) never fails the call: the log stops writing and `problem` says why."""
         rec = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **record}
-        line = redact(json.dumps(rec, ensure_ascii=False), self.secrets)
+        line = mask(json.dumps(rec, ensure_ascii=False), self.secrets)  # stays JSON
         with self._lock:
             self.records.append(json.loads(line))
             if self.path:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                with self.path.open("a", encoding="utf-8") as f:
-                    f.write(line + "\n")
+                try:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    with self.path.open("a", encoding="utf-8") as f:
+                        f.write(line + "\n")
+                except OSError as e:
+                    self.problem = f"cost log off: {as_write_error(e, self.path)}"
+                    log.warning("saiten: %s", self.problem)
+                    self.path = None
         return rec
 
     @property
@@ -178,4 +187,5 @@ class CostLog:
         return sum(1 for r in self.records if r.get("cache_hit"))
 
     def summary(self) -> str:
-        return f"{self.calls} calls, {self.cache_hits} cache hits, ${self.usd:.4f}"
+        line = f"{self.calls} calls, {self.cache_hits} cache hits, ${self.usd:.4f}"
+        return f"{line} ({self.problem})" if self.problem else line

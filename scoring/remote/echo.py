@@ -6,7 +6,7 @@ pieces with words between them, upper/lower case swapped, reversed — and any o
 nested in another. `echoes(text, secrets)` undoes each encoding it finds (to `DEPTH`
 levels) and looks for a run of `RUN` characters of a secret, in order, in what came out:
 verbatim, or with whatever is not a letter or digit removed, or spread with short gaps.
-It looks at the first `MAX_CHECK` characters only: longer server text is never shown.
+A long text is looked at in overlapping windows of `MAX_CHECK` characters.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ GAP = 12
 DEPTH = 3
 """Encodings inside encodings undone."""
 MAX_CHECK = 8192
-"""Characters of a text examined; the callers never share more than this."""
+"""Characters of a text examined at a time (a longer one: in windows overlapping by
+OVERLAP, so an echo across a window's edge is seen whole in the next)."""
+OVERLAP = 1024
 
 _B64 = re.compile(r"[A-Za-z0-9+/_=-]{12,}")
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2}[\s:-]?){8,}")
@@ -122,8 +124,14 @@ def echoes(text: object, secrets: Iterable[str | None]) -> bool:
     keys = [s for s in secrets if s and len(s) >= RUN]
     if not keys:
         return False
+    t = str(text)
+    step = MAX_CHECK - OVERLAP
+    return any(_echoes(t[at:at + MAX_CHECK], keys) for at in range(0, max(1, len(t)), step))
+
+
+def _echoes(text: str, keys: list[str]) -> bool:
     pieces = [(_runs(k, RUN), _runs(_alnum(k), RUN), _alnum(k)) for k in keys]
-    for form in decodings(str(text)):
+    for form in decodings(text):
         flat = _alnum(form)
         low = form.casefold()
         for verbatim, spaced, core in pieces:
@@ -136,4 +144,4 @@ def echoes(text: object, secrets: Iterable[str | None]) -> bool:
     return False
 
 
-__all__ = ["DEPTH", "GAP", "MAX_CHECK", "RUN", "decodings", "echoes"]
+__all__ = ["DEPTH", "GAP", "MAX_CHECK", "OVERLAP", "RUN", "decodings", "echoes"]

@@ -181,10 +181,16 @@ def _detail(en: Entry) -> str:
 
 def write_html(path: str | Path, entries: Sequence[Entry], title: str = "Saiten report", *,
                note: str = "", refs: Sequence[str | None] = ()) -> Path:
-    """The report page at `path`: thumbnails inlined up to `INLINE_THUMBS` images, past that
-    loaded from their files beside the page (`refs[i]`, see `thumbs.store`). Each entry's
-    status is its verdict's decision (`report.decided` gives every entry one)."""
-    e, path = html.escape, Path(path)
+    """The report page (`render_html`) written at `path`."""
+    return write_text(path, render_html(entries, title, note=note, refs=refs))
+
+
+def render_html(entries: Sequence[Entry], title: str = "Saiten report", *, note: str = "",
+                refs: Sequence[str | None] = ()) -> str:
+    """The report page: thumbnails inlined up to `INLINE_THUMBS` images, past that loaded
+    from their files beside the page (`refs[i]`, see `thumbs.store`). Each entry's status is
+    its verdict's decision (`report.decided` gives every entry one)."""
+    e = html.escape
     axes, meta = AXES, meta_fields(entries)
     inline = len(entries) <= INLINE_THUMBS
     shown_meta = [k for k in ("seed", "checkpoint", "prompt") if k in meta]
@@ -239,4 +245,4 @@ def write_html(path: str | Path, entries: Sequence[Entry], title: str = "Saiten 
             '<div id="byprompt"></div><h2>By seed</h2><div id="byseed"></div></div>'
             f"{blob}"
             f"<script>{_SORT}</script><script>{_APP}</script></body></html>")
-    return write_text(path, page)
+    return page

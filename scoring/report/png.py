@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from PIL import Image as PILImage
 from PIL.PngImagePlugin import PngInfo
 
 from ..core.cards import Verdict
 from ..core.images import Image, to_pil
+from .comfy_meta import text_chunks
 
 PNG_KEY = "saiten"
 PNG_SCORE_KEY = "saiten_score"
@@ -48,9 +48,7 @@ def save_png(path: str | Path, image: Image, verdict: Verdict,
 
 def read_png_scores(path: str | Path) -> dict[str, Any] | None:
     """What `png_text` wrote into a PNG (the "saiten" JSON), or None when it holds none."""
-    with PILImage.open(path) as img:
-        img.load()
-        raw = getattr(img, "text", {}).get(PNG_KEY)
+    raw = text_chunks(path).get(PNG_KEY)
     if raw is None:
         return None
     try:

@@ -44,7 +44,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..core.cards import CHECK, ScoreCard, Sheet
+from ..core.cards import BROKEN, CHECK, ScoreCard, Sheet
 from ..core.images import Image
 from .base import ScoreContext, Source
 
@@ -76,7 +76,7 @@ BAND_MOST = 0.5
 INTERLACE_RUNS = 12
 BAND_PENALTY = 80.0
 PARTIAL = "partially decoded"
-"""How a partial-decode finding starts (the aggregate leaves such an image unscored)."""
+"""How a partial-decode finding starts: the card marks the frame `BROKEN` (unscored)."""
 NOISE_BLOCK = 16
 NOISE_LOCAL_STD = 0.04
 NOISE_FLATNESS = 2.5
@@ -321,4 +321,6 @@ class TechnicalCheck(Source):
 
     def _one(self, _: int, image: Image) -> ScoreCard:
         penalty, reasons, measured = inspect(image)
-        return self.card(penalty=penalty, reasons=reasons, extras=measured)
+        broken = next((r for r in reasons if r.startswith(PARTIAL)), None)
+        extras: dict[str, object] = {**measured, **({BROKEN: broken} if broken else {})}
+        return self.card(penalty=penalty, reasons=reasons, extras=extras)

@@ -14,6 +14,7 @@ import csv
 import json
 import os
 import random
+import re
 import sqlite3
 import subprocess
 import sys
@@ -35,7 +36,7 @@ pytest_plugins = ["helpers.fixtures_http"]
 REPO = Path(__file__).resolve().parents[2]
 SEED = 20261207
 PHOTOS = 250
-FAULTS = {"ok": 12, "status": 1, "reset": 1, "huge": 1, "range": 2, "echo": 2, "junk": 1,
+FAULTS = {"ok": 30, "status": 1, "reset": 1, "huge": 1, "range": 2, "echo": 2, "junk": 1,
           "endless": 1}
 
 
@@ -124,8 +125,8 @@ def test_chaos_run(tmp_path, fake_server):
         full = cli([*args, "--out", str(out)], tmp_path, env)
         assert full.returncode not in (0, 130), full.stdout[-2000:] + full.stderr[-2000:]
         last = full.stderr.strip().splitlines()[-1]
-        assert last.startswith("error: cannot write ") and f" in {out}: no space left on " \
-            "device (" in last and "free of 1.0 MB)" in last, full.stderr[-3000:]
+        assert re.fullmatch(rf"error: cannot write \S+ in {re.escape(str(out))}\S*: no space "
+                            r"left on device \(.* free of 1\.0 MB\)", last), full.stderr[-3000:]
         assert "Traceback" not in full.stderr
         assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
 
@@ -169,10 +170,12 @@ def test_chaos_run(tmp_path, fake_server):
     assert FAKE_KEY.encode() not in everything and FAKE_KEY[4:20].encode() not in everything
     assert sum("withheld" in t for r in first for t in texts(r)) >= 1  # echoes did come
 
-    # the report, the CSV and the cache agree; a third run reuses and reports the same
+    # the report, the CSV and the cache agree; a third run reuses what is cached, asks the
+    # servers again what they refused (abstentions are never cached) and reports the same
     assert [(r["name"], r["score"]) for r in table] == \
         [(r["file"], "" if r["score"] is None else f"{r['score']:.1f}") for r in second]
     assert {r["file"]: r["score"] for r in second} == {r["file"]: r["score"] for r in first}
     assert f"{len(scored)} of {len(first)} images scored" in again.stdout
-    assert "0 scored" in again.stdout.split("images:")[-1]
+    reused = int(re.search(r"(\d+) reused from the cache", again.stdout).group(1))
+    assert reused >= 1  # what every source answered came back from the cache, unchanged
     assert cached >= len(scored) and leftovers == []
