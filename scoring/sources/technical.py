@@ -45,7 +45,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..core.cards import BROKEN, CHECK, ScoreCard, Sheet
-from ..core.images import Image
+from ..core.images import MAX_PIXELS, Image
 from .base import ScoreContext, Source
 
 NONFINITE_PENALTY = 100.0
@@ -73,6 +73,7 @@ BAND_NEAR = 0.4
 BAND_ZONE = 64
 BAND_STRIP = 16
 BAND_MOST = 0.5
+BAND_PICTURE = 6
 INTERLACE_RUNS = 12
 BAND_PENALTY = 80.0
 PARTIAL = "partially decoded"
@@ -150,6 +151,9 @@ def _interlaced(rgb: np.ndarray) -> tuple[float, np.ndarray] | None:
     """(fraction, colour) of an interlaced file cut short: rows of one exact colour (the
     commonest colour of the frame's flat rows), one to seven at a time (what the missing
     passes leave), alternating with picture rows in at least INTERLACE_RUNS places."""
+    probe = rgb[:, :: max(1, rgb.shape[1] // 32)]  # 32 columns first: cheap, and enough
+    if np.count_nonzero(np.ptp(probe, axis=1).max(axis=1) <= BAND_EPS) < INTERLACE_RUNS:
+        return None
     level = np.ptp(rgb, axis=1).max(axis=1) <= BAND_EPS
     if np.count_nonzero(level) < INTERLACE_RUNS:
         return None
@@ -167,7 +171,9 @@ def _bottom_band(rgb: np.ndarray) -> tuple[float, np.ndarray] | None:
     else None. The band is partial decoding when the colour is rare in the rest of the frame
     (under BAND_ELSEWHERE of its 8 px blocks), or when it meets the picture along a straight
     cut (`_cut_edge`) — so a fill colour the picture also has is caught — and the top of the
-    frame is no band of that colour (a letterbox has bars at both ends)."""
+    frame is no band of that colour (a letterbox has bars at both ends), nor, for a band of
+    under BAND_MOST, are the rows above it flat shapes of under BAND_PICTURE colours (a
+    flat graphic)."""
     h = rgb.shape[0]
     colour = rgb[-1].mean(axis=0)
     flat = (np.ptp(rgb, axis=1).max(axis=1) <= BAND_EPS) & \
@@ -178,6 +184,9 @@ def _bottom_band(rgb: np.ndarray) -> tuple[float, np.ndarray] | None:
     top = h - run
     if flat[:run].all():  # the same bar on top: a letterbox or a frame
         return None
+    above = rgb[max(0, top - BAND_STRIP): top].reshape(-1, 3)
+    if run < BAND_MOST * h and len(np.unique(np.round(above * 255), axis=0)) < BAND_PICTURE:
+        return None  # flat shapes on a flat ground: a graphic, not a picture cut off
     edge = _cut_edge(rgb, top, colour)
     if edge:
         return run / h, colour
@@ -197,7 +206,7 @@ def _partial(rgb: np.ndarray, rows: np.ndarray) -> tuple[float, str] | None:
     """(fraction, reason) of a partially decoded frame: a bottom band (`_bottom_band`, on
     the sample `rgb`) or interlaced rows (`_interlaced`, on every row of `rows`)."""
     band = _bottom_band(rgb)
-    lines = None if band else _interlaced(np.clip(rows, 0.0, 1.0))
+    lines = None if band else _interlaced(rows)
     if not (band or lines):
         return None
     frac, colour = band or lines  # type: ignore[misc]
@@ -242,12 +251,15 @@ def inspect(image: Image) -> tuple[float, list[str], dict[str, float]]:
     img = np.asarray(image, dtype=np.float32)
     h, w = img.shape[:2]
     m: dict[str, float] = {"width": float(w), "height": float(h)}
-    finite = np.isfinite(img)
-    if not finite.all():
-        frac = 1.0 - float(finite.all(axis=2).mean())
+    frac = _nonfinite(img)
+    if frac:
         m["nonfinite_frac"] = round(frac, 4)
         return NONFINITE_PENALTY, [
             f"NaN/inf pixels (broken VAE decode): {frac:.1%} of pixels"], m
+    if h * w > MAX_PIXELS:  # a huge tensor (LoadImage of a huge file): look at a sample
+        s = math.ceil(math.sqrt(h * w / MAX_PIXELS))
+        img = img[::s, ::s]
+        h, w = img.shape[:2]
 
     found: list[tuple[float, str]] = []
     if min(h, w) < MIN_SIDE:
@@ -299,6 +311,17 @@ def inspect(image: Image) -> tuple[float, list[str], dict[str, float]]:
     if p99 - p1 < CONTRAST_RANGE:
         found.append((CONTRAST_PENALTY, f"low contrast (1–99% grey range {p99 - p1:.2f})"))
     return _total(found, m)
+
+
+def _nonfinite(img: np.ndarray) -> float:
+    """The fraction of pixels with a NaN or inf channel, looked at a band of rows at a time
+    (never a full-size mask of a huge frame)."""
+    step = max(1, (1 << 22) // max(1, img.shape[1] * img.shape[2]))
+    bands = [img[r:r + step] for r in range(0, img.shape[0], step)]
+    if all(np.isfinite(b).all() for b in bands):
+        return 0.0
+    bad = sum(int((~np.isfinite(b)).any(axis=2).sum()) for b in bands)
+    return bad / max(1, img.shape[0] * img.shape[1])
 
 
 def _total(found: list[tuple[float, str]], m: dict[str, float]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import skimage.data
-from helpers.hostile_files import CUTS, cut, photo
+from helpers.hostile_files import CUTS, cut, many_frames_gif, photo
 from PIL import Image, ImageFile, ImageOps
 
 from scoring.core.images import Frames, list_images
@@ -96,6 +96,14 @@ ILLUSTRATIONS = {
 def test_flat_areas_of_whole_pictures_are_not_partial(name):
     reasons = inspect(ILLUSTRATIONS[name]())[1]
     assert not any(r.startswith(PARTIAL) for r in reasons), reasons
+
+
+def test_flat_shapes_on_a_flat_ground_are_not_partial(tmp_path):
+    """A flat graphic: rectangles wider than the frame over a plain ground (the frames of
+    hostile_files.many_frames_gif), whose bottom rows are the ground."""
+    gif = many_frames_gif(tmp_path / "shapes.gif", frames=24, side=96)
+    for frame in Frames(gif, 24):
+        assert not any(r.startswith(PARTIAL) for r in inspect(frame.image)[1]), frame.index
 
 
 def test_no_photo_or_sample_is_partial():
