@@ -124,23 +124,30 @@ def probe_huge(repo: Path, tmp: Path, api: FakeAPI, size_mb: int) -> str:
             f"judge: {why or 'scored'}")
 
 
+BUILD = """
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from helpers.hostile_files import big_png, many_frames_gif
+kind, path = sys.argv[2], Path(sys.argv[3])
+if kind == "gif":
+    many_frames_gif(path, frames=300, side=1024)
+else:
+    big_png(path, 13000, 13000)
+"""
+
+
+def build(kind: str, path: Path) -> float:
+    """Write the hostile file in a child process (so this process stays small: a child
+    forked from it would count its memory as its own), return its size in KB."""
+    subprocess.run([PY, "-c", BUILD, str(HERE / "tests"), kind, str(path)], check=True)
+    return path.stat().st_size / 1024
+
+
 def probe_gif(repo: Path, tmp: Path, api: FakeAPI) -> str:
     d = tmp / "gif"
     d.mkdir()
-    from PIL import ImageDraw
-
-    frames = []
-    for k in range(300):  # flat shapes that move: a small file that decodes to 300 frames
-        f = Image.new("P", (1024, 1024), 0)
-        f.putpalette([v for i in range(256) for v in (i, 255 - i, (i * 7) % 256)])
-        draw = ImageDraw.Draw(f)
-        for j in range(6):
-            x, y = (k * 13 + j * 160) % 900, (k * 7 + j * 150) % 900
-            draw.rectangle((x, y, x + 120, y + 90), fill=(k + j * 40) % 255 + 1)
-        frames.append(f)
-    frames[0].save(d / "anim.gif", save_all=True, append_images=frames[1:], duration=40,
-                   optimize=False, disposal=1)
-    kb = (d / "anim.gif").stat().st_size / 1024
+    kb = build("gif", d / "anim.gif")  # 300 frames of 1024², flat shapes that move
     r = run_cli(repo, ["score", str(d), "--sources", "technical", "--min-sources", "1",
                        "--comfy", "off", "--out", str(tmp / "out-gif")], tmp, timeout=600)
     rows = report_rows(tmp / "out-gif")
@@ -159,14 +166,20 @@ def _last_line(r: dict) -> str:
 def probe_png(repo: Path, tmp: Path, api: FakeAPI) -> str:
     d = tmp / "png"
     d.mkdir()
-    Image.new("RGB", (13000, 13000), (120, 90, 200)).save(d / "big.png", optimize=True)
-    kb = (d / "big.png").stat().st_size / 1024
+    kb = build("png", d / "big.png")  # 13000² RGB, one flat colour
     r = run_cli(repo, ["score", str(d), "--sources", "technical", "--min-sources", "1",
                        "--comfy", "off", "--out", str(tmp / "out-png")], tmp, timeout=600)
     rows = report_rows(tmp / "out-png")
     what = rows[0]["unscored"] or rows[0]["score"] if rows else "no row"
     return (f"png-13000²: {kb:.0f} KB file, rc {r['rc']}, {r['s']:.1f} s, peak {r['mb']:.0f} MB, "
             f"{str(what)[:120]!r}{_last_line(r)}")
+
+
+def probe_baseline(repo: Path, tmp: Path, api: FakeAPI) -> str:
+    imgs = images(tmp / "one", 1, size=64)
+    r = run_cli(repo, ["score", str(imgs[0]), "--sources", "technical", "--min-sources", "1",
+                       "--comfy", "off", "--out", str(tmp / "out-one")], tmp)
+    return f"baseline (one 64² PNG): rc {r['rc']}, {r['s']:.1f} s, peak {r['mb']:.0f} MB"
 
 
 def probe_concurrent(repo: Path, tmp: Path, api: FakeAPI, rounds: int) -> str:
@@ -351,6 +364,7 @@ def probe_truncated(repo: Path, tmp: Path, api: FakeAPI) -> str:
 
 INTERRUPT = r"""
 import sys, threading, time
+import numpy as np
 from scoring.sources.judge.judge import Judge
 from scoring.sources import ScoreContext, Cancelled
 from scoring.core.cards import ScoreCard
@@ -358,9 +372,9 @@ j = Judge(base_url=sys.argv[1], timeout=30, max_retries=0)
 prior = [[ScoreCard(source="wd", kind="tagger", tags={"1girl": 0.9},
                     extras={"rating": {"questionable": 0.9}})]]
 t0 = time.monotonic()
-ctx = ScoreContext(interrupted=lambda: time.monotonic() - t0 > float(sys.argv[2]))
+ctx = ScoreContext(prior=prior, interrupted=lambda: time.monotonic() - t0 > float(sys.argv[2]))
 try:
-    j.judge(prior, ctx)
+    j.score([np.zeros((8, 8, 3), np.float32)], ctx)
     print("no-cancel", time.monotonic() - t0)
 except Cancelled:
     print("cancelled", time.monotonic() - t0)
@@ -384,8 +398,8 @@ def probe_interrupt(repo: Path, tmp: Path, api: FakeAPI) -> str:
     return "interrupt (cancel at 1 s): " + "; ".join(got)
 
 
-PROBES = ("huge", "range", "key", "html", "gif", "png", "concurrent", "disk", "truncated",
-          "interrupt", "huge400")
+PROBES = ("baseline", "huge", "range", "key", "html", "gif", "png", "concurrent", "disk",
+          "truncated", "interrupt", "huge400")
 
 
 def main() -> None:
@@ -403,7 +417,8 @@ def main() -> None:
             for name in a.only.split(","):
                 sub = tmp / name
                 sub.mkdir()
-                fn = {"huge": lambda s: probe_huge(a.repo, s, api, 50),
+                fn = {"baseline": lambda s: probe_baseline(a.repo, s, api),
+                      "huge": lambda s: probe_huge(a.repo, s, api, 50),
                       "huge400": lambda s: probe_huge(a.repo, s, api, 400),
                       "range": lambda s: probe_range(a.repo, s, api),
                       "key": lambda s: probe_key(a.repo, s, api),
