@@ -1,0 +1,75 @@
+"""ratings.csv: what the page exports and the ComfyUI route saves, read back by `learn` and by
+`calibrate` (the same file), and matched to report rows by content hash, then by name."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from scoring.ensemble import ratings
+from scoring.ensemble.calibrate import load_ratings
+from scoring.ensemble.ratings import Rating, check, match, parse, read, scale_of, to_csv
+
+SHA = hashlib.sha256(b"image").hexdigest()
+
+
+def test_round_trip_and_calibrate_reads_the_same_file(tmp_path):
+    rows = [Rating("桜, 夜.png", 4.0, SHA, ""), Rating('say "hi".png', 1.0, "", "reject"),
+            Rating("sub/fav.webp", 5.0, "", "favourite")]
+    text = to_csv(rows)
+    assert text.splitlines()[0] == ",".join(ratings.HEADER)
+    assert parse(text) == rows
+    path = tmp_path / "ratings.csv"
+    path.write_text(text, encoding="utf-8")
+    assert read(path) == rows
+    assert load_ratings(path) == {"桜, 夜.png": 4.0, 'say "hi".png': 1.0, "sub/fav.webp": 5.0}
+
+
+def test_older_and_hand_written_files_read():
+    text = "\ufeff# my picks\nfile,rating\na.png,3\n\nb.png , 2.5 \nc.png,4,,REJECT\n"
+    assert parse(text.lstrip("\ufeff")) == [Rating("a.png", 3.0), Rating("b.png", 2.5),
+                                            Rating("c.png", 4.0, "", "reject")]
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("a.png,good\n", "ratings:1: .*header|rating is not a number"),
+    ("file,rating\na.png,nan\n", "ratings:2: rating must be a finite number"),
+    ("file,rating\na.png,1e400\n", "ratings:2: rating must be a finite number"),
+    ("file,rating\na.png,3,xyz\n", "ratings:2: sha256 must be"),
+    ("file,rating\na.png,3,,love\n", "ratings:2: flag must be"),
+    ("file,rating\na\x07.png,3\n", "ratings:2: file must be"),
+    ("file,rating\nonly-a-name\n", "ratings:2: expected"),
+])
+def test_bad_rows_name_the_line_and_field(text, problem):
+    if text.startswith("a.png,good"):
+        assert parse(text) == []  # the first line may be a header
+        text = "file,rating\n" + text
+        problem = "ratings:2: the rating is not a number"
+    with pytest.raises(ValueError, match=problem) as e:
+        parse(text)
+    assert "xyz" not in str(e.value) and "love" not in str(e.value)
+
+
+def test_check_bounds_every_field():
+    assert check(Rating("a.png", 3)) == Rating("a.png", 3)
+    for bad in (Rating("", 3), Rating("x" * 2000, 3), Rating("a", True),
+                Rating("a", float("inf")), Rating("a", 3, SHA.upper()), Rating("a", 3, "", "x")):
+        with pytest.raises(ValueError):
+            check(bad)
+
+
+def test_scale_is_the_pages_unless_the_ratings_leave_it():
+    assert scale_of([Rating("a", 2), Rating("b", 4)]) == (1.0, 5.0)
+    assert scale_of([Rating("a", 0), Rating("b", 10)]) == (0.0, 10.0)
+
+
+def test_match_by_hash_survives_a_rename_then_by_name():
+    other = hashlib.sha256(b"other").hexdigest()
+    rows = [("renamed.png", SHA, "A"), ("b.png", other, "B"), ("dir/c.jpg", "", "C"),
+            ("d.png", "", "D")]
+    got = match(rows, [Rating("original.png", 5, SHA), Rating("b.png", 2),
+                       Rating("c", 3), Rating("d.png", 1), Rating("d.png", 4),
+                       Rating("missing.png", 2)])
+    assert sorted((item, r.rating) for r, item in got) == [("A", 5), ("B", 2), ("C", 3),
+                                                          ("D", 4)]
