@@ -27,8 +27,8 @@ from .aggregate import CHECK, AggregateSettings, combine
 from .calibrate import Calibration, fit_linear
 from .profile import Profile
 
-MIN_RATED = 10
-"""Fewer rated, scored images than this: nothing is learned."""
+MIN_RATED = 6
+"""Fewer rated, scored images than this: nothing is learned (two held-out folds of 3)."""
 MIN_FOLD = 8
 """Images per held-out fold at least (fewer folds for fewer ratings)."""
 LAMBDAS = (0.0, 0.001, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, math.inf)
@@ -62,6 +62,7 @@ class Learned:
     axis: str
     scale: tuple[float, float]
     level: float
+    folds: int
     sources: dict[str, Interval]
     default: Interval
     learned: Interval
@@ -286,7 +287,11 @@ def learn(rated: Sequence[Rated], *, axis: str = "overall", scale: tuple[float, 
                       and _raw(c, axis) is not None})
     default = np.array([_ensemble(r.cards, Profile(), settings, axis) for r in rated])
     keep = [i for i, r in enumerate(rated) if not math.isnan(default[i])]
-    if len(keep) < MIN_RATED or not sources:
+    if not sources:
+        raise ValueError(f"no source but a technical check scores {axis} in these images: "
+                         "there are no weights to learn (add a source that scores it: cl, a "
+                         "VLM, the judge)")
+    if len(keep) < MIN_RATED:
         raise ValueError(f"{len(keep)} rated images have a score on {axis}; learning needs at "
                          f"least {MIN_RATED}")
     rated = [rated[i] for i in keep]
@@ -320,6 +325,6 @@ def learn(rated: Sequence[Rated], *, axis: str = "overall", scale: tuple[float, 
                   "gain_high": gain.high, "adopted": adopted,
                   "lambda": None if math.isinf(lam) else lam, "scale": [lo, hi]}
     fitted.fit = {k: v for k, v in fitted.fit.items() if v is not None}
-    return Learned(len(rated), axis, (lo, hi), level,
+    return Learned(len(rated), axis, (lo, hi), level, len(outer),
                    {s: stats[f"source:{s}"] for s in sources}, stats["default"],
                    stats["learned"], gain, adopted, fitted, _more(gain))

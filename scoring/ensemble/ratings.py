@@ -25,6 +25,8 @@ REJECT_RATING = 1.0
 FAVOURITE_RATING = 5.0
 SCALE = (1.0, 5.0)
 """The page's rating scale (keys 1–5)."""
+REPORT = "# report: "
+"""A comment line naming the report folder the ratings are for (so `learn` finds it)."""
 MAX_NAME = 1024
 MAX_ROWS = 100_000
 MAX_RATING = 1e6
@@ -89,14 +91,25 @@ def read(path: str | Path) -> list[Rating]:
     return parse(path.read_text(encoding="utf-8-sig"), path.name)
 
 
-def to_csv(ratings: Iterable[Rating]) -> str:
-    """The CSV text (header first) `parse` reads back."""
+def to_csv(ratings: Iterable[Rating], report: str = "") -> str:
+    """The CSV text (header first, then the `report` comment when given) `parse` reads back."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(HEADER)
+    if report:
+        buf.write(REPORT + _CONTROL.sub(" ", report) + "\n")
     for r in ratings:
         w.writerow([r.file, f"{r.rating:g}", r.sha256, r.flag])
     return buf.getvalue()
+
+
+def report_of(path: str | Path) -> Path | None:
+    """The report folder a ratings file names in its `# report:` line, if any."""
+    with Path(path).open(encoding="utf-8-sig") as f:
+        for _, line in zip(range(5), f, strict=False):
+            if line.startswith(REPORT) and line[len(REPORT):].strip():
+                return Path(line[len(REPORT):].strip())
+    return None
 
 
 def scale_of(ratings: Sequence[Rating]) -> tuple[float, float]:

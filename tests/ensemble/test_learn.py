@@ -156,10 +156,14 @@ def test_too_few_ratings_say_so():
     images = world(MIN_RATED - 1, 3, ADVERSARIAL)
     with pytest.raises(ValueError, match=f"{MIN_RATED - 1} rated images .* at least {MIN_RATED}"):
         learn(rate(images, 3), scale=(1, 5))
-    unscored = [Rated(3.0, [ScoreCard.abstain("a", "tagger", "down"),
-                            ScoreCard.abstain("b", "tagger", "down")]) for _ in range(20)]
+    down = [ScoreCard.abstain("a", "tagger", "down"), ScoreCard(source="b", kind="tagger",
+                                                                 axes={"overall": 50})]
     with pytest.raises(ValueError, match="0 rated images have a score on overall"):
-        learn(unscored, scale=(1, 5))
+        learn([Rated(3.0, down)] * 20, scale=(1, 5))
+    technical_only = [ScoreCard(source="nudenet", kind="detector", axes={"erotic": 10}),
+                      ScoreCard(source="technical", kind="check", provides=("overall",))]
+    with pytest.raises(ValueError, match="no source but a technical check scores overall"):
+        learn([Rated(3.0, technical_only)] * 20, scale=(1, 5))
 
 
 def test_a_small_gain_asks_for_more_ratings():
