@@ -208,15 +208,18 @@ async function save() {
   const rows = ratings();
   if (!rows.length) { say(t("msg.none"), true); return; }
   const folder = decodeURIComponent(location.pathname.slice(D.save.report.length + 1, -"/report.html".length));
+  let res, body;
   try {
-    const res = await fetch(D.save.ratings, { method: "POST", headers: { "Content-Type": "application/json" },
-                                              body: JSON.stringify({ report: folder, ratings: rows }) });
-    const body = await res.json().catch(() => ({}));
-    if (!res.ok) throw new Error(String(body.error || res.status));
-    say(`${t("msg.saved", { n: num(body.count), path: String(body.saved) })} ${t("msg.learn")}`);
-  } catch (err) {
-    say(t("msg.saveFailed", { why: err.message }), true);
+    res = await fetch(D.save.ratings, { method: "POST", headers: { "Content-Type": "application/json" },
+                                        body: JSON.stringify({ report: folder, ratings: rows }) });
+    body = await res.json().catch(() => ({}));
+  } catch (_) {
+    say(t("msg.unreachable"), true);
+    return;
   }
+  if (res.ok) say(`${t("msg.saved", { n: num(body.count), path: String(body.saved) })} ${t("msg.learn")}`);
+  else if (res.status === 413) say(t("msg.tooLarge"), true);
+  else say(t("msg.saveFailed", { why: `${res.status} ${body.error || ""}`.trim() }), true);
 }
 
 // ---- keys -----------------------------------------------------------------------------------
