@@ -113,6 +113,8 @@ def parse_body(raw: bytes) -> tuple[str, list[ratings.Rating]]:
 
 
 async def save_ratings(request: web.Request) -> web.Response:
+    if request.content_type != "application/json":
+        return _error(415, "send the ratings as application/json")
     if request.content_length is None or request.content_length > MAX_BODY:
         return _error(413, f"the body must be at most {MAX_BODY >> 20} MB, with its length given")
     raw = await request.content.read(MAX_BODY + 1)
@@ -120,19 +122,19 @@ async def save_ratings(request: web.Request) -> web.Response:
         return _error(413, f"the body must be at most {MAX_BODY >> 20} MB")
     try:
         report, rows = parse_body(raw)
+        report_dir = confined(report, folder_paths.get_output_directory(),
+                              what="report folder", where=OUTPUT, file=False)
+        if not (report_dir / "report.jsonl").is_file():
+            raise ValueError(f"no report in {report!r} of {OUTPUT}")
         rel = f"{RATINGS_DIR}/{ratings_name(report)}"
         user = folder_paths.get_user_directory()
-        folder = confined(RATINGS_DIR, user, what="ratings folder", where=USER, file=False)
-        folder.mkdir(parents=True, exist_ok=True)
+        confined(RATINGS_DIR, user, what="ratings folder", where=USER, file=False).mkdir(
+            parents=True, exist_ok=True)
         target = confined(rel, user, what="ratings file", where=USER, file=False)
     except ValueError as e:
         return _error(400, str(e))
     try:
-        report_dir = confined(report, folder_paths.get_output_directory(),
-                              what="report folder", where=OUTPUT, file=False)
         write_atomic(target, ratings.to_csv(rows, str(report_dir)))
-    except ValueError as e:
-        return _error(400, str(e))
     except OSError as e:
         return _error(507, f"cannot write {rel}: {e.strerror or type(e).__name__}")
     return web.json_response({"saved": rel, "count": len(rows)}, headers=_HEADERS)
