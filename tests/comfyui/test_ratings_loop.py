@@ -104,7 +104,7 @@ def press(b: Browser, key: str) -> None:
 
 
 def test_page_from_comfyui_rated_by_keys_and_saved(comfy, report, browser):
-    code, headers, body = http(comfy, "GET", f"/saiten/report/{FOLDER}/report.html")
+    code, headers, _ = http(comfy, "GET", f"/saiten/report/{FOLDER}/report.html")
     assert code == 200 and "script-src 'sha256-" in headers["Content-Security-Policy"]
     assert headers["X-Content-Type-Options"] == "nosniff"
     browser.goto(f"{comfy.url}/saiten/report/{FOLDER}/report.html")
