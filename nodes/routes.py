@@ -19,11 +19,12 @@ from pathlib import Path
 
 import folder_paths
 from aiohttp import web
+from comfy_api.latest import io
 from server import PromptServer
 
+from ..scoring.core.files import write_atomic
 from ..scoring.core.paths import confined
 from ..scoring.ensemble import ratings
-from ..scoring.ensemble.profile import write_atomic
 from ..scoring.report.page import RATINGS_ROUTE, REPORT_ROUTE, SCRIPTS, asset, policy
 
 MAX_BODY = 8 << 20
@@ -146,4 +147,4 @@ def register(routes: web.RouteTableDef) -> None:
 
 
 register(PromptServer.instance.routes)
-NODES: list = []
+NODES: list[type[io.ComfyNode]] = []  # routes only

@@ -22,6 +22,7 @@ from ..ensemble import ratings as ratings_csv
 from ..ensemble.learn import Interval, Learned, Rated, learn
 from ..ensemble.profile import save_profile
 from ..report import read_entries
+from .options import scale
 
 REPORT = "report.jsonl"
 MORE_LIMIT = 2000
@@ -35,7 +36,7 @@ def report_rows(path: Path) -> list[tuple[str, str, Verdict]]:
     if not file.is_file():
         raise ValueError(f"no {REPORT} in {path}: give the report folder that `score --out` "
                          "or the Batch Report node wrote (or its report.jsonl)")
-    return [(e.name, getattr(e, "sha256", "") or "", e.verdict) for e in read_entries(file)]
+    return [(e.name, e.sha256, e.verdict) for e in read_entries(file)]
 
 
 def _rho(x: Interval) -> str:
@@ -117,17 +118,6 @@ def cmd_learn(args: argparse.Namespace) -> int:
     return 0
 
 
-def _scale(text: str) -> tuple[float, float]:
-    try:
-        lo, hi = (float(x) for x in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--scale wants 'low,high', e.g. 1,5; got {text!r}") \
-            from None
-    if not hi > lo:
-        raise argparse.ArgumentTypeError(f"--scale: high must exceed low, got {text!r}")
-    return lo, hi
-
-
 def _folds(text: str) -> int:
     n = int(text)
     if not 2 <= n <= 20:
@@ -147,7 +137,7 @@ def add_command(sub: Any) -> None:
     p.add_argument("--out", default=None, help="profile JSON to write (default: profile.json "
                    "beside the ratings)")
     p.add_argument("--axis", default="overall", help="axis the ratings judge (default overall)")
-    p.add_argument("--scale", type=_scale, default=None, metavar="LOW,HIGH",
+    p.add_argument("--scale", type=scale, default=None, metavar="LOW,HIGH",
                    help="rating scale (default 1,5 when every rating is in it, else their "
                    "min–max)")
     p.add_argument("--folds", type=_folds, default=5, help="cross-validation folds (default 5)")

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..core.cards import ScoreCard, clamp_score
 from .aggregate import CHECK, AggregateSettings, combine
-from .calibrate import Calibration, fit_linear
+from .calibrate import Calibration, fit_linear, spearman
 from .profile import Profile
 
 MIN_RATED = 6
@@ -77,33 +77,10 @@ class Learned:
         self.profile = self.fitted if self.adopted else Profile(axis=self.axis, fit=self.fitted.fit)
 
 
-def ranks(a: np.ndarray) -> np.ndarray:
-    """Ranks 1..n, ties sharing the mean of the ranks they span."""
-    order = np.argsort(a, kind="mergesort")
-    s = a[order]
-    first = np.empty(len(s), dtype=bool)
-    first[:1] = True
-    np.not_equal(s[1:], s[:-1], out=first[1:])
-    starts = np.flatnonzero(first)
-    mean = (starts + np.append(starts[1:], len(s)) + 1) / 2.0
-    out = np.empty(len(a))
-    out[order] = mean[np.cumsum(first) - 1]
-    return out
-
-
 def rho(x: np.ndarray, y: np.ndarray) -> float | None:
     """Spearman's ρ over the pairs where x is a number; None below 3 pairs or if constant."""
     ok = ~np.isnan(x)
-    if not ok.all():
-        if ok.sum() < 3:
-            return None
-        x, y = x[ok], y[ok]
-    elif len(x) < 3:
-        return None
-    rx, ry = ranks(x), ranks(y)
-    rx, ry = rx - rx.mean(), ry - ry.mean()
-    d = math.sqrt(float((rx * rx).sum() * (ry * ry).sum()))
-    return None if d == 0 else float((rx * ry).sum() / d)
+    return spearman(x, y) if ok.all() else spearman(x[ok], y[ok])
 
 
 def _raw(card: ScoreCard, axis: str) -> float | None:

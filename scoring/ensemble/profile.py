@@ -20,16 +20,16 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..core.cards import ScoreCard
+from ..core.files import write_atomic
+from ..core.paths import confined
 from .aggregate import AggregateSettings
-from .calibrate import MAX_CALIBRATION_BYTES, Calibration, apply_calibrations, confined
+from .calibrate import MAX_CALIBRATION_BYTES, USER_DIR, Calibration, apply_calibrations
 
 KEY = "saiten_profile"
 VERSION = 1
@@ -71,11 +71,13 @@ class Profile:
 
     def describe(self) -> str:
         """One line for a node or a log: what the profile changes."""
-        parts = [f"{c.source}.{c.axis}" for c in self.calibrations]
-        line = f"calibrated ({', '.join(parts)})" if parts else "no calibration"
+        parts = []
+        if self.calibrations:
+            fits = ", ".join(f"{c.source}.{c.axis}" for c in self.calibrations)
+            parts.append(f"calibrated ({fits})")
         if self.weights:
-            line += "; weights " + ", ".join(f"{k} {v:.2f}" for k, v in self.weights.items())
-        return line
+            parts.append("weights " + ", ".join(f"{k} {v:.2f}" for k, v in self.weights.items()))
+        return "; ".join(parts) or "the defaults (nothing learned)"
 
 
 def _number(d: dict, key: str, limit: float) -> float:
@@ -151,7 +153,8 @@ def parse_profile(data: Any) -> Profile:
         try:
             cals.append(_calibration(d))
         except ValueError as e:
-            raise ValueError(f"calibration entry {n}: {e}") from None
+            raise ValueError(f"entry {n} is not {{source, axis, slope, intercept}}: {e}"
+                             ) from None
     checked: dict[str, float] = {}
     for k, v in weights.items():
         source = _label(k, "a weight's source")
@@ -169,16 +172,16 @@ def load_profile(path: str | Path) -> Profile:
     name = path.name
     if path.stat().st_size > MAX_CALIBRATION_BYTES:
         raise ValueError(f"{name}: larger than {MAX_CALIBRATION_BYTES // 1024} KiB; "
-                         "not a profile")
+                         "not a calibration file")
     try:
         data = json.loads(path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError:
-        raise ValueError(f"{name}: not profile JSON (not UTF-8 text)") from None
+        raise ValueError(f"{name}: not calibration JSON (not UTF-8 text)") from None
     except json.JSONDecodeError as e:
-        raise ValueError(f"{name}: not profile JSON (line {e.lineno}, column {e.colno})"
+        raise ValueError(f"{name}: not calibration JSON (line {e.lineno}, column {e.colno})"
                          ) from None
     except RecursionError:
-        raise ValueError(f"{name}: not profile JSON (nested too deep)") from None
+        raise ValueError(f"{name}: not calibration JSON (nested too deep)") from None
     try:
         return parse_profile(data)
     except ValueError as e:
@@ -188,28 +191,14 @@ def load_profile(path: str | Path) -> Profile:
 def load_confined_profile(name: str, root: str | Path) -> Profile:
     """`load_profile` of `name` under `root` (relative, no `..`, no symlink out); every
     problem is a ValueError quoting neither the file nor anything outside `root`."""
-    path = confined(name, root, "profile")
+    path = confined(name, root, what="calibration file", where=USER_DIR)
     try:
         return load_profile(path)
     except OSError as e:
-        raise ValueError(f"profile {name.strip()}: cannot read it "
+        raise ValueError(f"calibration file {name.strip()}: cannot read it "
                          f"({e.strerror or type(e).__name__})") from None
     except ValueError as e:
-        raise ValueError(f"profile {e}") from None
-
-
-def write_atomic(path: str | Path, text: str) -> Path:
-    """`text` into `path` via a unique temporary file in the same folder, then os.replace."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+        raise ValueError(f"calibration file {e}") from None
 
 
 def save_profile(path: str | Path, profile: Profile) -> Path:

@@ -62,22 +62,27 @@ def check(r: Rating, where: str = "") -> Rating:
 
 
 def parse(text: str, name: str = "ratings") -> list[Rating]:
-    """The ratings in CSV text; ValueError names the line and the field, never its content."""
+    """The ratings in CSV text; ValueError names the line. Columns are `file,rating`, then
+    `sha256` and `flag` where a header row names them (other columns are ignored)."""
     out: list[Rating] = []
+    cols: dict[str, int] = {}
     for n, row in enumerate(csv.reader(io.StringIO(text)), 1):
         if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
             continue
         where = f"{name}:{n}"
         if len(row) < 2:
-            raise ValueError(f"{where}: expected 'file,rating[,sha256,flag]'")
-        cells = [c.strip() for c in row[:4]] + [""] * (4 - min(len(row), 4))
+            raise ValueError(f"{where}: expected 'file,rating' (then sha256,flag if named)")
+        cells = [c.strip() for c in row]
         try:
             rating = float(cells[1])
         except ValueError:
-            if n == 1 or cells[1].lower() == HEADER[1]:  # a header row
+            if not out and not cols:  # a header row
+                cols = {c.lower(): i for i, c in enumerate(cells)}
                 continue
-            raise ValueError(f"{where}: the rating is not a number") from None
-        out.append(check(Rating(cells[0], rating, cells[2].lower(), cells[3].lower()), where))
+            raise ValueError(f"{where}: rating {cells[1][:40]!r} is not a number") from None
+        extra = [cells[i].lower() if (i := cols.get(k, -1)) in range(2, len(cells)) else ""
+                 for k in HEADER[2:]]
+        out.append(check(Rating(cells[0], rating, *extra), where))
         if len(out) > MAX_ROWS:
             raise ValueError(f"{name}: more than {MAX_ROWS} ratings")
     return out

@@ -39,9 +39,10 @@ data-i18n="lang.en"></option><option value="ja" data-i18n="lang.ja"></option></s
 <label><span data-i18n="f.score"></span> <input id="lo" type="number" min="0" max="100"
 data-i18n-ph="f.min"> – <input id="hi" type="number" min="0" max="100" data-i18n-ph="f.max">
 </label><label><span data-i18n="f.status"></span> <select id="status"><option value=""
-data-i18n="f.all"></option><option value="passed"></option><option value="rejected"
-data-i18n="st.rejected"></option><option value="unscored" data-i18n="st.unscored"></option>
-</select></label><label><span data-i18n="f.mine"></span> <select id="mine"><option value=""
+data-i18n="f.all"></option><option value="passed" data-i18n="st.passed"></option><option
+value="rejected" data-i18n="st.rejected"></option><option value="unscored"
+data-i18n="st.unscored"></option></select></label><label><span data-i18n="f.mine"></span>
+<select id="mine"><option value=""
 data-i18n="f.all"></option><option value="unrated" data-i18n="f.unrated"></option><option
 value="next" data-i18n="f.next"></option><option value="disagree" data-i18n="f.disagree">
 </option><option value="rated" data-i18n="f.rated"></option></select></label>

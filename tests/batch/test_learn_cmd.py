@@ -106,7 +106,7 @@ def test_the_offline_default_has_nothing_to_weigh(tmp_path):
 
 
 @pytest.mark.parametrize(("content", "problem"), [
-    ("file,rating\nastronaut.jpg,great\n", "ratings.csv:2: the rating is not a number"),
+    ("file,rating\nastronaut.jpg,great\n", "ratings.csv:2: rating 'great' is not a number"),
     ("file,rating\nnothing-like-this.png,3\n", "no rating matched a report row"),
 ])
 def test_bad_ratings_say_what_is_wrong(scored, tmp_path, content, problem):

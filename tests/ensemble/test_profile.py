@@ -70,14 +70,14 @@ def test_weights_and_calibrations_reach_the_ensemble():
     ({KEY: 1, "weights": [1]}, "weights must be an object"),
     ({KEY: 1, "weights": {f"s{i}": 1 for i in range(MAX_ENTRIES + 1)}}, "at most"),
     ({KEY: 1, "calibrations": [{"source": "wd", "axis": "overall", "slope": 1e9,
-                                "intercept": 0}]}, "entry 1: slope must be"),
+                                "intercept": 0}]}, "entry 1 is not .*: slope must be"),
     ({KEY: 1, "calibrations": [{"source": "wd", "axis": "overall", "slope": 1}]},
-     "entry 1: expected"),
+     "entry 1 is not"),
     ({KEY: 1, "calibrations": {}}, "calibrations must be a list"),
     ({KEY: 1, "evil": "<script>"}, "unknown field"),
     ({"weights": {}}, "expected a profile object"),
-    ("[1, 2", "not profile JSON"),
-    ("[" * 100000 + "]" * 100000, "not profile JSON"),
+    ("[1, 2", "not calibration JSON"),
+    ("[" * 100000 + "]" * 100000, "not calibration JSON"),
 ])
 def test_bad_profiles_are_refused_without_quoting_them(tmp_path, data, problem):
     with pytest.raises(ValueError, match=problem) as e:
@@ -114,7 +114,7 @@ def test_confined_to_the_user_folder(tmp_path):
                       ("link.json", "leads outside"), ("nope.json", "not found")):
         with pytest.raises(ValueError, match=why) as e:
             load_confined_profile(name, user)
-        assert str(e.value).startswith("profile")
+        assert str(e.value).startswith("calibration file")
     write(user, {KEY: 9}, "future.json")
-    with pytest.raises(ValueError, match=r"profile future\.json: version 9"):
+    with pytest.raises(ValueError, match=r"calibration file future\.json: version 9"):
         load_confined_profile("future.json", user)

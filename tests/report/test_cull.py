@@ -18,8 +18,7 @@ from cdp import Browser, find_chromium
 
 from scoring.core.cards import ScoreCard
 from scoring.ensemble.aggregate import combine
-from scoring.report import Entry
-from scoring.report.html_next import write_html
+from scoring.report import Entry, write_report
 
 from .test_html import WATCH_ERRORS, jpeg
 
@@ -45,14 +44,12 @@ def entry(i: int, a: float | None, b: float | None = None, prompt: str = "夜の
                  ScoreCard(source="cl", kind="tagger", provides=("overall",),
                            axes={"overall": a if b is None else b}),
                  ScoreCard(source="technical", kind="check", provides=("overall",))]
-    e = Entry(f"img{i:05}.png", combine(cards), jpeg(i), {"prompt": prompt, "seed": i % 3})
-    e.sha256 = sha(i)
-    return e
+    return Entry(f"img{i:05}.png", combine(cards), jpeg(i), {"prompt": prompt, "seed": i % 3},
+                 sha256=sha(i))
 
 
 def page_of(tmp_path: Path, entries: list[Entry]) -> Path:
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    return write_html(tmp_path / "report.html", entries)
+    return write_report(tmp_path, entries)["html"]
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +139,7 @@ def test_keys_rate_and_move_and_survive_a_reload(browser, tmp_path):
     press(browser, "Enter")  # one big image
     s = state(browser)
     assert s["view"] == "cull" and s["cullName"] == "img00000.png"
-    assert s["why"] == "passed: overall 90.0 ≥ 60.0" and s["mine"] == "my rating 4 / 5"
+    assert s["why"] == "passed: overall 90.0 ≥ 60" and s["mine"] == "my rating 4 / 5"
     assert browser.evaluate("document.getElementById('gallery').offsetParent") is None
     press(browser, "ArrowRight")
     press(browser, "ArrowRight")
@@ -153,7 +150,7 @@ def test_keys_rate_and_move_and_survive_a_reload(browser, tmp_path):
     press(browser, "End")
     press(browser, "ArrowLeft")
     press(browser, "ArrowLeft")  # img00010: 40 < 60
-    assert state(browser)["why"] == "rejected: overall 40.0 < 60.0"
+    assert state(browser)["why"] == "rejected: overall 40.0 < 60"
     press(browser, "Escape")
     assert state(browser)["view"] == "gallery"
 

@@ -18,9 +18,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "comfyui"))  # cdp.py
 
+import dataclasses
+
 from cdp import Browser, find_chromium
 
 from scoring.core.cards import AXES, KINDS
+from scoring.ensemble.select import AXIS_CHOICES, Rule, decided
 from scoring.report import Entry
 from scoring.report.page import ASSETS, SCRIPTS, STRINGS, asset, policy
 
@@ -57,8 +60,10 @@ def template(text: str) -> re.Pattern:
 def foreign(lang: str) -> dict[str, re.Pattern]:
     """The other language's strings that differ from this one's (language names aside)."""
     other = "en" if lang == "ja" else "ja"
-    return {k: template(v) for k, v in TABLE[other].items()
-            if v != TABLE[lang][k] and not k.startswith("lang.")}
+    words = r"[A-Za-z]" if other == "en" else r"[\u3040-\u30ff\u4e00-\u9fff]"
+    return {k: template(v) for k, v in TABLE[other].items()  # strings with words of their own
+            if v != TABLE[lang][k] and not k.startswith("lang.")
+            and re.search(words, re.sub(r"\{\w+\}", "", v))}
 
 
 def test_the_table_has_every_key_in_both_languages_and_no_unknown_one():
@@ -73,7 +78,7 @@ def test_the_table_has_every_key_in_both_languages_and_no_unknown_one():
     used |= {k for k in en if f'"{k}"' in code}  # passed on as a literal
     used |= {f"st.{s}" for s in ("passed", "rejected", "unscored")}
     used |= {f"why.{s}" for s in ("passed", "rejected")} | {"lang.en", "lang.ja"}
-    used |= {f"axis.{a}" for a in AXES} | {f"kind.{k}" for k in KINDS}
+    used |= {f"axis.{a}" for a in (*AXES, *AXIS_CHOICES)} | {f"kind.{k}" for k in KINDS}
     used |= {f"col.{k}" for k in ("seed", "checkpoint", "prompt")}
     assert used - set(en) == set(), "strings used but not in the table"
     assert set(en) - used == set(), "strings in the table nobody shows"
@@ -157,12 +162,20 @@ def test_every_visible_string_is_translated(tmp_path, lang):
     es = [entry(0, 95.0), entry(1, 61.0), entry(2, 30.0, 100.0), entry(3, 20.0),
           entry(4, None)]
     bare = [Entry(e.name.replace("img", "bare"), e.verdict, e.thumb) for e in es]
+
+    def under(rule: Rule) -> list[Entry]:  # what a Score Filter with `rule` decided
+        return [dataclasses.replace(e, verdict=v)
+                for e, v in zip(es, decided([e.verdict for e in es], rule), strict=True)]
+
+    pages = (("full", es), ("bare", bare),  # the default rule, then every other kind
+             ("top", under(Rule(mode="top_k", top_k=1, min_confidence=0.4, unscored="pass"))),
+             ("best", under(Rule(threshold=99, keep_best=True))))
     b = Browser(CHROMIUM, width=1400, height=900)
     try:
         b.send("Browser.setDownloadBehavior", behavior="deny")
         b.send("Page.addScriptToEvaluateOnNewDocument", source="window.__errors = [];"
                "window.addEventListener('error', ev => window.__errors.push(ev.message));")
-        for name, entries in (("full", es), ("bare", bare)):
+        for name, entries in pages:
             open_page(b, page_of(tmp_path / name, entries))
             choose(b, lang)
             b.evaluate("document.getElementById('export').click(); true")  # nothing to export

@@ -47,7 +47,7 @@ function mine100(e) {
   const v = value(e);
   return v === null ? null : ((v - LOW) / (HIGH - LOW)) * 100;
 }
-const threshold = (e) => (e.d && typeof e.d.threshold === "number" ? e.d.threshold : D.pass);
+const threshold = (e) => (e.d && typeof e.d.threshold === "number" ? e.d.threshold : D.threshold);
 function spread(e) { // how far apart the sources' own overall scores are
   const vs = (e.k || []).filter((c) => (c.abstained === null || c.abstained === undefined)
     && c.kind !== "check" && c.axes && typeof c.axes.overall === "number").map((c) => c.axes.overall);
@@ -124,13 +124,20 @@ function move(d) {
 S.goto = (i) => { const at = S.list.findIndex((e) => e.i === i); if (at >= 0) { S.cur = at; current(); } };
 
 // ---- the one-image view ---------------------------------------------------------------------
-function why(e) {
-  if (e.st === "unscored") return t("unscored", { why: e.un || "" });
+function why(e) { // the filter's decision in the reader's words
   const d = e.d || {};
-  const axis = S.axisName(d.axis || "overall");
-  const v = typeof d.value === "number" ? d.value : e.s;
-  const text = t("why." + e.st, { axis, value: num(v, 1), threshold: num(threshold(e), 1) });
-  return d.rule ? `${text} · ${t("why.rule", { rule: d.rule })}` : text;
+  if (e.st === "unscored") return t("unscored", { why: e.un || d.why || "" }) + (d.passed ? " " + t("why.unscoredPassed") : "");
+  if (typeof d.axis !== "string") return `${S.statusName(e.st)}: ${d.rule || ""}${d.why ? ` (${d.why})` : ""}`;
+  const axis = S.axisName(d.axis), k = num(d.top_k);
+  const v = d.axis === "confidence" ? e.c : S.val(e, d.axis);
+  const parts = { axis, value: num(v, d.axis === "confidence" ? 2 : 1), threshold: num(d.threshold, 2, 0) };
+  if (e.st === "passed") {
+    if (typeof d.top_k === "number") return t("why.top", { k, axis });
+    return v !== null && v < d.threshold ? t("why.keptBest") : t("why.passed", parts);
+  }
+  if (d.min_confidence > 0 && typeof d.confidence === "number" && d.confidence < d.min_confidence)
+    return t("why.lowConfidence", { c: num(d.confidence, 2), min: num(d.min_confidence, 2, 0) });
+  return typeof d.top_k === "number" ? t("why.notTop", { k, axis }) : t("why.rejected", parts);
 }
 function big() {
   const box = $("cull"), e = S.list[S.cur];
@@ -156,7 +163,7 @@ function big() {
   if (!rated(e) && e.s !== null) {
     const sp = spread(e);
     if (sp >= 15) info.append(el("div", "suggest", t("suggest.spread", { n: num(sp) })));
-    if (near(e) > 0) info.append(el("div", "suggest", t("suggest.near", { score: num(e.s, 1), threshold: num(threshold(e), 1) })));
+    if (near(e) > 0) info.append(el("div", "suggest", t("suggest.near", { score: num(e.s, 1), threshold: num(threshold(e), 2, 0) })));
   }
   const axes = el("div", "axes");
   for (const a of D.axes) {

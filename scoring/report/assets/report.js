@@ -27,12 +27,20 @@ function t(key, params) {
   return params ? s.replace(/\{(\w+)\}/g, (m, k) => (k in params ? String(params[k]) : m)) : s;
 }
 const nf = {};
-function num(v, digits = 0) {
+function num(v, digits = 0, least = digits) { // least < digits: no trailing zeros
   if (v === null || v === undefined || Number.isNaN(v)) return "";
-  const k = S.lang + digits;
-  nf[k] ??= new Intl.NumberFormat(S.lang, { minimumFractionDigits: digits,
+  const k = `${S.lang}${digits}.${least}`;
+  nf[k] ??= new Intl.NumberFormat(S.lang, { minimumFractionDigits: least,
                                              maximumFractionDigits: digits });
   return nf[k].format(v);
+}
+function ruleText(r) { // a filter rule in the reader's words (its own text when it has no terms)
+  if (!r || typeof r.axis !== "string") return r ? r.rule || "" : "";
+  const axis = axisName(r.axis);
+  let text = typeof r.top_k === "number" ? t("rule.top", { k: num(r.top_k), axis })
+    : t("rule.threshold", { axis, threshold: num(r.threshold, 2, 0) });
+  if (r.min_confidence > 0) text += ", " + t("rule.confidence", { min: num(r.min_confidence, 2, 0) });
+  return text;
 }
 const axisName = (a) => (T.en["axis." + a] ? t("axis." + a) : a);
 const kindName = (k) => (T.en["kind." + k] ? t("kind." + k) : k);
@@ -43,7 +51,7 @@ function el(tag, cls, text) {
   if (text !== undefined && text !== null) n.textContent = text;
   return n;
 }
-Object.assign(S, { $, t, num, el, axisName, kindName, statusName });
+Object.assign(S, { $, t, num, el, axisName, kindName, statusName, ruleText });
 
 // ---- the static labels ----------------------------------------------------------------------
 function label() {
@@ -54,12 +62,11 @@ function label() {
   $("lang").value = S.lang;
   $("lang").setAttribute("aria-label", t("lang.label"));
   $("title").textContent = D.title;
-  const passOpt = $("status").querySelector('option[value="passed"]');
-  passOpt.textContent = t("f.passedAt", { pass: num(D.pass, 1).replace(/\.0$/, "") });
   const counts = { passed: 0, rejected: 0, unscored: 0 };
   for (const e of E) counts[e.st]++;
   $("intro").textContent = t("intro", { n: num(E.length), passed: num(counts.passed),
-    rejected: num(counts.rejected), unscored: num(counts.unscored), pass: num(D.pass) });
+    rejected: num(counts.rejected), unscored: num(counts.unscored),
+    rules: D.rules.map(ruleText).join("; ") || "–" });
   $("note").textContent = D.note || "";
   $("written").textContent = D.written ? t("written", { date: new Intl.DateTimeFormat(S.lang,
     { dateStyle: "medium", timeStyle: "short" }).format(new Date(D.written)) }) : "";
