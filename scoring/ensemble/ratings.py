@@ -131,17 +131,22 @@ T = TypeVar("T")
 def match(rows: Sequence[tuple[str, str, T]], ratings: Sequence[Rating]
           ) -> list[tuple[Rating, T]]:
     """Each rating with the report row it rates: rows are (file name, sha256 or "", item).
-    By content hash first, then the exact name, then the base name, then the stem (a rating
+    By content hash first (among rows of the same content: the one of the same name, else
+    one not rated yet), then the exact name, then the base name, then the stem (a rating
     named without extension); a row is rated once (the last rating for it wins)."""
-    by_hash = {sha: i for i, (_, sha, _) in enumerate(rows) if sha}
+    by_hash: dict[str, list[int]] = {}
     by_name: dict[str, int] = {}
-    for i, (name, _, _) in enumerate(rows):
+    for i, (name, sha, _) in enumerate(rows):
+        if sha:
+            by_hash.setdefault(sha, []).append(i)
         p = PurePath(name.replace("\\", "/"))
         for key in (name, p.name, p.stem):
             by_name.setdefault(key, i)
     chosen: dict[int, Rating] = {}
     for r in ratings:
-        i = by_hash.get(r.sha256) if r.sha256 else None
+        same = by_hash.get(r.sha256, []) if r.sha256 else []
+        i = next((j for j in same if rows[j][0] == r.file),
+                 next((j for j in same if j not in chosen), same[0] if same else None))
         if i is None:
             p = PurePath(r.file.replace("\\", "/"))
             i = next((by_name[k] for k in (r.file, p.name) if k in by_name), None)

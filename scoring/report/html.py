@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from ..core.cards import AXES, CHECK, ScoreCard
 from ..core.files import write_atomic
@@ -82,11 +84,24 @@ def report_id(path: Path) -> str:
     return hashlib.sha256(str(path.resolve().parent).encode()).hexdigest()[:16]
 
 
+def _link(file: str, folder: Path) -> str | None:
+    """The image file as a link relative to the page (None when it has none, or none can
+    be made: another drive)."""
+    if not file:
+        return None
+    try:
+        return quote(Path(os.path.relpath(file, folder)).as_posix())
+    except ValueError:
+        return None
+
+
 def write_html(path: str | Path, entries: Sequence[Entry], title: str = "Saiten report", *,
-               note: str = "", refs: Sequence[str | None] = ()) -> Path:
+               note: str = "", run: Mapping[str, int] | None = None,
+               refs: Sequence[str | None] = ()) -> Path:
     """The report page at `path`: thumbnails inlined up to `INLINE_THUMBS` images, past that
     loaded from their files beside the page (`refs[i]`, see `thumbs.store`). Each entry's
-    status is its verdict's decision (`report.decided` gives every entry one)."""
+    status is its verdict's decision (`report.decided` gives every entry one). `run` counts
+    what the run did (`runner.run_counts`), `note` is any other line for the page."""
     path = Path(path)
     inline = len(entries) <= INLINE_THUMBS
     meta = [k for k in SHOWN_META if k in meta_fields(entries)]
@@ -94,9 +109,10 @@ def write_html(path: str | Path, entries: Sequence[Entry], title: str = "Saiten 
     for i, en in enumerate(entries):
         src = ("data:image/jpeg;base64," + base64.b64encode(en.thumb).decode()
                if inline and en.thumb else refs[i] if i < len(refs) else None)
-        data.append(_entry(i, en, src, meta))
+        data.append({**_entry(i, en, src, meta), "f": _link(en.path, path.parent)})
     page = render(title, {
-        "id": report_id(path), "title": title, "note": note, "threshold": _threshold(entries),
+        "id": report_id(path), "title": title, "note": note, "run": dict(run or {}),
+        "threshold": _threshold(entries),
         "written": datetime.now().astimezone().isoformat(timespec="seconds"),
         "axes": [a for a in AXES if a == "overall" or any(a in d["a"] for d in data)],
         "meta": meta,

@@ -160,7 +160,7 @@ def test_learn_then_the_aggregate_uses_the_profile(comfy, report):
 
     before, _ = ranked("")
     after, text = ranked("saiten/profile.json")
-    assert after > 0.9 and after > before + 0.3, (before, after)
+    assert after > 0.8 and after > before + 0.3, (before, after)
     assert "saiten/profile.json" in text
 
 

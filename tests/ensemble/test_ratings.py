@@ -70,3 +70,11 @@ def test_match_by_hash_survives_a_rename_then_by_name():
                        Rating("missing.png", 2)])
     assert sorted((item, r.rating) for r, item in got) == [("A", 5), ("B", 2), ("C", 3),
                                                           ("D", 4)]
+
+
+def test_images_of_the_same_content_each_keep_their_rating():
+    rows = [("night1.png", SHA, "A"), ("night2.png", SHA, "B")]  # the same black frame twice
+    got = match(rows, [Rating("night2.png", 1, SHA), Rating("night1.png", 2, SHA)])
+    assert sorted((item, r.rating) for r, item in got) == [("A", 2), ("B", 1)]
+    renamed = match(rows, [Rating("x.png", 1, SHA), Rating("y.png", 2, SHA)])
+    assert sorted((item, r.rating) for r, item in renamed) == [("A", 1), ("B", 2)]

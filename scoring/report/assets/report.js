@@ -34,6 +34,14 @@ function num(v, digits = 0, least = digits) { // least < digits: no trailing zer
                                              maximumFractionDigits: digits });
   return nf[k].format(v);
 }
+function runText(r) { // what the run did, from its numbers
+  if (!r || typeof r.images !== "number") return "";
+  const parts = [t("run.scored", { n: num(r.scored) }), t("run.reused", { n: num(r.reused) })];
+  for (const [k, key] of [["from_png", "run.fromPng"], ["unreadable", "run.unreadable"],
+                          ["frees", "run.frees"], ["waited", "run.waited"]])
+    if (r[k] > 0) parts.push(t(key, { n: num(r[k]) }));
+  return `${t("run.images", { n: num(r.images) })} ${parts.join(t("list.sep"))}${t("sentence.end")}`;
+}
 function ruleText(r) { // a filter rule in the reader's words (its own text when it has no terms)
   if (!r || typeof r.axis !== "string") return r ? r.rule || "" : "";
   const axis = axisName(r.axis);
@@ -67,7 +75,7 @@ function label() {
   $("intro").textContent = t("intro", { n: num(E.length), passed: num(counts.passed),
     rejected: num(counts.rejected), unscored: num(counts.unscored),
     rules: D.rules.map(ruleText).join("; ") || "–" });
-  $("note").textContent = D.note || "";
+  $("note").textContent = [runText(D.run), D.note].filter(Boolean).join(" ");
   $("written").textContent = D.written ? t("written", { date: new Intl.DateTimeFormat(S.lang,
     { dateStyle: "medium", timeStyle: "short" }).format(new Date(D.written)) }) : "";
   const axis = $("axis"), chosen = axis.value || "overall";
