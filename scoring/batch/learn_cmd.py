@@ -51,11 +51,11 @@ def format_result(got: Learned) -> str:
     pct = f"{got.level * 100:.0f}%"
     lines = [f"held-out Spearman ρ against your ratings ({got.folds}-fold cross-validation, "
              f"{pct} bootstrap interval):", "",
-             f"{'':<22} {'n':>5} {'ρ':>6}  interval"]
+             f"{'':<24} {'n':>5} {'ρ':>6}  interval"]
     rows: list[tuple[str, Interval]] = [(f"source {s}", i) for s, i in got.sources.items()]
     rows += [("default ensemble", got.default), ("learned profile", got.learned),
              ("gain (learned − default)", got.gain)]
-    lines += [f"{name:<22} {i.n:>5} {_rho(i)}".rstrip() for name, i in rows]
+    lines += [f"{name:<24} {i.n:>5} {_rho(i)}".rstrip() for name, i in rows]
     lines.append("")
     g = got.gain
     if got.adopted:
