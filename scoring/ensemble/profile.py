@@ -142,8 +142,8 @@ def parse_profile(data: Any) -> Profile:
         axis = _label(data.get("axis", "overall"), "axis")
         fit = _fit(data.get("fit", {}))
     else:
-        raise ValueError(f"expected a profile object ({{\"{KEY}\": {VERSION}, …}}) or a "
-                         "list of {source, axis, slope, intercept}")
+        raise ValueError("expected a list of {source, axis, slope, intercept} or a profile "
+                         f"object ({{\"{KEY}\": {VERSION}, …}})")
     if not isinstance(entries, list) or len(entries) > MAX_ENTRIES:
         raise ValueError(f"calibrations must be a list of at most {MAX_ENTRIES}")
     if not isinstance(weights, dict) or len(weights) > MAX_ENTRIES:

@@ -75,7 +75,7 @@ def test_weights_and_calibrations_reach_the_ensemble():
      "entry 1 is not"),
     ({KEY: 1, "calibrations": {}}, "calibrations must be a list"),
     ({KEY: 1, "evil": "<script>"}, "unknown field"),
-    ({"weights": {}}, "expected a profile object"),
+    ({"weights": {}}, "expected a list .* or a profile object"),
     ("[1, 2", "not calibration JSON"),
     ("[" * 100000 + "]" * 100000, "not calibration JSON"),
 ])
