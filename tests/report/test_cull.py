@@ -15,9 +15,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "comfyui"))  # cdp.py
 
 from cdp import Browser, find_chromium
+from helpers.run_cli import run
 
 from scoring.core.cards import ScoreCard
 from scoring.ensemble.aggregate import combine
+from scoring.ensemble.calibrate import load_ratings
 from scoring.report import Entry, write_report
 
 from .test_html import WATCH_ERRORS, jpeg
@@ -180,6 +182,39 @@ def test_filters_for_unrated_disagreement_and_what_to_rate_next(browser, tmp_pat
                                ".map(n => n.textContent)")
     assert suggest[0] == "the sources disagree by 70 points"
     assert state(browser)["errors"] == []
+
+
+def test_the_export_round_trips_through_learn_and_calibrate(browser, tmp_path):
+    """Rate by keys, Export (a real download), then `learn` finds the report from the file
+    and matches every rating by content hash; `calibrate` reads the same file."""
+    # two sources: one agrees with the user's taste, one sees it backwards
+    es = [entry(i, float(10 + 8 * i), float(95 - 8 * i)) for i in range(10)]
+    report = tmp_path / "night"
+    page = page_of(report, es)
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    browser.send("Browser.setDownloadBehavior", behavior="allow", downloadPath=str(downloads))
+    open_page(browser, page)
+    for name in browser.evaluate("window.saitenReport.list.map(e => e.n)"):
+        first = 10 + 8 * int(name[3:8])  # the user's 1–5: what the first source says
+        press(browser, str(1 + min(4, first // 20)))
+    press(browser, "x")  # past the end: the last image gets a reject too
+    browser.evaluate("document.getElementById('export').click(); true")
+    exported = downloads / "ratings.csv"
+    deadline = time.monotonic() + 30
+    while not exported.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    text = exported.read_text(encoding="utf-8")
+    assert text.splitlines()[:2] == ["file,rating,sha256,flag", f"# report: {report}"]
+    assert state(browser)["errors"] == []
+    moved = tmp_path / "elsewhere" / "ratings.csv"  # the file may go anywhere
+    moved.parent.mkdir()
+    exported.replace(moved)
+    r = run("learn", str(moved), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "10 of 10 ratings matched" in r.stdout and "(10 by content hash)" in r.stdout
+    assert (moved.parent / "profile.json").is_file()
+    assert len(load_ratings(moved)) == 10
 
 
 def test_nothing_in_the_data_can_run_or_break_the_page(browser, tmp_path):
