@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -83,11 +83,17 @@ def rho(x: np.ndarray, y: np.ndarray) -> float | None:
     return spearman(x, y) if ok.all() else spearman(x[ok], y[ok])
 
 
-def _raw(card: ScoreCard, axis: str) -> float | None:
-    """The card's own value on `axis`, before any calibration a report applied."""
+def uncalibrated(card: ScoreCard) -> ScoreCard:
+    """The card as its source made it, before any calibration a report applied."""
     raw = card.extras.get("uncalibrated") if isinstance(card.extras, dict) else None
-    value = raw.get(axis) if isinstance(raw, dict) else None
-    return clamp_score(card.axes.get(axis) if value is None else value)
+    if not isinstance(raw, dict):
+        return card
+    extras = {k: v for k, v in card.extras.items() if k != "uncalibrated"}
+    return replace(card, axes={**card.axes, **raw}, extras=extras)
+
+
+def _raw(card: ScoreCard, axis: str) -> float | None:
+    return clamp_score(card.axes.get(axis))
 
 
 def _table(rated: Sequence[Rated], sources: list[str], axis: str) -> tuple[np.ndarray, np.ndarray]:
@@ -257,6 +263,7 @@ def learn(rated: Sequence[Rated], *, axis: str = "overall", scale: tuple[float, 
     """Fit a profile to `rated` and compare it with the default ensemble on held-out folds.
     Ratings are mapped to 0–100 by `scale` (low, high). ValueError with too few images."""
     settings = settings or AggregateSettings()
+    rated = [Rated(r.rating, [uncalibrated(c) for c in r.cards]) for r in rated]
     lo, hi = scale
     if not hi > lo:
         raise ValueError(f"rating scale: high must exceed low (got {lo:g}, {hi:g})")

@@ -187,3 +187,15 @@ def test_more_follows_the_interval():
     assert _more(Interval(0.1, 0.01, 0.2, 40)) == 0
     assert _more(Interval(-0.05, -0.2, 0.1, 40)) is None
     assert _more(Interval(None, None, None, 5)) is None
+
+
+def test_a_report_made_with_a_profile_is_learned_from_its_raw_scores():
+    """Cards a profile calibrated keep their raw values: learning again starts from those,
+    and the defaults it compares with are the real defaults."""
+    from scoring.ensemble.calibrate import Calibration
+
+    images = world(60, 7, ADVERSARIAL)
+    rated = rate(images, 7)
+    old = Profile([Calibration("good", "overall", 0.0, 50.0)])  # flattens the good source
+    again = [Rated(r.rating, old.apply(r.cards)) for r in rated]
+    assert learn(again, scale=(1, 5), boot=200) == learn(rated, scale=(1, 5), boot=200)
