@@ -22,7 +22,7 @@ from aiohttp import web
 from comfy_api.latest import io
 from server import PromptServer
 
-from ..scoring.core.files import write_atomic
+from ..scoring.core.atomic import write_text
 from ..scoring.core.paths import confined
 from ..scoring.ensemble import ratings
 from ..scoring.report.page import RATINGS_ROUTE, REPORT_ROUTE, SCRIPTS, asset, policy
@@ -135,7 +135,7 @@ async def save_ratings(request: web.Request) -> web.Response:
     except ValueError as e:
         return _error(400, str(e))
     try:
-        write_atomic(target, ratings.to_csv(rows, str(report_dir)))
+        write_text(target, ratings.to_csv(rows, str(report_dir)))
     except OSError as e:
         return _error(507, f"cannot write {rel}: {e.strerror or type(e).__name__}")
     return web.json_response({"saved": rel, "count": len(rows)}, headers=_HEADERS)

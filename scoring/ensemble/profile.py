@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..core.atomic import write_text
 from ..core.cards import ScoreCard
-from ..core.files import write_atomic
 from ..core.paths import confined
 from .aggregate import AggregateSettings
 from .calibrate import MAX_CALIBRATION_BYTES, USER_DIR, Calibration, apply_calibrations
@@ -203,5 +203,5 @@ def load_confined_profile(name: str, root: str | Path) -> Profile:
 
 def save_profile(path: str | Path, profile: Profile) -> Path:
     """The profile as JSON at `path`, written atomically; what `load_profile` reads back."""
-    return write_atomic(path, json.dumps(profile.to_dict(), indent=1, ensure_ascii=False)
+    return write_text(path, json.dumps(profile.to_dict(), indent=1, ensure_ascii=False)
                         + "\n")

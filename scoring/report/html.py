@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -23,19 +24,28 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ..core.atomic import write_text
 from ..core.cards import AXES, CHECK, ScoreCard
-from ..core.files import write_atomic
 from ..ensemble import ratings
 from ..ensemble.select import DEFAULT_THRESHOLD, confidence_of
 from .entries import Entry, meta_fields, meta_text
-from .page import RATINGS_ROUTE, REPORT_ROUTE, render
+from .page import RATINGS_ROUTE, REPORT_ROUTE, json_script, render
 
 INLINE_THUMBS = 300
 SHOWN_META = ("seed", "checkpoint", "prompt")
+__all__ = ["INLINE_THUMBS", "json_script", "write_html"]
 
 
 def _round(x: float | None, digits: int = 2) -> float | None:
-    return None if x is None else round(x, digits)
+    """A finite number rounded, else None (the page's data holds no NaN)."""
+    return round(x, digits) if isinstance(x, int | float) and math.isfinite(x) else None
+
+
+def _text(value: Any) -> str | float | None:
+    """A value as the page's data carries it: a finite number, a string, or None."""
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return _round(value, 6)
+    return meta_text(value)
 
 
 def _card(c: ScoreCard) -> dict[str, Any]:
@@ -58,8 +68,8 @@ def _entry(i: int, en: Entry, src: str | None, meta: Sequence[str]) -> dict[str,
             "c": _round(v.confidence, 3), "un": v.unscored, "cm": v.comment,
             "re": [r for c in v.cards if c.ok and c.kind == CHECK for r in c.reasons],
             "u": list(v.used), "dr": dict(v.dropped), "o": en.origin,
-            "k": [_card(c) for c in v.cards], "p": en.meta.get("prompt"),
-            "seed": en.meta.get("seed"),
+            "k": [_card(c) for c in v.cards], "p": _text(en.meta.get("prompt")),
+            "seed": _text(en.meta.get("seed")),
             "m": {k: meta_text(en.meta.get(k)) for k in meta if k in en.meta}, "t": src}
 
 
@@ -122,4 +132,4 @@ def write_html(path: str | Path, entries: Sequence[Entry], title: str = "Saiten 
                 "report": ratings.REPORT},
         "save": {"report": REPORT_ROUTE, "ratings": RATINGS_ROUTE},
         "entries": data})
-    return write_atomic(path, page)
+    return write_text(path, page)

@@ -78,14 +78,19 @@ def policy() -> str:
             "form-action 'none'")
 
 
-def json_script(element_id: str, value: Any) -> str:
-    """`value` as a JSON data block no text inside it can end or escape: <, >, & and the JS
-    line separators are written as \\u escapes."""
-    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
-                    ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
-        text = text.replace(ch, esc)
-    return f'<script type="application/json" id="{element_id}">{text}</script>'
+_JSON_UNSAFE = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026",
+                0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def json_script(element_id: str, data: Any) -> str:
+    """`data` in a `<script type="application/json">` element that no text can end or
+    bend: inside the JSON every `<`, `>`, `&` and U+2028/2029 is written as a \\u escape
+    (JSON.parse reads them back as they were), so no `</script>`, `<!--` or `<script`
+    appears in it. The page reads it with JSON.parse(textContent) and sets every text it
+    shows through textContent."""
+    text = json.dumps(data, ensure_ascii=False, allow_nan=False).translate(_JSON_UNSAFE)
+    return (f'<script type="application/json" id="{html.escape(element_id)}">{text}'
+            "</script>")
 
 
 def render(title: str, data: dict[str, Any]) -> str:

@@ -9,7 +9,7 @@ import io
 import re
 from pathlib import Path
 
-from ..core.files import write_atomic
+from ..core.atomic import write_bytes
 from ..core.images import Image, to_pil
 
 FOLDER = "thumbs"
@@ -31,7 +31,7 @@ def store(out_dir: str | Path, jpeg: bytes) -> str:
     path = Path(out_dir) / ref
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, jpeg)
+        write_bytes(path, jpeg)
     return ref
 
 

@@ -22,9 +22,9 @@ from collections.abc import Sequence
 
 from ..ensemble.aggregate import AggregateSettings
 from ..host import doctor
-from . import calibrate_cmd, learn_cmd, score_cmd
+from . import calibrate, learn, score
 
-COMMANDS = (score_cmd, calibrate_cmd, learn_cmd, doctor)
+COMMANDS = (score, calibrate, learn, doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:
