@@ -24,7 +24,7 @@ from typing import TextIO
 from ..report import Entry, write_report
 from ..sources import Cancelled
 from .crashes import Crashes
-from .runner import Runner, closing_line, unreadable
+from .runner import Runner, closing_line, run_counts, unreadable
 from .watch import FolderWatch, Stop
 
 
@@ -106,11 +106,14 @@ class Session:
             return None
         start = self._clock()
         self._dirty = False
-        note = self.note() if force else (
+        note = "" if force else (
             f"Partial report, written while the run was in progress ({len(self.entries)} "
-            f"images so far; the run's final report replaces it). {self.note()}")
+            "images so far; the run's final report replaces it).")
         written = write_report(self.out, list(self.entries.values()), self.title,
-                               note=note, rule=self.runner.rule)
+                               note=note, run=run_counts(self.runner.counts,
+                                                         self.runner.beside,
+                                                         len(self.entries)),
+                               rule=self.runner.rule)
         self._next = self._clock() + max(self.every, 10 * (self._clock() - start))
         return written
 

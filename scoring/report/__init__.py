@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..core.atomic import Staged, as_write_error, folder_lock
@@ -27,6 +27,7 @@ def decided(entries: Sequence[Entry], rule: Rule | None = None) -> list[Entry]:
 
 def write_report(out_dir: str | Path, entries: Sequence[Entry],
                  title: str = "Saiten report", *, note: str = "",
+                 run: Mapping[str, int] | None = None,
                  rule: Rule | None = None) -> dict[str, Path]:
     """report.jsonl, report.csv and report.html in `out_dir` (created); `note` is a line
     for the page (e.g. how many verdicts were reused). What passed is each verdict's own
@@ -39,7 +40,8 @@ def write_report(out_dir: str | Path, entries: Sequence[Entry],
     entries = decided(entries, rule)
     with folder_lock(out):  # another run on this folder writes its report whole, in turn
         refs = [thumbs.store(out, e.thumb) if e.thumb else None for e in entries]
-        page = render_html(entries, title, note=note, refs=refs)
+        page = render_html(out / "report.html", entries, title, note=note, run=run,
+                           refs=refs)
         with Staged() as staged:  # the three files change together, or not at all
             staged.write(out / "report.jsonl", lambda f: fill_jsonl(f, entries, refs))
             staged.write(out / "report.csv", lambda f: fill_csv(f, entries), newline="")
