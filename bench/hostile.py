@@ -381,21 +381,21 @@ except Cancelled:
 """
 
 
-def probe_interrupt(repo: Path, tmp: Path, api: FakeAPI) -> str:
+def probe_interrupt(repo: Path, tmp: Path, api: FakeAPI, at: float = 1.0) -> str:
     got = []
     for kind in ({"kind": "huge", "bytes": 200 << 20}, {"kind": "endless"},
                  {"kind": "drip", "interval": 0.5}):
         api.script(default=kind)
         env = {**os.environ, "PYTHONPATH": str(repo), "SAITEN_CONFIG_DIR": str(tmp / "cfg")}
         t0 = time.monotonic()
-        r = subprocess.run([PY, "-c", INTERRUPT, api.url, "1.0"], env=env, cwd=tmp,
+        r = subprocess.run([PY, "-c", INTERRUPT, api.url, str(at)], env=env, cwd=tmp,
                            capture_output=True, text=True, timeout=600)
         wall = time.monotonic() - t0
         line = (r.stdout.strip().splitlines() or ["?"])[-1].split()
-        after = float(line[1]) - 1.0 if len(line) == 2 else float("nan")
+        after = float(line[1]) - at if len(line) == 2 else float("nan")
         got.append(f"{kind['kind']} {line[0]} {after:.2f} s after the cancel (process "
                    f"{wall:.1f} s)")
-    return "interrupt (cancel at 1 s): " + "; ".join(got)
+    return f"interrupt (cancel at {at:g} s): " + "; ".join(got)
 
 
 PROBES = ("baseline", "huge", "range", "key", "html", "gif", "png", "concurrent", "disk",
@@ -408,6 +408,8 @@ def main() -> None:
     p.add_argument("--only", default=",".join(x for x in PROBES if x != "huge400"),
                    help=f"comma-separated of {','.join(PROBES)}")
     p.add_argument("--rounds", type=int, default=6, help="concurrent: rounds of 3 runs")
+    p.add_argument("--cancel-at", type=float, default=1.0,
+                   help="interrupt: seconds into the call when it is cancelled")
     a = p.parse_args()
     random.seed(0)
     api = FakeAPI()
@@ -428,7 +430,8 @@ def main() -> None:
                       "concurrent": lambda s: probe_concurrent(a.repo, s, api, a.rounds),
                       "disk": lambda s: probe_disk_full(a.repo, s, api),
                       "truncated": lambda s: probe_truncated(a.repo, s, api),
-                      "interrupt": lambda s: probe_interrupt(a.repo, s, api)}[name]
+                      "interrupt": lambda s: probe_interrupt(a.repo, s, api,
+                                                             a.cancel_at)}[name]
                 print(fn(sub), flush=True)
     finally:
         api.stop()

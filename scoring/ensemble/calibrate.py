@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.atomic import write_text
 from ..core.cards import CHECK, ScoreCard, Verdict, score_value
 from . import ratings as ratings_csv
 
@@ -149,8 +150,7 @@ def save_calibrations(path: str | Path, fits: Sequence[SourceFit]) -> Path:
     """The calibrations as JSON (a list of {source, axis, slope, intercept})."""
     path = Path(path)
     data = [asdict(f.calibration) for f in fits if f.calibration]
-    path.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    return path
+    return write_text(path, json.dumps(data, indent=1))
 
 
 def apply_calibrations(cards: Sequence[ScoreCard], cals: Sequence[Calibration]

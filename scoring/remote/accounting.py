@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core.atomic import as_write_error
+from ..core.atomic import as_write_error, write_text
 from ..core.errors import BudgetExhausted
 from .keys import mask
 
@@ -97,8 +97,11 @@ class Prices:
             except (OSError, ValueError) as e:
                 log.warning("saiten: price table %s unreadable (%s); using defaults", p, e)
                 return cls()
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(DEFAULT_PRICES, indent=2) + "\n", encoding="utf-8")
+        try:  # a starting point to edit; a folder that cannot take it costs nothing
+            p.parent.mkdir(parents=True, exist_ok=True)
+            write_text(p, json.dumps(DEFAULT_PRICES, indent=2) + "\n")
+        except OSError as e:
+            log.warning("saiten: price table %s not written (%s); using defaults", p, e)
         return cls()
 
     def rate(self, model: str) -> dict[str, float] | None:

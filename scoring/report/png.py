@@ -9,6 +9,7 @@ from typing import Any
 
 from PIL.PngImagePlugin import PngInfo
 
+from ..core.atomic import replacing
 from ..core.cards import Verdict
 from ..core.images import Image, to_pil
 from .comfy_meta import text_chunks
@@ -42,8 +43,9 @@ def save_png(path: str | Path, image: Image, verdict: Verdict,
     for key, value in {**(text or {}), **png_text(verdict)}.items():
         info.add_text(key, value)
     path = Path(path)
-    to_pil(image).save(path, "PNG", pnginfo=info)
-    return path
+    with replacing(path) as f:  # a reader (or ComfyUI's file list) never sees half a PNG
+        to_pil(image).save(f, "PNG", pnginfo=info)
+    return Path(path)
 
 
 def read_png_scores(path: str | Path) -> dict[str, Any] | None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import random
-import time
 import urllib.parse
 
 import pytest
@@ -53,9 +52,11 @@ def test_short_or_missing_secrets_match_nothing():
     assert not echoes("anything at all", [None, "", "abc"])
 
 
-def test_it_looks_at_a_bounded_text_quickly():
-    hostile = ("QUJD" * 5000 + "%41" * 5000 + "ab" * 5000) * 10  # runs of every kind
-    t0 = time.perf_counter()
-    assert not echoes(hostile, [FAKE_KEY])
-    assert time.perf_counter() - t0 < 5.0
-    assert all(len(t) <= 2 * MAX_CHECK for t in decodings(hostile))
+def test_a_long_text_is_looked_at_in_bounded_windows():
+    """An echo anywhere in a long text is found (in overlapping windows), and what is
+    decoded of any one window stays bounded, whatever the text holds."""
+    filler = "QUJD" * 2000 + "%41" * 2000 + "ab" * 2000
+    hidden = filler * 3 + base64.b64encode(FAKE_KEY.encode()).decode() + filler
+    assert echoes(hidden, [FAKE_KEY]) and not echoes(filler * 4, [FAKE_KEY])
+    forms = list(decodings(filler * 4))
+    assert all(len(t) <= 2 * MAX_CHECK for t in forms) and len(forms) < 200
