@@ -11,13 +11,14 @@ of the ComfyUI beside it (`comfy_neighbour.Beside`).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..core.cards import AXES, ScoreCard, Sheet, Verdict, merge_sheets
-from ..core.images import Image, load_frames
+from ..core.images import Frame, Frames, Image
 from ..core.rubric import Rubric
 from ..ensemble.aggregate import AggregateSettings, combine_sheet
 from ..ensemble.calibrate import Calibration, apply_calibrations
@@ -50,6 +51,19 @@ class Counts:
     reused: int = 0      # images whose every card came from the cache
     from_png: int = 0    # verdicts read back from Saiten Save Image PNGs
     unreadable: int = 0
+
+
+NOT_SCORED = "not scored"
+"""The placeholder verdict of a frame waiting for the sources."""
+
+MAX_BATCH_BYTES = 512 << 20
+"""Decoded pixels (float32) a batch holds before its sources run: with frames decoded one
+at a time, what bounds a run's memory whatever the files claim."""
+
+
+def _sha(digest: str, name: str) -> str:
+    """The id of a row that is part of a file (frames), from the file's digest."""
+    return hashlib.sha256(f"{digest}#{name.rpartition('#')[2]}".encode()).hexdigest()
 
 
 def unreadable(reason: str) -> Verdict:
@@ -97,6 +111,50 @@ class Lookup:
     cards: list[list[ScoreCard] | None]
 
 
+@dataclass
+class Part:
+    """One report row of a file, as it decodes: a frame (`frame`; its cache `key`), or the
+    rest of the file that cannot be scored (`error`; `broken`: it counts as unreadable)."""
+
+    name: str
+    key: str
+    sha256: str
+    path: str
+    frame: Frame | None = None
+    saved: Verdict | None = None
+    error: str = ""
+    broken: bool = False
+
+
+def parts(path: Path, digest: str, labels: set[str] | None) -> Iterator[Part]:
+    """The rows of a file as its frames decode one at a time (`file#k` for an animated
+    file; a Saiten PNG's verdict with the frame when its sources are `labels`), then one for
+    the frames past MAX_FRAMES, or, where it broke, one for the rest. Both engines read
+    files through this: the Ray engine on its workers."""
+    done, total = 0, 1  # frames with a row, frames in the file
+    try:
+        frames = Frames(path)
+        total = frames.total
+        one = frames.total == 1
+        saved = png_verdict(path, labels) if one and labels is not None else None
+        for frame in frames:
+            if one:
+                yield Part(path.name, digest, digest, str(path), frame, saved)
+            else:
+                key = f"{digest}#{frame.index}"
+                yield Part(f"{path.name}#{frame.index}", key,
+                           hashlib.sha256(key.encode()).hexdigest(), "", frame)
+            done += 1
+        if frames.skipped:
+            last = f"{path.name}#{frames.count}-{frames.total - 1}"
+            yield Part(last, "", _sha(digest, last), "", error=frames.skipped)
+    except Exception as e:  # BadImage, or anything else PIL throws at a broken file
+        msg = str(e) if path.name in str(e) else f"{path.name}: cannot read image ({e})"
+        rest = path.name if not done else f"{path.name}#{done}-{max(done, total - 1)}"
+        yield Part(rest, "", _sha(digest, rest) if done else digest, "" if done else str(path),
+                   error=msg, broken=True)
+
+
 Done = tuple[str, list[list[ScoreCard] | None], list[bool]]
 """An image the sources went over: its cache key, per source its cards, and per source
 whether it ran now (rather than its cards coming from the cache)."""
@@ -107,8 +165,8 @@ class Runner:
     """The sources of a run (`plans`), how their cards combine (`settings`, `calibrations`)
     and what passes (`rule`); `cache` is the resume cache, `beside` the ComfyUI manners.
 
-    The one-process engine is `batch`; the pieces it is made of (`lookup`, `context`,
-    `store`, `combine`) are what the Ray engine (`ray_engine`) runs too."""
+    The one-process engine is `batch`; the pieces it is made of (`lookup`, `parts`,
+    `frame`, `context`, `store`, `combine`) are what the Ray engine (`ray_engine`) runs too."""
 
     plans: list[Planned]
     settings: AggregateSettings
@@ -118,12 +176,13 @@ class Runner:
     rule: Rule = field(default_factory=Rule)
     cache: ScoreCache | None = None
     rescore: bool = False
+    max_bytes: int = MAX_BATCH_BYTES
     beside: Beside = field(default_factory=lambda: Beside(None))
     counts: Counts = field(default_factory=Counts)
     budgets: dict[int, Budget | None] = field(default_factory=dict)
     """Source j's budget for the whole run (a judge's `max_calls` / `max_usd`)."""
 
-    # -- the pieces both engines share ------------------------------------------------------
+    # -- the pieces both engines share --------------------------------------------------
     def budget(self, j: int) -> Budget | None:
         """Source j's budget for the whole run (made from its options on first use)."""
         if j not in self.budgets:
@@ -143,6 +202,12 @@ class Runner:
         return Runner([], self.settings, self.rubric, self.calibrations, self.repeats,
                       self.rule, rescore=self.rescore)
 
+    @property
+    def labels(self) -> set[str] | None:
+        """The run's source labels, for reading back a Saiten PNG's verdict (None: never,
+        on `--rescore`)."""
+        return None if self.rescore else {p.source.label for p in self.plans}
+
     def cached(self, key: str) -> list[list[ScoreCard] | None]:
         """Per source, its cached cards for the image `key` (None: it must run)."""
         return [None if (self.rescore or self.cache is None or p.key is None)
@@ -159,15 +224,41 @@ class Runner:
         stored = self.cache.image(digest) if self.cache else None
         cards = self.cached(digest)
         if stored and all(c is not None for c in cards):  # no need even to decode it
-            return self.reused(path.name, cards, *stored)
+            return self.reused(path.name, cards, *stored, digest, str(path))
         return Lookup(digest, stored, cards)
 
+    def frame(self, part: Part, meta: dict[str, Any], thumb: Callable[[], bytes],
+              partial: str = "") -> Entry:
+        """The entry of a part: unscored when it is not a frame or decoded only in part, read
+        from its PNG, reused, else a placeholder (NOT_SCORED) the sources will fill in. A new
+        frame's thumbnail (`thumb()`) and metadata go into the cache."""
+        if part.error:
+            self.counts.unreadable += part.broken
+            return Entry(part.name, unreadable(part.error), meta=meta, sha256=part.sha256,
+                         path=part.path)
+        known = self.cache.image(part.key) if self.cache else None
+        shown = known[0] if known and known[0] else thumb()
+        if self.cache and not known:
+            self.cache.put_image(part.key, shown, meta)
+        sha, path = part.sha256, part.path
+        if partial:
+            self.counts.unreadable += 1
+            return Entry(part.name, unreadable(partial), shown, meta, sha256=sha, path=path)
+        if part.saved is not None:
+            self.counts.from_png += 1
+            return Entry(part.name, self.decide(part.saved), shown, meta, origin="png",
+                         sha256=sha, path=path)
+        cards = self.cached(part.key)
+        if all(c is not None for c in cards):
+            return self.reused(part.name, cards, shown, meta, sha, path)
+        return Entry(part.name, unreadable(NOT_SCORED), shown, meta, sha256=sha, path=path)
+
     def reused(self, name: str, cards: list[list[ScoreCard] | None], thumb: bytes | None,
-               meta: dict[str, Any]) -> Entry:
+               meta: dict[str, Any], sha256: str, path: str) -> Entry:
         """The entry of an image whose every card came from the cache."""
         self.counts.reused += 1
         verdict = self.combine([[c for cs in cards for c in cs or ()]])[0]
-        return Entry(name, verdict, thumb, meta, origin="cache")
+        return Entry(name, verdict, thumb, meta, origin="cache", sha256=sha256, path=path)
 
     def store(self, done: Sequence[Done]) -> list[bool]:
         """Store the cards the keyed sources made now (one transaction; a row per image
@@ -193,12 +284,14 @@ class Runner:
         report says what this run's rule decides)."""
         return dataclasses.replace(verdict, decision=decide([verdict], self.rule)[0])
 
-    # -- the one-process engine -------------------------------------------------------------
+    # -- the one-process engine ---------------------------------------------------------
     def batch(self, paths: Sequence[Path]) -> list[Entry]:
         """One entry per file in order — one per frame of an animated file, named `file#k`
-        (as LoadImage reads it); unreadable files become unscored entries."""
+        (as LoadImage reads it), and one `file#a-b` for the frames past MAX_FRAMES;
+        unreadable files, and files cut short, become unscored entries with the reason.
+        Frames are decoded one at a time, and the sources run whenever the decoded frames
+        waiting reach `max_bytes` (so a batch is bounded by memory, not only by count)."""
         self.beside.between_batches(self.unload)
-        labels = {p.source.label for p in self.plans}
         entries: list[Entry] = []
         work: list[Work] = []
         for path in paths:
@@ -206,33 +299,20 @@ class Runner:
             if isinstance(found, Entry):
                 entries.append(found)
                 continue
-            digest, stored, cards = found.digest, found.stored, found.cards
-            meta = stored[1] if stored else read_meta(path)
-            try:
-                frames = load_frames(path)
-            except Exception as e:  # BadImage, or anything else PIL throws at a broken file
-                msg = str(e) if path.name in str(e) else f"{path.name}: cannot read image ({e})"
-                entries.append(Entry(path.name, unreadable(msg), meta=meta))
-                self.counts.unreadable += 1
-                continue
-            saved = None if self.rescore or len(frames) > 1 else png_verdict(path, labels)
-            for k, pixels in enumerate(frames):
-                name, key = ((path.name, digest) if len(frames) == 1
-                             else (f"{path.name}#{k}", f"{digest}#{k}"))
-                known = stored if key == digest else self.cache.image(key) if self.cache else None
-                thumb = known[0] if known and known[0] else thumbnail(pixels)
-                if self.cache and not known:
-                    self.cache.put_image(key, thumb, meta)
-                if saved is not None:
-                    entries.append(Entry(name, self.decide(saved), thumb, meta, origin="png"))
-                    self.counts.from_png += 1
-                    continue
-                cards = cards if key == digest else self.cached(key)
-                if all(c is not None for c in cards):
-                    entries.append(self.reused(name, cards, thumb, meta))
-                    continue
-                entries.append(Entry(name, unreadable("not scored"), thumb, meta))
-                work.append((len(entries) - 1, key, pixels, cards))
+            meta = found.stored[1] if found.stored else read_meta(path)
+            for part in parts(path, found.digest, self.labels):
+                frame = part.frame
+                entry = self.frame(part, meta, lambda f=frame: thumbnail(f.image),
+                                   frame.partial if frame else "")
+                entries.append(entry)
+                if entry.verdict.unscored == NOT_SCORED:
+                    work.append((len(entries) - 1, part.key, frame.image,
+                                 found.cards if part.key == found.digest
+                                 else self.cached(part.key)))
+                    if sum(w[2].nbytes for w in work) >= self.max_bytes:
+                        self._score(work, entries)
+                        work = []
+                del frame, part
         if work:
             self._score(work, entries)
         return entries
@@ -255,24 +335,31 @@ class Runner:
         scored = self.store([(key, [per_source[j][k] for j in range(len(self.plans))], ran[k])
                              for k, (_, key, *_) in enumerate(work)])
         for k, ((i, *_), verdict) in enumerate(zip(work, self.combine(sheet), strict=True)):
-            old = entries[i]
-            entries[i] = Entry(old.name, verdict, old.thumb, old.meta,
-                               origin="" if scored[k] else "cache")
+            entries[i] = dataclasses.replace(entries[i], verdict=verdict,
+                                             origin="" if scored[k] else "cache")
 
     def unload(self) -> None:
         for p in self.plans:
             p.source.unload()
 
 
+def run_counts(counts: Counts, beside: Beside, total: int) -> dict[str, int]:
+    """How much of the run was new work, as numbers (the report page words them itself)."""
+    return {"images": total, "scored": counts.scored, "reused": counts.reused,
+            "from_png": counts.from_png, "unreadable": counts.unreadable,
+            "frees": beside.frees, "waited": round(beside.waited)}
+
+
 def closing_line(counts: Counts, beside: Beside, total: int) -> str:
     """How much of the run was new work: "120 images: 3 scored, 117 reused from the cache"."""
-    parts = [f"{counts.scored} scored", f"{counts.reused} reused from the cache"]
-    if counts.from_png:
-        parts.append(f"{counts.from_png} read from Saiten PNG metadata")
-    if counts.unreadable:
-        parts.append(f"{counts.unreadable} unreadable")
-    if beside.frees:
-        parts.append(f"ComfyUI freed its memory {beside.frees}×")
-    if beside.waited >= 1:
-        parts.append(f"waited {beside.waited:.0f}s for ComfyUI")
+    n = run_counts(counts, beside, total)
+    parts = [f"{n['scored']} scored", f"{n['reused']} reused from the cache"]
+    if n["from_png"]:
+        parts.append(f"{n['from_png']} read from Saiten PNG metadata")
+    if n["unreadable"]:
+        parts.append(f"{n['unreadable']} unreadable")
+    if n["frees"]:
+        parts.append(f"ComfyUI freed its memory {n['frees']}×")
+    if n["waited"] >= 1:
+        parts.append(f"waited {n['waited']}s for ComfyUI")
     return f"{total} images: " + ", ".join(parts)

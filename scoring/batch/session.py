@@ -5,6 +5,12 @@ latest verdict wins), with progress on the terminal.
 At a terminal the progress is a tqdm bar (images done, rate, ETA); elsewhere (a log file,
 a pipe) it is one "scored i/n" line per batch. Ctrl-C (or SIGTERM) finishes the batch in
 hand, then the report is written; a second Ctrl-C stops at once and still writes it.
+
+A report written while the run goes on says on its page that it is partial (so one left
+behind by a run that could not finish says so); the final one replaces it. The files in
+hand are recorded (`crashes.Crashes`): a file a run died on is retried alone, then skipped
+with the reason, so a `watch` restarted after the out-of-memory killer does not die on it
+again.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ from typing import Protocol, TextIO
 
 from ..report import Entry, write_report
 from ..sources import Cancelled
-from .runner import Runner, closing_line
+from .crashes import Crashes
+from .runner import Runner, closing_line, run_counts, unreadable
 from .watch import FolderWatch, Stop
 
 
@@ -88,6 +95,7 @@ class Session:
         self.runner, self.out, self.title, self.progress = runner, Path(out), title, progress
         self.every, self._clock = every, clock
         self.entries: dict[str, Entry] = {}
+        self.crashes = Crashes(self.out)
         self._next = -float("inf")
         self._dirty = False
         self.interrupted = False
@@ -108,8 +116,14 @@ class Session:
             return None
         start = self._clock()
         self._dirty = False
+        note = "" if force else (
+            f"Partial report, written while the run was in progress ({len(self.entries)} "
+            "images so far; the run's final report replaces it).")
         written = write_report(self.out, list(self.entries.values()), self.title,
-                               note=self.note(), rule=self.runner.rule)
+                               note=note, run=run_counts(self.runner.counts,
+                                                         self.runner.beside,
+                                                         len(self.entries)),
+                               rule=self.runner.rule)
         self._next = self._clock() + max(self.every, 10 * (self._clock() - start))
         return written
 
@@ -131,6 +145,23 @@ class Session:
             self.runner.unload()
             self.progress.close()
 
+    def _local(self, batches: Iterable[Sequence[Path]]) -> Iterator[tuple[list[Entry], int]]:
+        """The one-process engine: each batch through the Runner, a file a run died on
+        scored alone or skipped (`crashes`)."""
+        for paths in batches:
+            yield [e for part in self.crashes.alone(list(paths)) for e in self._batch(part)], \
+                len(paths)
+
+    def _batch(self, paths: list[Path]) -> list[Entry]:
+        """The entries of `paths`, skipping (with the reason) a file a run died on."""
+        skip = {p: why for p in paths if (why := self.crashes.why_skipped(p))}
+        entries = [Entry(p.name, unreadable(why)) for p, why in skip.items()]
+        todo = [p for p in paths if p not in skip]
+        if todo:
+            with self.crashes.holding(todo):
+                entries += self.runner.batch(todo)
+        return entries
+
     def score(self, paths: Sequence[Path], batch: int, engine: Engine | None = None) -> None:
         """Score `paths` in batches of `batch` (or on `engine`: a Ray cluster); a Ctrl-C
         before the end is an interruption. The report follows the order of `paths`."""
@@ -138,7 +169,7 @@ class Session:
             try:
                 if engine is None:
                     chunks = (paths[i:i + batch] for i in range(0, len(paths), batch))
-                    self._run(((self.runner.batch(c), len(c)) for c in chunks), stop)
+                    self._run(self._local(chunks), stop)
                 else:
                     self._run(engine.entries(paths), stop)
             finally:
@@ -170,6 +201,6 @@ class Session:
         with Stop(self.progress.log) as stop:
             batches = watcher.batches(batch, idle_exit=idle_exit, stop=lambda: stop.requested,
                                       idle=self.write)
-            self._run(((self.runner.batch(p), len(p)) for p in batches), stop)
+            self._run(self._local(batches), stop)
         why = "stopped" if stop.requested else f"no new file for {idle_exit:g}s"
         self.progress.log(f"{why}: reporting {len(self.entries)} images")

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
-import tempfile
 from pathlib import Path
 
+from ..core.atomic import as_write_error, write_bytes
 from ..core.images import Image, to_pil
 
 FOLDER = "thumbs"
@@ -31,15 +30,11 @@ def store(out_dir: str | Path, jpeg: bytes) -> str:
     ref = f"{FOLDER}/{hashlib.sha1(jpeg).hexdigest()[:20]}.jpg"
     path = Path(out_dir) / ref
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(jpeg)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise as_write_error(e, path) from e
+        write_bytes(path, jpeg)
     return ref
 
 

@@ -35,7 +35,7 @@ from ...core.cards import Verdict
 from ...core.errors import SourceError
 from ...report import Entry
 from ..resume_cache import file_hash
-from ..runner import Lookup, Runner, unreadable
+from ..runner import NOT_SCORED, Lookup, Part, Runner, unreadable
 from .ledger import Ledger
 from .stages import Recipe, SourceStage, batch_rows, decode, dump_cards, load_cards
 
@@ -206,30 +206,23 @@ class RayEngine:
         return json.dumps({key: json.loads(dump_cards(cs)) for key, cs in cached.items()})
 
     def _entries(self, rows: list[dict[str, Any]]) -> list[Entry]:
-        """Result rows as entries, their cards stored (`Runner.store`)."""
-        r, entries, done, scored_at = self.runner, [], [], []
+        """Result rows as entries (`Runner.frame`, as one process makes them), the cards
+        the sources made stored (`Runner.store`)."""
+        r, entries, done, at = self.runner, [], [], []
         for row in rows:
-            name, key = str(row["name"]), str(row["key"])
-            meta = json.loads(row["meta"] or "{}")
-            if row["error"]:
-                r.counts.unreadable += 1
-                entries.append(Entry(name, unreadable(str(row["error"])), meta=meta))
-                continue
-            known = r.cache.image(key) if r.cache else None
-            thumb = known[0] if known and known[0] else bytes(row["thumb"]) or None
-            if r.cache is not None and not known:
-                r.cache.put_image(key, thumb, meta)
-            if row["saved"]:
-                r.counts.from_png += 1
-                entries.append(Entry(name, r.decide(_verdict(row["saved"])), thumb, meta,
-                                     origin="png"))
-                continue
-            done.append((key, load_cards(row["cards"]), json.loads(row["ran"])))
-            scored_at.append(len(entries))
-            entries.append(Entry(name, _verdict(row["verdict"]), thumb, meta))
-        for i, scored in zip(scored_at, r.store(done), strict=True):
-            if not scored:  # only stand-ins ran, or nothing at all
-                entries[i] = dataclasses.replace(entries[i], origin="cache")
+            part = Part(str(row["name"]), str(row["key"]), str(row["sha256"]),
+                        str(row["path"]), saved=_verdict(row["saved"]) if row["saved"] else None,
+                        error=str(row["error"]), broken=bool(row["broken"]))
+            thumb = bytes(row["thumb"])
+            entry = r.frame(part, json.loads(row["meta"] or "{}"), lambda t=thumb: t,
+                            str(row["partial"]))
+            if entry.verdict.unscored == NOT_SCORED:
+                done.append((part.key, load_cards(row["cards"]), json.loads(row["ran"])))
+                at.append(len(entries))
+                entry = dataclasses.replace(entry, verdict=_verdict(row["verdict"]))
+            entries.append(entry)
+        for i, scored in zip(at, r.store(done), strict=True):
+            entries[i] = dataclasses.replace(entries[i], origin="" if scored else "cache")
         return entries
 
     # -- the cluster --------------------------------------------------------------------
@@ -254,9 +247,10 @@ class RayEngine:
         ds = ray.data.from_items(rows, override_num_blocks=math.ceil(len(rows) / self.batch))
         # with the first stage's resources, decoding runs inside its actors (Ray fuses the
         # two); before a GPU stage it stays in CPU tasks
+        labels = r.labels
         ds = ds.map_batches(decode, batch_size=self.batch, num_cpus=stages[0].cpus,
-                            fn_kwargs={"sources": len(stages), "rescore": r.rescore,
-                                       "labels": frozenset(p.source.label for p in r.plans)})
+                            fn_kwargs={"sources": len(stages), "max_bytes": r.max_bytes,
+                                       "labels": None if labels is None else frozenset(labels)})
         for j, stage in enumerate(stages):
             remote = stage.kind == "remote"
             label = stage.recipe.label or stage.recipe.name

@@ -11,9 +11,8 @@ the node that builds it, from that node's own configuration (`scoring.remote.key
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,28 +20,28 @@ from typing import Any
 import numpy as np
 
 from ...core.cards import ScoreCard, Sheet
-from ...core.images import load_frames
 from ...host.memory import MemoryPolicy
 from ...remote import breaker
 from ...report import thumbnail
 from ...report.comfy_meta import read_meta
 from ...sources import Source, Unavailable, create, unavailable
 from ..memory import CliMemory
-from ..runner import Runner, png_verdict, run_source, unreadable
+from ..resume_cache import file_hash
+from ..runner import Part, Runner, parts, run_source
 from .ledger import SharedBreaker, SharedBudget, SharedCache
 
 Batch = dict[str, Any]
 """A Ray Data batch in the "numpy" format: column name → array (object arrays for text)."""
 
-FRAME_COLUMNS = ("order", "name", "key", "pixels", "thumb", "meta", "cards", "ran", "saved",
-                 "error")
-"""One frame: `cards` is JSON, per source of the run, its cards (null: it must run);
-`ran` which sources made theirs here; `saved` a verdict read from a Saiten PNG (JSON, or "");
-`error` why the file could not be decoded ("")."""
+FRAME_COLUMNS = ("order", "name", "key", "sha256", "path", "meta", "error", "broken", "pixels",
+                 "partial", "thumb", "saved", "cards", "ran")
+"""One row of the report (a `runner.Part`) and what the stages add: `pixels` and
+`partial` (why the frame decoded only in part) of a frame, its thumbnail, a verdict read from
+a Saiten PNG (JSON, or ""), `cards` as JSON, per source of the run, its cards (null: it must
+run), and `ran`: which sources made theirs here."""
 
-RESULT_COLUMNS = ("order", "name", "key", "thumb", "meta", "cards", "ran", "saved", "error",
-                  "verdict")
-"""What comes back to the driver: a frame without its pixels, with its verdict (JSON)."""
+RESULT_COLUMNS = (*(c for c in FRAME_COLUMNS if c != "pixels"), "verdict")
+"""What comes back to the driver: a row without its pixels, with its verdict (JSON)."""
 
 
 @dataclass(frozen=True)
@@ -110,47 +109,44 @@ def _batch(rows: list[dict[str, Any]], columns: Sequence[str]) -> Batch:
 
 
 # -- decoding -----------------------------------------------------------------------------
-def _frame(file: dict[str, Any], **kw: Any) -> dict[str, Any]:
-    row = {"order": file["order"], "name": file["name"], "key": file["digest"],
-           "pixels": np.zeros((1, 1, 3), np.float32), "thumb": b"", "meta": file["meta"] or "{}",
-           "cards": "[]", "ran": "[]", "saved": "", "error": ""}
-    return {**row, **kw}
+def _row(part: Part, order: int, meta: str, cached: dict[str, Any], sources: int) -> dict:
+    frame = part.frame
+    return {"order": order, "name": part.name, "key": part.key, "sha256": part.sha256,
+            "path": part.path, "meta": meta, "error": part.error, "broken": part.broken,
+            "pixels": frame.image if frame else np.zeros((1, 1, 3), np.float32),
+            "partial": frame.partial if frame else "",
+            "thumb": thumbnail(frame.image) if frame else b"",
+            "saved": "" if part.saved is None else json.dumps(part.saved.to_dict()),
+            "cards": json.dumps(cached.get(part.key) or [None] * sources),
+            "ran": json.dumps([False] * sources)}
 
 
-def decode(batch: Batch, sources: int, labels: frozenset[str], rescore: bool) -> Batch:
-    """Files → frames (one row per frame of an animated file, named `file#k`), as the Runner
-    reads them: pixels, thumbnail, metadata, a verdict saved in a Saiten PNG, and the cards
-    the cache holds for each frame's key. A file that changed since the driver hashed it,
-    or cannot be decoded, becomes one row with `error`."""
-    out: list[dict[str, Any]] = []
+def decode(batch: Batch, sources: int, labels: frozenset[str] | None,
+           max_bytes: int) -> Iterator[Batch]:
+    """Files → rows, as the Runner reads them (`runner.parts`: a row per frame, one for
+    the frames past the limit or for the rest of a broken file), with each frame's
+    thumbnail and the cards the cache holds for its key. A file that changed since the
+    driver hashed it (or that this node cannot read) is one unscored row. Frames decode one
+    at a time, and a batch goes on whenever its pixels reach `max_bytes`."""
+    rows: list[dict[str, Any]] = []
     for file in batch_rows(batch):
-        path, name = Path(file["path"]), str(file["name"])
+        path, name, digest = Path(file["path"]), str(file["name"]), str(file["digest"])
         try:
-            data = path.read_bytes()
+            why = "" if file_hash(path) == digest else \
+                f"{name}: changed while the run was reading it"
         except OSError as e:
-            out.append(_frame(file, error=f"{name}: cannot read on this node ({e})"))
-            continue
-        if hashlib.sha256(data).hexdigest() != file["digest"]:
-            out.append(_frame(file, error=f"{name}: changed while the run was reading it"))
-            continue
+            why = f"{name}: cannot read on this node ({e})"
         meta = file["meta"] or json.dumps(read_meta(path), ensure_ascii=False)
-        try:
-            frames = load_frames(path)
-        except Exception as e:  # BadImage, or anything else PIL throws at a broken file
-            msg = str(e) if name in str(e) else f"{name}: cannot read image ({e})"
-            out.append(_frame(file, meta=meta, error=msg))
-            continue
-        saved = None if rescore or len(frames) > 1 else png_verdict(path, set(labels))
-        cached = json.loads(file["cached"])
-        for k, pixels in enumerate(frames):
-            frame, key = ((name, file["digest"]) if len(frames) == 1
-                          else (f"{name}#{k}", f"{file['digest']}#{k}"))
-            out.append(_frame(file, name=frame, key=key, pixels=pixels, meta=meta,
-                              thumb=thumbnail(pixels),
-                              cards=json.dumps(cached.get(key) or [None] * sources),
-                              ran=json.dumps([False] * sources),
-                              saved="" if saved is None else json.dumps(saved.to_dict())))
-    return _batch(out, FRAME_COLUMNS)
+        found = ([Part(name, "", digest, str(path), error=why)] if why
+                 else parts(path, digest, None if labels is None else set(labels)))
+        for part in found:
+            rows.append(_row(part, int(file["order"]), meta, json.loads(file["cached"]),
+                             sources))
+            if sum(r["pixels"].nbytes for r in rows) >= max_bytes:
+                yield _batch(rows, FRAME_COLUMNS)
+                rows = []
+    if rows:
+        yield _batch(rows, FRAME_COLUMNS)
 
 
 # -- sources ------------------------------------------------------------------------------
@@ -175,8 +171,7 @@ class SourceStage:
         rows = batch_rows(batch)
         for r in rows:
             r["cards"], r["ran"] = load_cards(r["cards"]), json.loads(r["ran"])
-        todo = [r for r in rows if not r["error"] and not r["saved"]
-                and r["cards"][self.index] is None]
+        todo = [r for r in rows if _scored(r) and r["cards"][self.index] is None]
         if todo:
             prior: Sheet = [[c for cs in r["cards"][:self.index] for c in cs or ()]
                             for r in todo]
@@ -191,11 +186,14 @@ class SourceStage:
         return _batch(rows, RESULT_COLUMNS if self.last else FRAME_COLUMNS)
 
     def _verdict(self, row: dict[str, Any]) -> str:
-        """The frame's verdict as JSON ("" for one saved in a PNG: the driver decides it)."""
-        if row["saved"]:
+        """The frame's verdict as JSON ("" for a row the sources do not score: the driver
+        makes its entry as one process does)."""
+        if not _scored(row):
             return ""
-        if row["error"]:
-            verdict = unreadable(row["error"])
-        else:
-            verdict = self.run.combine([[c for cs in row["cards"] for c in cs or ()]])[0]
+        verdict = self.run.combine([[c for cs in row["cards"] for c in cs or ()]])[0]
         return json.dumps(verdict.to_dict(), ensure_ascii=False)
+
+
+def _scored(row: dict[str, Any]) -> bool:
+    """Whether the sources score this row: a frame decoded whole, not read from a PNG."""
+    return not (row["error"] or row["partial"] or row["saved"])

@@ -6,25 +6,33 @@
         [--engine ray [--address auto|HOST:PORT|ray://HOST:10001] [--remote-workers N]]
     python -m scoring watch <folder> [same options] [--idle-exit SECONDS]
     python -m scoring demo [--out DIR] [--samples DIR]
-        [--rubric my_rubric.toml] [--calibration cal.json]
+        [--rubric my_rubric.toml] [--calibration profile.json]
     python -m scoring calibrate <report.jsonl> <ratings.csv> [--axis overall] [--scale 1,5]
         [--out cal.json]
+    python -m scoring learn <ratings.csv> [report] [--out profile.json]  # your taste
     python -m scoring rubric > my_rubric.toml     # the default rubric, to edit
     python -m scoring doctor [--json]             # what this Python can run, and fixes
 
-Each command is a module with `add_command(subparsers)`; this one only gathers them.
+Each command is a module with `add_command(subparsers)`; this one only gathers them. A
+report folder that cannot be written (a full disk, a read-only folder) ends a run with one
+line naming the folder and its free space, and exit status 74 (EX_IOERR); the report
+already there stays as it was.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
+from ..core.atomic import WriteError
 from ..ensemble.aggregate import AggregateSettings
 from ..host import doctor
-from . import calibrate_cmd, score_cmd
+from . import calibrate, learn, score
 
-COMMANDS = (score_cmd, calibrate_cmd, doctor)
+COMMANDS = (score, calibrate, learn, doctor)
+EXIT_WRITE = 74
+"""Exit status of a run whose report folder cannot be written (sysexits' EX_IOERR)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,9 +55,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--{key.replace('_', '-')} must not be negative")
     if hasattr(args, "k"):
         try:
-            args.settings = AggregateSettings(k=args.k, min_sources=args.min_sources,
-                                              weights=args.weights)
+            args.settings = args.calibration.settings(AggregateSettings(
+                k=args.k, min_sources=args.min_sources, weights=args.weights))
         except ValueError as e:  # "…: min_sources must be …" → "--min-sources must be …"
             name, _, rest = str(e).rpartition(": ")[2].partition(" ")
             parser.error(f"--{name.replace('_', '-')} {rest}")
-    return args.func(args)
+    try:
+        return args.func(args)
+    except WriteError as e:  # a full disk, a read-only folder: one line, never a traceback
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_WRITE
