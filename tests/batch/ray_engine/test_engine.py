@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers.fakeapi import FAKE_KEY, RUBRIC, STATE, Handler, Server
+from helpers.hostile_files import cut, many_frames_gif, photo
 from helpers.models.onnx_models import build_wd, wd_tags
 from helpers.ray_cluster import QUIET, RayCluster, free_port, ray_missing
 from helpers.run_cli import REPO
@@ -33,13 +34,14 @@ from PIL import Image as PILImage
 from scoring.batch.ray_engine.engine import INSTALL, gpus_for, plan_stages
 from scoring.batch.ray_engine.stages import Recipe
 from scoring.batch.runner import Planned, Runner
+from scoring.core.images import MAX_FRAMES
 from scoring.ensemble.aggregate import AggregateSettings
 from scoring.remote.breaker import THRESHOLD
 from scoring.sources import create, unavailable
 
 pytest_plugins = ["helpers.fixtures_http"]
 
-N_PNG = 197
+N_PNG = 195
 SOURCES = ("--sources", "nudenet,technical,wd")
 KEY_VAR = "SAITEN_TEST_RAY_KEY"
 
@@ -94,8 +96,10 @@ def test_without_ray_the_engine_says_what_to_install(tmp_path, folder):
 # -- fixtures ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory) -> Path:
-    """197 PNGs of 64–128 px with some structure, an animated GIF (3 frames), a JPEG and a
-    file that is not an image: 200 files, 202 report rows."""
+    """195 PNGs of 64–128 px with some structure, an animated GIF (3 frames), one with more
+    frames than are scored (MAX_FRAMES + 2), a JPEG, a PNG cut short and a file that is not
+    an image: 200 files, 218 report rows (215 scored, 2 unreadable, 1 for the frames
+    skipped)."""
     d = tmp_path_factory.mktemp("archive")
     rng = np.random.default_rng(7)
     for i in range(N_PNG):
@@ -107,6 +111,8 @@ def archive(tmp_path_factory) -> Path:
     frames[0].save(d / "anim.gif", save_all=True, append_images=frames[1:], duration=50)
     PILImage.fromarray(rng.integers(0, 255, (96, 72, 3), np.uint8)).save(d / "photo.jpg")
     (d / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not a png at all")
+    many_frames_gif(d / "long.gif", frames=MAX_FRAMES + 2, side=48)
+    cut(d / "cut.png", photo()[:128, :128], "a colour of the picture (palette PNG)", 0.5)
     return d
 
 
@@ -189,7 +195,7 @@ def reference(tmp_path_factory, archive, wd_model) -> Path:
     out = tmp_path_factory.mktemp("local") / "out"
     r = score(archive, out, *SOURCES, "--option", f"wd.model_path={wd_model}")
     assert r.returncode == 0, r.stderr
-    assert "202 images: 201 scored, 0 reused from the cache, 1 unreadable" in r.stdout
+    assert "218 images: 215 scored, 0 reused from the cache, 2 unreadable" in r.stdout
     return out
 
 
@@ -201,7 +207,7 @@ def test_same_verdicts_as_one_process_and_a_rerun_reuses_them(cluster, archive, 
     wd = ("--option", f"wd.model_path={wd_model}")
     r = score(archive, out, *SOURCES, *wd, address=cluster.address)
     assert r.returncode == 0, r.stderr
-    assert "202 images: 201 scored, 0 reused from the cache, 1 unreadable" in r.stdout
+    assert "218 images: 215 scored, 0 reused from the cache, 2 unreadable" in r.stdout
     assert "200 of 200 files go to the Ray cluster" in r.stderr
     # no GPU: CPU actors, a share of a CPU each so that one of every stage fits on a node
     assert "ray: wd: up to 2 actors, 0.25 CPU each" in r.stderr
@@ -211,10 +217,10 @@ def test_same_verdicts_as_one_process_and_a_rerun_reuses_them(cluster, archive, 
 
     again = score(archive, out, *SOURCES, *wd, address=cluster.address)
     assert again.returncode == 0, again.stderr
-    assert "202 images: 0 scored, 201 reused from the cache, 1 unreadable" in again.stdout
-    # only what one process decodes again too: the animated file (its frames are cached
-    # one by one, each reused) and the file that is not an image
-    assert "2 of 200 files go to the Ray cluster" in again.stderr
+    assert "218 images: 0 scored, 215 reused from the cache, 2 unreadable" in again.stdout
+    # only what one process decodes again too: the animated files (their frames are cached
+    # one by one, each reused), the file cut short and the one that is not an image
+    assert "4 of 200 files go to the Ray cluster" in again.stderr
     assert verdicts(report(out)) == verdicts(report(reference))
     assert cards(out) == cards(reference)
 
@@ -253,8 +259,8 @@ def test_a_worker_node_killed_mid_run_leaves_every_image_scored_once(cluster, ar
             proc.kill()
         cluster.add_worker()  # for the tests after this one
     assert proc.returncode == 0, stderr[-3000:]
-    assert killed_at < 201 and "has been marked dead" in stdout + stderr, stderr[-3000:]
-    assert "202 images: 201 scored, 0 reused from the cache, 1 unreadable" in stdout
+    assert killed_at < 215 and "has been marked dead" in stdout + stderr, stderr[-3000:]
+    assert "218 images: 215 scored, 0 reused from the cache, 2 unreadable" in stdout
     rows = report(out)  # each file exactly once …
     assert verdicts(rows) == verdicts(report(reference))
     assert cards(out) == cards(reference)  # … and each (image, source) once in the cache
