@@ -4,7 +4,7 @@ one-process again. A worker is a `ray start` node with 1 CPU pinned to its own c
 2-core machine holds two one-core workers); this process (the one-process path, and the
 Ray driver) is pinned to the first core, with the first node.
 
-    python bench/ray_scale.py      # --images 400 --sources nudenet,technical,wd --batch 8
+    python bench/ray_scale.py      # --images 400 --side 512 --sources nudenet,technical,wd
 
 Prints one line: images/s with 1 and 2 workers and their ratio, and the Ray path's
 per-image overhead over the one-process path at 1 worker. Rates are steady-state (from the
@@ -38,12 +38,11 @@ from scoring.ensemble.aggregate import AggregateSettings  # noqa: E402
 from scoring.sources import create  # noqa: E402
 
 
-def folder(root: Path, n: int) -> list[Path]:
+def folder(root: Path, n: int, side: int) -> list[Path]:
     d = root / "images"
     d.mkdir()
     rng = np.random.default_rng(0)
     for i in range(n):
-        side = 96 + 32 * (i % 2)
         a = rng.integers(0, 255, (side, side, 3), np.uint8)
         a[:, : side // 2] //= 1 + i % 4
         PILImage.fromarray(a).save(d / f"img_{i:04}.png")
@@ -81,16 +80,13 @@ def one_process(paths: list[Path], names: Sequence[str], options: dict, batch: i
         r.unload()
 
 
-def on_ray(ray, address: str, paths: list[Path], names: Sequence[str], options: dict,
+def on_ray(address: str, paths: list[Path], names: Sequence[str], options: dict,
            batch: int):
-    ray.init(address=address, logging_level="ERROR")
-    try:
-        r = runner(names, options)
-        engine = RayEngine(r, [Recipe.of(p.source) for p in r.plans], address=address,
-                           batch=batch)
-        return timed((entries for entries, _ in engine.entries(paths)), len(paths))
-    finally:
-        ray.shutdown()
+    """The engine joins the cluster (the `scoring` package travels with the job, as in
+    `score --engine ray`) and leaves it when its results end."""
+    r = runner(names, options)
+    engine = RayEngine(r, [Recipe.of(p.source) for p in r.plans], address=address, batch=batch)
+    return timed((entries for entries, _ in engine.entries(paths)), len(paths))
 
 
 def main() -> None:
@@ -98,6 +94,7 @@ def main() -> None:
     p.add_argument("--images", type=int, default=400)
     p.add_argument("--sources", default="nudenet,technical,wd")
     p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--side", type=int, default=512, help="image side in px (default 512)")
     a = p.parse_args()
     os.environ.update(QUIET)
     import ray
@@ -107,7 +104,7 @@ def main() -> None:
     names = a.sources.split(",")
     with tempfile.TemporaryDirectory(prefix="saiten-ray-bench-") as tmp:
         root = Path(tmp)
-        paths = folder(root, a.images)
+        paths = folder(root, a.images, a.side)
         tags = wd_tags()
         rng = np.random.default_rng(3)
         wd = build_wd(root / "wd-tiny-v3", tags, rng.normal(0, 3, (3, len(tags))),
@@ -117,16 +114,17 @@ def main() -> None:
         local = [one_process(paths, names, options, a.batch)]
         cluster = RayCluster(root / "logs", workers=0, cores=[0, 1])
         try:
-            ray1 = on_ray(ray, cluster.address, paths, names, options, a.batch)
+            ray1 = on_ray(cluster.address, paths, names, options, a.batch)
             cluster.add_worker()
-            ray2 = on_ray(ray, cluster.address, paths, names, options, a.batch)
+            ray2 = on_ray(cluster.address, paths, names, options, a.batch)
         finally:
             cluster.stop()
         local.append(one_process(paths, names, options, a.batch))
     rate = sum(x for x, _ in local) / 2
     overhead = rate / ray1[0] - 1
     load = os.getloadavg()[0]
-    print(f"ray_scale ({a.images} images, {','.join(names)}, batch {a.batch}, CPU): "
+    print(f"ray_scale ({a.images} images of {a.side}², {','.join(names)}, batch {a.batch}, "
+          "CPU, one core per worker): "
           f"1 worker {ray1[0]:.1f} img/s, 2 workers {ray2[0]:.1f} img/s, "
           f"ratio {ray2[0] / ray1[0]:.2f}x; Ray per-image overhead at 1 worker vs one "
           f"process ({rate:.1f} img/s): {overhead:+.0%} (target <= +10%) "

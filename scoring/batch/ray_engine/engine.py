@@ -37,7 +37,7 @@ from ...report import Entry
 from ..resume_cache import file_hash
 from ..runner import NOT_SCORED, Lookup, Part, Runner, unreadable
 from .ledger import Ledger
-from .stages import Recipe, SourceStage, batch_rows, decode, dump_cards, load_cards
+from .stages import Recipe, SourceStage, Step, batch_rows, decode, dump_cards, load_cards
 
 INSTALL = 'pip install "comfyui-saiten[ray]"'
 """What `--engine ray` needs (the `ray` extra: Ray Data), said when it is missing."""
@@ -51,6 +51,11 @@ DEFAULT_CARD = 8 << 30
 LIGHT_CPUS, MODEL_CPUS, REMOTE_CPUS = 0.25, 0.5, 0.25
 """CPUs each stage's actors reserve at most: fractions, so that every stage keeps a place on
 a small cluster (an actor holds its CPUs while idle)."""
+
+THREADS = 1
+"""Threads an ONNX model computes with in a CPU actor: up to one actor per CPU runs, so each
+takes one core (onnxruntime's default, a spinning thread per core in every actor,
+oversubscribes the node)."""
 
 COUNTS_EVERY = 10.0
 """Seconds between the pack's own progress lines (Ray Data draws its own bars)."""
@@ -123,9 +128,9 @@ class Stage:
     actors: int = 1
 
     def describe(self) -> str:
+        """"up to 16 actors, 0.5 CPU and 0.125 GPU each"."""
         gpu = f" and {round(self.gpus, 3):g} GPU" if self.gpus else ""
-        return (f"{self.recipe.label or self.recipe.name}: up to {self.actors} actors, "
-                f"{round(self.cpus, 3):g} CPU{gpu} each")
+        return f"up to {self.actors} actors, {round(self.cpus, 3):g} CPU{gpu} each"
 
 
 def plan_stages(runner: Runner, recipes: Sequence[Recipe], resources: dict[str, float],
@@ -155,6 +160,26 @@ def plan_stages(runner: Runner, recipes: Sequence[Recipe], resources: dict[str, 
         else:
             stages.append(Stage("model", recipe, min(MODEL_CPUS, fit), actors=per_cpu))
     return stages
+
+
+def groups(stages: Sequence[Stage]) -> list[tuple[Stage, list[int]]]:
+    """The actor pools that run the stages: (the stage whose resources the pool's actors
+    get, the stages it runs by index, in the run's order). Each source with a model or a
+    server has a pool of its own; the light ones ride along with the one before them (those
+    before the first, with the first): fewer hops between processes, the same order."""
+    pools: list[list[int]] = []
+    for j, stage in enumerate(stages):
+        if pools and (stage.kind == "light" or all(stages[i].kind == "light"
+                                                   for i in pools[-1])):
+            pools[-1].append(j)
+        else:
+            pools.append([j])
+    return [(next((stages[j] for j in p if stages[j].kind != "light"), stages[p[0]]), p)
+            for p in pools]
+
+
+def _label(stage: Stage) -> str:
+    return stage.recipe.label or stage.recipe.name
 
 
 def node_cpus(ray: Any) -> float | None:
@@ -231,10 +256,7 @@ class RayEngine:
         stages = plan_stages(r, self.recipes, ray.cluster_resources(),
                              functools.cache(lambda: card_bytes(ray)), self.remote_workers,
                              node_cpus(ray))
-        for stage in stages:
-            self.log(f"ray: {stage.describe()}")
-        budgets = {p.source.label: b for j, p in enumerate(r.plans)
-                   if (b := r.budget(j)) is not None}
+        budgets = {p.source.label for j, p in enumerate(r.plans) if r.budget(j) is not None}
         ledger = None
         if any(s.kind == "remote" for s in stages):
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -242,26 +264,28 @@ class RayEngine:
             here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
                                                   soft=True)  # beside the driver
             ledger = ray.remote(Ledger).options(num_cpus=0, scheduling_strategy=here).remote(
-                {label: (b.max_calls, b.max_usd) for label, b in budgets.items()})
-        run = r.bare()
+                {p.source.label: (b.max_calls, b.max_usd) for j, p in enumerate(r.plans)
+                 if (b := r.budget(j)) is not None})
+        run, pools = r.bare(), groups(stages)
         ds = ray.data.from_items(rows, override_num_blocks=math.ceil(len(rows) / self.batch))
-        # with the first stage's resources, decoding runs inside its actors (Ray fuses the
-        # two); before a GPU stage it stays in CPU tasks
+        # with the first pool's resources, decoding runs inside its actors (Ray fuses the
+        # two); before a GPU pool it stays in CPU tasks
         labels = r.labels
-        ds = ds.map_batches(decode, batch_size=self.batch, num_cpus=stages[0].cpus,
+        ds = ds.map_batches(decode, batch_size=self.batch, num_cpus=pools[0][0].cpus,
                             fn_kwargs={"sources": len(stages), "max_bytes": r.max_bytes,
                                        "labels": None if labels is None else frozenset(labels)})
-        for j, stage in enumerate(stages):
-            remote = stage.kind == "remote"
-            label = stage.recipe.label or stage.recipe.name
+        for n, (lead, pool) in enumerate(pools):
+            steps = [Step(j, stages[j].recipe, label if (label := _label(stages[j])) in budgets
+                          and stages[j].kind == "remote" else "") for j in pool]
+            self.log(f"ray: {', '.join(_label(stages[j]) for j in pool)}: {lead.describe()}")
             ds = ds.map_batches(
-                SourceStage, batch_size=self.batch, num_cpus=stage.cpus,
-                num_gpus=stage.gpus or None,
-                compute=ray.data.ActorPoolStrategy(min_size=1, max_size=stage.actors),
+                SourceStage, batch_size=self.batch, num_cpus=lead.cpus,
+                num_gpus=lead.gpus or None,
+                compute=ray.data.ActorPoolStrategy(min_size=1, max_size=lead.actors),
                 fn_constructor_kwargs={
-                    "index": j, "recipe": stage.recipe, "run": run,
-                    "last": j == len(stages) - 1, "ledger": ledger if remote else None,
-                    "budget": label if remote and label in budgets else ""})
+                    "steps": steps, "run": run, "last": n == len(pools) - 1,
+                    "ledger": ledger if lead.kind == "remote" else None,
+                    "threads": 0 if lead.gpus else THREADS})
         return ds
 
     def entries(self, paths: Sequence[Path]) -> Iterator[tuple[list[Entry], int]]:

@@ -25,6 +25,7 @@ from ...remote import breaker
 from ...report import thumbnail
 from ...report.comfy_meta import read_meta
 from ...sources import Source, Unavailable, create, unavailable
+from ...sources.onnx import session as onnx_session
 from ..memory import CliMemory
 from ..resume_cache import file_hash
 from ..runner import Part, Runner, parts, run_source
@@ -150,35 +151,53 @@ def decode(batch: Batch, sources: int, labels: frozenset[str] | None,
 
 
 # -- sources ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Step:
+    """Source `index` of the run, built from `recipe`; `budget` names its budget in the
+    ledger (a remote source with limits), "" for none."""
+
+    index: int
+    recipe: Recipe
+    budget: str = ""
+
+
 class SourceStage:
-    """Source `index` of the run over a batch of frames, in an actor that builds it once:
-    run on the frames still missing its cards, with the cards of the sources before it as
-    `prior`, as `Runner.batch` runs it. `run` is the run's bare Runner (`Runner.bare`).
+    """Some of the run's sources (`steps`: one with a model or a server, and light ones that
+    ride along, e.g. the technical check) over a batch of frames, in an actor that builds
+    each once: each runs on the frames still missing its cards, with the cards of the sources
+    before it as `prior`, as `Runner.batch` runs it. `run` is the run's bare Runner.
 
     A remote source gets the run's `ledger`: its servers' circuit breakers, its answer cache
-    and (for `budget`, its label) its budget are the run's, shared by every worker. The
-    `last` stage also combines each frame's verdict and leaves the pixels behind."""
+    and its budget are the run's, shared by every worker. On a CPU an ONNX model computes
+    with `threads` threads (its share of the node's cores). The `last` stage also combines
+    each frame's verdict and leaves the pixels behind."""
 
-    def __init__(self, index: int, recipe: Recipe, run: Runner, *, last: bool = False,
-                 ledger: Any = None, budget: str = "") -> None:
-        self.index, self.run, self.last = index, run, last
-        if ledger is not None:  # this process is this actor's alone
+    def __init__(self, steps: Sequence[Step], run: Runner, *, last: bool = False,
+                 ledger: Any = None, threads: int = 0) -> None:
+        self.steps, self.run, self.last = list(steps), run, last
+        onnx_session.use_threads(threads)  # this process is this actor's alone
+        if ledger is not None:
             breaker.share(lambda origin: SharedBreaker(ledger, origin))
-        self.budget = SharedBudget(ledger=ledger, name=budget) if ledger and budget else None
-        self.source = recipe.build(CliMemory(), ledger)
+        self.sources = [s.recipe.build(CliMemory(), ledger) for s in self.steps]
+        self.budgets = [SharedBudget(ledger=ledger, name=s.budget) if ledger and s.budget
+                        else None for s in self.steps]
 
     def __call__(self, batch: Batch) -> Batch:
         rows = batch_rows(batch)
         for r in rows:
             r["cards"], r["ran"] = load_cards(r["cards"]), json.loads(r["ran"])
-        todo = [r for r in rows if _scored(r) and r["cards"][self.index] is None]
-        if todo:
-            prior: Sheet = [[c for cs in r["cards"][:self.index] for c in cs or ()]
-                            for r in todo]
-            images = [np.array(r["pixels"], np.float32) for r in todo]  # writable, as loaded
-            got = run_source(self.source, images, self.run.context(prior, self.budget))
-            for r, cards in zip(todo, got, strict=True):
-                r["cards"][self.index], r["ran"][self.index] = list(cards), True
+        images: dict[int, np.ndarray] = {}
+        for step, source, budget in zip(self.steps, self.sources, self.budgets, strict=True):
+            j = step.index
+            todo = [i for i, r in enumerate(rows) if _scored(r) and r["cards"][j] is None]
+            if not todo:
+                continue
+            for i in todo:  # writable, as loaded
+                images.setdefault(i, np.array(rows[i]["pixels"], np.float32))
+            prior: Sheet = [[c for cs in rows[i]["cards"][:j] for c in cs or ()] for i in todo]
+            got = run_source(source, [images[i] for i in todo], self.run.context(prior, budget))
+            for i, cards in zip(todo, got, strict=True):
+                rows[i]["cards"][j], rows[i]["ran"][j] = list(cards), True
         for r in rows:
             if self.last:
                 r["verdict"] = self._verdict(r)

@@ -29,6 +29,7 @@ MEMORY_FACTOR = 1.5
 """A session on an accelerator needs about this many times its weight files' size."""
 
 _lock = threading.RLock()  # eviction during a session's creation closes other sessions
+_threads = 0  # intra-op threads of new sessions (0: onnxruntime's default, one per core)
 _cache: dict[tuple[str, tuple[str, ...]], OnnxModel] = {}
 _install_warning: str | None = None
 _checked_install = False
@@ -215,10 +216,21 @@ class OnnxModel:
         return [o[:n] for o in outs]
 
 
+def use_threads(n: int) -> None:
+    """Sessions created from now on in this process compute with `n` threads that sleep
+    when idle (0: onnxruntime's default, a spinning thread per core). A Ray worker sharing
+    its node with other actors takes its share of the cores, not all of them."""
+    global _threads
+    _threads = max(0, int(n))
+
+
 def _session(path: Path, providers: list[Any]) -> Any:
     ort = _ort()
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
+    if _threads:
+        opts.intra_op_num_threads = _threads
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
     except Exception as e:

@@ -31,7 +31,7 @@ from helpers.ray_cluster import QUIET, RayCluster, free_port, ray_missing
 from helpers.run_cli import REPO
 from PIL import Image as PILImage
 
-from scoring.batch.ray_engine.engine import INSTALL, gpus_for, plan_stages
+from scoring.batch.ray_engine.engine import INSTALL, Stage, gpus_for, groups, plan_stages
 from scoring.batch.ray_engine.stages import Recipe
 from scoring.batch.runner import Planned, Runner
 from scoring.core.images import MAX_FRAMES
@@ -78,6 +78,17 @@ def test_stages_ask_for_gpus_only_where_the_cluster_has_them(wd_model):
     assert recipes[2].options == {"model_path": wd_model}  # what it was built with
     assert recipes[3].options["base_url"] == "http://127.0.0.1:9/v1"
     assert recipes[3].label == "grok" == recipes[3].options["label"]
+
+
+def test_light_sources_ride_along_with_the_one_before_them():
+    def stage(kind: str, name: str) -> Stage:
+        return Stage(kind, Recipe(name), 0.25)
+
+    stages = [stage("light", "technical"), stage("model", "nudenet"), stage("model", "wd"),
+              stage("light", "unavailable"), stage("remote", "judge")]
+    assert [(lead.recipe.name, pool) for lead, pool in groups(stages)] == [
+        ("nudenet", [0, 1]), ("wd", [2, 3]), ("judge", [4])]
+    assert [p for _, p in groups(stages[:1])] == [[0]]
 
 
 def test_without_ray_the_engine_says_what_to_install(tmp_path, folder):
@@ -209,7 +220,9 @@ def test_same_verdicts_as_one_process_and_a_rerun_reuses_them(cluster, archive, 
     assert r.returncode == 0, r.stderr
     assert "218 images: 215 scored, 0 reused from the cache, 2 unreadable" in r.stdout
     assert "200 of 200 files go to the Ray cluster" in r.stderr
-    # no GPU: CPU actors, a share of a CPU each so that one of every stage fits on a node
+    # no GPU: CPU actors, a share of a CPU each so that one of every stage fits on a node;
+    # the technical check rides along with NudeNet
+    assert "ray: nudenet, technical: up to 2 actors, 0.25 CPU each" in r.stderr
     assert "ray: wd: up to 2 actors, 0.25 CPU each" in r.stderr
     assert verdicts(report(out)) == verdicts(report(reference))
     assert cards(out) == cards(reference)  # the same cache, row for row
@@ -391,8 +404,7 @@ def test_the_answer_cache_is_the_runs_and_a_key_stays_on_its_nodes(cluster, node
 def test_on_a_gpu_node_small_taggers_share_a_card(tmp_path, wd_model):
     """A node that declares one GPU (Ray schedules by it; onnxruntime here still runs on
     the CPU, as there is no GPU to run on): the tiny WD asks for an eighth of it, so eight
-    actors could share it; the technical check asks for none. The scores are those of one
-    process."""
+    actors could share it. The scores are those of one process."""
     why = ray_missing()
     if why:
         pytest.skip(why)
@@ -407,8 +419,9 @@ def test_on_a_gpu_node_small_taggers_share_a_card(tmp_path, wd_model):
     finally:
         gpu.stop()
     assert r.returncode == 0, r.stderr
-    assert "ray: wd: up to 8 actors, 0.333 CPU and 0.125 GPU each" in r.stderr
-    assert "ray: technical: up to 1 actors, 0.25 CPU each" in r.stderr
+    # the technical check rides along in the tagger's actors (a pool of its own would only
+    # add a hop between processes)
+    assert "ray: wd, technical: up to 8 actors, 0.333 CPU and 0.125 GPU each" in r.stderr
     assert verdicts(report(tmp_path / "out")) == verdicts(report(tmp_path / "local"))
 
 
