@@ -1,8 +1,10 @@
 """Ray scaling: one folder scored by the one-process Runner and by the Ray engine on a local
 cluster of 1, then 2 worker nodes, side by side in one process: one-process, Ray ×1, Ray ×2,
-one-process again. A worker is a `ray start` node with 1 CPU pinned to its own core (so a
-2-core machine holds two one-core workers); this process (the one-process path, and the
-Ray driver) is pinned to the first core, with the first node.
+one-process again. A worker is a `ray start` node with 1 CPU pinned to a core of its own:
+the first on core 1, the second on core 0. The head node (0 CPUs: it runs the cluster, not
+the scoring) and this process as Ray's driver are on core 0; the one-process path runs on
+core 1, where the first worker scores. ONNX models compute on one thread in both paths (as
+in a Ray CPU actor: onnxruntime's own pool would not keep to the core it is given).
 
     python bench/ray_scale.py      # --images 400 --side 512 --sources nudenet,technical,wd
 
@@ -36,6 +38,7 @@ from scoring.batch.resume_cache import key_for  # noqa: E402
 from scoring.batch.runner import Planned, Runner  # noqa: E402
 from scoring.ensemble.aggregate import AggregateSettings  # noqa: E402
 from scoring.sources import create  # noqa: E402
+from scoring.sources.onnx import session as onnx_session  # noqa: E402
 
 
 def folder(root: Path, n: int, side: int) -> list[Path]:
@@ -110,15 +113,18 @@ def main() -> None:
         wd = build_wd(root / "wd-tiny-v3", tags, rng.normal(0, 3, (3, len(tags))),
                       rng.normal(0, 1, len(tags)))
         options = {"wd": {"model_path": str(wd)}}
-        os.sched_setaffinity(0, {0})
+        onnx_session.use_threads(1)  # onnxruntime's own threads would not keep to the core
+        os.sched_setaffinity(0, {1})
         local = [one_process(paths, names, options, a.batch)]
-        cluster = RayCluster(root / "logs", workers=0, cores=[0, 1])
+        os.sched_setaffinity(0, {0})
+        cluster = RayCluster(root / "logs", workers=1, head_cpus=0, cores=[0, 1, 0])
         try:
             ray1 = on_ray(cluster.address, paths, names, options, a.batch)
             cluster.add_worker()
             ray2 = on_ray(cluster.address, paths, names, options, a.batch)
         finally:
             cluster.stop()
+        os.sched_setaffinity(0, {1})
         local.append(one_process(paths, names, options, a.batch))
     rate = sum(x for x, _ in local) / 2
     overhead = rate / ray1[0] - 1

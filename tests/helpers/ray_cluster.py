@@ -46,12 +46,15 @@ def ray_missing() -> str | None:
 class RayCluster:
     """`address` is what `--address` takes. `env` is every node's environment on top of
     this process's (a worker node's own configuration: keys, proxies). `gpus` is what the
-    head declares: Ray schedules by them whether or not the card is there. `cores` pins node
-    i to core `cores[i % len(cores)]` (a bench's one-core machines)."""
+    head declares: Ray schedules by them whether or not the card is there; `head_cpus` the
+    CPUs it offers (0: it only runs the cluster, the workers score). `cores` pins node i to
+    core `cores[i % len(cores)]` (a bench's one-core machines)."""
 
     def __init__(self, log_dir: Path, *, workers: int = 1, env: dict[str, str] | None = None,
-                 cpus: int = 1, gpus: int = 0, cores: list[int] | None = None) -> None:
+                 cpus: int = 1, gpus: int = 0, cores: list[int] | None = None,
+                 head_cpus: int | None = None) -> None:
         self.log_dir, self.cpus, self.gpus, self.cores = log_dir, cpus, gpus, cores
+        self.head_cpus = cpus if head_cpus is None else head_cpus
         self.log_dir.mkdir(parents=True, exist_ok=True)
         # short: Ray's unix sockets live under it (107 characters at most)
         self.temp = tempfile.mkdtemp(prefix="saiten-ray-", dir="/tmp")
@@ -74,7 +77,8 @@ class RayCluster:
             "node-manager-port", "object-manager-port", "dashboard-agent-listen-port",
             "dashboard-agent-grpc-port", "runtime-env-agent-port", "metrics-export-port")}
         gpus = self.gpus if head else 0  # GPUs Ray schedules by: a head that declares them
-        args = [RAY, "start", "--block", "--num-cpus", str(self.cpus), "--num-gpus", str(gpus),
+        cpus = self.head_cpus if head else self.cpus
+        args = [RAY, "start", "--block", "--num-cpus", str(cpus), "--num-gpus", str(gpus),
                 "--temp-dir", self.temp, "--disable-usage-stats",
                 *[x for kv in ports.items() for x in kv]]
         if head:

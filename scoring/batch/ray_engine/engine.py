@@ -37,7 +37,16 @@ from ...report import Entry
 from ..resume_cache import file_hash
 from ..runner import NOT_SCORED, Lookup, Part, Runner, unreadable
 from .ledger import Ledger
-from .stages import Recipe, SourceStage, Step, batch_rows, decode, dump_cards, load_cards
+from .stages import (
+    Recipe,
+    SourceStage,
+    Step,
+    batch_rows,
+    decode,
+    dump_cards,
+    load_cards,
+    signature,
+)
 
 INSTALL = 'pip install "comfyui-saiten[ray]"'
 """What `--engine ray` needs (the `ray` extra: Ray Data), said when it is missing."""
@@ -182,10 +191,12 @@ def _label(stage: Stage) -> str:
     return stage.recipe.label or stage.recipe.name
 
 
-def node_cpus(ray: Any) -> float | None:
-    """The CPUs of the cluster's smallest live node (None when none says)."""
-    sizes = [n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")]
-    return min((c for c in sizes if c > 0), default=None)
+def node_cpus(ray: Any) -> tuple[float | None, int]:
+    """The CPUs of the cluster's smallest live node that has any (None when none says), and
+    how many live nodes have CPUs."""
+    sizes = [c for n in ray.nodes() if n.get("Alive") and (c := n["Resources"].get("CPU", 0.0))
+             > 0]
+    return min(sizes, default=None), len(sizes)
 
 
 @dataclass
@@ -209,13 +220,14 @@ class RayEngine:
         r, ready, rows = self.runner, [], []
         with ThreadPoolExecutor(4) as pool:  # hashing reads every file: overlap the reads
             digests = list(pool.map(_digest, paths))
-        for i, (path, digest) in enumerate(zip(paths, digests, strict=True)):
+        for i, (path, (digest, stat)) in enumerate(zip(paths, digests, strict=True)):
             got = r.lookup(path, digest)
             if isinstance(got, Entry):
                 ready.append(got)
                 continue
             rows.append({"order": i, "path": str(path), "name": path.name,
-                         "digest": got.digest, "cached": self._cached(got),
+                         "digest": got.digest, "stat": json.dumps(stat),
+                         "cached": self._cached(got),
                          "meta": json.dumps(got.stored[1], ensure_ascii=False)
                          if got.stored else ""})
         return ready, rows
@@ -253,9 +265,10 @@ class RayEngine:
     # -- the cluster --------------------------------------------------------------------
     def _dataset(self, ray: Any, rows: list[dict[str, Any]]) -> Any:
         r = self.runner
+        smallest, nodes = node_cpus(ray)
         stages = plan_stages(r, self.recipes, ray.cluster_resources(),
                              functools.cache(lambda: card_bytes(ray)), self.remote_workers,
-                             node_cpus(ray))
+                             smallest)
         budgets = {p.source.label for j, p in enumerate(r.plans) if r.budget(j) is not None}
         ledger = None
         if any(s.kind == "remote" for s in stages):
@@ -269,9 +282,12 @@ class RayEngine:
         run, pools = r.bare(), groups(stages)
         ds = ray.data.from_items(rows, override_num_blocks=math.ceil(len(rows) / self.batch))
         # with the first pool's resources, decoding runs inside its actors (Ray fuses the
-        # two); before a GPU pool it stays in CPU tasks
+        # two); before a GPU pool it stays in CPU tasks. Every pool starts with an actor on
+        # each node (one of every stage fits on any node: `plan_stages`), spread (Ray would
+        # pack them beside the driver first), and grows as far as the resources allow.
         labels = r.labels
         ds = ds.map_batches(decode, batch_size=self.batch, num_cpus=pools[0][0].cpus,
+                            scheduling_strategy="SPREAD",
                             fn_kwargs={"sources": len(stages), "max_bytes": r.max_bytes,
                                        "labels": None if labels is None else frozenset(labels)})
         for n, (lead, pool) in enumerate(pools):
@@ -280,8 +296,10 @@ class RayEngine:
             self.log(f"ray: {', '.join(_label(stages[j]) for j in pool)}: {lead.describe()}")
             ds = ds.map_batches(
                 SourceStage, batch_size=self.batch, num_cpus=lead.cpus,
-                num_gpus=lead.gpus or None,
-                compute=ray.data.ActorPoolStrategy(min_size=1, max_size=lead.actors),
+                num_gpus=lead.gpus or None, scheduling_strategy="SPREAD",
+                compute=ray.data.ActorPoolStrategy(
+                    min_size=1, max_size=lead.actors,
+                    initial_size=max(1, min(lead.actors, nodes))),
                 fn_constructor_kwargs={
                     "steps": steps, "run": run, "last": n == len(pools) - 1,
                     "ledger": ledger if lead.kind == "remote" else None,
@@ -358,12 +376,15 @@ def _first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [""])[0][:300]
 
 
-def _digest(path: Path) -> str | None:
-    """The file's content hash (None when it cannot be read: `lookup` says why)."""
+def _digest(path: Path) -> tuple[str | None, list[int] | None]:
+    """The file's content hash and `signature` (None when it cannot be read: `lookup` says
+    why)."""
     try:
-        return file_hash(path)
+        before = signature(path)
+        digest = file_hash(path)
+        return (digest, before) if signature(path) == before else (None, None)
     except OSError:
-        return None
+        return None, None
 
 
 def _verdict(text: str) -> Verdict:

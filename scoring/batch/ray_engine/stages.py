@@ -27,7 +27,6 @@ from ...report.comfy_meta import read_meta
 from ...sources import Source, Unavailable, create, unavailable
 from ...sources.onnx import session as onnx_session
 from ..memory import CliMemory
-from ..resume_cache import file_hash
 from ..runner import Part, Runner, parts, run_source
 from .ledger import SharedBreaker, SharedBudget, SharedCache
 
@@ -110,6 +109,12 @@ def _batch(rows: list[dict[str, Any]], columns: Sequence[str]) -> Batch:
 
 
 # -- decoding -----------------------------------------------------------------------------
+def signature(path: Path) -> list[int]:
+    """[size, mtime in ns] of a file: what tells a worker it reads what the driver hashed."""
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
 def _row(part: Part, order: int, meta: str, cached: dict[str, Any], sources: int) -> dict:
     frame = part.frame
     return {"order": order, "name": part.name, "key": part.key, "sha256": part.sha256,
@@ -126,14 +131,14 @@ def decode(batch: Batch, sources: int, labels: frozenset[str] | None,
            max_bytes: int) -> Iterator[Batch]:
     """Files → rows, as the Runner reads them (`runner.parts`: a row per frame, one for
     the frames past the limit or for the rest of a broken file), with each frame's
-    thumbnail and the cards the cache holds for its key. A file that changed since the
-    driver hashed it (or that this node cannot read) is one unscored row. Frames decode one
-    at a time, and a batch goes on whenever its pixels reach `max_bytes`."""
+    thumbnail and the cards the cache holds for its key. A file whose size or time changed
+    since the driver hashed it (or that this node cannot read) is one unscored row. Frames
+    decode one at a time, and a batch goes on whenever its pixels reach `max_bytes`."""
     rows: list[dict[str, Any]] = []
     for file in batch_rows(batch):
         path, name, digest = Path(file["path"]), str(file["name"]), str(file["digest"])
         try:
-            why = "" if file_hash(path) == digest else \
+            why = "" if signature(path) == json.loads(file["stat"]) else \
                 f"{name}: changed while the run was reading it"
         except OSError as e:
             why = f"{name}: cannot read on this node ({e})"
