@@ -44,7 +44,7 @@ def _same_file(path: str, probe: torch.Tensor) -> bool:
 
     try:
         with safe_open(path, "pt") as f:
-            if _PROBE not in f.keys():
+            if _PROBE not in f.keys():  # noqa: SIM118 - a safetensors handle, not a dict
                 return False
             t = f.get_tensor(_PROBE)
     except Exception:
