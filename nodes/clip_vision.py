@@ -20,7 +20,8 @@ import torch
 from ..scoring.core.errors import SourceError
 from ..scoring.sources.embed.encoders import CLIP, SIGLIP, attention_pool, read_pooling
 
-_PROBE = "vision_model.post_layernorm.weight"
+_PROBE = "vision_model.embeddings.patch_embedding.weight"
+"""The tensor that tells which file a loaded model came from (its first filters)."""
 
 
 def family_of(clip_vision: Any) -> str:
@@ -46,16 +47,20 @@ def _same_file(path: str, probe: torch.Tensor) -> bool:
         with safe_open(path, "pt") as f:
             if _PROBE not in f.keys():  # noqa: SIM118 - a safetensors handle, not a dict
                 return False
-            t = f.get_tensor(_PROBE)
+            part = f.get_slice(_PROBE)
+            if list(part.get_shape()) != list(probe.shape):
+                return False
+            t = part[: min(4, probe.shape[0])]
     except Exception:
         return False
-    return t.shape == probe.shape and torch.equal(t.to(probe.dtype), probe)
+    return torch.equal(t.to(probe.dtype), probe[: t.shape[0]])
 
 
 def pooling_head(clip_vision: Any) -> dict[str, Any]:
     """SigLIP's attention-pooling weights for this CLIP_VISION, read from its file in
-    models/clip_vision (matched by its post-layernorm weights)."""
-    probe = clip_vision.model.vision_model.post_layernorm.weight.detach().to("cpu")
+    models/clip_vision (matched by its first patch-embedding filters)."""
+    embeddings = clip_vision.model.vision_model.embeddings
+    probe = embeddings.patch_embedding.weight.detach().to("cpu")
     for name in folder_paths.get_filename_list("clip_vision"):
         path = folder_paths.get_full_path("clip_vision", name)
         if path and path.endswith(".safetensors") and _same_file(path, probe):
