@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,14 @@ def _bar() -> Any:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    try:
+        return _models(args)
+    except SourceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _models(args: argparse.Namespace) -> int:
     models = models_dir(args.models)
     if getattr(args, "action", None) == "download":
         k = catalogue_known.find(args.name)
