@@ -68,7 +68,7 @@ class Context:
             sys.modules[name] = pkg
         sys.path.insert(0, str(REPO / "tests"))  # the tiny models' builders (`models.*`)
         sys.path.append(str(REPO))  # which read `scoring` (after ComfyUI's own `nodes`)
-        from saiten_pack.nodes import comfy_memory
+        from saiten_pack.nodes.shared import comfy_memory
 
         self.policy, self.SessionPatcher = comfy_memory.POLICY, comfy_memory.SessionPatcher
         self.sources: list = []
@@ -181,7 +181,7 @@ def check_onnxruntime(ctx: Context) -> str:
         from helpers.models.onnx_models import build_wd, wd_tags
     except ImportError as e:
         raise Skip(f"cannot build the tiny ONNX model: {e}") from e
-    from saiten_pack.scoring import onnx_session
+    from saiten_pack.scoring.sources.onnx import session as onnx_session
 
     tags = wd_tags()
     folder = build_wd(ctx.tmp / "wd", tags, np.eye(3, len(tags)), np.zeros(len(tags)),

@@ -1,7 +1,8 @@
 """The one download path, against a fake Hub on 127.0.0.1 (HF_ENDPOINT) and a CDN on another
 port: sizes announced and disk checked first, byte progress, checksums, resume after a cut
 connection and after a cancel, gated repositories, the user's Hub cache, offline, a full
-tmpfs — and nothing half-written under a final name."""
+tmpfs — and nothing half-written under a final name. Also the plain `download()` of a
+repository sub-folder and a gated repository on the simpler hub of tests/helpers/hub.py."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from helpers.tmpfs import tmpfs
 from scoring.core.errors import Cancelled, SourceError
 from scoring.host import download, transfer
 from scoring.host.download import Wanted
+
+pytest_plugins = ["helpers.hub"]  # hub_env: the simple fake hub of the older tests
 
 BIG = os.urandom(300_000)   # an LFS file (served through the CDN)
 SMALL = b'{"labels": ["worst", "low"]}'
@@ -189,3 +192,22 @@ def test_a_disk_filling_up_mid_file_keeps_nothing(hub, tmp_path):
             transfer.fetch(url, small / "big.bin", size=len(BIG),
                            sha256=hashlib.sha256(BIG).hexdigest())
         assert leftovers(small) == []
+
+
+def test_subfolder_files_land_next_to_each_other(tmp_path, hub_env):
+    hub_env({"cella110n/cl_tagger_v2:v2_00/a.json": b"{}", "cella110n/cl_tagger_v2:v2_00/b": b"1"})
+    dest = download.download("cella110n/cl_tagger_v2", ("a.json", "b"), tmp_path / "cl",
+                           subfolder="v2_00")
+    assert (dest / "a.json").read_bytes() == b"{}" and (dest / "b").read_bytes() == b"1"
+
+
+def test_gated_repo_needs_hf_token(tmp_path, hub_env, monkeypatch):
+    hub = hub_env({"cella110n/cl_tagger_v2:v2_00/model.onnx": b"onnx"}, gated=True)
+    with pytest.raises(SourceError, match="HF_TOKEN"):
+        download.download("cella110n/cl_tagger_v2", ("model.onnx",), tmp_path / "cl",
+                        subfolder="v2_00")
+    monkeypatch.setenv("HF_TOKEN", "hf_good")
+    download.download("cella110n/cl_tagger_v2", ("model.onnx",), tmp_path / "cl",
+                    subfolder="v2_00")
+    assert (tmp_path / "cl" / "model.onnx").read_bytes() == b"onnx"
+    assert hub.requests
