@@ -21,10 +21,10 @@ from ..scoring.core.errors import SourceError
 from ..scoring.sources import Result, Source, catalogue, unavailable
 from ..scoring.sources import known as catalogue_known
 from ..scoring.sources.embed.source import AestheticHead
-from .clip_vision import ComfyEncoder
-from .common import HANDLES, run_source
-from .downloads import NodeDownload, cancel_is_interrupt
-from .types import Scores
+from .shared.clip_vision import ComfyEncoder
+from .shared.common import HANDLES, run_source
+from .shared.downloads import NodeDownload, cancel_is_interrupt
+from .shared.types import Scores
 
 log = logging.getLogger("saiten")
 
@@ -55,8 +55,8 @@ def onnx_choices() -> list[str]:
     """Local anime_aesthetic folders, then the known ones not present (default first)."""
     local = [name.rsplit("/", 1)[0] for name, p in _local("**/model.onnx")
              if (p.parent / "meta.json").is_file()]
-    known = [k for k in catalogue_known.known("aesthetic")
-             if catalogue_known.known()[k].source == "aesthetic" and k not in local]
+    known = [k.name for k in catalogue_known.known("aesthetic").values()
+             if k.source == "aesthetic" and k.name not in local]
     default = catalogue.spec("aesthetic").facts["default_model"]
     return sorted(dict.fromkeys([*local, *known]), key=lambda n: (n != default, n))
 
@@ -117,17 +117,25 @@ def _run_options(keep_loaded: bool, weight: float, label: str) -> dict:
             "weight": weight if weight > 0 else None}
 
 
-def _common_inputs() -> list:
+def _weights(source: str) -> str:
+    spec = catalogue.spec(source)
+    return ", ".join(dict.fromkeys(f"{m.label} {spec.weight_for(m.label):g}"
+                                   for m in spec.models))
+
+
+def _common_inputs(source: str) -> list:
     return [
         io.Boolean.Input("allow_download", default=False,
                          tooltip="Download a missing known model into models/saiten_aesthetic "
                                  "(its size is shown first; free disk is checked)."),
-        io.Int.Input("batch_size", default=8, min=1, max=256),
+        io.Int.Input("batch_size", default=8, min=1, max=256,
+                     tooltip="Images per run of the model."),
         io.Boolean.Input("keep_loaded", default=True,
                          tooltip="Keep the model for the next run (ComfyUI may still evict "
                                  "it when the diffusion model needs memory)."),
         io.Float.Input("weight", default=0.0, min=0.0, max=10.0, step=0.05,
-                       tooltip="Weight in the ensemble; 0 = the model's default"),
+                       tooltip=f"Weight in the ensemble; 0 = the model's default "
+                               f"({_weights(source)})"),
         io.String.Input("label", default="", tooltip="Name of this source in the cards"),
     ]
 
@@ -144,14 +152,14 @@ class SaitenAesthetic(io.ComfyNode):
             description="Scores appeal and overall with deepghs/anime_aesthetic (ONNX, at "
                         "tagger cost): the model's percentile among its training images.",
             inputs=[
-                io.Image.Input("images"),
+                io.Image.Input("images", tooltip="The IMAGE batch to score."),
                 io.Combo.Input("model", options=onnx_choices(),
                                tooltip="anime_aesthetic models in models/saiten_aesthetic; a "
                                        "known model that is missing is downloaded when "
                                        "allow_download is on."),
                 Scores.Input("scores", optional=True,
                              tooltip="Cards from other sources; these are appended."),
-                *_common_inputs(),
+                *_common_inputs("aesthetic"),
             ],
             outputs=[Scores.Output(display_name="scores")],
             hidden=[io.Hidden.unique_id],
@@ -184,7 +192,7 @@ class SaitenAestheticHead(io.ComfyNode):
                         "so400m-patch14-384), Waifu Scorer v3 or LAION's predictor (CLIP "
                         "ViT-L/14).",
             inputs=[
-                io.Image.Input("images"),
+                io.Image.Input("images", tooltip="The IMAGE batch to score."),
                 io.ClipVision.Input("clip_vision",
                                     tooltip="From Load CLIP Vision: SigLIP so400m-patch14-384 "
                                             "(sigclip_vision_patch14_384) for v2.5, CLIP "
@@ -195,7 +203,7 @@ class SaitenAestheticHead(io.ComfyNode):
                                        "is on."),
                 Scores.Input("scores", optional=True,
                              tooltip="Cards from other sources; these are appended."),
-                *_common_inputs()[:2], *_common_inputs()[3:],
+                *(i for i in _common_inputs("aesthetic-head") if i.id != "keep_loaded"),
             ],
             outputs=[Scores.Output(display_name="scores")],
             hidden=[io.Hidden.unique_id],

@@ -13,7 +13,7 @@ CHECK = "check"
 """The kind of a check source (the technical check): its card is a penalty on `overall`, not a
 vote."""
 
-KINDS: tuple[str, ...] = (CHECK, "detector", "tagger", "vlm", "judge")
+KINDS: tuple[str, ...] = (CHECK, "detector", "tagger", "aesthetic", "vlm", "judge")
 """What a source is."""
 
 STATUSES: tuple[str, ...] = ("passed", "rejected", "unscored")

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers.fakehub import FakeHub
+from helpers.hub import FakeHub
 from helpers.models.aesthetic_models import build_anime_aesthetic
 
 REPO = Path(__file__).resolve().parents[2]

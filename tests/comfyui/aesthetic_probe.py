@@ -21,7 +21,7 @@ import comfy.clip_vision  # noqa: E402
 import comfy.utils  # noqa: E402
 import folder_paths  # noqa: E402
 import numpy as np  # noqa: E402
-from saiten_pack.nodes.clip_vision import ComfyEncoder  # noqa: E402
+from saiten_pack.nodes.shared.clip_vision import ComfyEncoder  # noqa: E402
 from saiten_pack.scoring.sources.embed.encoders import as_pixels  # noqa: E402
 from saiten_pack.scoring.sources.embed.source import AestheticHead  # noqa: E402
 

@@ -11,14 +11,13 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers.fakehub import GOOD_TOKEN, FakeHub
 from helpers.tmpfs import tmpfs
 
 from scoring.core.errors import Cancelled, SourceError
 from scoring.host import download, transfer
 from scoring.host.download import Wanted
 
-pytest_plugins = ["helpers.hub"]  # hub_env: the simple fake hub of the older tests
+pytest_plugins = ["helpers.hub"]  # fake_hub, hub_env: a FakeHub behind HF_ENDPOINT
 
 BIG = os.urandom(300_000)   # an LFS file (served through the CDN)
 SMALL = b'{"labels": ["worst", "low"]}'
@@ -26,14 +25,9 @@ REPO = "deepghs/anime_aesthetic"
 
 
 @pytest.fixture
-def hub(monkeypatch, tmp_path):
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # no token file, an empty cache
-    fake = FakeHub({REPO: {"m/model.onnx": BIG, "m/meta.json": SMALL}})
-    monkeypatch.setenv("HF_ENDPOINT", fake.url)
-    yield fake
-    fake.close()
+def hub(fake_hub):
+    fake_hub.add(REPO, {"m/model.onnx": BIG, "m/meta.json": SMALL})
+    return fake_hub
 
 
 def files() -> list[Wanted]:
@@ -125,12 +119,12 @@ def test_gated_repository_says_exactly_what_to_do(hub, tmp_path, monkeypatch):
         download.fetch(files(), tmp_path / "m", allow=True)
     assert any(h.get("authorization", "").startswith("Bearer hf_wrong") for _, _, h in
                hub.requests)
-    monkeypatch.setenv("HF_TOKEN", GOOD_TOKEN)
+    monkeypatch.setenv("HF_TOKEN", hub.token)
     dest = download.fetch(files(), tmp_path / "m", allow=True)
     assert (dest / "model.onnx").read_bytes() == BIG
     cdn = [h for _, p, h in hub.requests if p.startswith("/cdn/")]
     assert cdn and all("authorization" not in h for h in cdn)          # the token stays home
-    assert all(GOOD_TOKEN not in str(h) for _, p, h in hub.requests if p.startswith("/cdn/"))
+    assert all(hub.token not in str(h) for _, p, h in hub.requests if p.startswith("/cdn/"))
 
 
 def test_a_file_published_elsewhere_is_checked_against_its_pinned_sha256(hub, tmp_path):

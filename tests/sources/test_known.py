@@ -9,7 +9,6 @@ import re
 
 import numpy as np
 import pytest
-from helpers.fakehub import FakeHub
 from helpers.models.aesthetic_models import build_anime_aesthetic, save_head
 from helpers.models.gguf_models import build_gguf_models
 
@@ -17,6 +16,8 @@ from scoring.core.errors import SourceError
 from scoring.sources import create, known
 from scoring.sources.vlm.files import vlm_files
 from scoring.sources.vlm.gguf import read_pair
+
+pytest_plugins = ["helpers.hub"]  # fake_hub: a FakeHub behind HF_ENDPOINT
 
 QWEN = "bartowski/thesby_Qwen2.5-VL-7B-NSFW-Caption-V3-GGUF"
 
@@ -47,14 +48,8 @@ def test_every_known_model_states_where_it_comes_from_and_what_it_costs():
 
 
 @pytest.fixture
-def hub(monkeypatch, tmp_path):
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    fake = FakeHub()
-    monkeypatch.setenv("HF_ENDPOINT", fake.url)
-    yield fake
-    fake.close()
+def hub(fake_hub):
+    return fake_hub
 
 
 def serve_folder(hub, repo: str, folder, prefix: str = "") -> None:

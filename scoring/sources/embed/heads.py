@@ -21,6 +21,7 @@ from 1 — the same "spread over the widest spread" as the VLM logprob and ONNX 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,11 +102,18 @@ def build(head: Head, in_dim: int) -> Any:
 
 def read_state(path: Path) -> dict[str, Any]:
     """A head's weights: safetensors, or a plain state dict in a .pth/.pt (loaded with
-    `weights_only=True`: tensors only, never code)."""
-    import torch
-
+    `weights_only=True`: tensors only, never code); read once per file version."""
     if not path.is_file():
         raise SourceError(f"head file not found: {path}")
+    st = path.stat()
+    return dict(_read_state(str(path.resolve()), st.st_size, st.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=8)
+def _read_state(name: str, _size: int, _mtime: int) -> dict[str, Any]:
+    import torch
+
+    path = Path(name)
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file

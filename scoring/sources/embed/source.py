@@ -22,13 +22,30 @@ from .encoders import Encoder, TransformersEncoder, as_pixels
 
 log = logging.getLogger("saiten")
 
+GITHUB = "https://github.com"
+
 SPEC = Spec(
     "aesthetic-head", "aesthetic", ("appeal", "overall"), 0.8,
     build={"head_path": "", "encoder": "", "batch_size": 8, "device": "auto"},
     models=(
-        Model("aesthetic_predictor_v2_5", "aesthetic-v2.5", 0.8),
-        Model("waifu-scorer-v3", "waifu-scorer-v3", 0.8),
-        Model("sac+logos+ava1", "laion-aesthetic", 0.5),
+        Model("aesthetic_predictor_v2_5", "aesthetic-v2.5", 0.8, folder="aesthetic-v2.5",
+              url=f"{GITHUB}/discus0434/aesthetic-predictor-v2-5/raw/main/models/"
+                  "aesthetic_predictor_v2_5.pth", files=("aesthetic_predictor_v2_5.pth",),
+              sha256="a6caf256b3dc434273c98dcb12f6bf17c5d4fc647d8df11f038386923dd06220",
+              size=2_644_834, vram="+ SigLIP so400m ≈0.9 GB", licence="agpl-3.0",
+              note="over SigLIP so400m-patch14-384 (sigclip_vision_patch14_384); "
+                   "1–10, 5.5+ great"),
+        Model("waifu-scorer-v3", "waifu-scorer-v3", 0.8, folder="waifu-scorer-v3",
+              repo="Eugeoter/waifu-scorer-v3", files=("model.safetensors",),
+              size=11_200_000, vram="+ CLIP ViT-L/14 ≈0.6 GB", licence="openrail",
+              note="over CLIP ViT-L/14; anime, 0–10"),
+        Model("sac+logos+ava1", "laion-aesthetic", 0.5, folder="laion-aesthetic",
+              url=f"{GITHUB}/christophschuhmann/improved-aesthetic-predictor/raw/main/"
+                  "sac%2Blogos%2Bava1-l14-linearMSE.pth",
+              files=("sac+logos+ava1-l14-linearMSE.pth",),
+              sha256="21dd590f3ccdc646f0d53120778b296013b096a035a2718c9cb0d511bff0f1e0",
+              size=3_714_759, vram="+ CLIP ViT-L/14 ≈0.6 GB", licence="apache-2.0",
+              note="over CLIP ViT-L/14; photo-trained, 1–10"),
     ),
     facts={"families": {label: h.family for label, h in H.HEADS.items()}},
 )
@@ -51,6 +68,15 @@ def clean(image: Image) -> np.ndarray:
     return np.clip(img, 0.0, 1.0)
 
 
+def label_of(path: Path) -> str:
+    """The cards' name for a head file: the head its weights are, else the catalogue's name
+    for its path, else its file name (a file that cannot be read abstains on loading)."""
+    try:
+        return H.identify(H.read_state(path)).label
+    except SourceError:
+        return SPEC.label_for(path.as_posix()) if SPEC.model(path.as_posix()) else path.stem
+
+
 def _device(device: str) -> str:
     if device != "auto":
         return device
@@ -71,7 +97,7 @@ class AestheticHead(Source):
                  batch_size: int = 8, device: str = "auto", label: str = "",
                  **kw: Any) -> None:
         self.head_path = Path(head_path)
-        super().__init__(label=label or SPEC.label_for(self.head_path.name), **kw)
+        super().__init__(label=label or label_of(self.head_path), **kw)
         self.encoder: Any = encoder if not isinstance(encoder, (str, Path)) else \
             TransformersEncoder(encoder, device=_device(device))
         self.batch_size = max(1, int(batch_size))

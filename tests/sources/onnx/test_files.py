@@ -78,5 +78,5 @@ def test_download_from_local_hub_once_with_progress(tmp_path, hub_env, wd_files)
     (path.parent / "selected_tags.csv").unlink()                     # only the missing one
     download.download("SmilingWolf/wd-vit-tagger-v3", ("model.onnx", "selected_tags.csv"),
                     path.parent)
-    assert all("model.onnx" not in p for _, p in hub.requests[n:])
+    assert all("model.onnx" not in p for _, p, _ in hub.requests[n:])
     assert (path.parent / "selected_tags.csv").is_file()

@@ -17,8 +17,8 @@ from typing import Any
 import folder_paths
 import torch
 
-from ..scoring.core.errors import SourceError
-from ..scoring.sources.embed.encoders import CLIP, SIGLIP, attention_pool, read_pooling
+from ...scoring.core.errors import SourceError
+from ...scoring.sources.embed.encoders import CLIP, SIGLIP, attention_pool, read_pooling
 
 _PROBE = "vision_model.embeddings.patch_embedding.weight"
 """The tensor that tells which file a loaded model came from (its first filters)."""

@@ -13,8 +13,8 @@ from typing import Any
 import comfy.model_management as mm
 import comfy.utils
 
-from ..scoring.core.errors import Cancelled
-from ..scoring.host.transfer import human
+from ...scoring.core.errors import Cancelled
+from ...scoring.host.transfer import human
 
 log = logging.getLogger("saiten")
 
