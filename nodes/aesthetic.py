@@ -87,7 +87,7 @@ def onnx_source(model: str, allow_download: bool, batch_size: int,
         local = [p for n, p in _local(f"{model}/model.onnx")]
         folder = local[0].parent if local else _fetch(model, allow_download, node_id)
     except SourceError as e:
-        return unavailable("aesthetic", str(e), label="anime-aesthetic")
+        return unavailable("aesthetic", str(e))
     return HANDLES.get("aesthetic", model_path=str(folder / "model.onnx"),
                        batch_size=batch_size)
 
@@ -107,7 +107,7 @@ def summary(result: Result) -> str:
     for i, cards in enumerate(result):
         c = cards[0]
         lines.append(f"#{i} abstained — {c.abstained}" if not c.ok else
-                     f"#{i} appeal={c.axes['appeal']:.0f} {c.comment} "
+                     f"#{i} appeal={c.axes['appeal']:.1f} {c.comment} "
                      f"(confidence {c.confidence:.2f})")
     return "\n".join(lines)
 

@@ -10,6 +10,8 @@
         [--out cal.json]
     python -m scoring rubric > my_rubric.toml     # the default rubric, to edit
     python -m scoring doctor [--json]             # what this Python can run, and fixes
+    python -m scoring models [--models DIR]       # known and installed models
+    python -m scoring models download NAME        # fetch one (size shown, disk checked)
 
 Each command is a module with `add_command(subparsers)`; this one only gathers them.
 """
@@ -21,9 +23,9 @@ from collections.abc import Sequence
 
 from ..ensemble.aggregate import AggregateSettings
 from ..host import doctor
-from . import calibrate_cmd, score_cmd
+from . import calibrate_cmd, models_cmd, score_cmd
 
-COMMANDS = (score_cmd, calibrate_cmd, doctor)
+COMMANDS = (score_cmd, calibrate_cmd, doctor, models_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -102,8 +102,9 @@ def scoring_options(sp: argparse.ArgumentParser) -> None:
                     help="a source option, e.g. wd.model_path=/models/wd or "
                          "vlm-llamacpp.model=NAME (repeatable)")
     sp.add_argument("--models", action="append", default=[], metavar="DIR",
-                    help="a folder of VLMs: vlm-*.model=NAME is looked up there, a GGUF "
-                         "paired with its mmproj as the node does (repeatable)")
+                    help="a model folder: vlm-*.model=NAME is looked up there (a GGUF "
+                         "paired with its mmproj as the node does), and aesthetic.model=NAME, "
+                         "aesthetic-head.head=NAME (repeatable)")
     sp.add_argument("--rubric", type=rubric_file, default=None, metavar="FILE.toml",
                     help="the rubric every VLM and the judge use (start from "
                          "`python -m scoring rubric`)")

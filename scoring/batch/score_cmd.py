@@ -41,7 +41,19 @@ VLM_FILES = ("vlm-transformers", "vlm-llamacpp")
 
 def _vlm_options(name: str, opts: dict[str, Any], roots: Sequence[str | Path]) -> dict[str, Any]:
     """`--option vlm-llamacpp.model=NAME` (a path, or a name under --models): the files the
-    node's loader would pick for it (a GGUF's paired mmproj unless `mmproj` is given)."""
+    node's loader would pick for it (a GGUF's paired mmproj unless `mmproj` is given);
+    `--option aesthetic.model=NAME` / `aesthetic-head.head=NAME`: the anime_aesthetic folder
+    or head file of that name under --models, as the nodes list them."""
+    if name == "aesthetic" and "model" in opts:
+        opts = dict(opts)
+        return {"model_path": str(_under(str(opts.pop("model")), roots, "model.onnx")), **opts}
+    if name == "aesthetic-head" and "head" in opts:
+        opts = dict(opts)
+        head = _under(str(opts.pop("head")), roots, "")
+        if head.is_dir():  # a known head's folder: its one weight file
+            files = [p for p in head.iterdir() if p.suffix in (".pth", ".safetensors")]
+            head = files[0] if len(files) == 1 else head
+        return {"head_path": str(head), **opts}
     if name not in VLM_FILES or "model" not in opts:
         return opts
     opts = dict(opts)
@@ -49,6 +61,17 @@ def _vlm_options(name: str, opts: dict[str, Any], roots: Sequence[str | Path]) -
     if runtime != name:
         raise SourceError(f"{name}: {files} is a model for {runtime}")
     return {**files, **opts}
+
+
+def _under(name: str, roots: Sequence[str | Path], inside: str) -> Path:
+    """`name` as a path, or as a name under one of `roots` (its `inside` file when given)."""
+    direct = Path(name).expanduser()
+    if direct.is_file():
+        return direct
+    for base in (direct, *(Path(r) / name for r in roots)):
+        if (base / inside).exists() if inside else base.exists():
+            return base
+    raise SourceError(f"{name!r} not found under {', '.join(map(str, roots)) or '(no --models)'}")
 
 
 def make_sources(names: Sequence[str], log: Callable[[str], None],

@@ -232,6 +232,7 @@ def default_folders(models: Path | None) -> dict[str, list[Path]]:
     if models is None:
         return {}
     return {"tagger": [models / "saiten_tagger", models / "wd14_tagger"],
+            "aesthetic": [models / "saiten_aesthetic"],
             "vlm": [models / "saiten_vlm", models / "LLM"]}
 
 

@@ -79,7 +79,7 @@ class Known:
         if why:
             raise SourceError(f"{self.name} is not in {Path(root)} and {why}: switch "
                               f"allow_download on, run `python -m scoring models download "
-                              f"{self.name}`, or put {what} (from {source}) in {dest}")
+                              f"{self.name}`, or put {what} in {dest} (from {source})")
         return download.fetch(self.wanted(), dest, allow=True, progress=progress, say=say,
                               interrupted=interrupted)
 

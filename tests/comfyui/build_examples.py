@@ -23,13 +23,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[2]))
 
 from cdp import Browser, find_chromium
 from comfy_harness import REPO, find_comfyui, start_comfy
 from graphs import Graph
 
+from scoring.host.transfer import human
+from scoring.sources.known import find as known_model
+from scoring.sources.onnx.aesthetic import DEFAULT_MODEL as AESTHETIC
+
 OUT = REPO / "example_workflows"
 CKPT = "v1-5-pruned-emaonly-fp16.safetensors"  # ComfyUI's own templates use this name
+AESTHETIC_SIZE = human(known_model(AESTHETIC).model.size)
 POSITIVE = "masterpiece, best quality, 1girl, solo, looking at viewer, detailed background"
 NEGATIVE = "lowres, bad anatomy, bad hands, text, error, worst quality, jpeg artifacts"
 
@@ -45,28 +51,36 @@ def _generate(g: Graph, batch: int) -> dict[str, str]:
     return {"ckpt": c, "pos": pos, "neg": neg, "empty": empty, "ks": ks, "dec": dec}
 
 
-def _score(g: Graph, images: list, **filter_inputs) -> dict[str, str]:
+def _score(g: Graph, images: list, *, aesthetic: bool = False,
+           **filter_inputs) -> dict[str, str]:
+    """NudeNet + the technical check (+ the anime_aesthetic model, fetched when missing) →
+    aggregate → filter, and the scores shown."""
     tag = g.add("SaitenTagger", images=images, model="nudenet (offline)")
     tech = g.add("SaitenTechnicalCheck", images=images, scores=[tag, 0])
-    agg = g.add("SaitenEnsembleAggregate", **{"scores.scores0": [tech, 0]})
+    last = tech
+    if aesthetic:
+        last = g.add("SaitenAesthetic", images=images, scores=[tech, 0], model=AESTHETIC,
+                     allow_download=True)
+    agg = g.add("SaitenEnsembleAggregate", **{"scores.scores0": [last, 0]})
     flt = g.add("SaitenScoreFilter", images=images, verdicts=[agg, 0], **filter_inputs)
-    show = g.add("SaitenShowScores", verdicts=[agg, 0], scores=[tech, 0])
-    return {"tag": tag, "tech": tech, "agg": agg, "flt": flt, "show": show}
+    show = g.add("SaitenShowScores", verdicts=[agg, 0], scores=[last, 0])
+    return {"tag": tag, "tech": tech, "aes": last, "agg": agg, "flt": flt, "show": show}
 
 
 def generate_filter(g: Graph) -> list[list[str]]:
     n = _generate(g, batch=4)
-    s = _score(g, [n["dec"], 0], latent=[n["ks"], 0], threshold=85.0)
+    s = _score(g, [n["dec"], 0], aesthetic=True, latent=[n["ks"], 0], threshold=75.0)
     save = g.add("SaitenSaveImage", "Saved (passed)", images=[s["flt"], 0],
                  verdicts=[s["flt"], 2], filename_prefix="saiten/passed")
     rej = g.add("PreviewImage", "Rejected", images=[s["flt"], 1])
     return [[n["ckpt"], "note"], [n["pos"], n["neg"], n["empty"]], [n["ks"], n["dec"]],
-            [s["tag"], s["tech"]], [s["agg"], s["show"]], [s["flt"]], [save, rej]]
+            [s["tag"], s["tech"], s["aes"]], [s["agg"], s["show"]], [s["flt"]], [save, rej]]
 
 
 def best_of_n_hires(g: Graph) -> list[list[str]]:
     n = _generate(g, batch=8)
-    s = _score(g, [n["dec"], 0], latent=[n["ks"], 0], mode="top_k", top_k=2)
+    s = _score(g, [n["dec"], 0], aesthetic=True, latent=[n["ks"], 0], axis="appeal",
+               mode="top_k", top_k=2)
     up = g.add("LatentUpscaleBy", samples=[s["flt"], 4], upscale_method="nearest-exact",
                scale_by=1.5)
     ks2 = g.add("KSampler", "KSampler (hires: winners only)", model=[n["ckpt"], 0],
@@ -77,7 +91,7 @@ def best_of_n_hires(g: Graph) -> list[list[str]]:
                  verdicts=[s["flt"], 2], filename_prefix="saiten/best_hires")
     rej = g.add("PreviewImage", "Not chosen", images=[s["flt"], 1])
     return [[n["ckpt"], "note"], [n["pos"], n["neg"], n["empty"]], [n["ks"], n["dec"]],
-            [s["tag"], s["tech"]], [s["agg"], s["show"]], [s["flt"], rej],
+            [s["tag"], s["tech"], s["aes"]], [s["agg"], s["show"]], [s["flt"], rej],
             [up, ks2, dec2], [save]]
 
 
@@ -106,63 +120,76 @@ def full_ensemble(g: Graph) -> list[list[str]]:
 
 
 NOTES = {
-    "saiten_generate_filter": """\
-**Saiten: generate → score → filter**
+    "saiten_generate_filter": f"""\
+**Saiten: generate → score → filter by appeal**
 
-Pick your checkpoint and queue. KSampler makes a batch of 4; NudeNet + the technical check \
-score every image; images scoring **≥ 85 overall** are saved with their verdict in the PNG \
-(`saiten`, `saiten_score`), the rest show in *Rejected*. Broken frames (black, NaN, blurred, \
-washed out) never reach Save. Runs with no downloads.
+Pick your checkpoint and queue. KSampler makes a batch of 4; NudeNet, the technical check and \
+the **anime aesthetic model** score every image. The overall score is the aesthetic model's \
+(its percentile: 75 = better than 75 % of its training images, "great") minus the technical \
+check's penalty, so images scoring **≥ 75 overall** — appealing *and* sound — are saved with \
+their verdict in the PNG (`saiten`, `saiten_score`); the rest show in *Rejected*. Broken frames \
+(black, NaN, blurred, washed out) never reach Save.
 
-- **WD tagger**: in *Saiten Tagger* choose a WD v3 model (put it in `models/saiten_tagger/`, \
-or set *allow_download*).
-- **A VLM for composition and appeal**: add *Saiten VLM Loader* + *Saiten VLM Rater* and \
-connect its `scores` to the aggregate's next `scores` input (see *saiten_full_ensemble*).
+- **Downloads on**: the first run fetches `deepghs/anime_aesthetic` / `{AESTHETIC}` \
+({AESTHETIC_SIZE}: model.onnx, meta.json, samples.npz) into `models/saiten_aesthetic/`, \
+showing the size first and a progress bar. Turn *allow_download* off to never download; \
+*saiten_offline_filter* needs no download at all.
+- **WD tagger**: in *Saiten Tagger* choose a WD v3 model (or set *allow_download*).
+- **A VLM for composition and lettering**: add *Saiten VLM Loader* + *Saiten VLM Rater* \
+(see *saiten_full_ensemble*).
 - The filter also splits the **latents** (`passed_latent`), for a second pass on winners \
 only (see *saiten_best_of_n_hires*).
 
 ---
 
-**採点：生成 → 採点 → 選別**
+**採点：生成 → 採点 → 魅力で選別**
 
-チェックポイントを選んでキューに入れるだけ。KSampler が 4 枚生成し、NudeNet と技術チェックが \
-1 枚ずつ採点します。総合 **85 点以上** の画像だけが判定結果を PNG に書き込んで保存され \
-（`saiten`・`saiten_score`）、残りは *Rejected* に表示されます。黒画面・NaN・ぼけ・白飛びの \
-失敗画像は保存されません。ダウンロード不要で動きます。
+チェックポイントを選んでキューに入れるだけ。KSampler が 4 枚生成し、NudeNet・技術チェック・\
+**アニメ美的評価モデル**が 1 枚ずつ採点します。総合点は美的評価モデルの点（パーセンタイル：\
+75 = 学習画像の 75 % より上＝great）から技術チェックの減点を引いたもので、**総合 75 以上**\
+（魅力的で、かつ壊れていない）の画像だけが判定結果を PNG に書き込んで保存され（`saiten`・\
+`saiten_score`）、残りは *Rejected* に表示されます。黒画面・NaN・ぼけ・白飛びの失敗画像は\
+保存されません。
 
-- **WD タガー**：*Saiten Tagger* で WD v3 モデルを選択（`models/saiten_tagger/` に置くか \
-*allow_download* を有効に）。
-- **構図・魅力を見る VLM**：*Saiten VLM Loader* と *Saiten VLM Rater* を追加し、`scores` を \
-集計ノードの次の `scores` 入力へ（*saiten_full_ensemble* を参照）。
+- **ダウンロード有効**：初回の実行で `deepghs/anime_aesthetic` の `{AESTHETIC}`（{AESTHETIC_SIZE}：\
+model.onnx・meta.json・samples.npz）を `models/saiten_aesthetic/` に取得します。\
+先にサイズを表示し、進捗バーが出ます。ダウンロードしない場合は *allow_download* を\
+オフに。ダウンロード不要の *saiten_offline_filter* もあります。
+- **WD タガー**：*Saiten Tagger* で WD v3 モデルを選択（*allow_download* でも可）。
+- **構図・写植を見る VLM**：*Saiten VLM Loader* と *Saiten VLM Rater* を追加 \
+（*saiten_full_ensemble* を参照）。
 - フィルタは **latent** も振り分けます（`passed_latent`）。合格画像だけの 2 パス目は \
 *saiten_best_of_n_hires* を参照。
 """,
-    "saiten_best_of_n_hires": """\
-**Saiten: best of N → hires pass on the winners only**
+    "saiten_best_of_n_hires": f"""\
+**Saiten: best of N by appeal → hires pass on the winners only**
 
-KSampler makes **8** images at base size; every image is scored; the filter keeps the \
-**top 2** and passes on their **latents** (`passed_latent`). Only those are upscaled \
-(*Upscale Latent By* 1.5×) and sampled again at **denoise 0.5**, so the expensive pass is \
-paid for 2 images, not 8. The hires images are saved with the verdicts of the images they \
-came from; the others show in *Not chosen*.
+KSampler makes **8** images at base size; the **anime aesthetic model** scores each one's \
+appeal (with NudeNet and the technical check); the filter keeps the **top 2 by appeal** and \
+passes on their **latents** (`passed_latent`). Only those are upscaled (*Upscale Latent By* \
+1.5×) and sampled again at **denoise 0.5**, so the expensive pass is paid for the 2 best \
+images, not 8. The hires images are saved with the verdicts of the images they came from; \
+the others show in *Not chosen*.
 
-Change N in *Empty Latent Image* (batch_size) and K in *Saiten Score Filter* (top_k). \
-For taste rather than technical soundness, add a WD tagger or a VLM source \
-(see *saiten_full_ensemble*).
+**Downloads on**: the first run fetches `deepghs/anime_aesthetic` / `{AESTHETIC}` \
+({AESTHETIC_SIZE}) into `models/saiten_aesthetic/` (size shown first, progress bar). Change \
+N in *Empty Latent Image* (batch_size) and K in *Saiten Score Filter* (top_k).
 
 ---
 
-**採点：N 枚から選抜 → 合格画像だけ高解像度化**
+**採点：N 枚から魅力で選抜 → 合格画像だけ高解像度化**
 
-KSampler が基本サイズで **8 枚** 生成し、全画像を採点。フィルタが **上位 2 枚** を選び、\
-その **latent**（`passed_latent`）を次へ渡します。アップスケール（*Upscale Latent By* 1.5 倍）\
-と **denoise 0.5** の 2 回目のサンプリングはこの 2 枚だけに行われるので、重い処理は 8 枚分でなく \
-2 枚分で済みます。高解像度画像は元画像の判定結果つきで保存され、選ばれなかった画像は \
-*Not chosen* に表示されます。
+KSampler が基本サイズで **8 枚** 生成し、**アニメ美的評価モデル**が 1 枚ずつ魅力を採点します\
+（NudeNet と技術チェックも）。フィルタが **魅力の上位 2 枚** を選び、その **latent**\
+（`passed_latent`）を次へ渡します。アップスケール（*Upscale Latent By* 1.5 倍）と \
+**denoise 0.5** の 2 回目のサンプリングはこの 2 枚だけに行われるので、重い処理は 8 枚分でなく\
+いちばん良い 2 枚分で済みます。高解像度画像は元画像の判定結果つきで保存され、選ばれなかった\
+画像は *Not chosen* に表示されます。
 
-N は *Empty Latent Image* の batch_size、K は *Saiten Score Filter* の top_k で変更できます。\
-技術的な健全さではなく好みで選ぶには WD タガーや VLM を追加してください\
-（*saiten_full_ensemble* を参照）。
+**ダウンロード有効**：初回の実行で `deepghs/anime_aesthetic` の `{AESTHETIC}`\
+（{AESTHETIC_SIZE}）を `models/saiten_aesthetic/` に取得します（先にサイズを表示、\
+進捗バーあり）。N は *Empty Latent Image* の batch_size、K は *Saiten Score Filter* の top_k \
+で変更できます。
 """,
 }
 

@@ -17,8 +17,6 @@ from scoring.core.errors import Cancelled, SourceError
 from scoring.host import download, transfer
 from scoring.host.download import Wanted
 
-pytest_plugins = ["helpers.hub"]  # fake_hub, hub_env: a FakeHub behind HF_ENDPOINT
-
 BIG = os.urandom(300_000)   # an LFS file (served through the CDN)
 SMALL = b'{"labels": ["worst", "low"]}'
 REPO = "deepghs/anime_aesthetic"

@@ -17,8 +17,6 @@ from scoring.sources import create, known
 from scoring.sources.vlm.files import vlm_files
 from scoring.sources.vlm.gguf import read_pair
 
-pytest_plugins = ["helpers.hub"]  # fake_hub: a FakeHub behind HF_ENDPOINT
-
 QWEN = "bartowski/thesby_Qwen2.5-VL-7B-NSFW-Caption-V3-GGUF"
 
 

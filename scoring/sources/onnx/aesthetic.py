@@ -46,7 +46,7 @@ MAX_SAMPLES = 1_000_000
 
 
 def _known(name: str, size: int, vram: str, note: str) -> Model:
-    return Model(name, "anime-aesthetic", repo=REPO, subfolder=name, files=FILES, folder=name,
+    return Model(name, "aesthetic", repo=REPO, subfolder=name, files=FILES, folder=name,
                  size=size, vram=vram, licence="openrail", note=note)
 
 

@@ -13,8 +13,6 @@ from scoring.host import download
 from scoring.sources import SourceError
 from scoring.sources.onnx import files as models
 
-pytest_plugins = ["helpers.hub"]  # hub_env: a fake Hugging Face hub on 127.0.0.1
-
 
 @pytest.fixture
 def wd_files(tmp_path):

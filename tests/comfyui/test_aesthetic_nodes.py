@@ -1,0 +1,106 @@
+"""The aesthetic nodes in a real ComfyUI: the best-of-N template as a user runs it — downloads
+on, the anime_aesthetic model fetched from the fake hub (conftest), the real KSampler — sends
+the K images with the highest appeal (not the first K) to the second KSampler; the CLI gives the
+same scores for the same images; a download is cancelled from ComfyUI and resumed."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+from comfy_harness import REPO
+from PIL import Image
+from test_generation_workflows import frontend_prompt, ids, shrink
+
+from scoring.sources.onnx.aesthetic import DEFAULT_MODEL
+
+TEMPLATE = REPO / "example_workflows" / "saiten_best_of_n_hires.json"
+LINE = re.compile(r"^#(\d+) appeal=([\d.]+) ")
+COLOURS = "0.6,0.45,0.4;0.2,0.3,0.9;0.9,0.2,0.1;0.5,0.5,0.5"
+"""Image i's paint: the stand-in likes red and dislikes blue, so by appeal 2 > 0 > 3 > 1."""
+
+
+def appeal_by_index(text: str) -> dict[int, float]:
+    """The aesthetic node's "#i appeal=NN …" lines."""
+    return {int(m[1]): float(m[2]) for m in map(LINE.match, text.splitlines()) if m}
+
+
+def test_best_of_n_fetches_the_model_and_hires_the_top_k_by_appeal(comfy, page, sd15,
+                                                                   aesthetic_hub):
+    prompt, workflow = frontend_prompt(page, TEMPLATE)
+    p = shrink(prompt, sd15, zlib.crc32(b"aesthetic"))
+    (ks,) = [k for k in ids(p, "KSampler")
+             if p[k]["inputs"]["latent_image"][0] in ids(p, "EmptyLatentImage")]
+    (dec,) = [k for k in ids(p, "VAEDecode") if p[k]["inputs"]["samples"][0] == ks]
+    (flt,) = ids(p, "SaitenScoreFilter")
+    (aes,) = ids(p, "SaitenAesthetic")
+    assert p[aes]["inputs"]["allow_download"] is True and p[aes]["inputs"]["model"] == \
+        DEFAULT_MODEL
+    assert p[flt]["inputs"]["axis"] == "appeal" and p[flt]["inputs"]["mode"] == "top_k"
+    for node in p.values():  # the scorers see painted frames; the latents stay the sampler's
+        for name, value in node["inputs"].items():
+            if value == [dec, 0]:
+                node["inputs"][name] = ["903", 0]
+    p["903"] = {"class_type": "SaitenTestTint", "inputs": {"images": [dec, 0],
+                                                           "colours": COLOURS}}
+    p["901"] = {"class_type": "SaitenTestDigest", "inputs": {"latent": [ks, 0]}}
+    p["902"] = {"class_type": "SaitenTestDigest", "inputs": {"latent": [flt, 4]}}
+    h = comfy.run(p, workflow=workflow, timeout=900)
+
+    appeal = appeal_by_index(h.text(aes))
+    k = p[flt]["inputs"]["top_k"]
+    assert len(appeal) == 4 and len(set(appeal.values())) == 4, appeal  # scores that differ
+    top = sorted(appeal, key=lambda i: -appeal[i])[:k]
+    assert sorted(top) == [0, 2] != list(range(k))                       # not the first K
+    every = h.ui("901")["digest"][0]["latents"]
+    chosen = h.ui("902")["digest"][0]["latents"]
+    assert sorted(every.index(c) for c in chosen) == sorted(top)        # the K best by appeal
+    assert h.text(flt).startswith(f"passed {k}/4")
+    files = {path.rsplit("/", 1)[-1] for m, path, _ in aesthetic_hub.requests
+             if m == "HEAD" and DEFAULT_MODEL in path}
+    assert files == {"model.onnx", "meta.json", "samples.npz"}         # fetched from the hub
+    assert (comfy.models_dir / "saiten_aesthetic" / DEFAULT_MODEL / "samples.npz").is_file()
+
+
+def test_the_cli_gives_the_same_scores_for_the_same_images(comfy, aesthetic_hub, tmp_path):
+    """The same PNGs through LoadImage → Saiten Aesthetic and through `python -m scoring
+    score` with the model the node downloaded."""
+    rng = np.random.default_rng(5)
+    names = []
+    for i in range(3):
+        img = (rng.random((96, 96, 3)) * 80 + np.array([[[170, 90, 40], [60, 160, 90],
+                                                          [40, 70, 180]][i]])).clip(0, 255)
+        name = f"saiten_aes_{i}.png"
+        Image.fromarray(img.astype(np.uint8)).save(comfy.input_dir / name)
+        (tmp_path / "in").mkdir(exist_ok=True)
+        Image.fromarray(img.astype(np.uint8)).save(tmp_path / "in" / name)
+        names.append(name)
+    p: dict = {}
+    for i, name in enumerate(names):
+        p[f"{i + 1}"] = {"class_type": "LoadImage", "inputs": {"image": name}}
+    p["10"] = {"class_type": "ImageBatch", "inputs": {"image1": ["1", 0], "image2": ["2", 0]}}
+    p["11"] = {"class_type": "ImageBatch", "inputs": {"image1": ["10", 0], "image2": ["3", 0]}}
+    p["12"] = {"class_type": "SaitenAesthetic",
+               "inputs": {"images": ["11", 0], "model": DEFAULT_MODEL, "allow_download": True,
+                          "batch_size": 2, "keep_loaded": True, "weight": 0.0, "label": ""}}
+    p["13"] = {"class_type": "SaitenShowScores", "inputs": {"scores": ["12", 0]}}
+    h = comfy.run(p, timeout=300)
+    node = appeal_by_index(h.text("12"))
+    out = tmp_path / "report"
+    r = subprocess.run([sys.executable, "-m", "scoring", "score", str(tmp_path / "in"),
+                        "--sources", "aesthetic", "--option", f"aesthetic.model={DEFAULT_MODEL}",
+                        "--models", str(comfy.models_dir / "saiten_aesthetic"), "--out",
+                        str(out), "--comfy", "off"], capture_output=True, text=True,
+                       timeout=300, cwd=REPO)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = [json.loads(line) for line in (out / "report.jsonl").read_text().splitlines()]
+    cli = {Path(row["file"]).name: row for row in rows}
+    for i, name in enumerate(names):
+        card = next(c for c in cli[name]["cards"] if c["source"] == "aesthetic")
+        assert round(card["axes"]["appeal"], 1) == node[i], (name, card["axes"], node)
+    assert len(set(node.values())) == 3
