@@ -14,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 from comfy_harness import REPO
+from helpers.models.aesthetic_models import build_anime_aesthetic
 from PIL import Image
 from test_generation_workflows import frontend_prompt, ids, shrink
 
 from scoring.sources.onnx.aesthetic import DEFAULT_MODEL
+from scoring.sources.onnx.aesthetic import REPO as AESTHETIC_REPO
 
 TEMPLATE = REPO / "example_workflows" / "saiten_best_of_n_hires.json"
 LINE = re.compile(r"^#(\d+) appeal=([\d.]+) ")
@@ -104,3 +106,43 @@ def test_the_cli_gives_the_same_scores_for_the_same_images(comfy, aesthetic_hub,
         card = next(c for c in cli[name]["cards"] if c["source"] == "aesthetic")
         assert round(card["axes"]["appeal"], 1) == node[i], (name, card["axes"], node)
     assert len(set(node.values())) == 3
+
+
+def test_a_download_shows_bytes_is_cancelled_from_comfyui_and_resumes(comfy, aesthetic_hub,
+                                                                       tmp_path):
+    light = "caformer_s36_v0_ls0.2"
+    folder = build_anime_aesthetic(tmp_path / light, size=64, filler=2_000_000)
+    aesthetic_hub.add(AESTHETIC_REPO, {f"{light}/{p.name}": p.read_bytes()
+                                       for p in folder.iterdir()})
+    size = (folder / "model.onnx").stat().st_size
+    comfy.refresh_object_info()
+    p = {"1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64,
+                                                       "batch_size": 1, "color": 0xCC4422}},
+         "2": {"class_type": "SaitenAesthetic",
+               "inputs": {"images": ["1", 0], "model": light, "allow_download": True,
+                          "batch_size": 8, "keep_loaded": False, "weight": 0.0, "label": ""}},
+         "3": {"class_type": "SaitenShowScores", "inputs": {"scores": ["2", 0]}}}
+    dest = comfy.models_dir / "saiten_aesthetic" / light
+    aesthetic_hub.delay = 0.01  # 4 KB per 10 ms: a few seconds for the model
+    try:
+        with comfy.watch() as events:
+            pid = comfy.queue(p)
+            at = events.wait_for(lambda m: m["type"] == "progress" and m["data"]["node"] == "2"
+                                 and 100_000 < m["data"]["value"] < size, timeout=120)
+            comfy.interrupt()
+        assert at["data"]["max"] == size                     # a byte bar, of the real size
+        h = comfy.wait(pid, timeout=120)
+        assert h.message("execution_interrupted") is not None, h.messages
+        assert not (dest / "model.onnx").exists()             # nothing looks complete
+        parts = [f for f in dest.iterdir() if f.name.endswith(".part")]
+        assert len(parts) == 1 and 0 < parts[0].stat().st_size < size
+    finally:
+        aesthetic_hub.delay = 0.0
+    kept = parts[0].stat().st_size
+    again = comfy.run(p, timeout=300)
+    assert (dest / "model.onnx").read_bytes() == (folder / "model.onnx").read_bytes()
+    ranges = [h.get("range") for m, path, h in aesthetic_hub.requests
+              if m == "GET" and path.startswith("/cdn/")]
+    assert ranges[-1] == f"bytes={kept}-" or any(r == f"bytes={kept}-" for r in ranges)
+    assert "appeal=" in again.text("2") and not [f for f in dest.iterdir()
+                                                 if f.name.endswith(".part")]

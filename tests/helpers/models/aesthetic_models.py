@@ -36,9 +36,11 @@ def samples(k: int = 64) -> np.ndarray:
 
 
 def build_anime_aesthetic(folder: Path, weights: np.ndarray | None = None, *, size: int = 448,
-                          batch: int | str = "batch", table: np.ndarray | None = None) -> Path:
+                          batch: int | str = "batch", table: np.ndarray | None = None,
+                          filler: int = 0) -> Path:
     """The folder; `weights` is 3×7 over (R, G, B) means in −1…1, columns in SCORE_ORDER
-    (worst … masterpiece). Default: redder → better, bluer → worse."""
+    (worst … masterpiece). Default: redder → better, bluer → worse. `filler` bytes of unused
+    weights make model.onnx as big as a download test needs."""
     folder.mkdir(parents=True, exist_ok=True)
     if weights is None:
         weights = np.zeros((3, 7), np.float32)
@@ -55,7 +57,9 @@ def build_anime_aesthetic(folder: Path, weights: np.ndarray | None = None, *, si
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 3, size, size])],
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [batch, 3]),
          helper.make_tensor_value_info("output", TensorProto.FLOAT, [batch, 7])],
-        [numpy_helper.from_array(by_meta, "W")])
+        [numpy_helper.from_array(by_meta, "W"),
+         *([numpy_helper.from_array(np.zeros(filler // 4, np.float32), "filler")]
+           if filler else [])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 9
     onnx.checker.check_model(model)
