@@ -73,12 +73,14 @@ def pooling_head(clip_vision: Any) -> dict[str, Any]:
 
 
 class ComfyEncoder:
-    """An `Encoder` over a ComfyUI CLIP_VISION (held for one call only)."""
+    """An `Encoder` over a ComfyUI CLIP_VISION (held for one call only); SigLIP's pooling
+    weights come from its file unless given."""
 
-    def __init__(self, clip_vision: Any) -> None:
+    def __init__(self, clip_vision: Any, pooling: dict[str, Any] | None = None) -> None:
         self.clip_vision = clip_vision
         self.family = family_of(clip_vision)
-        self.pooling = pooling_head(clip_vision) if self.family == SIGLIP else None
+        self.pooling = pooling if pooling is not None or self.family != SIGLIP \
+            else pooling_head(clip_vision)
         layers = clip_vision.model.vision_model.encoder.layers
         self.heads = int(layers[0].self_attn.heads)
 

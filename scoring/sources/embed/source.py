@@ -32,19 +32,19 @@ SPEC = Spec(
               url=f"{GITHUB}/discus0434/aesthetic-predictor-v2-5/raw/main/models/"
                   "aesthetic_predictor_v2_5.pth", files=("aesthetic_predictor_v2_5.pth",),
               sha256="a6caf256b3dc434273c98dcb12f6bf17c5d4fc647d8df11f038386923dd06220",
-              size=2_644_834, vram="+ SigLIP so400m ≈0.9 GB", licence="agpl-3.0",
+              size=2_644_834, vram="+ SigLIP so400m 0.77 GiB", licence="agpl-3.0",
               note="over SigLIP so400m-patch14-384 (sigclip_vision_patch14_384); "
                    "1–10, 5.5+ great"),
         Model("waifu-scorer-v3", "waifu-scorer-v3", 0.8, folder="waifu-scorer-v3",
               repo="Eugeoter/waifu-scorer-v3", files=("model.safetensors",),
-              size=11_200_000, vram="+ CLIP ViT-L/14 ≈0.6 GB", licence="openrail",
+              size=11_200_000, vram="+ CLIP ViT-L/14 0.57 GiB", licence="openrail",
               note="over CLIP ViT-L/14; anime, 0–10"),
         Model("sac+logos+ava1", "laion-aesthetic", 0.5, folder="laion-aesthetic",
               url=f"{GITHUB}/christophschuhmann/improved-aesthetic-predictor/raw/main/"
                   "sac%2Blogos%2Bava1-l14-linearMSE.pth",
               files=("sac+logos+ava1-l14-linearMSE.pth",),
               sha256="21dd590f3ccdc646f0d53120778b296013b096a035a2718c9cb0d511bff0f1e0",
-              size=3_714_759, vram="+ CLIP ViT-L/14 ≈0.6 GB", licence="apache-2.0",
+              size=3_714_759, vram="+ CLIP ViT-L/14 0.57 GiB", licence="apache-2.0",
               note="over CLIP ViT-L/14; photo-trained, 1–10"),
     ),
     facts={"families": {label: h.family for label, h in H.HEADS.items()}},
