@@ -14,7 +14,12 @@ from pathlib import Path
 
 import numpy as np
 from comfy_harness import REPO
-from helpers.models.aesthetic_models import build_anime_aesthetic
+from helpers.models.aesthetic_models import (
+    build_anime_aesthetic,
+    build_clip,
+    build_siglip,
+    save_head,
+)
 from PIL import Image
 from test_generation_workflows import frontend_prompt, ids, shrink
 
@@ -69,41 +74,51 @@ def test_best_of_n_fetches_the_model_and_hires_the_top_k_by_appeal(comfy, page, 
     assert (comfy.models_dir / "saiten_aesthetic" / DEFAULT_MODEL / "samples.npz").is_file()
 
 
-def test_the_cli_gives_the_same_scores_for_the_same_images(comfy, aesthetic_hub, tmp_path):
-    """The same PNGs through LoadImage → Saiten Aesthetic and through `python -m scoring
-    score` with the model the node downloaded."""
+def three_images(comfy, folder: Path) -> tuple[list[str], dict]:
+    """Three PNGs in ComfyUI's input folder and in `folder`, and the prompt nodes "1"…"11"
+    that load them as one batch (["11", 0])."""
     rng = np.random.default_rng(5)
     names = []
+    folder.mkdir(parents=True, exist_ok=True)
     for i in range(3):
         img = (rng.random((96, 96, 3)) * 80 + np.array([[[170, 90, 40], [60, 160, 90],
                                                           [40, 70, 180]][i]])).clip(0, 255)
         name = f"saiten_aes_{i}.png"
-        Image.fromarray(img.astype(np.uint8)).save(comfy.input_dir / name)
-        (tmp_path / "in").mkdir(exist_ok=True)
-        Image.fromarray(img.astype(np.uint8)).save(tmp_path / "in" / name)
+        for where in (comfy.input_dir, folder):
+            Image.fromarray(img.astype(np.uint8)).save(where / name)
         names.append(name)
-    p: dict = {}
-    for i, name in enumerate(names):
-        p[f"{i + 1}"] = {"class_type": "LoadImage", "inputs": {"image": name}}
+    p: dict = {f"{i + 1}": {"class_type": "LoadImage", "inputs": {"image": name}}
+               for i, name in enumerate(names)}
     p["10"] = {"class_type": "ImageBatch", "inputs": {"image1": ["1", 0], "image2": ["2", 0]}}
     p["11"] = {"class_type": "ImageBatch", "inputs": {"image1": ["10", 0], "image2": ["3", 0]}}
+    return names, p
+
+
+def cli_cards(folder: Path, out: Path, source: str, *options: str) -> dict[str, list[dict]]:
+    """Each file's cards from `python -m scoring score folder --sources source …`."""
+    args = [a for o in options for a in ("--option", o)]
+    r = subprocess.run([sys.executable, "-m", "scoring", "score", str(folder), "--sources",
+                        source, *args, "--out", str(out), "--comfy", "off"],
+                       capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = [json.loads(line) for line in (out / "report.jsonl").read_text().splitlines()]
+    return {Path(row["file"]).name: row["cards"] for row in rows}
+
+
+def test_the_cli_gives_the_same_scores_for_the_same_images(comfy, aesthetic_hub, tmp_path):
+    """The same PNGs through LoadImage → Saiten Aesthetic and through `python -m scoring
+    score` with the model the node downloaded."""
+    names, p = three_images(comfy, tmp_path / "in")
     p["12"] = {"class_type": "SaitenAesthetic",
                "inputs": {"images": ["11", 0], "model": DEFAULT_MODEL, "allow_download": True,
                           "batch_size": 2, "keep_loaded": True, "weight": 0.0, "label": ""}}
     p["13"] = {"class_type": "SaitenShowScores", "inputs": {"scores": ["12", 0]}}
     h = comfy.run(p, timeout=300)
     node = appeal_by_index(h.text("12"))
-    out = tmp_path / "report"
-    r = subprocess.run([sys.executable, "-m", "scoring", "score", str(tmp_path / "in"),
-                        "--sources", "aesthetic", "--option", f"aesthetic.model={DEFAULT_MODEL}",
-                        "--models", str(comfy.models_dir / "saiten_aesthetic"), "--out",
-                        str(out), "--comfy", "off"], capture_output=True, text=True,
-                       timeout=300, cwd=REPO)
-    assert r.returncode == 0, r.stderr[-3000:]
-    rows = [json.loads(line) for line in (out / "report.jsonl").read_text().splitlines()]
-    cli = {Path(row["file"]).name: row for row in rows}
+    cli = cli_cards(tmp_path / "in", tmp_path / "report", "aesthetic",
+                    f"aesthetic.model={comfy.models_dir / 'saiten_aesthetic' / DEFAULT_MODEL}")
     for i, name in enumerate(names):
-        card = next(c for c in cli[name]["cards"] if c["source"] == "aesthetic")
+        card = next(c for c in cli[name] if c["source"] == "aesthetic")
         assert round(card["axes"]["appeal"], 1) == node[i], (name, card["axes"], node)
     assert len(set(node.values())) == 3
 
@@ -146,3 +161,43 @@ def test_a_download_shows_bytes_is_cancelled_from_comfyui_and_resumes(comfy, aes
     assert ranges[-1] == f"bytes={kept}-" or any(r == f"bytes={kept}-" for r in ranges)
     assert "appeal=" in again.text("2") and not [f for f in dest.iterdir()
                                                  if f.name.endswith(".part")]
+
+
+def test_heads_over_comfyuis_clip_vision_score_as_the_cli_does(comfy, aesthetic_hub, tmp_path):
+    """Saiten Aesthetic Head on CLIP_VISION models ComfyUI built from tiny saved encoders —
+    Waifu Scorer v3 downloaded from the hub, a v2.5 head already in models/saiten_aesthetic —
+    and the CLI over the same encoder folders: the same scores."""
+    clip, siglip = build_clip(tmp_path / "clip"), build_siglip(tmp_path / "siglip")
+    vision = comfy.models_dir / "clip_vision"
+    vision.mkdir(parents=True, exist_ok=True)
+    (vision / "tiny-siglip.safetensors").write_bytes((siglip / "model.safetensors").read_bytes())
+    waifu = save_head(tmp_path / "waifu.safetensors", "waifu-scorer-v3", 48)
+    aesthetic_hub.add("Eugeoter/waifu-scorer-v3", {"model.safetensors": waifu.read_bytes()})
+    v25 = save_head(comfy.models_dir / "saiten_aesthetic" / "mine" / "v25.pth",
+                    "aesthetic-v2.5", 64)
+    assert "mine/v25.pth" in comfy.refresh_object_info()["SaitenAestheticHead"]["input"][
+        "required"]["head"][1]["options"]
+    names, p = three_images(comfy, tmp_path / "in")
+    common = {"batch_size": 2, "weight": 0.0, "label": ""}
+    p["20"] = {"class_type": "SaitenTestCLIPVision", "inputs": {"folder": str(clip)}}
+    p["21"] = {"class_type": "SaitenTestCLIPVision", "inputs": {"folder": str(siglip)}}
+    p["22"] = {"class_type": "SaitenAestheticHead",
+               "inputs": {"images": ["11", 0], "clip_vision": ["20", 0],
+                          "head": "waifu-scorer-v3", "allow_download": True, **common}}
+    p["23"] = {"class_type": "SaitenAestheticHead",
+               "inputs": {"images": ["11", 0], "clip_vision": ["21", 0], "head": "mine/v25.pth",
+                          "allow_download": False, "scores": ["22", 0], **common}}
+    p["24"] = {"class_type": "SaitenShowScores", "inputs": {"scores": ["23", 0]}}
+    h = comfy.run(p, timeout=600)
+    downloaded = comfy.models_dir / "saiten_aesthetic" / "waifu-scorer-v3" / "model.safetensors"
+    assert downloaded.read_bytes() == waifu.read_bytes()
+    for node, head, encoder, label in (("22", downloaded, clip, "waifu-scorer-v3"),
+                                       ("23", v25, siglip, "aesthetic-v2.5")):
+        shown = appeal_by_index(h.text(node))
+        assert len(shown) == 3 and len(set(shown.values())) == 3, h.text(node)
+        cli = cli_cards(tmp_path / "in", tmp_path / f"report-{label}", "aesthetic-head",
+                        f"aesthetic-head.head={head}", f"aesthetic-head.encoder={encoder}",
+                        "aesthetic-head.device=cpu")
+        for i, name in enumerate(names):
+            card = next(c for c in cli[name] if c["source"] == label)
+            assert round(card["axes"]["appeal"], 1) == shown[i], (label, name, card, shown)
