@@ -60,8 +60,9 @@ class Known:
         m = self.model
         if m.url:
             return [Wanted(m.files[0], url=m.url, size=m.size, sha256=m.sha256)]
-        if m.patterns:
-            return download.repo_files(m.repo, m.patterns, subfolder=m.subfolder)
+        if m.patterns:  # config.json last: a folder with it is complete (`present`)
+            listed = download.repo_files(m.repo, m.patterns, subfolder=m.subfolder)
+            return sorted(listed, key=lambda w: w.name == "config.json")
         return download.hub_files(m.repo, m.files, m.subfolder)
 
     def fetch(self, root: str | Path, *, allow: bool, progress: download.Progress | None = None,

@@ -121,6 +121,7 @@ def test_a_transformers_vlm_folder_is_the_whole_repository(hub, tmp_path):
     hub.add(repo, {"config.json": b"{}", "model.safetensors": b"x" * 5000,
                    "tokenizer.json": b"{}", "README.md": b"# card",
                    "assets/example.png": b"png"})
+    assert [w.name for w in known.find("ToriiGate-v0.4-2B").wanted()][-1] == "config.json"
     dest = known.find("ToriiGate-v0.4-2B").fetch(tmp_path / "saiten_vlm", allow=True)
     assert sorted(p.name for p in dest.iterdir()) == ["config.json", "model.safetensors",
                                                       "tokenizer.json"]
