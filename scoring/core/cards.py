@@ -81,23 +81,42 @@ class ScoreCard:
 class Decision:
     """What the filter decided for one image and why: `status` (one of STATUSES), whether it
     went on to the passed output (`passed`; an unscored image passes under the "pass"
-    policy), the rule that decided (as the filter shows it) and, when it did not pass, why."""
+    policy), the rule that decided (as the filter shows it) and, when it did not pass, why.
+    `terms` are the rule's own terms (axis, threshold or top_k, min_confidence) for a reader
+    that words the rule itself — the report page, in its reader's language."""
 
     status: str
     passed: bool
     rule: str
     why: str = ""
+    terms: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: Any) -> Decision | None:
-        """A decision read back from JSON, or None when `d` is not one."""
+        """A decision read back from JSON, or None when `d` is not one (terms that are not
+        the rule's are dropped)."""
         if not isinstance(d, dict) or d.get("status") not in STATUSES:
             return None
         return cls(status=d["status"], passed=bool(d.get("passed")), rule=str(d.get("rule", "")),
-                   why=str(d.get("why", "")))
+                   why=str(d.get("why", "")), terms=_terms(d.get("terms")))
+
+
+def _terms(d: Any) -> dict[str, Any]:
+    """A rule's terms read back: a short axis name, finite numbers, a whole top_k."""
+    if not isinstance(d, dict) or not isinstance(d.get("axis"), str) or len(d["axis"]) > 32:
+        return {}
+    out: dict[str, Any] = {"axis": d["axis"]}
+    for key in ("threshold", "min_confidence"):
+        v = d.get(key)
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+            out[key] = float(v)
+    k = d.get("top_k")
+    if isinstance(k, int) and not isinstance(k, bool) and k >= 0:
+        out["top_k"] = k
+    return out
 
 
 @dataclass

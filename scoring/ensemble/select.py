@@ -8,6 +8,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..core.cards import AXES, Decision, Verdict
 
@@ -47,6 +48,15 @@ class Rule:
             raise ValueError("filter: threshold must be a number, top_k ≥ 0 and "
                              "min_confidence within 0–1")
 
+    def terms(self) -> dict[str, Any]:
+        """The rule's terms as a decision carries them (`Decision.terms`)."""
+        out: dict[str, Any] = {"axis": self.axis, "min_confidence": self.min_confidence}
+        if self.mode == "top_k":
+            out["top_k"] = self.top_k
+        else:
+            out["threshold"] = self.threshold
+        return out
+
     def describe(self) -> str:
         """The rule as the filter shows it, e.g. "overall ≥ 75" or "top 2 by appeal"."""
         text = (f"top {self.top_k} by {self.axis}" if self.mode == "top_k"
@@ -79,16 +89,16 @@ def decide(verdicts: Sequence[Verdict], rule: Rule) -> list[Decision]:
         {i for i in scored if values[i] >= rule.threshold}  # type: ignore[operator]
     if rule.keep_best and best and not keep:
         keep.add(best[0])
-    text = rule.describe()
+    text, terms = rule.describe(), rule.terms()
     out = []
     for i, (v, x) in enumerate(zip(verdicts, values, strict=True)):
         if x is None:
             why = v.missing.get(rule.axis) or v.unscored or f"no {rule.axis}"
-            out.append(Decision("unscored", rule.unscored == "pass", text, why))
+            out.append(Decision("unscored", rule.unscored == "pass", text, why, terms))
         elif i in keep:
-            out.append(Decision("passed", True, text))
+            out.append(Decision("passed", True, text, terms=terms))
         else:
-            out.append(Decision("rejected", False, text, _why_not(v, x, rule)))
+            out.append(Decision("rejected", False, text, _why_not(v, x, rule), terms))
     return out
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from comfy_harness import PACK_NAME, REPO, on_start
+from helpers.reports import page_data
 from PIL import Image
 
 WORKFLOW = REPO / "example_workflows" / "saiten_offline_filter.json"
@@ -295,29 +296,19 @@ def loaded(comfy) -> tuple[list[str], dict[str, bool]]:
     return models, by_name
 
 
-def wait_for(cond, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.1)
-    return cond()
-
-
 def test_free_releases_our_sessions(comfy, example):
     prompt, _ = example
     comfy.run(small(prompt, 136))
     models, sources = loaded(comfy)
     assert any("nudenet" in m for m in models) and sources.get("nudenet") is True
-    comfy.free(unload_models=True)  # the "Unload models" button
-    assert wait_for(lambda: not loaded(comfy)[0]), loaded(comfy)
+    # the "Unload models" button
+    assert comfy.free_until(lambda: not loaded(comfy)[0]), loaded(comfy)
     assert loaded(comfy)[1].get("nudenet") is False
     comfy.run(small(prompt, 144))  # loads and registers again
     models, sources = loaded(comfy)
     assert any("nudenet" in m for m in models) and sources.get("nudenet") is True
-    comfy.free(unload_models=True, free_memory=True)  # "Free memory" also clears the cache
-    assert wait_for(lambda: not loaded(comfy)[0]), loaded(comfy)
+    # "Free memory" also clears the cache
+    assert comfy.free_until(lambda: not loaded(comfy)[0], free_memory=True), loaded(comfy)
 
 
 # -- report ---------------------------------------------------------------------------------
@@ -374,8 +365,9 @@ def test_the_report_says_what_the_filter_decided(comfy, example):
     decisions = [json.loads(r)["decision"] for r in
                  (out / "report.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [d["status"] for d in decisions] == [r["status"] for r in rows]
-    page = (out / "report.html").read_text(encoding="utf-8")
-    assert f"{len(passed)} passed (overall ≥ 75)" in page
+    page = page_data(out / "report.html")  # what the page says: N passed (overall ≥ 75)
+    assert [r["rule"] for r in page["rules"]] == ["overall ≥ 75"]
+    assert sum(e["st"] == "passed" for e in page["entries"]) == len(passed)
 
 
 def test_aggregate_refuses_scores_of_different_batches(comfy, example):
@@ -407,4 +399,5 @@ def test_overnight_example_reports_every_image_and_saves_the_best(comfy):
     assert len(rows) == before + len(SAMPLES)
     others = sorted((r["score"] or -1 for r in rows[before:]), reverse=True)
     assert scores == pytest.approx(others[:3], abs=0.05)  # the saved ones are the top 3
-    assert (out / "report.html").read_text(encoding="utf-8").count("<img") == len(rows)
+    shown = page_data(out / "report.html")["entries"]  # every row drawn with its thumbnail
+    assert len(shown) == len(rows) and all(e["t"] for e in shown)

@@ -14,6 +14,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..batch.comfy_neighbour import Beside
+from ..batch.comfy_neighbour import neighbour as comfy_neighbour
+from ..batch.memory import CliMemory
+from ..batch.resume_cache import ScoreCache, key_for
+from ..batch.runner import Planned, Runner
+from ..batch.session import Progress, Session
 from ..core.cards import AXES
 from ..core.errors import SourceError
 from ..core.images import IMAGE_SUFFIXES, list_images
@@ -26,13 +32,7 @@ from ..host.pack import SAMPLES
 from ..report import Entry, notes
 from ..sources import OFFLINE_DEFAULT, Source, Unavailable, create, unavailable
 from ..sources.vlm.files import vlm_files
-from .comfy_neighbour import Beside
-from .comfy_neighbour import neighbour as comfy_neighbour
-from .memory import CliMemory
 from .options import overnight_options, scoring_options, sources_option
-from .resume_cache import ScoreCache, key_for
-from .runner import Planned, Runner
-from .session import Progress, Session
 
 SHORT = {"erotic": "ero", "composition": "comp", "appeal": "appl", "typeset": "type",
          "overall": "over"}
@@ -155,7 +155,7 @@ def _run(paths: Sequence[Path] | Path, args: argparse.Namespace, names: Sequence
     rubric = args.rubric or Rubric.default()
     with ScoreCache(args.out) as cache:
         runner = Runner(_plans(sources, rubric, args.repeats), args.settings, rubric=rubric,
-                        calibrations=args.calibration, repeats=args.repeats,
+                        calibrations=args.calibration.calibrations, repeats=args.repeats,
                         rule=Rule(threshold=args.pass_score), cache=cache,
                         rescore=args.rescore, beside=beside)
         session = Session(runner, args.out, title, progress)
