@@ -129,21 +129,20 @@ def _proposals(a: np.ndarray, box: Box, tol: int) -> list[tuple[int, int, int]]:
     x0, y0, x1, y1 = box
     crop = a[y0:y1, x0:x1]
     limit = min(MAX_BLOCK, max(x1 - x0, y1 - y0) // 2)
-    px, gx = _gaps(_edges(crop, 1, tol))
-    py, gy = _gaps(_edges(crop, 0, tol).T)
-    gaps = np.concatenate([gx, gy])
-    gaps = gaps[(gaps >= 2) & (gaps <= limit)]
-    if not gaps.size:
-        return []
-    counts = np.bincount(gaps)
-    top = [int(b) for b in np.argsort(-counts, kind="stable")[:6] if counts[b] > 0]
-    sizes = sorted({d for b in top for d in range(2, b + 1) if b % d == 0}, reverse=True)
-    out = []
-    for b in sizes:
-        ox = _offsets(px, gx, b, x0)
-        oy = _offsets(py, gy, b, y0)
-        out += [(b, x, y) for x in ox for y in oy]
-    return out
+    out: set[tuple[int, int, int]] = set()
+    for t in sorted({tol, 0}):  # blocks that differ by a level or two show at 0
+        px, gx = _gaps(_edges(crop, 1, t))
+        py, gy = _gaps(_edges(crop, 0, t).T)
+        gaps = np.concatenate([gx, gy])
+        gaps = gaps[(gaps >= 2) & (gaps <= limit)]
+        if not gaps.size:
+            continue
+        counts = np.bincount(gaps)
+        top = [int(g) for g in np.argsort(-counts, kind="stable")[:6] if counts[g] > 0]
+        for b in {d for t in top for d in range(2, t + 1) if t % d == 0}:
+            out.update((b, x, y) for x in _offsets(px, gx, b, x0)
+                       for y in _offsets(py, gy, b, y0))
+    return sorted(out, reverse=True)
 
 
 def _offsets(pos: np.ndarray, gaps: np.ndarray, b: int, origin: int) -> list[int]:
