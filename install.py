@@ -25,8 +25,8 @@ from pathlib import Path
 
 
 def _facts():
-    """scoring/runtimes.py, loaded by path (the rest of the pack may not import yet)."""
-    path = Path(__file__).resolve().parent / "scoring" / "runtimes.py"
+    """scoring/host/runtimes.py, loaded by path (the rest of the pack may not import yet)."""
+    path = Path(__file__).resolve().parent / "scoring" / "host" / "runtimes.py"
     spec = importlib.util.spec_from_file_location("saiten_runtimes", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -181,7 +181,7 @@ def check_onnxruntime(ctx: Context) -> str:
         from helpers.models.onnx_models import build_wd, wd_tags
     except ImportError as e:
         raise Skip(f"cannot build the tiny ONNX model: {e}") from e
-    from saiten_pack.scoring import onnx_session
+    from saiten_pack.scoring.sources.onnx import session as onnx_session
 
     tags = wd_tags()
     folder = build_wd(ctx.tmp / "wd", tags, np.eye(3, len(tags)), np.zeros(len(tags)),

@@ -1,4 +1,4 @@
-"""Saiten Diagnostics: what this ComfyUI's Python can run (`scoring/doctor.py`), as text on
+"""Saiten Diagnostics: what this ComfyUI's Python can run (`scoring/host/doctor.py`), as text on
 the node and as JSON, with the model folders the other nodes actually search."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`python -m scoring …` (see scoring/cli.py)."""
+"""`python -m scoring …` (see scoring/batch/cli.py)."""
 
 import sys
 

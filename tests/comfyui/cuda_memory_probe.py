@@ -159,7 +159,7 @@ facts["after_recover"] = state(s1, diffusion=diff) | {"free_before": free_before
 # 6. onnxruntime's arena fails an allocation while running: ComfyUI evicts, the run is retried
 import onnxruntime as ort  # noqa: E402
 from onnxruntime.capi.onnxruntime_pybind11_state import RuntimeException  # noqa: E402
-from saiten_pack.scoring.onnx_session import OnnxModel  # noqa: E402
+from saiten_pack.scoring.sources.onnx.session import OnnxModel  # noqa: E402
 
 sys.path.insert(0, str(repo / "tests"))
 sys.path.append(str(repo))  # the tiny models' builders read `scoring` (after ComfyUI's `nodes`)
