@@ -10,13 +10,13 @@ it is no legal opinion.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .measure import Box, Cover
 
-PUBLISHABLE, NEEDS_WORK = "publishable", "needs work"
+PUBLISHABLE, NEEDS_WORK, UNCHECKED = "publishable", "needs work", "unchecked"
 OK, NEEDS_MOSAIC, TOO_FINE = "ok", "needs mosaic", "too fine"
 
 
@@ -169,3 +169,21 @@ def judge(regions: Sequence[Region], covers: Sequence[Cover], width: int, height
     checks = tuple(check_region(f"R{i + 1}", r, c, needed, rule)
                    for i, (r, c) in enumerate(zip(regions, covers, strict=True)))
     return PublishVerdict(rule, needed, checks)
+
+
+def unchecked(why: str) -> dict[str, Any]:
+    """The verdict of an image the check could not judge."""
+    return {"status": UNCHECKED, "summary": f"{UNCHECKED}: {why}", "regions": []}
+
+
+def publish_of(cards: Iterable[Any]) -> dict[str, Any]:
+    """An image's publish verdict from its cards: the last censor card's (as `to_dict`
+    wrote it); UNCHECKED with the reason when the check abstained or none ran."""
+    found: dict[str, Any] | None = None
+    for c in cards:
+        p = c.extras.get("publish")
+        if p is not None:
+            found = p if c.ok else unchecked(c.abstained or "abstained")
+        elif not c.ok and c.source == "censor" and found is None:  # could not even start
+            found = unchecked(c.abstained or "abstained")
+    return found or unchecked("no publish check ran")

@@ -30,6 +30,7 @@ from ...core.cards import ScoreCard, Sheet
 from ...core.errors import SourceError
 from ...core.images import Image
 from ...publish import Region, judge, measure, rule_for
+from ...publish.rules import unchecked
 from ..base import Result, ScoreContext
 from ..spec import Model, RunOptions, Spec
 from .base import OnnxSource, uint8_image
@@ -224,6 +225,11 @@ class CensorSource(OnnxSource):
             raise SourceError(f"{self.model_path.name} outputs {rows[1]} rows per anchor but "
                               f"its labels name {len(self.names)} classes: the label file "
                               "does not belong to this model")
+
+    def abstain(self, why: str, **kw: Any) -> ScoreCard:
+        """An abstention that says the image is unchecked (the filter never calls it
+        publishable)."""
+        return super().abstain(why, extras={"publish": unchecked(why)}, **kw)
 
     def unload(self) -> None:
         super().unload()
