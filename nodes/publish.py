@@ -38,6 +38,8 @@ FOLDERS = {"censor": "saiten_censor", "likeness": "saiten_likeness"}
 SPECS = {"censor": censor.SPEC, "likeness": likeness.SPEC}
 RULES = (*PRESETS, CUSTOM)
 NOTE = "An aid to your own review, not a legal judgement."
+KEEP = ("Keep the session for the next run (ComfyUI may still evict it when the diffusion "
+        "model needs memory).")
 
 
 def register_folders() -> None:
@@ -102,7 +104,8 @@ class SaitenPublishCheck(io.ComfyNode):
                         "mosaic at R1; mosaic too fine at R2: 3 px found, 11 px needed). "
                         + NOTE,
             inputs=[
-                io.Image.Input("images"),
+                io.Image.Input("images", tooltip="The IMAGE batch to check (from VAE Decode, "
+                                                 "Load Image, …)."),
                 io.Combo.Input("model", options=folders.choices(spec, model_dirs("censor")),
                                default=spec.facts["default_model"],
                                tooltip="deepghs/anime_censor_detection models in "
@@ -130,10 +133,12 @@ class SaitenPublishCheck(io.ComfyNode):
                                tooltip="Detections below this confidence are not regions."),
                 io.Boolean.Input("allow_download", default=False,
                                  tooltip="Download a missing known model from Hugging Face."),
-                io.Boolean.Input("keep_loaded", default=True),
+                io.Boolean.Input("keep_loaded", default=True, tooltip=KEEP),
             ],
             outputs=[
-                Scores.Output(display_name="scores"),
+                Scores.Output(display_name="scores",
+                              tooltip="Every card so far plus the check's (its verdict per "
+                                      "image)."),
                 io.Image.Output(display_name="preview",
                                 tooltip="The images with their regions drawn: green "
                                         "obscured, red needs a mosaic, orange too fine."),
@@ -172,7 +177,7 @@ class SaitenMosaic(io.ComfyNode):
                         "the margin. Check the result again (a second Publish Check) and "
                         "review it yourself. " + NOTE,
             inputs=[
-                io.Image.Input("images"),
+                io.Image.Input("images", tooltip="The images the Publish Check checked."),
                 Scores.Input("scores", tooltip="From a Saiten Publish Check on these images."),
                 io.Float.Input("margin", default=0.15, min=0.0, max=1.0, step=0.01,
                                tooltip="Each region grows by this share of its width and "
@@ -184,7 +189,9 @@ class SaitenMosaic(io.ComfyNode):
                                  tooltip="Mosaic only regions that need work; off: every "
                                          "region found."),
             ],
-            outputs=[io.Image.Output(display_name="images")],
+            outputs=[io.Image.Output(display_name="images",
+                                     tooltip="The batch with the mosaics applied (images "
+                                             "with nothing to do unchanged).")],
         )
 
     @classmethod
@@ -228,7 +235,7 @@ class SaitenLikeness(io.ComfyNode):
                         "same-character threshold) and a same-character decision the filter "
                         "can require. Several references merge (median difference).",
             inputs=[
-                io.Image.Input("images"),
+                io.Image.Input("images", tooltip="The IMAGE batch to compare."),
                 io.Image.Input("references",
                                tooltip="The character's reference images (a LoadImage, or "
                                        "several batched); at most "
@@ -245,13 +252,14 @@ class SaitenLikeness(io.ComfyNode):
                                        "model's own (its metrics.json)."),
                 io.Boolean.Input("allow_download", default=False,
                                  tooltip="Download a missing known model from Hugging Face."),
-                io.Boolean.Input("keep_loaded", default=True),
+                io.Boolean.Input("keep_loaded", default=True, tooltip=KEEP),
                 io.Float.Input("weight", default=0.0, min=0.0, max=10.0, step=0.05,
                                tooltip="Weight on the likeness axis; 0 = the default "
                                        f"({spec.default_weight})."),
                 io.String.Input("label", default="", tooltip="Name of this source in the cards"),
             ],
-            outputs=[Scores.Output(display_name="scores")],
+            outputs=[Scores.Output(display_name="scores",
+                                   tooltip="Every card so far plus the likeness cards.")],
             hidden=[io.Hidden.unique_id],
         )
 
