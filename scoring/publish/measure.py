@@ -31,6 +31,8 @@ less where the mosaic's own edge cuts blocks), while a grid of twice the block c
 percent of what the true one does."""
 BLACK, WHITE = 24, 232
 """A bar is black (every channel ≤ BLACK) or white (every channel ≥ WHITE)."""
+WINDOW = 384
+"""Grids are ranked on at most this many px square in the middle of a region."""
 SHARE = 0.05
 """A mosaic or bar covering less of the region than this is not what covers it."""
 BLUR_RATIO, SOFT = 0.25, 0.25
@@ -234,18 +236,26 @@ def find_mosaic(a: np.ndarray, box: Box, tol: int = TOLERANCE
     blocks: its cells, and the flat patches they touch (which no mosaic could change)."""
     x0, y0, x1, y1 = box
     total = (x1 - x0) * (y1 - y0)
-    scored = [(*_grid_areas(a, box, b, ox, oy, tol), b, ox, oy)
-              for b, ox, oy in _proposals(a, box, tol)]
+    win = _window(box)  # grids are ranked on the middle of a large box, then measured whole
+    share = (win[2] - win[0]) * (win[3] - win[1])
+    scored = [(*_grid_areas(a, win, b, ox, oy, tol), b, ox, oy)
+              for b, ox, oy in _proposals(a, win, tol)]
     best = max((s[0] for s in scored), default=0)
-    if best < SHARE * total:
-        return 0, (0, 0), best / total, 0.0
-    area, flat, b, ox, oy = max((s for s in scored if s[0] >= TIE * best),
-                                key=lambda s: (s[2], s[0]))
-    d = _hidden_block(a, box, b, ox, oy, tol)
-    if d != b:
-        b, ox, oy = d, ox % d, oy % d
-        area, flat = _grid_areas(a, box, b, ox, oy, tol)
+    if best < SHARE * share:
+        return 0, (0, 0), best / share, 0.0
+    _, _, b, ox, oy = max((s for s in scored if s[0] >= TIE * best), key=lambda s: (s[2], s[0]))
+    d = _hidden_block(a, win, b, ox, oy, tol)
+    b, ox, oy = d, ox % d, oy % d
+    area, flat = _grid_areas(a, box, b, ox, oy, tol)
     return b, (ox, oy), area / total, flat / total
+
+
+def _window(box: Box) -> Box:
+    """The middle WINDOW × WINDOW px of `box` (all of a smaller one)."""
+    x0, y0, x1, y1 = box
+    w, h = min(x1 - x0, WINDOW), min(y1 - y0, WINDOW)
+    cx, cy = x0 + (x1 - x0 - w) // 2, y0 + (y1 - y0 - h) // 2
+    return cx, cy, cx + w, cy + h
 
 
 def _hidden_block(a: np.ndarray, box: Box, b: int, ox: int, oy: int, tol: int) -> int:
