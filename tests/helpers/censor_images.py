@@ -43,14 +43,17 @@ def scene(height: int, width: int, seed: int = 0) -> np.ndarray:
     return np.asarray(img).copy()
 
 
-def mark(img: np.ndarray, box: tuple[int, int, int, int], label: str = "pussy") -> np.ndarray:
-    """`img` with a marker patch of `label` filling `box` (x0, y0, x1, y1)."""
+def mark(img: np.ndarray, box: tuple[int, int, int, int], label: str = "pussy",
+         scale: float = 1.0) -> np.ndarray:
+    """`img` with a marker patch of `label` filling `box` (x0, y0, x1, y1); `scale` enlarges
+    its shading and lines (the same drawing at a larger size)."""
     x0, y0, x1, y1 = box
     hi1, hi2, lo = MARKERS[label]
     y, x = np.mgrid[y0:y1, x0:x1]
+    u, v = (x - x0) / scale, (y - y0) / scale
     grain = np.random.default_rng(x0 * 7919 + y0).random(x.shape)  # fine detail, like skin
-    shade = 0.5 + 0.5 * np.sin((x - x0) / 13.0 + (y - y0) / 29.0) * np.cos((y - y0) / 11.0)
-    lines = ((x - x0 + 2 * (y - y0)) % 23 < 2)  # line art, drawn in the marker's dark tone
+    shade = 0.5 + 0.5 * np.sin(u / 13.0 + v / 29.0) * np.cos(v / 11.0)
+    lines = ((u + 2 * v) % 23 < 2)  # line art, drawn in the marker's dark tone
     v = np.where(lines, 0.55, 0.58 + 0.32 * shade + 0.1 * grain)
     patch = np.zeros((y1 - y0, x1 - x0, 3))
     patch[..., hi1] = v

@@ -138,10 +138,11 @@ def test_any_block_and_grid_is_found_exactly(block, gx, gy, x0, y0, bw, bh, seed
 @pytest.mark.parametrize("block", [40, 80])
 def test_large_regions_of_large_images(block):
     """4000 px: the 1/100 rule wants 40 px, strict ×2 80 px; the grid is ranked on the middle
-    of the region and measured over all of it."""
+    of the region and measured over all of it (the drawing's details 6× larger than at
+    the small sizes, as a drawing at 4000 px has them)."""
     box = (1000, 800, 2600, 2000)
-    img = paint_mosaic(mark(scene(3000, 4000, seed=1), box), box, block, (0, 0))
-    c = measure(img, box)
+    drawn = mark(scene(3000, 4000, seed=1), box, scale=6)
+    c = measure(paint_mosaic(drawn, box, block, (0, 0)), box)
     assert (c.kind, c.block, c.grid, c.cover) == ("mosaic", block, (0, 0), 1.0)
-    off = paint_mosaic(mark(scene(3000, 4000, seed=1), box), (1000, 800, 1800, 2000), block)
+    off = paint_mosaic(drawn, (1000, 800, 1800, 2000), block)
     assert 0.45 <= measure(off, box).cover <= 0.75  # half of it mosaicked
