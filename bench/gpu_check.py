@@ -68,7 +68,7 @@ class Context:
             sys.modules[name] = pkg
         sys.path.insert(0, str(REPO / "tests"))  # the tiny models' builders (`models.*`)
         sys.path.append(str(REPO))  # which read `scoring` (after ComfyUI's own `nodes`)
-        from saiten_pack.nodes import comfy_memory
+        from saiten_pack.nodes.shared import comfy_memory
 
         self.policy, self.SessionPatcher = comfy_memory.POLICY, comfy_memory.SessionPatcher
         self.sources: list = []

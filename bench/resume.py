@@ -30,7 +30,7 @@ def run(paths: list[Path], names: list[str], out: Path, batch: int) -> tuple[flo
     plans = []
     for name in names:
         source = create(name)
-        keys.append(key_for(source, {}, 1, "", keys))
+        keys.append(key_for(source, 1, "", keys))
         plans.append(Planned(source, keys[-1]))
     t0 = time.perf_counter()
     with ScoreCache(out) as cache:

@@ -9,12 +9,13 @@ from ..scoring.core.cards import merge_sheets
 from ..scoring.ensemble.aggregate import AggregateSettings, combine_sheet, parse_weights
 from ..scoring.ensemble.calibrate import Calibration, apply_calibrations, load_confined
 from ..scoring.sources import catalogue
-from .common import verdicts_text
-from .types import Scores, Verdicts
+from .shared.common import verdicts_text
+from .shared.types import Scores, Verdicts
 
 DEFAULT_WEIGHTS = ""
 """No overrides: every card already carries its catalogue weight (the CLI's too)."""
 MAX_INPUTS = 8
+DEFAULTS = AggregateSettings()
 
 
 def calibrations(path: str) -> list[Calibration]:
@@ -46,9 +47,9 @@ class SaitenEnsembleAggregate(io.ComfyNode):
                     Scores.Input("scores", tooltip="Score cards from a Saiten source node."),
                     prefix="scores", min=1, max=MAX_INPUTS,
                 )),
-                io.Int.Input("min_sources", default=2, min=1, max=16,
+                io.Int.Input("min_sources", default=DEFAULTS.min_sources, min=1, max=16,
                              tooltip="Fewer sources with an opinion → the image is unscored."),
-                io.Float.Input("k", default=2.5, min=0.1, max=20.0, step=0.1,
+                io.Float.Input("k", default=DEFAULTS.k, min=0.1, max=20.0, step=0.1,
                                tooltip="A value farther than k·MAD from the median is dropped."),
                 io.String.Input("weights", default=DEFAULT_WEIGHTS, multiline=False,
                                 tooltip="source=weight overrides, e.g. 'wd=0.8, grok=1.1'; "

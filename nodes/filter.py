@@ -15,12 +15,20 @@ import torch
 from comfy_api.latest import io, ui
 from comfy_execution.graph_utils import ExecutionBlocker
 
-from ..scoring.core.cards import AXES, Verdict
-from .common import batch_for
-from .types import Verdicts
-
-CONFIDENCE = "confidence"
-CHOICES = ("overall", *(a for a in AXES if a != "overall"), CONFIDENCE)
+from ..scoring.core.cards import Verdict
+from ..scoring.ensemble.select import (
+    AXIS_CHOICES,
+    CONFIDENCE,
+    DEFAULT_THRESHOLD,
+    MODES,
+    UNSCORED_POLICIES,
+    Rule,
+    confidence_of,
+    decided,
+    value_of,
+)
+from .shared.common import batch_for
+from .shared.types import Verdicts
 
 
 def latent_batch(latent: dict[str, Any] | None, images: int) -> dict[str, Any] | None:
@@ -51,36 +59,6 @@ def take_latents(latent: dict[str, Any], idx: list[int]) -> dict[str, Any]:
     return out
 
 
-def value_of(v: Verdict, axis: str) -> float | None:
-    """The number the filter compares, or None when the image is unscored on that axis
-    (every source expected to score it abstained, or the image has no score at all)."""
-    x = (v.confidence if v.scored else None) if axis == CONFIDENCE else v.value(axis)
-    return float(x) if x is not None and math.isfinite(x) else None
-
-
-def confidence_of(v: Verdict, axis: str) -> float:
-    """The confidence behind the compared value: that axis's, or the verdict's."""
-    return v.confidence if axis == CONFIDENCE else v.axis_confidence(axis)
-
-
-def select(verdicts: list[Verdict], axis: str, mode: str, threshold: float, top_k: int,
-           unscored: str, keep_best: bool, min_confidence: float = 0.0) -> list[bool]:
-    """Which images pass (True) — the filter's whole decision, image by image. Unscored
-    images follow the `unscored` policy; scored ones below `min_confidence` never pass."""
-    values = [value_of(v, axis) for v in verdicts]
-    scored = [i for i, x in enumerate(values) if x is not None
-              and confidence_of(verdicts[i], axis) >= min_confidence]
-    if mode == "top_k":
-        best = sorted(scored, key=lambda i: (-values[i], i))[:max(top_k, 0)]
-        keep = set(best)
-    else:
-        keep = {i for i in scored if values[i] >= threshold}
-    if keep_best and scored and not keep:
-        keep.add(min(scored, key=lambda i: (-values[i], i)))
-    return [i in keep if values[i] is not None else unscored == "pass"
-            for i in range(len(verdicts))]
-
-
 class SaitenScoreFilter(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -101,16 +79,17 @@ class SaitenScoreFilter(io.ComfyNode):
                                 tooltip="The LATENT decoded into these images (optional): "
                                         "split like the images, e.g. to sample only the "
                                         "winners again."),
-                io.Combo.Input("axis", options=list(CHOICES), default="overall",
+                io.Combo.Input("axis", options=list(AXIS_CHOICES), default="overall",
                                tooltip="What to compare: the final score (overall), one axis, "
                                        "or the ensemble's confidence (0–1)."),
-                io.Combo.Input("mode", options=["threshold", "top_k"], default="threshold"),
-                io.Float.Input("threshold", default=60.0, min=0.0, max=100.0, step=0.01,
+                io.Combo.Input("mode", options=list(MODES), default="threshold"),
+                io.Float.Input("threshold", default=DEFAULT_THRESHOLD, min=0.0, max=100.0,
+                               step=0.01,
                                tooltip="threshold mode: images with value ≥ this pass "
                                        "(confidence is 0–1)."),
                 io.Int.Input("top_k", default=4, min=0, max=4096,
                              tooltip="top_k mode: the K best scored images pass."),
-                io.Combo.Input("unscored", options=["block", "pass"], default="block",
+                io.Combo.Input("unscored", options=list(UNSCORED_POLICIES), default="block",
                                tooltip="What happens to images the ensemble could not score."),
                 io.Boolean.Input("keep_best", default=False,
                                  tooltip="When nothing would pass, let the best scored image "
@@ -129,6 +108,10 @@ class SaitenScoreFilter(io.ComfyNode):
                 io.Latent.Output("passed_latent", tooltip="The passed images' latents, in the "
                                                           "same order (needs latent)."),
                 io.Latent.Output("rejected_latent"),
+                Verdicts.Output("verdicts", tooltip="Every image's verdict in batch order, "
+                                                    "with the filter's decision (passed / "
+                                                    "rejected / unscored and the rule): "
+                                                    "connect it to Saiten Batch Report."),
             ],
         )
 
@@ -139,10 +122,11 @@ class SaitenScoreFilter(io.ComfyNode):
                 latent: dict[str, Any] | None = None) -> io.NodeOutput:
         images = batch_for(images, verdicts)
         latent = latent_batch(latent, images.shape[0])
-        passed = select(list(verdicts), axis, mode, threshold, top_k, unscored, keep_best,
-                        min_confidence)
-        yes = [i for i, p in enumerate(passed) if p]
-        no = [i for i, p in enumerate(passed) if not p]
+        rule = Rule(axis=axis, mode=mode, threshold=threshold, top_k=top_k, unscored=unscored,
+                    keep_best=keep_best, min_confidence=min_confidence)
+        verdicts = decided(list(verdicts), rule)
+        yes = [i for i, v in enumerate(verdicts) if v.decision.passed]
+        no = [i for i, v in enumerate(verdicts) if not v.decision.passed]
 
         def side(idx: list[int]) -> tuple:
             if not idx:
@@ -151,33 +135,28 @@ class SaitenScoreFilter(io.ComfyNode):
             return images[idx], [verdicts[i] for i in idx], lat
 
         (p_img, p_ver, p_lat), (r_img, r_ver, r_lat) = side(yes), side(no)
-        rule = (f"top {top_k} by {axis}" if mode == "top_k" else f"{axis} ≥ {threshold:g}")
-        if min_confidence > 0:
-            rule += f", confidence ≥ {min_confidence:g}"
         lines = [
-            f"passed {len(yes)}/{len(passed)} ({rule}; unscored: {unscored})",
-            "passed: " + (", ".join(_tag(i, verdicts[i], axis) for i in yes) or "none"),
-            "rejected: " + (", ".join(_tag(i, verdicts[i], axis, min_confidence) for i in no)
-                            or "none"),
+            f"passed {len(yes)}/{len(verdicts)} ({rule.describe()}; unscored: {unscored})",
+            "passed: " + (", ".join(_tag(i, verdicts[i], rule) for i in yes) or "none"),
+            "rejected: " + (", ".join(_tag(i, verdicts[i], rule) for i in no) or "none"),
         ]
         why: dict[str, list[int]] = {}  # one line per reason, not per image
         for i, v in enumerate(verdicts):
-            reason = v.missing.get(axis) or v.unscored
-            if value_of(v, axis) is None and reason:
-                why.setdefault(reason, []).append(i)
+            if v.decision.status == "unscored":
+                why.setdefault(v.decision.why, []).append(i)
         lines += [f"unscored {', '.join(f'#{i}' for i in idx)}: {reason}"
                   for reason, idx in why.items()]
         text = "\n".join(lines)
-        return io.NodeOutput(p_img, r_img, p_ver, r_ver, p_lat, r_lat,
+        return io.NodeOutput(p_img, r_img, p_ver, r_ver, p_lat, r_lat, verdicts,
                              ui=ui.PreviewText(text))
 
 
-def _tag(i: int, v: Verdict, axis: str, min_confidence: float = 0.0) -> str:
-    x = value_of(v, axis)
-    tag = f"#{i} " + ("unscored" if x is None else f"{x:.2f}" if axis == CONFIDENCE
+def _tag(i: int, v: Verdict, rule: Rule) -> str:
+    x = value_of(v, rule.axis)
+    tag = f"#{i} " + ("unscored" if x is None else f"{x:.2f}" if rule.axis == CONFIDENCE
                       else f"{x:.0f}")
-    if x is not None and confidence_of(v, axis) < min_confidence:
-        tag += f" (confidence {confidence_of(v, axis):.2f})"
+    if x is not None and confidence_of(v, rule.axis) < rule.min_confidence:
+        tag += f" (confidence {confidence_of(v, rule.axis):.2f})"
     return tag
 
 

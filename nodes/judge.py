@@ -18,10 +18,10 @@ from ..scoring.core.cards import Sheet
 from ..scoring.core.rubric import Rubric as RubricData
 from ..scoring.remote import CostLog
 from ..scoring.sources import catalogue, create
-from . import rerun
-from .common import cards_text, run_source
-from .keys import ignored_widget_note, served_dirs
-from .types import Rubric, Scores
+from .shared import rerun
+from .shared.common import cards_text, run_source
+from .shared.keys import ignored_widget_note, served_dirs
+from .shared.types import Rubric, Scores
 
 
 def saiten_dir() -> Path:

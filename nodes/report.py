@@ -16,20 +16,19 @@ from PIL import Image as PILImage
 
 from ..scoring.core.cards import Sheet, Verdict
 from ..scoring.core.images import list_images, load, to_pil
+from ..scoring.core.paths import confined
 from ..scoring.host.pack import SAMPLES
 from ..scoring.report import Entry, read_entries, save_png, thumbnail, write_report
 from ..scoring.report.comfy_meta import from_prompt
-from .common import batch_for, cards_text, images_from_tensor, verdicts_text
-from .types import Scores, Verdicts
+from .shared.common import batch_for, cards_text, images_from_tensor, verdicts_text
+from .shared.types import Scores, Verdicts
 
 
 def _inside_output(folder: str) -> Path:
     """`folder` under ComfyUI's output directory (no absolute paths, no way out of it)."""
-    out = Path(folder_paths.get_output_directory()).resolve()
-    path = (out / folder.strip()).resolve()
-    if folder.strip() == "" or Path(folder.strip()).is_absolute() or out not in path.parents:
-        raise ValueError(f"folder must be a sub-folder of the output directory, got {folder!r}")
-    return path
+    return confined(folder, folder_paths.get_output_directory(),
+                    what="folder (a sub-folder of the output directory)",
+                    where="the output directory", file=False)
 
 
 def badge(v: Verdict) -> dict:
@@ -40,6 +39,7 @@ def badge(v: Verdict) -> dict:
         "label": "—" if score is None else f"{score:.0f}",
         "confidence": round(v.confidence, 2),
         "unscored": v.unscored,
+        "status": v.decision.status if v.decision else None,
     }
 
 
@@ -148,22 +148,13 @@ class SaitenBatchReport(io.ComfyNode):
                 title: str = "Saiten report", thumbnail_size: int = 192) -> io.NodeOutput:
         images = batch_for(images, verdicts)
         out = _inside_output(folder)
-        thumbs = out / "thumbs"
-        thumbs.mkdir(parents=True, exist_ok=True)
-        old: list[Entry] = []
-        if (out / "report.jsonl").exists():
-            for e in read_entries(out / "report.jsonl"):
-                t = thumbs / f"{e.name}.jpg"
-                e.thumb = t.read_bytes() if t.exists() else None
-                old.append(e)
+        old = read_entries(out / "report.jsonl") if (out / "report.jsonl").exists() else []
         meta = from_prompt(cls.hidden.prompt) if isinstance(cls.hidden.prompt, dict) else {}
         stamp = time.strftime("%Y%m%d-%H%M%S")
         new = []
         for i, (img, v) in enumerate(zip(images_from_tensor(images), verdicts, strict=True)):
             name = f"{stamp}_{len(old) + i:05}"
-            thumb = thumbnail(img, size=thumbnail_size)
-            (thumbs / f"{name}.jpg").write_bytes(thumb)
-            new.append(Entry(name, v, thumb, dict(meta)))
+            new.append(Entry(name, v, thumbnail(img, size=thumbnail_size), dict(meta)))
         write_report(out, old + new, title)  # each file replaced whole: never half a report
         html_path = str(out / "report.html")
         text = f"{len(new)} added, {len(old) + len(new)} in {html_path}"

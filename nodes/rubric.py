@@ -5,7 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io, ui
 
 from ..scoring.core.rubric import Rubric
-from .types import Rubric as RubricType
+from .shared.types import Rubric as RubricType
 
 
 def parse(toml: str, guidance: str = "") -> Rubric:

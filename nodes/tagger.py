@@ -11,24 +11,22 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
 
 import comfy.utils
 import folder_paths
 from comfy_api.latest import io, ui
 
 from ..scoring.core.cards import Sheet
-from ..scoring.core.errors import SourceError
-from ..scoring.sources import Result, Source, catalogue, unavailable
-from ..scoring.sources.onnx import files as models
-from .common import cached_source, cards_text, run_source
-from .types import Scores
+from ..scoring.host.download import Progress
+from ..scoring.sources import Result, catalogue
+from ..scoring.sources.onnx import files as tagger_files
+from ..scoring.sources.onnx.files import MODES, NUDENET
+from .shared.common import HANDLES, cards_text, run_source
+from .shared.types import Scores
 
 log = logging.getLogger("saiten")
 
 FOLDER = "saiten_tagger"
-NUDENET = "nudenet (offline)"
-MODES = ("fixed", "per-tag", "mcut")  # one widget over WD's MCut and CL's per-tag mode
 
 
 def register_folders() -> None:
@@ -53,17 +51,12 @@ def model_dirs() -> list[Path]:
 
 def model_choices() -> list[str]:
     """NudeNet, every local WD/CL model, then the known downloadable ones."""
-    local = sorted(models.list_models(model_dirs()))
-    known = [k for k in models.known() if not any(n.split("/")[0] == k for n in local)]
-    return [NUDENET, *local, *known]
+    return tagger_files.choices(model_dirs())
 
 
-def resolve_source(model: str, allow_download: bool,
-                   node_id: str | None) -> tuple[str, Path | None]:
-    """(source name, model.onnx) for a combo choice; downloads a known model if allowed."""
-    if model == NUDENET:
-        return "nudenet", None
-    bars: list[Any] = []
+def download_progress(node_id: str | None) -> Progress:
+    """A byte progress bar on the node, made at the first byte of a download."""
+    bars: list[comfy.utils.ProgressBar] = []
 
     def progress(name: str, done: int, total: int | None) -> None:
         if not bars:
@@ -71,42 +64,7 @@ def resolve_source(model: str, allow_download: bool,
         if total:
             bars[0].update_absolute(int(100 * done / total))
 
-    path = models.resolve(model, model_dirs(), allow_download=allow_download, progress=progress)
-    kind = models.kind_of(path)
-    if kind is None:
-        raise SourceError(f"{path}: no selected_tags.csv (WD) or model_vocabulary.json (CL) "
-                          "next to it")
-    return kind, path
-
-
-def tagger_options(kind: str, general: float, character: float, mode: str) -> dict[str, Any]:
-    """Widget values → build options; a threshold of 0 means the model's recommended one
-    (from its spec, the same default the CLI uses)."""
-    spec = catalogue.spec(kind)
-    if kind == "wd":
-        return {"general_threshold": general or spec.build["general_threshold"],
-                "character_threshold": character or spec.build["character_threshold"],
-                "mcut": mode == "mcut"}
-    if kind == "cl":
-        return {"threshold": general or spec.build["threshold"],
-                "character_threshold": character or spec.build["character_threshold"],
-                "threshold_mode": "per-tag" if mode == "per-tag" else "single"}
-    return {}
-
-
-def tagger_for(model: str, allow_download: bool, batch_size: int, general: float,
-               character: float, mode: str, node_id: str | None) -> Source:
-    """The cached tagger handle for the widgets, or an `Unavailable` saying what to do."""
-    try:
-        kind, path = resolve_source(model, allow_download, node_id)
-    except SourceError as e:  # a missing model: this source abstains, the graph runs on
-        entry = models.known().get(model.split("/")[-1])
-        return unavailable(entry.kind if entry else "wd", str(e), label=model)
-    build: dict[str, Any] = {"batch_size": batch_size,
-                             **tagger_options(kind, general, character, mode)}
-    if path is not None:
-        build["model_path"] = str(path)
-    return cached_source(kind, **build)
+    return progress
 
 
 def tag_strings(sheet: Sheet) -> list[str]:
@@ -190,8 +148,10 @@ class SaitenTagger(io.ComfyNode):
                 weight: float = 0.0, label: str = "", scores: Sheet | None = None,
                 ) -> io.NodeOutput:
         node_id = cls.hidden.unique_id if cls.hidden else None
-        source = tagger_for(model, allow_download, batch_size, general_threshold,
-                            character_threshold, threshold_mode, node_id)
+        source = tagger_files.open_tagger(
+            model, model_dirs(), HANDLES, allow_download=allow_download,
+            progress=download_progress(node_id), batch_size=batch_size,
+            general=general_threshold, character=character_threshold, mode=threshold_mode)
         options = {"label": label.strip(), "keep_loaded": keep_loaded,
                    "weight": weight if weight > 0 else None}
         sheet, result = run_source(source, images, scores, options=options, node_id=node_id)
@@ -219,7 +179,7 @@ class SaitenTechnicalCheck(io.ComfyNode):
     @classmethod
     def execute(cls, images, scores: Sheet | None = None) -> io.NodeOutput:
         node_id = cls.hidden.unique_id if cls.hidden else None
-        source = cached_source("technical")
+        source = HANDLES.get("technical")
         sheet, result = run_source(source, images, scores, node_id=node_id)
         return io.NodeOutput(sheet, ui=ui.PreviewText(cards_text(result)))
 

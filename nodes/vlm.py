@@ -15,22 +15,18 @@ import folder_paths
 from comfy_api.latest import io, ui
 
 from ..scoring.core.cards import Sheet
-from ..scoring.core.errors import SourceError, reason
 from ..scoring.core.rubric import Rubric as RubricData
-from ..scoring.sources import Source, catalogue, unavailable
+from ..scoring.sources import Source, catalogue
 from ..scoring.sources.vlm import files as vlm_files
-from ..scoring.sources.vlm.base import model_label
-from . import rerun
-from .common import cached_source, cards_text, run_source
-from .keys import ignored_widget_note, served_dirs
-from .types import Rubric, Scores
+from ..scoring.sources.vlm.files import AUTO_MMPROJ, RUNTIMES
+from .shared import rerun
+from .shared.common import HANDLES, cards_text, run_source
+from .shared.keys import ignored_widget_note, served_dirs
+from .shared.types import Rubric, Scores
 
 FOLDER = "saiten_vlm"
 SHARED_FOLDERS = ("LLM",)  # other packs' LLM folder, reused when registered
-RUNTIMES = {"transformers": "vlm-transformers", "llama.cpp": "vlm-llamacpp",
-            "openai-compatible": "vlm-http"}
-AUTO_MMPROJ = "auto (paired file next to the model)"
-NO_MODEL = "(none found: put models in models/saiten_vlm)"
+NO_MODEL = f"(none found: put models in models/{FOLDER})"
 
 VLM = io.Custom("SAITEN_VLM")
 """A `VLMHandle`: the loaded-model handle and whether it stays loaded after a run."""
@@ -67,50 +63,12 @@ class VLMHandle:
     label: str = ""  # the loader's name for the model (cards' default source name)
 
 
-def build_options(runtime: str, model: str, mmproj: str, *, dtype: str = "auto",
-                  quantization: str = "none", n_gpu_layers: int = -1,
-                  chat_format: str = "auto", base_url: str = "", model_name: str = "",
-                  timeout: float = 60.0) -> tuple[str, dict[str, object]]:
-    """The loader's widgets → (registry name, build options); SourceError saying what to fix."""
-    if runtime not in RUNTIMES:
-        raise SourceError(f"unknown runtime {runtime!r}; use one of {list(RUNTIMES)}")
-    if runtime == "openai-compatible":
-        if not model_name.strip():
-            raise SourceError("openai-compatible: set model_name (the server's model id)")
-        return "vlm-http", {"base_url": base_url.strip(), "model": model_name.strip(),
-                            "timeout": float(timeout), "forbidden_dirs": tuple(served_dirs())}
-    if model == NO_MODEL:
-        raise SourceError(f"no model: put one in {os.path.join('models', FOLDER)}")
-    roots = model_roots()
-    path = vlm_files.find_vlm(model, roots)
-    if runtime == "transformers":
-        return "vlm-transformers", {"model_dir": str(path), "dtype": dtype,
-                                    "quantization": quantization}
-    if path.is_dir() or path.suffix.lower() != ".gguf":
-        raise SourceError(f"llama.cpp needs a GGUF file, {model!r} is not one")
-    _, files = vlm_files.vlm_files(str(path), None if mmproj == AUTO_MMPROJ else mmproj, roots)
-    return "vlm-llamacpp", {**files, "chat_format": chat_format,
-                            "n_gpu_layers": "auto" if n_gpu_layers < 0 else int(n_gpu_layers)}
-
-
-def make_source(runtime: str, model: str, mmproj: str, **widgets: object) -> Source:
-    """The cached handle for the loader's widgets; one that cannot be created comes back as
-    `Unavailable` so the rest of the workflow still runs."""
-    name = RUNTIMES.get(runtime, "vlm-transformers")
-    try:
-        name, build = build_options(runtime, model, mmproj, **widgets)  # type: ignore[arg-type]
-        return cached_source(name, **build)
-    except Exception as e:  # a missing runtime or file fails this source only
-        label = model_label(Path(model).stem, gguf=model.lower().endswith(".gguf")) \
-            if model != NO_MODEL and runtime != "openai-compatible" else runtime
-        return unavailable(name, reason(e), label=label)
-
-
 class SaitenVLMLoader(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         found, projs = list_models()
-        tf, llama = catalogue.spec("vlm-transformers"), catalogue.spec("vlm-llamacpp")
+        tf, llama, http = (catalogue.spec(n) for n in
+                           ("vlm-transformers", "vlm-llamacpp", "vlm-http"))
         return io.Schema(
             node_id="SaitenVLMLoader",
             display_name="Saiten VLM Loader",
@@ -134,7 +92,7 @@ class SaitenVLMLoader(io.ComfyNode):
                                default="auto",
                                tooltip="llama.cpp: the chat handler; auto = from the model "
                                        "and mmproj pair"),
-                io.String.Input("base_url", default="http://127.0.0.1:1234/v1",
+                io.String.Input("base_url", default=http.build["base_url"],
                                 tooltip="openai-compatible: the server's /v1 URL"),
                 io.String.Input("model_name", default="",
                                 tooltip="openai-compatible: the model id the server knows"),
@@ -145,8 +103,8 @@ class SaitenVLMLoader(io.ComfyNode):
                                         "a server on this machine gets none"),
                 io.Boolean.Input("keep_loaded", default=True,
                                  tooltip="keep the model in memory between runs"),
-                io.Float.Input("timeout", default=60.0, min=1.0, max=3600.0, step=1.0,
-                               optional=True,
+                io.Float.Input("timeout", default=http.build["timeout"], min=1.0, max=3600.0,
+                               step=1.0, optional=True,
                                tooltip="openai-compatible: seconds per attempt (1 retry). "
                                        "After 3 images in a row fail the batch's rest is "
                                        "skipped; after 3 failed attempts in a row the server "
@@ -159,12 +117,15 @@ class SaitenVLMLoader(io.ComfyNode):
     @classmethod
     def execute(cls, runtime: str, model: str, mmproj: str, dtype: str, quantization: str,
                 n_gpu_layers: int, chat_format: str, base_url: str, model_name: str,
-                api_key_env: str, keep_loaded: bool, timeout: float = 60.0) -> io.NodeOutput:
+                api_key_env: str, keep_loaded: bool, timeout: float | None = None,
+                ) -> io.NodeOutput:
         note = ignored_widget_note(api_key_env, "api_key_env") \
             if runtime == "openai-compatible" else ""
-        source = make_source(runtime, model, mmproj, dtype=dtype, quantization=quantization,
-                             n_gpu_layers=n_gpu_layers, chat_format=chat_format,
-                             base_url=base_url, model_name=model_name, timeout=timeout)
+        chosen = "" if model == NO_MODEL else model
+        source = vlm_files.open_vlm(
+            runtime, chosen, mmproj, model_roots(), HANDLES, served=served_dirs(), dtype=dtype,
+            quantization=quantization, n_gpu_layers=n_gpu_layers, chat_format=chat_format,
+            base_url=base_url, model_name=model_name, timeout=timeout)
         handle = VLMHandle(source, keep_loaded, source.label)
         text = source.describe() + (f"\n{note}" if note else "")
         return io.NodeOutput(handle, ui=ui.PreviewText(text))

@@ -111,3 +111,51 @@ def neighbour(arg: str | None, **kw: Any) -> ComfyNeighbour | None:
     if "://" not in url:
         url = "http://" + url
     return ComfyNeighbour(url, **kw)
+
+
+Log = Callable[[str], None]
+
+
+class Beside:
+    """A CLI run's manners towards the ComfyUI beside it (None: there is none): before our
+    models load, wait while it generates and ask it to free its memory (once, until it is
+    busy again); when it gets busy between batches, unload ours. `log` gets what happened,
+    `show` the waiting line; `waited` and `frees` count it for the closing line."""
+
+    def __init__(self, neighbour: ComfyNeighbour | None, *, max_wait: float = 15 * 60,
+                 log: Log = lambda _: None, show: Log = lambda _: None) -> None:
+        self.neighbour, self.max_wait = neighbour, max_wait
+        self._log, self._show = log, show
+        self.waited, self.frees = 0.0, 0
+        self._ready = False  # ComfyUI was asked to free memory and our models may be loaded
+
+    def between_batches(self, unload: Callable[[], None]) -> None:
+        """ComfyUI busy again while our models are loaded: give it our memory (`unload`);
+        the next load waits until it is idle and asks it to free its own."""
+        if self.neighbour is None or not self._ready or not self.neighbour.queue().busy:
+            return
+        self._log(f"ComfyUI at {self.neighbour.url} is generating: unloading our models")
+        unload()
+        self._ready = False
+
+    def make_room(self) -> None:
+        """Before a model loads: wait while ComfyUI is busy, then ask it to free memory.
+        The CLI's memory policy calls it before a GPU load, the runner before a source runs."""
+        if self.neighbour is None or self._ready:
+            return
+        idle, waited = self.neighbour.wait_idle(self.max_wait, self._show)
+        self.waited += waited
+        if not idle:
+            self._log(f"ComfyUI at {self.neighbour.url} still busy after {waited:.0f}s "
+                      "(--comfy-wait): scoring anyway")
+        if self.neighbour.free():
+            self.frees += 1
+            self._log(f"asked ComfyUI at {self.neighbour.url} to free its memory (/free)")
+        self._ready = True
+
+    def free_again(self) -> bool:
+        """After an out-of-memory error: ask ComfyUI to free once more."""
+        if self.neighbour is None or not self.neighbour.free():
+            return False
+        self.frees += 1
+        return True

@@ -1,6 +1,6 @@
 """The CLI's memory policy: use the GPU when there is one, make room on it first.
 
-Inside ComfyUI the nodes' policy (`nodes/comfy_memory.py`) frees VRAM through
+Inside ComfyUI the nodes' policy (`nodes/shared/comfy_memory.py`) frees VRAM through
 `model_management` and reports what is free; each source then decides by itself whether
 it fits, runs on the CPU, or offloads part of its layers (`onnx_session.load`,
 `vlm_llamacpp.plan_gpu_layers`, the transformers loader). This policy gives the same

@@ -1,10 +1,11 @@
 """The persistent score cache of a report folder (`scores.sqlite`), so a run resumes.
 
 One row per (image content, source configuration): the cards that source made for that
-image. The source key (`source_key`) covers the source's name, build and run options, the
-rubric and the keys of the sources before it (the judge and VLM prompts read their cards),
-so changing any of them rescores exactly what it affects. Aggregation is not cached: it is
-cheap and recomputed from the cards, so `--k` or `--weights` changes need no rescoring.
+image. The source key (`source_key`) covers the source's identity (name and build options),
+its run options, the rubric and the keys of the sources before it (the judge and VLM
+prompts read their cards), so changing any of them rescores exactly what it affects.
+Aggregation is not cached: it is cheap and recomputed from the cards, so `--k` or
+`--weights` changes need no rescoring.
 
 Every write commits at once (sqlite journal), so a crash or Ctrl-C loses at most the batch
 in hand. Thumbnails and ComfyUI metadata are kept per image so a resumed run need not decode.
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from ..core.cards import ScoreCard
+from ..sources import Source
+from ..sources.handles import HOW_NOT_WHAT, canon, identity
 
 FILE_NAME = "scores.sqlite"
 _SCHEMA = """
@@ -42,56 +45,25 @@ def file_hash(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _canon(x: Any) -> Any:
-    """Options as stable JSON: paths as strings, sets sorted, anything else by repr."""
-    if isinstance(x, Mapping):
-        return {str(k): _canon(v) for k, v in sorted(x.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(x, (list, tuple)):
-        return [_canon(v) for v in x]
-    if isinstance(x, (set, frozenset)):
-        return sorted(_canon(v) for v in x)
-    if x is None or isinstance(x, (bool, int, float, str)):
-        return x
-    return str(x)
-
-
-def source_key(name: str, build: Mapping[str, Any], run: Mapping[str, Any], rubric: str,
+def source_key(identity: str, run: Mapping[str, Any], rubric: str,
                before: Sequence[str] = ()) -> str:
-    """The cache key of a source configuration: its name, build and run options, the
-    rubric text, and the keys of the sources that ran before it in the same pipeline."""
-    material = json.dumps({"source": name, "build": _canon(build), "run": _canon(run),
+    """The cache key of a source configuration: its identity (`sources.handles.identity`,
+    results only), its run options, the rubric text, and the keys of the sources that ran
+    before it in the same pipeline."""
+    material = json.dumps({"source": identity, "run": canon(run),
                            "rubric": hashlib.sha256(rubric.encode()).hexdigest(),
                            "before": list(before)}, sort_keys=True)
+    name = identity.partition(":")[0]
     return name + ":" + hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
-NOT_IN_KEY = frozenset({"batch_size", "keep_loaded", "device"})
-"""Options that change how a source runs (speed, memory, where), never the cards it makes."""
-
-
-def _identity(value: Any) -> Any:
-    """A path to an existing file also names its size and mtime: a model file replaced in
-    place is a new model."""
-    if isinstance(value, (str, Path)) and str(value):
-        try:
-            st = Path(value).expanduser().stat()
-        except (OSError, ValueError):
-            return value
-        if Path(value).expanduser().is_file():
-            return f"{value}|{st.st_size}|{st.st_mtime_ns}"
-    return value
-
-
-def key_for(source: Any, given: Mapping[str, Any], repeats: int, rubric: str,
-            before: Sequence[str] = ()) -> str:
-    """`source_key` of a created source: its build options are its spec's defaults under the
-    options it was given (those that are not run options), its run options its resolved
-    `Options` (label and weight filled in) — as `scoring.sources.catalogue.Spec` defines them."""
-    run_fields = {f.name for f in dataclasses.fields(source.Options)}
-    build = {k: _identity(v) for k, v in {**source.spec.build, **given}.items()
-             if k not in run_fields and k not in NOT_IN_KEY}
-    run = {k: v for k, v in dataclasses.asdict(source.options()).items() if k not in NOT_IN_KEY}
-    return source_key(source.name, build, {**run, "repeats": repeats}, rubric, before)
+def key_for(source: Source, repeats: int, rubric: str, before: Sequence[str] = ()) -> str:
+    """`source_key` of a created source: its identity from the options it was built with,
+    its resolved run options (label and weight filled in) and the run's repeats."""
+    run = {k: v for k, v in dataclasses.asdict(source.options()).items()
+           if k not in HOW_NOT_WHAT}
+    return source_key(identity(source.name, source.build, results_only=True),
+                      {**run, "repeats": repeats}, rubric, before)
 
 
 def cacheable(cards: Sequence[ScoreCard]) -> bool:

@@ -1,16 +1,17 @@
 """Scoring batches of files for the CLI: resume from the score cache, read verdicts that
 Saiten Save Image wrote into PNGs, keep out of a running ComfyUI's way.
 
-`Runner.batch(paths)` returns one report entry per file. Per image and per source it takes
-the cards from the cache when their key matches (`score_cache.source_key`), runs the
-source only on the images still missing them, and stores what it made. Before sources load
-(and between batches) it waits while the ComfyUI beside it is busy, unloading its own
-models meanwhile, and asks that ComfyUI to free its memory before loading again.
+`Runner.batch(paths)` returns one report entry per file, its verdict decided by the run's
+pass rule. Per image and per source it takes the cards from the cache when their key
+matches (`resume_cache.key_for`), runs the source only on the images still missing them,
+and stores what it made. Before sources load (and between batches) it keeps out of the way
+of the ComfyUI beside it (`comfy_neighbour.Beside`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,13 @@ from ..core.images import Image, load_frames
 from ..core.rubric import Rubric
 from ..ensemble.aggregate import AggregateSettings, combine_sheet
 from ..ensemble.calibrate import Calibration, apply_calibrations
+from ..ensemble.select import Rule, decide
 from ..report import Entry, read_png_scores, thumbnail
 from ..report.comfy_meta import read_meta
 from ..sources import Cancelled, ScoreContext, Source, Unavailable
-from .comfy_neighbour import ComfyNeighbour
+from .comfy_neighbour import Beside
 from .resume_cache import ScoreCache, cacheable, file_hash
 
-Log = Callable[[str], None]
 Work = tuple[int, str, Image, list[list[ScoreCard] | None]]
 """An image to score: its entry's index, its cache key (content hash, `#k` for frame k of
 an animated file), pixels, and per source the cards from the cache (None: it must run)."""
@@ -48,8 +49,6 @@ class Counts:
     reused: int = 0      # images whose every card came from the cache
     from_png: int = 0    # verdicts read back from Saiten Save Image PNGs
     unreadable: int = 0
-    waited: float = 0.0  # seconds spent waiting for ComfyUI
-    frees: int = 0
 
 
 def unreadable(reason: str) -> Verdict:
@@ -74,56 +73,19 @@ def _png_verdict(path: Path, labels: set[str]) -> Verdict | None:
 
 @dataclass
 class Runner:
+    """The sources of a run (`plans`), how their cards combine (`settings`, `calibrations`)
+    and what passes (`rule`); `cache` is the resume cache, `beside` the ComfyUI manners."""
+
     plans: list[Planned]
     settings: AggregateSettings
     rubric: Rubric = field(default_factory=Rubric.default)
     calibrations: Sequence[Calibration] = ()
     repeats: int = 1
+    rule: Rule = field(default_factory=Rule)
     cache: ScoreCache | None = None
     rescore: bool = False
-    neighbour: ComfyNeighbour | None = None
-    comfy_wait: float = 15 * 60
-    log: Log = lambda _: None
-    show: Log = lambda _: None  # the waiting progress line
+    beside: Beside = field(default_factory=lambda: Beside(None))
     counts: Counts = field(default_factory=Counts)
-    _ready: bool = False  # ComfyUI was asked to free memory and our models may be loaded
-
-    # -- ComfyUI beside us --------------------------------------------------------------
-    def _between_batches(self) -> None:
-        """ComfyUI busy again while our models are loaded: give it our memory; the next
-        load waits until it is idle and asks it to free its own."""
-        if self.neighbour is None or not self._ready or not self.neighbour.queue().busy:
-            return
-        self.log(f"ComfyUI at {self.neighbour.url} is generating: unloading our models")
-        for p in self.plans:
-            p.source.unload()
-        self._ready = False
-
-    def _wait(self) -> None:
-        assert self.neighbour is not None
-        idle, waited = self.neighbour.wait_idle(self.comfy_wait, self.show)
-        self.counts.waited += waited
-        if not idle:
-            self.log(f"ComfyUI at {self.neighbour.url} still busy after {waited:.0f}s "
-                     "(--comfy-wait): scoring anyway")
-
-    def make_room(self) -> None:
-        """Before a model loads: wait while ComfyUI is busy, then ask it to free memory
-        (once, until it is busy again). The memory policy calls it before a GPU load."""
-        if self.neighbour is None or self._ready:
-            return
-        self._wait()
-        if self.neighbour.free():
-            self.counts.frees += 1
-            self.log(f"asked ComfyUI at {self.neighbour.url} to free its memory (/free)")
-        self._ready = True
-
-    def free_again(self) -> bool:
-        """After an out-of-memory error: ask ComfyUI to free once more."""
-        if self.neighbour is None or not self.neighbour.free():
-            return False
-        self.counts.frees += 1
-        return True
 
     # -- scoring ------------------------------------------------------------------------
     def _run_source(self, plan: Planned, images: list[Image], prior: Sheet) -> Sheet:
@@ -149,7 +111,7 @@ class Runner:
     def batch(self, paths: Sequence[Path]) -> list[Entry]:
         """One entry per file in order — one per frame of an animated file, named `file#k`
         (as LoadImage reads it); unreadable files become unscored entries."""
-        self._between_batches()
+        self.beside.between_batches(self.unload)
         labels = {p.source.label for p in self.plans}
         entries: list[Entry] = []
         work: list[Work] = []
@@ -181,7 +143,7 @@ class Runner:
                 if self.cache and not known:
                     self.cache.put_image(key, thumb, meta)
                 if saved is not None:
-                    entries.append(Entry(name, saved, thumb, meta, origin="png"))
+                    entries.append(Entry(name, self._decide(saved), thumb, meta, origin="png"))
                     self.counts.from_png += 1
                     continue
                 cards = cards if key == digest else self._cached(key)
@@ -209,7 +171,7 @@ class Runner:
             todo = [k for k in range(len(work)) if per_source[j][k] is None]
             if todo:
                 if plan.key is not None:  # a source that loads a model (not a stand-in)
-                    self.make_room()
+                    self.beside.make_room()
                 fresh = self._run_source(plan, [work[k][2] for k in todo],
                                          [sheet[k] for k in todo])
                 for k, cards in zip(todo, fresh, strict=True):
@@ -231,22 +193,27 @@ class Runner:
     def _combine(self, sheet: Sheet) -> list[Verdict]:
         if self.calibrations:
             sheet = [apply_calibrations(cards, self.calibrations) for cards in sheet]
-        return combine_sheet(sheet, self.settings)
+        return [self._decide(v) for v in combine_sheet(sheet, self.settings)]
+
+    def _decide(self, verdict: Verdict) -> Verdict:
+        """The verdict under this run's pass rule (a verdict read from a PNG included: the
+        report says what this run's rule decides)."""
+        return dataclasses.replace(verdict, decision=decide([verdict], self.rule)[0])
 
     def unload(self) -> None:
         for p in self.plans:
             p.source.unload()
 
 
-def closing_line(counts: Counts, total: int) -> str:
+def closing_line(counts: Counts, beside: Beside, total: int) -> str:
     """How much of the run was new work: "120 images: 3 scored, 117 reused from the cache"."""
     parts = [f"{counts.scored} scored", f"{counts.reused} reused from the cache"]
     if counts.from_png:
         parts.append(f"{counts.from_png} read from Saiten PNG metadata")
     if counts.unreadable:
         parts.append(f"{counts.unreadable} unreadable")
-    if counts.frees:
-        parts.append(f"ComfyUI freed its memory {counts.frees}×")
-    if counts.waited >= 1:
-        parts.append(f"waited {counts.waited:.0f}s for ComfyUI")
+    if beside.frees:
+        parts.append(f"ComfyUI freed its memory {beside.frees}×")
+    if beside.waited >= 1:
+        parts.append(f"waited {beside.waited:.0f}s for ComfyUI")
     return f"{total} images: " + ", ".join(parts)

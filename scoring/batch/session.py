@@ -70,11 +70,12 @@ class Progress:
 
 class Session:
     """Entries by file name, and the report written from them (at most every `every`
-    seconds while watching, and at the end)."""
+    seconds while watching, and at the end); `progress` shows the run (the same one the
+    runner's ComfyUI manners log to)."""
 
-    def __init__(self, runner: Runner, out: str | Path, title: str, *,
+    def __init__(self, runner: Runner, out: str | Path, title: str, progress: Progress, *,
                  every: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.runner, self.out, self.title = runner, Path(out), title
+        self.runner, self.out, self.title, self.progress = runner, Path(out), title, progress
         self.every, self._clock = every, clock
         self.entries: dict[str, Entry] = {}
         self._next = -float("inf")
@@ -88,7 +89,7 @@ class Session:
             self._dirty = True
 
     def note(self) -> str:
-        return closing_line(self.runner.counts, len(self.entries)) + "."
+        return closing_line(self.runner.counts, self.runner.beside, len(self.entries)) + "."
 
     def write(self, force: bool = False) -> dict[str, Path] | None:
         """Write the report when something changed and `every` seconds passed (or ten
@@ -98,18 +99,17 @@ class Session:
         start = self._clock()
         self._dirty = False
         written = write_report(self.out, list(self.entries.values()), self.title,
-                               note=self.note())
+                               note=self.note(), rule=self.runner.rule)
         self._next = self._clock() + max(self.every, 10 * (self._clock() - start))
         return written
 
-    def _batches(self, batches: Iterable[Sequence[Path]], progress: Progress,
-                 stop: Stop) -> None:
+    def _batches(self, batches: Iterable[Sequence[Path]], stop: Stop) -> None:
         """Score each batch into the report until the batches end or a stop is asked;
         a second Ctrl-C (KeyboardInterrupt) counts as an interruption too."""
         try:
             for paths in batches:
                 self.add(self.runner.batch(paths))
-                progress.update(len(paths))
+                self.progress.update(len(paths))
                 self.write()
                 if stop.requested:
                     break
@@ -117,30 +117,27 @@ class Session:
             self.interrupted = True
         finally:
             self.runner.unload()
-            progress.close()
+            self.progress.close()
 
     def score(self, paths: Sequence[Path], batch: int) -> None:
         """Score `paths` in batches of `batch`; a Ctrl-C before the end is an interruption."""
-        progress = Progress(len(paths))
-        self.runner.log, self.runner.show = progress.log, progress.waiting
-        with Stop(progress.log) as stop:
+        with Stop(self.progress.log) as stop:
             chunks = (paths[i:i + batch] for i in range(0, len(paths), batch))
-            self._batches(chunks, progress, stop)
+            self._batches(chunks, stop)
         self.interrupted |= stop.requested and len(self.entries) < len(paths)
         if self.interrupted:
-            progress.log(f"interrupted: reporting the {len(self.entries)} images scored so far")
+            self.progress.log(f"interrupted: reporting the {len(self.entries)} images scored "
+                              "so far")
 
     def watch(self, folder: Path, batch: int, *, idle_exit: float | None,
               settle: float = 2.0, poll: float = 0.5) -> None:
         """Score what is in `folder` and whatever lands there until Ctrl-C (the usual end,
         not an interruption) or `idle_exit` seconds without a new file."""
-        progress = Progress(None)
-        self.runner.log, self.runner.show = progress.log, progress.waiting
-        progress.log(f"watching {folder} (Ctrl-C to stop; report in {self.out})")
+        self.progress.log(f"watching {folder} (Ctrl-C to stop; report in {self.out})")
         watcher = FolderWatch(folder, settle=settle, poll=poll)
-        with Stop(progress.log) as stop:
+        with Stop(self.progress.log) as stop:
             self._batches(watcher.batches(batch, idle_exit=idle_exit,
                                           stop=lambda: stop.requested,
-                                          idle=self.write), progress, stop)
+                                          idle=self.write), stop)
         why = "stopped" if stop.requested else f"no new file for {idle_exit:g}s"
-        progress.log(f"{why}: reporting {len(self.entries)} images")
+        self.progress.log(f"{why}: reporting {len(self.entries)} images")

@@ -9,8 +9,16 @@ from typing import Any
 AXES: tuple[str, ...] = ("erotic", "composition", "appeal", "typeset", "overall")
 """The rubric's axes, each scored 0–100."""
 
-KINDS: tuple[str, ...] = ("check", "detector", "tagger", "vlm", "judge")
-"""What a source is; a `check` card is a penalty on `overall`, not a vote."""
+CHECK = "check"
+"""The kind of a check source (the technical check): its card is a penalty on `overall`, not a
+vote."""
+
+KINDS: tuple[str, ...] = (CHECK, "detector", "tagger", "vlm", "judge")
+"""What a source is."""
+
+STATUSES: tuple[str, ...] = ("passed", "rejected", "unscored")
+"""What the filter decided for an image: passed, rejected (scored, did not pass) or unscored
+(no value to compare; the filter's unscored policy says whether it went on)."""
 
 
 def clamp_score(value: Any) -> float | None:
@@ -69,6 +77,29 @@ class ScoreCard:
         return cls(**known)
 
 
+@dataclass(frozen=True)
+class Decision:
+    """What the filter decided for one image and why: `status` (one of STATUSES), whether it
+    went on to the passed output (`passed`; an unscored image passes under the "pass"
+    policy), the rule that decided (as the filter shows it) and, when it did not pass, why."""
+
+    status: str
+    passed: bool
+    rule: str
+    why: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Decision | None:
+        """A decision read back from JSON, or None when `d` is not one."""
+        if not isinstance(d, dict) or d.get("status") not in STATUSES:
+            return None
+        return cls(status=d["status"], passed=bool(d.get("passed")), rule=str(d.get("rule", "")),
+                   why=str(d.get("why", "")))
+
+
 @dataclass
 class Verdict:
     """The ensemble's result for one image, with every card behind it.
@@ -77,6 +108,7 @@ class Verdict:
     names the axes whose every expected voter abstained, with who and why; `confidences`
     holds each scored axis's confidence (0–1) and `confidence` their mean (a missing axis
     counting 0). `score` is the final `overall`; without one the image is `unscored`.
+    `decision` is what the filter decided (None until a filter or the CLI's pass rule saw it).
     """
 
     axes: dict[str, float | None]
@@ -88,6 +120,7 @@ class Verdict:
     comment: str = ""
     missing: dict[str, str] = field(default_factory=dict)
     confidences: dict[str, float] = field(default_factory=dict)
+    decision: Decision | None = None
 
     @property
     def score(self) -> float | None:
@@ -120,6 +153,8 @@ class Verdict:
             "missing": dict(self.missing),
             "confidences": dict(self.confidences),
         }
+        if self.decision is not None:
+            d["decision"] = self.decision.to_dict()
         if with_cards:
             d["cards"] = [c.to_dict() for c in self.cards]
         return d
@@ -136,6 +171,7 @@ class Verdict:
             comment=d.get("comment", ""),
             missing=dict(d.get("missing", {})),
             confidences=dict(d.get("confidences", {})),
+            decision=Decision.from_dict(d.get("decision")),
         )
 
 

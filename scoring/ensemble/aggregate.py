@@ -29,9 +29,9 @@ import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ..core.cards import AXES, ScoreCard, Sheet, Verdict, clamp_score
+from ..core.cards import AXES, CHECK, ScoreCard, Sheet, Verdict, clamp_score
 
-CHECK = "check"
+SETTINGS = "aggregate settings"
 SINGLE_AGREEMENT = 0.5
 """The agreement a lone vote on an axis counts as: nobody confirmed it."""
 
@@ -47,11 +47,13 @@ class AggregateSettings:
     weights: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not (self.k > 0 and self.mad_floor >= 0 and self.spread_scale > 0
-                and self.min_sources >= 1):
-            raise ValueError("aggregate settings: need k > 0, mad_floor ≥ 0, spread_scale > 0 "
-                             f"and min_sources ≥ 1 (got k={self.k}, mad_floor={self.mad_floor}, "
-                             f"spread_scale={self.spread_scale}, min_sources={self.min_sources})")
+        """The one check of these settings (the node and the CLI both build them here)."""
+        for problem, bad in (("k must be positive", not self.k > 0),
+                             ("min_sources must be at least 1", not self.min_sources >= 1),
+                             ("mad_floor must not be negative", not self.mad_floor >= 0),
+                             ("spread_scale must be positive", not self.spread_scale > 0)):
+            if bad:
+                raise ValueError(f"{SETTINGS}: {problem}")
 
     def weight(self, card: ScoreCard) -> float:
         w = self.weights.get(card.source, card.weight)
@@ -164,7 +166,7 @@ def _unscored(cards: list[ScoreCard], ok: list[str], s: AggregateSettings) -> Ve
         reason += f" ({', '.join(ok)})" if ok else ""
     dropped = _abstentions(cards, ok)
     reason += "".join(f"; {src} abstained: {why}" for src, why in dropped.items())
-    return Verdict(axes=dict.fromkeys(_axes(cards)), confidence=0.0, used=[], dropped=dropped,
+    return Verdict(axes=dict.fromkeys(AXES), confidence=0.0, used=[], dropped=dropped,
                    cards=list(cards), unscored=reason)
 
 
@@ -174,12 +176,6 @@ def _abstentions(cards: list[ScoreCard], ok: list[str]) -> dict[str, str]:
         if not c.ok and c.source not in ok and c.source not in out:
             out[c.source] = c.abstained or "abstained"
     return out
-
-
-def _axes(cards: list[ScoreCard]) -> list[str]:
-    """The rubric's axes, then any extra axis a vote card scored (custom rubrics)."""
-    extra = sorted({a for c in cards if c.kind != CHECK for a in c.axes} - set(AXES))
-    return [*AXES, *extra]
 
 
 def _voters(cards: list[ScoreCard], axes: list[str]) -> dict[str, list[str]]:
@@ -212,7 +208,7 @@ def combine(cards: list[ScoreCard], settings: AggregateSettings | None = None) -
     if len(ok) < s.min_sources:
         return _unscored(list(cards), ok, s)
 
-    axes = _axes(ordered)
+    axes = list(AXES)
     voters = _voters(ordered, axes)
     technical_only = all(c.kind == CHECK for c in ordered if c.source in voters["overall"])
     repeats = sorted({c.repeat for c in ordered})

@@ -13,14 +13,16 @@ import json
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 
 import numpy as np
 
-from ..core.cards import ScoreCard, Verdict, clamp_score
+from ..core.cards import CHECK, ScoreCard, Verdict, clamp_score
+from ..core.paths import confined
 
 ENSEMBLE = "ensemble"
 MAX_CALIBRATION_BYTES = 1 << 20
+USER_DIR = "ComfyUI's user directory"
 """A calibration file is a few lines of JSON: anything larger is not one."""
 
 
@@ -119,8 +121,8 @@ def source_values(verdict: Verdict, axis: str = "overall") -> dict[str, float]:
     for c in verdict.cards:
         if not c.ok:
             continue
-        v = (100.0 - c.penalty if c.kind == "check" and axis == "overall"
-             else None if c.kind == "check" else clamp_score(c.axes.get(axis)))
+        v = (100.0 - c.penalty if c.kind == CHECK and axis == "overall"
+             else None if c.kind == CHECK else clamp_score(c.axes.get(axis)))
         if v is not None:
             per.setdefault(c.source, []).append(max(0.0, v))
     out = {src: float(statistics.median(vs)) for src, vs in sorted(per.items())}
@@ -207,30 +209,10 @@ def load_calibrations(path: str | Path) -> list[Calibration]:
     return cals
 
 
-def confined(name: str, root: str | Path, what: str = "calibration file") -> Path:
-    """The existing file `name` under `root`: a relative path without `..`, still under
-    `root` once symlinks are resolved. The ValueError never says whether anything exists
-    outside `root`: a path is refused by its shape or by where it leads before any look."""
-    text = name.strip()
-    shapes = (PurePosixPath(text), PureWindowsPath(text))
-    if (not text or text.startswith("~") or any(p.is_absolute() or p.anchor or ".." in p.parts
-                                                 for p in shapes)):
-        raise ValueError(f"{what} {text!r}: give a path relative to ComfyUI's user directory, "
-                         "without '..' (e.g. calibrations/cal.json)")
-    base = Path(root).resolve()
-    full = (base / text).resolve()
-    if not full.is_relative_to(base):
-        raise ValueError(f"{what} {text!r} leads outside ComfyUI's user directory "
-                         "(a symlink?); only files in that directory are read")
-    if not full.is_file():
-        raise ValueError(f"{what} not found: {text} in ComfyUI's user directory")
-    return full
-
-
 def load_confined(name: str, root: str | Path) -> list[Calibration]:
     """`load_calibrations` of `confined(name, root)`; every problem is a ValueError that
     quotes neither the file's content nor anything outside `root`."""
-    path = confined(name, root)
+    path = confined(name, root, what="calibration file", where=USER_DIR)
     try:
         return load_calibrations(path)
     except OSError as e:

@@ -1,7 +1,7 @@
 """The memory policy: how a scorer asks its host for room before loading, and gives it back.
 
 Standalone (CLI, tests) the default policy evicts nothing and everything runs where the
-source puts it. Inside ComfyUI, `nodes/comfy_memory.py` implements it over
+source puts it. Inside ComfyUI, `nodes/shared/comfy_memory.py` implements it over
 `comfy.model_management`: loading a scorer first evicts the diffusion model (keeping ComfyUI's
 margins free), ComfyUI can later evict the scorer, and ComfyUI decides the precision.
 """

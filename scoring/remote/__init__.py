@@ -14,7 +14,7 @@ cost log with USD from an editable price table.
   workflow), key-file checks, `redact`;
 - `connection`: the one JSON POST (standard library: no ambient headers, no redirects,
   proxies per the user's settings but never for this machine);
-- `breaker`: the circuit breaker per server;
+- `breaker`: the circuit breaker per server; `streak`: a batch's stop after failures in a row;
 - `accounting`: budget, prices, cost log; `transport`: the bounded call.
 
 The API key never leaves this package except in the Authorization header: answers, error
@@ -24,13 +24,23 @@ texts, logs, reprs and cost records go through `redact`.
 from ..core.errors import BudgetExhausted, ParamRejected, RemoteError
 from .accounting import DEFAULT_PRICES, Budget, CostLog, Prices
 from .breaker import CircuitOpen
-from .keys import HostKey, KeyConfigError, check_env_name, is_local, key_for, redact
+from .keys import (
+    HostKey,
+    KeyConfigError,
+    check_env_name,
+    is_local,
+    key_for,
+    key_to_send,
+    redact,
+)
+from .streak import STOP_AFTER, Streak
 from .transport import RESPONSE_FORMATS, RETRY_STATUS, Remote, Reply, response_format, retry_after
 
 __all__ = [
     "DEFAULT_PRICES",
     "RESPONSE_FORMATS",
     "RETRY_STATUS",
+    "STOP_AFTER",
     "Budget",
     "BudgetExhausted",
     "CircuitOpen",
@@ -42,9 +52,11 @@ __all__ = [
     "Remote",
     "RemoteError",
     "Reply",
+    "Streak",
     "check_env_name",
     "is_local",
     "key_for",
+    "key_to_send",
     "redact",
     "response_format",
     "retry_after",

@@ -229,6 +229,19 @@ def key_for(base_url: str, served: Iterable[str | os.PathLike[str]] = (),
                          "ComfyUI after setting a variable", b)
 
 
+def key_to_send(base_url: str, served: Iterable[str | os.PathLike[str]] = ()) -> HostKey:
+    """The key for `base_url` as a source loads it: a configuration error, or a host that
+    has a key bound but not set, is a SourceError saying what to do (never a request
+    without the key it needs)."""
+    try:
+        hk = key_for(base_url, served)
+    except KeyConfigError as e:
+        raise SourceError(str(e)) from None
+    if hk.value is None and hk.binding is not None:
+        raise SourceError(hk.why)
+    return hk
+
+
 def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 

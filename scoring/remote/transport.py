@@ -126,6 +126,13 @@ class _Retry(Exception):
         """Whether this counts against the server in its circuit breaker (429 does not)."""
 
 
+Cancel = Callable[[], None]
+
+
+def _never() -> None:
+    """The default `cancel`: nobody cancels."""
+
+
 class Remote:
     """A bounded chat-completions caller for one server.
 
@@ -140,8 +147,7 @@ class Remote:
                  budget: Budget | None = None, prices: Prices | None = None,
                  cost_log: CostLog | None = None, backoff: float = 0.5,
                  backoff_max: float = 8.0, seed: int | None = None, drop: Iterable[str] = (),
-                 check: Callable[[dict[str, Any]], None] | None = None,
-                 cancel: Callable[[], None] | None = None) -> None:
+                 check: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self._key = api_key or None
         self.name = name
@@ -153,8 +159,6 @@ class Remote:
         self.cost_log = cost_log
         self.backoff, self.backoff_max = backoff, backoff_max
         self._rng = random.Random(seed)
-        self.cancel: Callable[[], None] = cancel or (lambda: None)
-        """Raises when the user cancelled: polled before and during attempts and sleeps."""
         self._conn: Connection | None = None
         self.breaker = breaker(origin(self.base_url))
         self.rejected: set[str] = set(drop)
@@ -186,14 +190,16 @@ class Remote:
         d = min(self.backoff_max, self.backoff * 2 ** attempt)
         return d / 2 + self._rng.uniform(0, d / 2)
 
-    def _wait(self, seconds: float) -> None:
+    def _wait(self, seconds: float, cancel: Cancel) -> None:
         end = time.monotonic() + seconds
         while (left := end - time.monotonic()) > 0:
-            self.cancel()
+            cancel()
             time.sleep(min(0.1, left))
 
-    def chat(self, **params: Any) -> Reply:
+    def chat(self, *, cancel: Cancel = _never, **params: Any) -> Reply:
         """One chat completion (`params`: the request body, as for the OpenAI API).
+        `cancel` raises when the user cancelled: this call polls it before and during
+        attempts and sleeps.
 
         Raises BudgetExhausted before sending when the budget (with this request's most
         possible cost) is spent, ParamRejected when the server names a parameter it refuses,
@@ -207,7 +213,7 @@ class Remote:
         estimate = self.prices.most(params)
         attempt = 0
         while True:
-            self.cancel()
+            cancel()
             try:
                 self.breaker.before(self.name)
             except CircuitOpen as e:
@@ -215,7 +221,7 @@ class Remote:
             self.budget.take_call(estimate)
             t0 = time.monotonic()
             try:
-                reply = self._attempt(params, deadline)
+                reply = self._attempt(params, deadline, cancel)
             except _Retry as r:
                 self.budget.settle(estimate, 0.0)
                 (self.breaker.failure if r.down else lambda _: self.breaker.success())(r.why)
@@ -234,7 +240,7 @@ class Remote:
                         f"at the {self.wall_time:.3g} s time bound)",
                         status=r.status, attempts=attempt + 1) from None
                 log.info("saiten: %s; retry %d in %.1f s", r.why, attempt + 1, delay)
-                self._wait(delay)
+                self._wait(delay, cancel)
                 attempt += 1
                 continue
             except RemoteError as e:
@@ -254,7 +260,8 @@ class Remote:
             self._log(model, t0, usage=reply.usage, usd=reply.usd)
             return reply
 
-    def ask(self, *, schema: dict[str, Any] | None = None, **params: Any) -> Reply:
+    def ask(self, *, schema: dict[str, Any] | None = None, cancel: Cancel = _never,
+            **params: Any) -> Reply:
         """`chat` with what this server accepts: JSON forced by `schema` in the first
         response_format it takes (json_schema → json_object+schema → none, remembered),
         parameters it rejected left out, and one retry without a newly rejected one."""
@@ -265,7 +272,7 @@ class Remote:
             if schema is not None and mode != "none":
                 p["response_format"] = response_format(mode, schema)
             try:
-                return self.chat(**p)
+                return self.chat(cancel=cancel, **p)
             except ParamRejected as e:
                 if e.param == "response_format" and "response_format" in p:
                     self._rf += 1
@@ -295,7 +302,7 @@ class Remote:
             rec.update(error=self.redact(error), status=status)
         self.cost_log.add(**rec)
 
-    def _attempt(self, params: dict[str, Any], deadline: float) -> Reply:
+    def _attempt(self, params: dict[str, Any], deadline: float, cancel: Cancel) -> Reply:
         """One request in a worker thread, so a cancel (or a server that ignores every
         timeout) releases the caller at once; the abandoned request ends at its timeout."""
         remaining = deadline - time.monotonic()
@@ -318,7 +325,7 @@ class Remote:
             if not worker.is_alive():
                 break
             try:
-                self.cancel()
+                cancel()
             except BaseException:
                 self.close()  # drop the connection; a new one is opened next time
                 raise

@@ -2,27 +2,42 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from .entries import Entry, notes, summary, thumbnail
+from ..ensemble.select import Rule, status
+from . import thumbs
+from .entries import Entry, notes, summary
 from .html import write_html
 from .png import read_png_scores, save_png
 from .tables import read_entries, read_jsonl, write_csv, write_jsonl
+from .thumbs import thumbnail
+
+
+def decided(entries: Sequence[Entry], rule: Rule | None = None) -> list[Entry]:
+    """Every entry with a decision: the filter's when its verdict carries one, else `rule`'s
+    (the default rule when none is given) — so every view of the report says the same."""
+    return [e if e.verdict.decision else
+            dataclasses.replace(e, verdict=dataclasses.replace(
+                e.verdict, decision=status(e.verdict, rule)))
+            for e in entries]
 
 
 def write_report(out_dir: str | Path, entries: Sequence[Entry],
                  title: str = "Saiten report", *, note: str = "",
-                 pass_score: float = 60.0) -> dict[str, Path]:
+                 rule: Rule | None = None) -> dict[str, Path]:
     """report.jsonl, report.csv and report.html in `out_dir` (created); `note` is a line
-    for the page (e.g. how many verdicts were reused), `pass_score` what counts as passed."""
+    for the page (e.g. how many verdicts were reused). What passed is each verdict's own
+    decision (a Score Filter's), else `rule`'s (the CLI's `--pass-score`, else the default)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    return {"jsonl": write_jsonl(out / "report.jsonl", entries),
+    entries = decided(entries, rule)
+    refs = [thumbs.store(out, e.thumb) if e.thumb else None for e in entries]
+    return {"jsonl": write_jsonl(out / "report.jsonl", entries, refs),
             "csv": write_csv(out / "report.csv", entries),
-            "html": write_html(out / "report.html", entries, title, note=note,
-                               pass_score=pass_score)}
+            "html": write_html(out / "report.html", entries, title, note=note, refs=refs)}
 
 
-__all__ = ["Entry", "notes", "read_entries", "read_jsonl", "read_png_scores", "save_png",
+__all__ = ["Entry", "decided", "notes", "read_entries", "read_jsonl", "read_png_scores", "save_png",
            "summary", "thumbnail", "write_csv", "write_html", "write_jsonl", "write_report"]

@@ -3,13 +3,11 @@ the short texts every view of it shares."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.cards import AXES, Verdict
-from ..core.images import Image, to_pil
+from ..core.cards import CHECK, Verdict
 from .comfy_meta import FIELDS
 
 
@@ -26,41 +24,40 @@ class Entry:
     origin: str = ""
 
 
-def thumbnail(image: Image, size: int = 192, quality: int = 80) -> bytes:
-    """A small JPEG of the image (long side `size` px) for the HTML report."""
-    pil = to_pil(image)
-    pil.thumbnail((size, size))
-    buf = io.BytesIO()
-    pil.save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
-
-
 def num(x: float | None, digits: int = 1) -> str:
     return "" if x is None else f"{x:.{digits}f}"
-
-
-def axes_of(entries: Sequence[Entry]) -> list[str]:
-    extra = sorted({a for e in entries for a in e.verdict.axes} - set(AXES))
-    return [*AXES, *extra]
 
 
 def notes(verdict: Verdict) -> list[str]:
     """Why the verdict is what it is: unscored reason, or check findings and dropped sources."""
     if verdict.unscored:
         return [f"unscored: {verdict.unscored}"]
-    found = [r for c in verdict.cards if c.ok and c.kind == "check" for r in c.reasons]
+    found = [r for c in verdict.cards if c.ok and c.kind == CHECK for r in c.reasons]
     return found + [f"{src}: {why}" for src, why in verdict.dropped.items()]
 
 
+def decision_text(verdict: Verdict) -> str:
+    """What the filter decided, e.g. "passed (overall ≥ 75)", or "" when nothing decided."""
+    d = verdict.decision
+    if d is None:
+        return ""
+    why = f"; {d.why}" if d.why and d.status != "unscored" else ""
+    went = " — passed on" if d.status == "unscored" and d.passed else ""
+    return f"{d.status}{went} ({d.rule}{why})"
+
+
 def summary(verdict: Verdict) -> str:
-    """One line for a node or a preview: score, axes, confidence, and why anything is missing."""
+    """One line for a node or a preview: score, axes, confidence, why anything is missing,
+    and what the filter decided."""
+    decided = decision_text(verdict)
+    tail = f" | {decided}" if decided else ""
     if verdict.unscored:
-        return f"unscored: {verdict.unscored}"
+        return f"unscored: {verdict.unscored}{tail}"
     parts = [f"{a} {x:.0f}" for a, x in verdict.axes.items() if x is not None and a != "overall"]
     parts.append(f"conf {verdict.confidence:.2f}")
     line = f"{num(verdict.score) or '-'} ({', '.join(parts)})"
     why = notes(verdict)
-    return line + (" | " + "; ".join(why) if why else "")
+    return line + (" | " + "; ".join(why) if why else "") + tail
 
 
 def meta_fields(entries: Sequence[Entry]) -> list[str]:

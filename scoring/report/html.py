@@ -3,25 +3,24 @@
 Views: a gallery (thumbnails best → worst, unscored and rejected marked), the sortable table
 (every card behind each verdict), and per-prompt / per-seed summaries (mean, best, passed);
 a histogram per axis; filters by axis, score range, status and prompt text apply to all of
-them. Up to `INLINE_THUMBS` images the thumbnails are inlined as data URIs; past that they
-are JPEG files in `report_thumbs/` beside the page (named by content, loaded lazily), so
+them. Up to `INLINE_THUMBS` images the thumbnails are inlined as data URIs; past that the
+page loads them lazily from the report's `thumbs/` folder (see `thumbs`), so
 the page stays fast at thousands of images.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import html
 import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .entries import Entry, axes_of, meta_fields, meta_text, num
+from ..core.cards import AXES, CHECK
+from .entries import Entry, meta_fields, meta_text, num
 
 INLINE_THUMBS = 300
-THUMB_DIR = "report_thumbs"
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:1em;background:#fafafa}
 table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:4px 6px;vertical-align:top}
@@ -50,7 +49,7 @@ rows.sort((a,b)=>{const x=key(a),y=key(b);return (x>y?1:x<y?-1:0)*(up?1:-1)});
 rows.forEach(r=>tb.appendChild(r))});"""
 
 _APP = r"""(()=>{
-const D=JSON.parse(document.getElementById('data').textContent),P=D.pass,E=D.entries;
+const D=JSON.parse(document.getElementById('data').textContent),E=D.entries;
 const $=id=>document.getElementById(id),esc=s=>String(s??'').replace(/[&<>"]/g,
 c=>({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c]));
 const rows={};for(const r of $('rows').tBodies[0].rows)rows[r.cells[0].textContent]=r;
@@ -121,32 +120,27 @@ def _card_html(c: Any) -> str:
     return f"<li><b>{e(c.source)}</b>{rep} ({e(c.kind)}): {body}</li>"
 
 
-def status(entry: Entry, pass_score: float) -> str:
-    """"passed" (overall ≥ pass_score), "rejected" (scored below it) or "unscored"."""
-    s = entry.verdict.score
-    return "unscored" if s is None else "passed" if s >= pass_score else "rejected"
+def _status(entry: Entry) -> str:
+    """passed / rejected / unscored: the verdict's decision (unscored when it has none)."""
+    d = entry.verdict.decision
+    return d.status if d else "unscored"
 
 
-def _thumb_src(entry: Entry, folder: Path | None) -> str | None:
-    """A data URI, or (with `folder`) the relative path of a JPEG written there."""
+def _thumb_src(entry: Entry, ref: str | None, inline: bool) -> str | None:
+    """A data URI (`inline`), or the thumbnail file's reference beside the page."""
     if not entry.thumb:
         return None
-    if folder is None:
-        return "data:image/jpeg;base64," + base64.b64encode(entry.thumb).decode()
-    name = hashlib.sha1(entry.thumb).hexdigest()[:20] + ".jpg"
-    path = folder / name
-    if not path.exists():
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(entry.thumb)
-        tmp.replace(path)
-    return f"{THUMB_DIR}/{name}"
+    return "data:image/jpeg;base64," + base64.b64encode(entry.thumb).decode() if inline else ref
 
 
 def _detail(en: Entry) -> str:
-    e, v = html.escape, en.verdict
+    e, v, d = html.escape, en.verdict, en.verdict.decision
     out = (f'<span class="unscored">unscored: {e(v.unscored)}</span>' if v.unscored
            else e(v.comment))
-    for r in (r for c in v.cards if c.ok and c.kind == "check" for r in c.reasons):
+    if d is not None:
+        why = f"; {d.why}" if d.why else ""
+        out += f'<div class="small">{e(d.status)} ({e(d.rule + why)})</div>'
+    for r in (r for c in v.cards if c.ok and c.kind == CHECK for r in c.reasons):
         out += f'<div class="reason">⚠ {e(r)}</div>'
     if v.used:
         out += f'<div class="small">used: {e(", ".join(v.used))}</div>'
@@ -161,23 +155,22 @@ def _detail(en: Entry) -> str:
 
 
 def write_html(path: str | Path, entries: Sequence[Entry], title: str = "Saiten report", *,
-               note: str = "", pass_score: float = 60.0) -> Path:
-    """The report page at `path` (thumbnail files beside it past `INLINE_THUMBS` images)."""
+               note: str = "", refs: Sequence[str | None] = ()) -> Path:
+    """The report page at `path`: thumbnails inlined up to `INLINE_THUMBS` images, past that
+    loaded from their files beside the page (`refs[i]`, see `thumbs.store`). Each entry's
+    status is its verdict's decision (`report.decided` gives every entry one)."""
     e, path = html.escape, Path(path)
-    axes, meta = axes_of(entries), meta_fields(entries)
-    folder = None
-    if len(entries) > INLINE_THUMBS:
-        folder = path.parent / THUMB_DIR
-        folder.mkdir(parents=True, exist_ok=True)
+    axes, meta = AXES, meta_fields(entries)
+    inline = len(entries) <= INLINE_THUMBS
     shown_meta = [k for k in ("seed", "checkpoint", "prompt") if k in meta]
     head = "".join(f"<th>{e(h)}</th>" for h in ["#", "image", "name", "score", *axes,
                                                    "confidence", *shown_meta,
                                                    "comment / sources"])
     rows, data = [], []
     for i, en in enumerate(entries):
-        v, src = en.verdict, _thumb_src(en, folder)
+        v, src = en.verdict, _thumb_src(en, refs[i] if i < len(refs) else None, inline)
         img = "" if src is None else (f'<img alt="" src="{e(src)}"'
-                                      + (' loading="lazy">' if folder else ">"))
+                                      + (">" if inline else ' loading="lazy">'))
         cells = [f'<td class="n">{i}</td>', f"<td>{img}</td>", f"<td>{e(en.name)}</td>",
                  f'<td class="n">{num(v.score)}</td>',
                  *(f'<td class="n">{num(v.value(a))}</td>' for a in axes),
@@ -185,12 +178,13 @@ def write_html(path: str | Path, entries: Sequence[Entry], title: str = "Saiten 
                  *(f'<td class="small">{e(meta_text(en.meta.get(k)))}</td>' for k in shown_meta),
                  f"<td>{_detail(en)}</td>"]
         rows.append("<tr>" + "".join(cells) + "</tr>")
-        data.append({"i": i, "n": en.name, "s": v.score, "st": status(en, pass_score),
+        data.append({"i": i, "n": en.name, "s": v.score, "st": _status(en),
                      "a": {a: v.value(a) for a in axes if v.value(a) is not None},
                      "p": en.meta.get("prompt"), "seed": en.meta.get("seed"),
-                     "t": src if folder else None})
+                     "t": None if inline else src})
     present = [a for a in axes if a == "overall" or any(a in d["a"] for d in data)]
-    blob = json.dumps({"pass": pass_score, "axes": present, "entries": data},
+    rules = sorted({en.verdict.decision.rule for en in entries if en.verdict.decision})
+    blob = json.dumps({"rules": rules, "axes": present, "entries": data},
                       ensure_ascii=False).replace("</", "<\\/")
     n_pass = sum(d["st"] == "passed" for d in data)
     n_unscored = sum(d["st"] == "unscored" for d in data)
@@ -203,11 +197,12 @@ def write_html(path: str | Path, entries: Sequence[Entry], title: str = "Saiten 
         '<label>score <input id="lo" type="number" min="0" max="100" placeholder="min"> – '
         '<input id="hi" type="number" min="0" max="100" placeholder="max"></label>'
         '<label>status <select id="status"><option value="">all</option>'
-        f'<option value="passed">passed (≥ {pass_score:g})</option>'
+        '<option value="passed">passed</option>'
         '<option value="rejected">rejected</option><option value="unscored">unscored</option>'
         '</select></label><label>prompt / name <input id="q" type="search"></label>'
         '<span id="count"></span></div>')
-    intro = (f"{len(entries)} images: {n_pass} passed (overall ≥ {pass_score:g}), "
+    rule = f" ({e('; '.join(rules))})" if rules else ""
+    intro = (f"{len(entries)} images: {n_pass} passed{rule}, "
              f"{len(entries) - n_pass - n_unscored} rejected, {n_unscored} unscored."
              + (f" {e(note)}" if note else "") + " Click a table header to sort.")
     page = (f'<!doctype html><html><head><meta charset="utf-8"><title>{e(title)}</title>'

@@ -8,8 +8,9 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..core.cards import Verdict
-from .entries import Entry, axes_of, meta_fields, meta_text, num
+from ..core.cards import AXES, Verdict
+from . import thumbs
+from .entries import Entry, meta_fields, meta_text, num
 
 
 def _replace(tmp: Path, path: Path) -> Path:
@@ -18,9 +19,11 @@ def _replace(tmp: Path, path: Path) -> Path:
     return path
 
 
-def write_jsonl(path: str | Path, entries: Sequence[Entry]) -> Path:
-    """One line per image: {"file", "index", **verdict.to_dict()} (cards included), plus
-    "comfy" (the ComfyUI metadata) and "reused" ("cache" / "png") when there are any."""
+def write_jsonl(path: str | Path, entries: Sequence[Entry],
+                refs: Sequence[str | None] = ()) -> Path:
+    """One line per image: {"file", "index", **verdict.to_dict()} (cards and the filter's
+    decision included), plus "comfy" (the ComfyUI metadata), "reused" ("cache" / "png") and
+    "thumb" (its thumbnail, `refs[i]`) when there are any."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as f:
@@ -30,19 +33,23 @@ def write_jsonl(path: str | Path, entries: Sequence[Entry]) -> Path:
                 row["comfy"] = e.meta
             if e.origin:
                 row["reused"] = e.origin
+            if i < len(refs) and refs[i]:
+                row["thumb"] = refs[i]
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     return _replace(tmp, path)
 
 
 def read_entries(path: str | Path) -> list[Entry]:
-    """The entries of a report written by `write_jsonl` (no thumbnails)."""
-    rows = []
+    """The entries of a report written by `write_jsonl`, with the thumbnails its rows refer
+    to (those still in its `thumbs/` folder)."""
+    path, rows = Path(path), []
     for line in Path(path).read_text(encoding="utf-8").splitlines():
         if line.strip():
             d = json.loads(line)
             meta = d.get("comfy") if isinstance(d.get("comfy"), dict) else {}
             rows.append(Entry(d.get("file", str(d.get("index", len(rows)))),
-                              Verdict.from_dict(d), None, meta, d.get("reused", "")))
+                              Verdict.from_dict(d), thumbs.load(path.parent, d.get("thumb")),
+                              meta, d.get("reused", "")))
     return rows
 
 
@@ -52,19 +59,21 @@ def read_jsonl(path: str | Path) -> list[tuple[str, Verdict]]:
 
 
 def write_csv(path: str | Path, entries: Sequence[Entry]) -> Path:
-    """One row per image: name, score, each axis, confidence, used, dropped, unscored; then
-    the ComfyUI metadata columns (seed, steps, …, prompt) and "reused" when any row has them."""
+    """One row per image: name, score, the filter's status (passed / rejected / unscored) and
+    the rule that decided, each axis, confidence, used, dropped, unscored; then the ComfyUI
+    metadata columns (seed, steps, …, prompt) and "reused" when any row has them."""
     path = Path(path)
-    axes, meta = axes_of(entries), meta_fields(entries)
+    axes, meta = AXES, meta_fields(entries)
     origin = ["reused"] if any(e.origin for e in entries) else []
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", encoding="utf-8", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["name", "score", *axes, "confidence", "used", "dropped", "unscored",
-                    *meta, *origin])
+        w.writerow(["name", "score", "status", "rule", *axes, "confidence", "used", "dropped",
+                    "unscored", *meta, *origin])
         for e in entries:
-            v = e.verdict
-            w.writerow([e.name, num(v.score), *(num(v.value(a)) for a in axes),
+            v, d = e.verdict, e.verdict.decision
+            w.writerow([e.name, num(v.score), d.status if d else "", d.rule if d else "",
+                        *(num(v.value(a)) for a in axes),
                         num(v.confidence, 3), ";".join(v.used),
                         "; ".join(f"{s}: {r}" for s, r in v.dropped.items()), v.unscored or "",
                         *(meta_text(e.meta.get(k)) for k in meta),

@@ -3,17 +3,20 @@ per call with its run options (in the ScoreContext), returning a Result.
 
 A source instance is a loaded-model handle: nothing a call asks for (method, label, weight,
 keep_loaded…) is ever written onto it, so two callers with different run options can share
-one instance. The options a source was created with are its frozen `defaults`.
+one instance. What it was built with is its read-only `build` (see `handles.identity`); the
+run options it was created with are its frozen `defaults`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from ..core.cards import AXES, ScoreCard, Sheet
@@ -107,6 +110,30 @@ class Source(ABC):
         elif "name" in cls.__dict__:  # a source declared by class attributes alone
             cls.spec = Spec(cls.name, cls.kind, tuple(cls.provides), cls.default_weight,
                             cls.Options)
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Source:
+        self = super().__new__(cls)
+        self.build = cls._build_options(args, kwargs)
+        return self
+
+    @classmethod
+    def _build_options(cls, args: tuple, kwargs: dict[str, Any]) -> Mapping[str, Any]:
+        """What a source is built with: its constructor's arguments, run options and the
+        memory policy left out (recorded once, as the constructor is called)."""
+        sig = inspect.signature(cls.__init__)
+        try:
+            bound = sig.bind(None, *args, **kwargs).arguments
+        except TypeError:  # the constructor will say what is wrong
+            bound = {"self": None, **kwargs}
+        given: dict[str, Any] = {}
+        for name, value in list(bound.items())[1:]:
+            param = sig.parameters.get(name)
+            if param is not None and param.kind is inspect.Parameter.VAR_KEYWORD:
+                given.update(value)
+            else:
+                given[name] = value
+        run = set(cls.Options.__dataclass_fields__) | {"memory"}
+        return MappingProxyType({k: v for k, v in given.items() if k not in run})
 
     def __init__(self, *, memory: MemoryPolicy | None = None, **options: Any) -> None:
         self.memory = memory or DEFAULT

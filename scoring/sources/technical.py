@@ -41,7 +41,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..core.cards import ScoreCard, Sheet
+from ..core.cards import CHECK, ScoreCard, Sheet
 from ..core.images import Image
 from .base import ScoreContext, Source
 
@@ -218,7 +218,7 @@ class TechnicalCheck(Source):
     """Broken-frame, blur, exposure and contrast check; a penalty on `overall`, no model."""
 
     name: ClassVar[str] = "technical"
-    kind: ClassVar[str] = "check"
+    kind: ClassVar[str] = CHECK
     provides: ClassVar[tuple[str, ...]] = ("overall",)
 
     def describe(self) -> str:

@@ -1,28 +1,19 @@
 """The ComfyUI neighbour client against a real HTTP server on 127.0.0.1 that answers
-`/queue` as scripted (tests/helpers/fakecomfy.py): busy, idle, odd, broken or silent."""
+`/queue` as scripted (tests/helpers/fakecomfy.py): busy, idle, odd, broken or silent — and
+the CLI beside it, as a real subprocess: it waits while ComfyUI generates and makes it free
+memory first, and a ComfyUI that stays busy or answers nonsense never stops a run."""
 
 from __future__ import annotations
 
 import socket
-import time
 
 import pytest
+from helpers.clock import FakeClock
 from helpers.fakecomfy import FakeComfy
+from helpers.overnight import SOURCES, cached, images, report
+from helpers.run_cli import run
 
 from scoring.batch.comfy_neighbour import ComfyNeighbour, QueueState, neighbour
-
-
-@pytest.fixture(scope="module")
-def server():
-    s = FakeComfy()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def fake(server):
-    server.answer()
-    return server
 
 
 def closed_port() -> int:
@@ -39,7 +30,7 @@ def test_queue_states(fake):
     assert states[1] == QueueState(1, 0) and states[3].describe() == "0 running, 3 pending"
 
 
-@pytest.mark.parametrize("answer", ["junk", "odd", "error", "hang:2"])
+@pytest.mark.parametrize("answer", ["junk", "odd", "error", "hang:10"])  # 10 s ≫ 0.5 s
 def test_odd_answers_count_as_idle_and_never_raise(fake, answer):
     fake.answer(answer)
     c = ComfyNeighbour(fake.url, timeout=0.5)
@@ -49,9 +40,11 @@ def test_odd_answers_count_as_idle_and_never_raise(fake, answer):
 
 
 def test_nobody_listening_counts_as_idle():
-    c = ComfyNeighbour(f"http://127.0.0.1:{closed_port()}", timeout=0.5)
+    clock = FakeClock()
+    c = ComfyNeighbour(f"http://127.0.0.1:{closed_port()}", timeout=0.5, clock=clock,
+                       sleep=clock.sleep)
     assert c.queue() == QueueState(answered=False)
-    assert c.wait_idle(5) == (True, pytest.approx(0, abs=1))
+    assert c.wait_idle(5) == (True, 0) and clock.slept == []  # at once, no wait
     assert c.free() is False and c.frees == 0
 
 
@@ -67,10 +60,11 @@ def test_wait_until_idle_with_a_progress_line(fake):
 
 def test_wait_is_bounded(fake):
     fake.answer(default="busy")
-    c = ComfyNeighbour(fake.url, poll=0.05)
-    t0 = time.monotonic()
-    idle, waited = c.wait_idle(0.3)
-    assert not idle and 0.3 <= waited < 5 and time.monotonic() - t0 < 5
+    clock = FakeClock()
+    c = ComfyNeighbour(fake.url, poll=0.5, clock=clock, sleep=clock.sleep)
+    idle, waited = c.wait_idle(2.25)
+    assert not idle and waited == 2.25  # gave up at its bound, not a poll later
+    assert clock.slept == [0.5, 0.5, 0.5, 0.5, 0.25] and len(fake.polls) == 6
 
 
 def test_free_asks_to_unload_and_free(fake):
@@ -87,24 +81,42 @@ def test_the_comfy_option(fake):
     assert silent is not None and not silent.queue().busy
 
 
-def test_the_cli_memory_policy_makes_room_beside_comfyui_before_a_gpu_load(fake):
-    """What a source's `memory.reserve(nbytes, "cuda")` does from the CLI: wait for the
-    ComfyUI beside it, ask it to free (once), then report the free VRAM (unknown here)."""
-    from scoring.batch.memory import CliMemory, cuda_device, nvidia_driver
-    from scoring.batch.runner import Runner
-    from scoring.ensemble.aggregate import AggregateSettings
+# -- the CLI beside a ComfyUI ----------------------------------------------------------
+@pytest.fixture
+def fake_comfy():
+    server = FakeComfy()
+    yield server
+    server.stop()
 
-    fake.answer("busy")
-    runner = Runner([], AggregateSettings(), neighbour=ComfyNeighbour(fake.url, poll=0.05))
-    memory = CliMemory(runner.make_room, runner.free_again, device="cuda:0")
-    assert memory.device() == "cuda:0"
-    assert memory.reserve(1 << 30, "cpu") is None and fake.frees == []  # RAM: no fuss
-    free = memory.reserve(1 << 30, "cuda:0")
-    assert len(fake.frees) == 1 and len(fake.polls) == 2  # waited out "busy", then freed
-    assert free is None or free > 0
-    memory.reserve(1 << 30, "cuda:0")
-    assert len(fake.frees) == 1  # once until ComfyUI is busy again
-    assert memory.recover(None, "cuda:0") and len(fake.frees) == 2  # after an OOM
-    assert not memory.recover(None, "cpu")
-    if not nvidia_driver():
-        assert cuda_device() == "cpu" and CliMemory().device() == "cpu"
+
+def test_waits_for_a_busy_comfyui_and_makes_it_free_memory(tmp_path, fake_comfy):
+    folder, out = tmp_path / "night", tmp_path / "out"
+    images(folder, 4)
+    fake_comfy.answer("busy", "pending:4", "junk")  # then idle
+    r = run("score", str(folder), *SOURCES, "--comfy", fake_comfy.url, "--out", str(out),
+            cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert f"waiting for ComfyUI at {fake_comfy.url} (1 running, 0 pending)" in r.stderr
+    assert "(0 running, 4 pending)" not in r.stderr  # one progress line per 30 s in a log
+    assert len(fake_comfy.frees) == 1  # once before loading, not per batch
+    assert fake_comfy.frees[0][1] == {"unload_models": True, "free_memory": True}
+    first_card = cached(out, "SELECT MIN(created) FROM cards")[0][0]
+    last_busy = max(t for t, a in fake_comfy.polls if a in ("busy", "pending:4"))
+    assert last_busy < fake_comfy.frees[0][0] < first_card  # waited, freed, then scored
+    assert "ComfyUI freed its memory 1×" in r.stdout
+
+
+def test_a_comfyui_that_stays_busy_or_answers_nonsense_never_stops_the_run(tmp_path,
+                                                                           fake_comfy):
+    folder, out = tmp_path / "night", tmp_path / "out"
+    images(folder, 2)
+    fake_comfy.answer(default="busy")
+    r = run("score", str(folder), *SOURCES, "--comfy", fake_comfy.url, "--comfy-wait", "1",
+            "--out", str(out), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "still busy after" in r.stderr and "scoring anyway" in r.stderr
+    assert len(report(out)) == 2
+    fake_comfy.answer(default="odd")
+    r = run("score", str(folder), *SOURCES, "--comfy", fake_comfy.url, "--rescore",
+            "--out", str(out), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr and "waiting" not in r.stderr

@@ -1,81 +1,48 @@
-"""The score cache and the batch runner on real files and real sources: what is cached
-is reused, what changed is rescored, verdicts saved by Saiten Save Image are read back."""
+"""The score cache (`scoring.batch.resume_cache`) with the batch runner on real files and real
+sources: what is cached is reused, what changed is rescored — and on the real CLI, a second
+run over 120 ComfyUI PNGs reuses every score, and a run interrupted by Ctrl-C resumes without
+duplicates."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
-from typing import ClassVar
 
-import numpy as np
 import pytest
+from helpers.counting import Counting, random_pngs, runner
+from helpers.overnight import SOURCES, cached, images, report
+from helpers.run_cli import REPO, run
 from PIL import Image as PILImage
 
 from scoring.batch.resume_cache import ScoreCache, cacheable, source_key
 from scoring.batch.runner import Planned, Runner, closing_line
 from scoring.core.cards import ScoreCard
-from scoring.core.images import Image
-from scoring.core.rubric import Rubric
 from scoring.ensemble.aggregate import AggregateSettings
-from scoring.report import save_png
-from scoring.sources import ScoreContext, Source
+from scoring.sources.handles import identity
 from scoring.sources.technical import TechnicalCheck
-
-
-class Counting(Source):
-    """Scores appeal/overall from the mean brightness and counts the images it saw."""
-
-    name: ClassVar[str] = "counting"
-    kind: ClassVar[str] = "vlm"
-    provides: ClassVar[tuple[str, ...]] = ("appeal", "overall")
-
-    def __init__(self, **kw) -> None:
-        super().__init__(**kw)
-        self.seen = 0
-        self.loads = 0
-        self._loaded = False
-
-    @property
-    def loaded(self) -> bool:
-        return self._loaded
-
-    def load(self) -> None:
-        self.loads += not self._loaded
-        self._loaded = True
-
-    def unload(self) -> None:
-        self._loaded = False
-
-    def _score(self, images: list[Image], ctx: ScoreContext):
-        self.seen += len(images)
-        v = [float(np.nanmean(im)) * 100 for im in images]
-        return [[self.card(axes={"appeal": x, "overall": x})] for x in v]
 
 
 @pytest.fixture
 def folder(tmp_path) -> Path:
-    d = tmp_path / "in"
-    d.mkdir()
-    rng = np.random.default_rng(1)
-    for i in range(5):
-        PILImage.fromarray(rng.integers(0, 255, (48, 48, 3), np.uint8)).save(d / f"{i}.png")
-    return d
-
-
-def runner(cache, source, **kw) -> Runner:
-    plans = [Planned(source, source_key("counting", {}, {}, "r")),
-             Planned(TechnicalCheck(), source_key("technical", {}, {}, "r", ["counting"]))]
-    return Runner(plans, AggregateSettings(), cache=cache, **kw)
+    return random_pngs(tmp_path / "in")
 
 
 def test_source_key():
-    base = source_key("wd", {"model_path": "/m", "a": 1}, {"repeats": 1}, "rubric")
-    assert base == source_key("wd", {"a": 1, "model_path": Path("/m")}, {"repeats": 1}, "rubric")
+    def wd(**build):
+        return identity("wd", build, results_only=True)
+
+    base = source_key(wd(model_path="/m", a=1), {"repeats": 1}, "rubric")
+    assert base == source_key(wd(a=1, model_path=Path("/m")), {"repeats": 1}, "rubric")
     assert base.startswith("wd:")
-    others = {source_key("wd", {"model_path": "/n", "a": 1}, {"repeats": 1}, "rubric"),
-              source_key("wd", {"model_path": "/m", "a": 1}, {"repeats": 2}, "rubric"),
-              source_key("wd", {"model_path": "/m", "a": 1}, {"repeats": 1}, "rubric 2"),
-              source_key("wd", {"model_path": "/m", "a": 1}, {"repeats": 1}, "rubric", ["x"])}
+    others = {source_key(wd(model_path="/n", a=1), {"repeats": 1}, "rubric"),
+              source_key(wd(model_path="/m", a=1), {"repeats": 2}, "rubric"),
+              source_key(wd(model_path="/m", a=1), {"repeats": 1}, "rubric 2"),
+              source_key(wd(model_path="/m", a=1), {"repeats": 1}, "rubric", ["x"])}
     assert base not in others and len(others) == 4
 
 
@@ -115,7 +82,8 @@ def test_second_run_reuses_everything_and_rescores_only_changes(folder, tmp_path
         assert [e.verdict.to_dict() for e in e2] == [e.verdict.to_dict() for e in e1]
         assert [e.thumb for e in e2] == [e.thumb for e in e1] and {e.origin for e in e2} == {
             "cache"}
-        assert closing_line(r2.counts, 5) == "5 images: 0 scored, 5 reused from the cache"
+        closing = closing_line(r2.counts, r2.beside, 5)
+        assert closing == "5 images: 0 scored, 5 reused from the cache"
 
         PILImage.new("RGB", (48, 48), (250, 250, 250)).save(paths[1])  # changed content
         (folder / "copy.png").write_bytes(paths[0].read_bytes())  # same content, new name
@@ -136,47 +104,13 @@ def test_a_new_source_runs_alone_on_cached_images(folder, tmp_path):
         runner(cache, Counting()).batch(paths)
         tech = TechnicalCheck()
         extra = Counting(label="second")
-        plans = [Planned(Counting(), source_key("counting", {}, {}, "r")),
-                 Planned(tech, source_key("technical", {}, {}, "r", ["counting"])),
-                 Planned(extra, source_key("counting", {"label": "second"}, {}, "r", ["x"]))]
+        plans = [Planned(Counting(), source_key("counting", {}, "r")),
+                 Planned(tech, source_key("technical", {}, "r", ["counting"])),
+                 Planned(extra, source_key("counting", {"label": "second"}, "r", ["x"]))]
         r = Runner(plans, AggregateSettings(), cache=cache)
         entries = r.batch(paths)
         assert plans[0].source.seen == 0 and extra.seen == 5
         assert all("second" in e.verdict.used for e in entries)
-
-
-def test_verdicts_saved_in_pngs_are_read_back_when_the_sources_match(folder, tmp_path):
-    paths = sorted(folder.iterdir())
-    with ScoreCache(tmp_path / "a") as cache:
-        verdicts = runner(cache, Counting()).batch(paths[:2])
-    saved = []
-    for i, e in enumerate(verdicts):  # what Saiten Save Image writes
-        pixels = np.asarray(PILImage.open(paths[i]), np.float32) / 255
-        saved.append(save_png(tmp_path / f"saiten_{i}.png", pixels, e.verdict))
-    with ScoreCache(tmp_path / "b") as cache:
-        source = Counting()
-        r = runner(cache, source)
-        back = r.batch(saved)
-        assert source.seen == 0 and r.counts.from_png == 2
-        assert [e.verdict.score for e in back] == pytest.approx(
-            [e.verdict.score for e in verdicts], abs=0.01)
-        assert {e.origin for e in back} == {"png"}
-        other = Counting(label="other")
-        plans = [Planned(other, source_key("counting", {"label": "other"}, {}, "r"))]
-        r2 = Runner(plans, AggregateSettings(min_sources=1), cache=cache)
-        r2.batch(saved)  # different sources: scored again
-        assert other.seen == 2 and r2.counts.from_png == 0
-
-
-def test_unreadable_files_are_rows_not_crashes(folder, tmp_path):
-    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n nope")
-    with ScoreCache(tmp_path / "out") as cache:
-        r = runner(cache, Counting())
-        entries = r.batch([folder / "broken.png", folder / "missing.png", folder / "0.png"])
-    assert entries[0].verdict.unscored.startswith("broken.png: cannot read image")
-    assert entries[1].verdict.unscored.startswith("missing.png: cannot read")
-    assert entries[2].verdict.scored and r.counts.unreadable == 1
-    assert Rubric.default().to_toml()  # the CLI keys the rubric by its TOML text
 
 
 def test_a_source_that_could_not_start_does_not_defeat_the_cache(folder, tmp_path):
@@ -203,17 +137,17 @@ def test_key_for_a_created_source(tmp_path):
     from scoring.sources import create
 
     nudenet = create("nudenet")
-    base = key_for(nudenet, {}, 1, "r")
-    assert base == key_for(create("nudenet"), {"batch_size": 2, "device": "cpu"}, 1, "r")
-    assert base != key_for(create("nudenet", weight=0.9), {}, 1, "r")  # cards carry weight
-    assert base != key_for(create("nudenet", label="nn"), {}, 1, "r")
-    assert base != key_for(nudenet, {}, 2, "r") != key_for(nudenet, {}, 1, "r2")
+    base = key_for(nudenet, 1, "r")
+    assert base == key_for(create("nudenet", batch_size=2, device="cpu"), 1, "r")
+    assert base != key_for(create("nudenet", weight=0.9), 1, "r")  # cards carry weight
+    assert base != key_for(create("nudenet", label="nn"), 1, "r")
+    assert base != key_for(nudenet, 2, "r") != key_for(nudenet, 1, "r2")
     model = tmp_path / "m.onnx"
     model.write_bytes(b"one")
-    first = key_for(nudenet, {"model_path": str(model)}, 1, "r")
-    assert first == key_for(nudenet, {"model_path": str(model)}, 1, "r")
+    first = key_for(create("nudenet", model_path=str(model)), 1, "r")
+    assert first == key_for(create("nudenet", model_path=str(model)), 1, "r")
     model.write_bytes(b"other weights")  # replaced in place: a new model
-    assert first != key_for(nudenet, {"model_path": str(model)}, 1, "r")
+    assert first != key_for(create("nudenet", model_path=str(model)), 1, "r")
 
 
 def test_frames_of_an_animated_file_are_cached_one_by_one(tmp_path):
@@ -232,3 +166,67 @@ def test_frames_of_an_animated_file_are_cached_one_by_one(tmp_path):
     assert again.seen == 0 and r.counts.reused == 3 and [e.name for e in e2] == [
         e.name for e in e1]
     assert [e.verdict.to_dict() for e in e2] == [e.verdict.to_dict() for e in e1]
+
+
+def test_resume_reuses_every_score(tmp_path):
+    folder, out = tmp_path / "night", tmp_path / "out"
+    images(folder, 120)
+    t0 = time.perf_counter()
+    first = run("score", str(folder), *SOURCES, "--comfy", "off", "--out", str(out),
+                cwd=tmp_path)
+    t1 = time.perf_counter()
+    assert first.returncode == 0, first.stderr
+    assert "120 images: 120 scored, 0 reused from the cache" in first.stdout
+    stored = cached(out, "SELECT image, source, created FROM cards ORDER BY 1, 2")
+    assert len(stored) == 240  # 120 images × 2 sources
+
+    second = run("score", str(folder), *SOURCES, "--comfy", "off", "--out", str(out),
+                 cwd=tmp_path)
+    t2 = time.perf_counter()
+    assert second.returncode == 0, second.stderr
+    assert "120 images: 0 scored, 120 reused from the cache" in second.stdout
+    rows = report(out)
+    assert len(rows) == 120 and len({r["file"] for r in rows}) == 120
+    assert {r["reused"] for r in rows} == {"cache"}
+    assert rows[0]["comfy"]["seed"] == 1000 and rows[0]["comfy"]["checkpoint"] == "tiny.ckpt"
+    # the sources did not run again: not one card was written by the second run
+    assert cached(out, "SELECT image, source, created FROM cards ORDER BY 1, 2") == stored
+    first_rows = {r["file"]: r["score"] for r in report(out)}
+    print(f"\nresume over 120 images: second run {t2 - t1:.2f}s / first {t1 - t0:.2f}s "
+          f"= {(t2 - t1) / (t1 - t0):.2f}")
+
+    third = run("score", str(folder), *SOURCES, "--comfy", "off", "--rescore", "--out",
+                str(out), cwd=tmp_path)
+    assert "120 images: 120 scored, 0 reused" in third.stdout
+    assert {r["file"]: r["score"] for r in report(out)} == first_rows
+
+
+def test_an_interrupted_run_resumes_without_duplicates(tmp_path):
+    folder, out = tmp_path / "night", tmp_path / "out"
+    images(folder, 40)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scoring", "score", str(folder), *SOURCES, "--batch", "1",
+         "--comfy", "off", "--out", str(out)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while not proc.stderr.readline().startswith("scored 3/40"):
+            pass
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted: reporting the" in err
+    done = len(report(out))
+    assert 3 <= done < 40
+    assert cached(out, "SELECT COUNT(DISTINCT image) FROM cards")[0][0] == done
+
+    again = run("score", str(folder), *SOURCES, "--comfy", "off", "--out", str(out),
+                cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert f"40 images: {40 - done} scored, {done} reused from the cache" in again.stdout
+    rows = report(out)
+    assert sorted(r["file"] for r in rows) == sorted(p.name for p in folder.iterdir())
+    assert cached(out, "SELECT COUNT(*) FROM cards")[0][0] == 80

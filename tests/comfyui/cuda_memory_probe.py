@@ -21,7 +21,7 @@ boot_cuda(comfy_root, repo, gpu, **scenario.get("cli", {}))
 
 import comfy.model_management as mm  # noqa: E402
 import numpy as np  # noqa: E402
-from saiten_pack.nodes.comfy_memory import POLICY, SessionPatcher  # noqa: E402
+from saiten_pack.nodes.shared.comfy_memory import POLICY, SessionPatcher  # noqa: E402
 from saiten_pack.scoring.sources.base import ScoreContext, Source  # noqa: E402
 
 CUDA0 = mm.get_torch_device()

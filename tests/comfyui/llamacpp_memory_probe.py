@@ -1,7 +1,7 @@
 """Run inside a real ComfyUI import (a subprocess started by test_llamacpp_memory.py).
 
 A real llama.cpp VLM source (tiny GGUFs) under ComfyUI's own `comfy.model_management`
-through `nodes/comfy_memory.py`: scoring registers it, ComfyUI's eviction unloads it (model
+through `nodes/shared/comfy_memory.py`: scoring registers it, ComfyUI's eviction unloads it (model
 and libmtmd context), scoring again reloads it. Prints what happened as JSON on the last
 line. Usage: python llamacpp_memory_probe.py <ComfyUI root> <repo root> <tmp dir>
 """
@@ -21,7 +21,7 @@ boot(comfy_root, repo)
 import comfy.model_management as mm  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from saiten_pack.nodes.comfy_memory import POLICY, SessionPatcher  # noqa: E402
+from saiten_pack.nodes.shared.comfy_memory import POLICY, SessionPatcher  # noqa: E402
 from saiten_pack.scoring.sources import create  # noqa: E402
 
 sys.path.insert(0, str(repo / "tests"))

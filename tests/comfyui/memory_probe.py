@@ -1,6 +1,6 @@
 """Run inside a real ComfyUI import (a subprocess started by test_comfy_memory.py).
 
-Drives `nodes/comfy_memory.py` against ComfyUI's own `comfy.model_management` with a real
+Drives `nodes/shared/comfy_memory.py` against ComfyUI's own `comfy.model_management` with a real
 Source holding a real onnxruntime session, and prints what happened as JSON on the last
 line. Usage: python memory_probe.py <ComfyUI root> <repo root>
 """
@@ -22,7 +22,7 @@ import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 from comfy.model_patcher import ModelPatcher  # noqa: E402
 from onnx import TensorProto, helper  # noqa: E402
-from saiten_pack.nodes.comfy_memory import POLICY, SessionPatcher, torch_device  # noqa: E402
+from saiten_pack.nodes.shared.comfy_memory import POLICY, SessionPatcher, torch_device  # noqa: E402
 from saiten_pack.scoring.sources.base import ScoreContext, Source  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""nodes/comfy_memory.py inside a real ComfyUI import: ComfyUI's own eviction
+"""nodes/shared/comfy_memory.py inside a real ComfyUI import: ComfyUI's own eviction
 (`free_memory`, `unload_all_models` = POST /free) unloads our sessions; re-loading an
 already-loaded one does not; a source that lets go by itself deregisters.
 

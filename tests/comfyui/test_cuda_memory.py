@@ -1,4 +1,4 @@
-"""nodes/comfy_memory.py on ComfyUI's real CUDA branch, on this CPU machine.
+"""nodes/shared/comfy_memory.py on ComfyUI's real CUDA branch, on this CPU machine.
 
 `cuda_memory_probe.py` imports ComfyUI without `--cpu` over a `FakeGpu` (fake_cuda.py: only
 what the card and driver would answer is scripted; nothing touches CUDA) and drives ComfyUI's

@@ -6,13 +6,14 @@ test artefacts ($SAITEN_ARTEFACTS, else .cache/artefacts)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 from pathlib import Path
 
 import pytest
-from cdp import Browser, find_chromium
+from cdp import Browser, BrowserError, find_chromium
 from comfy_harness import REPO
 
 WORKFLOW = REPO / "example_workflows" / "saiten_offline_filter.json"
@@ -28,6 +29,17 @@ SHOWN = """(() => { const seen = el => !!el && el.isConnected && el.getClientRec
             badges: row ? [...row.element.children].map(c => c.textContent) : null,
             badgesShown: seen(row?.element)};
   }); })()"""
+
+
+def laid_out(vue: bool, outputs: dict) -> str:
+    """JS: true once the mode is `vue` and every Saiten node shows the text / badges that
+    the prompt's `outputs` gave it (what the assertions below check)."""
+    texts = [k for k, out in outputs.items() if "text" in out]
+    badges = [k for k, out in outputs.items() if "saiten" in out]
+    return (f"((nodes, texts, badges) => (document.querySelectorAll('[data-node-id]').length"
+            f" > 0) === {str(vue).lower()} && nodes.every(n => !n.type.startsWith('Saiten') || "
+            f"((!texts.includes(n.id) || n.textShown) && (!badges.includes(n.id) || "
+            f"n.badgesShown))))({SHOWN}, {json.dumps(texts)}, {json.dumps(badges)})")
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +78,8 @@ def test_text_and_badges_show(comfy, browser, vue, size):
     assert entry and entry["status"]["status_str"] == "success"
     browser.wait_for("app.graph.nodes.some(n => n.widgets?.some(w => w.name === "
                      "'saiten_badges'))", 30)
-    time.sleep(1)  # let the mode lay its widgets out
+    with contextlib.suppress(BrowserError):  # the mode has laid its widgets out (else the
+        browser.wait_for(laid_out(vue, entry["outputs"]), 30)  # asserts below say what not)
     vue_dom = browser.evaluate("document.querySelectorAll('[data-node-id]').length")
     assert (vue_dom > 0) is vue  # the mode really is what the setting says
     nodes = {n["id"]: n for n in browser.evaluate(SHOWN)}

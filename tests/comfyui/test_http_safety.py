@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import re
 import shutil
 import sqlite3
 import sys
@@ -41,7 +42,7 @@ DECOYS = {"HF_TOKEN": "hf_decoySAITEN0123456789abcdef", "XAI_API_KEY": FAKE_KEY,
 PROXY_PORT = free_port()
 CONFIG = Path(tempfile.mkdtemp(prefix="saiten-config-"))
 atexit.register(shutil.rmtree, CONFIG, True)
-COOLDOWN = 15.0  # a prompt against two hung servers takes ~11 s
+COOLDOWN = 15.0  # ≫ the ~6 s between a breaker opening in one prompt and its use in the next
 REMOTE_HOST = "judge.saiten.test"  # resolves nowhere: only the proxy can answer for it
 
 
@@ -251,12 +252,14 @@ def test_a_hung_server_stalls_one_prompt_at_most_and_the_next_abstains_at_once(c
         assert first.ok and second.ok
         t1, t2 = seconds(first), seconds(second)
         print(f"hung judge + VLM server: first prompt {t1:.1f} s, second {t2:.1f} s")
-        # first: VLM 2 attempts + 1 (1 s each), judge 3 attempts (2 s each), then skipped
-        assert 6.0 <= t1 < 20.0, t1
-        assert t2 < 2.5, (t1, t2)
+        # first: VLM 2 attempts + 1 (1 s each), judge 3 attempts (2 s each), then skipped;
+        # bounded by those timeouts, not by the servers' 600 s
+        assert 6.0 <= t1 < 60.0, t1
+        assert t2 < t1 / 2, (t1, t2)  # the second sent nothing (the requests below)
         assert "VLM server unreachable since" in second.text("4")
         assert "judge unreachable since" in second.text("5") and "retrying at" in second.text("5")
-        assert "gave up after 2 attempts in " in first.text("4")  # the real elapsed time
+        took = re.search(r"gave up after 2 attempts in ([0-9.]+) s", first.text("4"))
+        assert took and 2 * 1.0 <= float(took[1]) < t1  # the real elapsed time
         assert len(judge_api.requests()) == 3 and len(vlm_api.requests()) == 3
     finally:
         judge_api.stop()
@@ -278,7 +281,11 @@ def test_after_an_outage_the_same_graph_runs_again_and_a_full_result_stays_cache
                        for t in png_texts(down))
         judge_api.script()  # both servers recover
         vlm_api.script()
-        time.sleep(COOLDOWN + 0.5)  # the judge's circuit breaker lets a probe through
+        # The judge's circuit breaker opened during `down`: COOLDOWN s after it ended, it
+        # lets a probe through. A wait of at least the cool-down of another process's breaker
+        # (its clock cannot be driven from here): load can only lengthen it, never fail it.
+        # The breaker's timing itself, on a driven clock: tests/remote/test_breaker.py.
+        time.sleep(COOLDOWN)
         up = comfy.run(prompt)
         assert {"4", "5"}.isdisjoint(cached_nodes(up)), cached_nodes(up)
         assert "abstained" not in up.text("5") and "abstained" not in up.text("4")

@@ -4,6 +4,7 @@ headless ComfyUI, driven only through its HTTP API (as the frontend does)."""
 from __future__ import annotations
 
 import copy
+import csv
 import json
 import time
 from pathlib import Path
@@ -93,7 +94,7 @@ def test_every_saiten_node_is_registered(comfy):
     assert agg["output_is_list"] == [False, False, True]
     flt = info["SaitenScoreFilter"]
     assert flt["output"] == ["IMAGE", "IMAGE", "SAITEN_VERDICTS", "SAITEN_VERDICTS",
-                             "LATENT", "LATENT"]
+                             "LATENT", "LATENT", "SAITEN_VERDICTS"]
     assert flt["input"]["required"]["axis"][1]["options"] == [
         "overall", "erotic", "composition", "appeal", "typeset", "confidence"]
     for out_node in ("SaitenShowScores", "SaitenSaveImage", "SaitenBatchReport"):
@@ -339,11 +340,42 @@ def test_batch_report_appends_across_runs(comfy, example):
     assert len(csv_lines) == 1 + 2 * len(SAMPLES)
     page = (out / "report.html").read_text(encoding="utf-8")
     assert page.count("data:image/jpeg;base64,") == 2 * len(SAMPLES)
-    assert len(list((out / "thumbs").glob("*.jpg"))) == 2 * len(SAMPLES)
+    refs = [json.loads(r)["thumb"] for r in rows]  # every row's thumbnail is kept, once
+    assert all((out / ref).is_file() for ref in refs)
+    assert len(list((out / "thumbs").glob("*.jpg"))) == len(set(refs)) == len(SAMPLES)
     assert f"{len(SAMPLES)} added, {2 * len(SAMPLES)} in" in h.text("94")
     p["94"]["inputs"]["folder"] = "../escape"
     err = comfy.run(p, check=False).message("execution_error")
     assert err and "sub-folder of the output directory" in err["exception_message"]
+
+
+def test_the_report_says_what_the_filter_decided(comfy, example):
+    """A graph filtering at 75 writes a report whose "passed" is the filter's, not 60: the
+    blurred sample (65) is rejected there, the washed-out one (80) passed."""
+    prompt, _ = example
+    p = small(prompt, 512, SaitenScoreFilter={"threshold": 75.0})  # the samples' own scores
+    flt = node_of(p, "SaitenScoreFilter")
+    p["96"] = {"class_type": "SaitenBatchReport",
+               "inputs": {"images": [node_of(p, "SaitenSampleImages"), 0],
+                          "verdicts": [flt, 6], "folder": "reports/at75", "title": "at 75",
+                          "thumbnail_size": 32}}
+    h = comfy.run(p)
+    passed = h.text(flt).splitlines()[1].removeprefix("passed: ").split(", ")
+    out = comfy.output_dir / "reports" / "at75"
+    with (out / "report.csv").open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(SAMPLES) and {r["rule"] for r in rows} == {"overall ≥ 75"}
+    assert [f"#{i} {float(r['score']):.0f}" for i, r in enumerate(rows)
+            if r["status"] == "passed"] == passed
+    scores = {name: float(r["score"]) for name, r in zip(SAMPLES, rows, strict=True)}
+    status = {name: r["status"] for name, r in zip(SAMPLES, rows, strict=True)}
+    assert all((status[n] == "passed") == (scores[n] >= 75) for n in SAMPLES)
+    assert any(60 <= scores[n] < 75 and status[n] == "rejected" for n in SAMPLES)
+    decisions = [json.loads(r)["decision"] for r in
+                 (out / "report.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [d["status"] for d in decisions] == [r["status"] for r in rows]
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert f"{len(passed)} passed (overall ≥ 75)" in page
 
 
 def test_aggregate_refuses_scores_of_different_batches(comfy, example):

@@ -1,7 +1,9 @@
 """`python -m scoring score --comfy URL` beside a real ComfyUI that is busy with a long
-prompt (its judge waits on a server that takes its time): the CLI waits until the prompt has
-ended before it scores anything, then asks ComfyUI to free its memory — seen on the server
-side, where the pack's tagger session it had kept loaded is gone."""
+prompt (its judge waits on a server that holds its answer until the test lets it go): the CLI
+waits until the prompt has ended before it scores anything, then asks ComfyUI to free its
+memory — seen on the server side, where the pack's tagger session it had kept loaded is
+gone. Every step waits for an event (a request seen, a line said, a prompt ended), none for
+a guessed time."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: fakeapi,
 from helpers.fakeapi import FAKE_KEY
 
 pytest_plugins = ["helpers.fixtures_http"]
-DELAY = 12.0  # seconds the judge's server takes over its first answer
+PATIENCE = 300.0  # the judge's timeout: far longer than the CLI needs to start and see it
 
 
 @on_start
@@ -38,7 +41,7 @@ def busy_graph(url: str, label: str) -> dict:
         "2": tagger,
         "3": {"class_type": "SaitenGrokJudge", "inputs": {
             "scores": ["2", 0], "base_url": url, "model": "grok-fake", "key_env": "XAI_API_KEY",
-            "temperature": 0.37, "timeout": DELAY * 3, "max_calls": 20, "max_usd": 1.0,
+            "temperature": 0.37, "timeout": PATIENCE, "max_calls": 20, "max_usd": 1.0,
             "force": True, "geval_samples": 0, "band_lo": 0.0, "band_hi": 100.0, "top_k": 0,
             "weight": 1.0}},
         "4": {"class_type": "PreviewAny", "inputs": {"source": ["3", 1]}},
@@ -58,7 +61,7 @@ def test_cli_waits_for_the_prompt_then_frees_comfyui(comfy, fakeapi, tmp_path):
         px = rng.integers(0, 255, (64, 64, 3), np.uint8)
         px[:, :32] //= 2
         PILImage.fromarray(px).save(folder / f"{i}.png")
-    fakeapi.script({"kind": "delay", "seconds": DELAY})
+    fakeapi.script({"kind": "hold"})  # the judge's answer comes when the test says so
 
     prompt_id = comfy.queue(busy_graph(fakeapi.url, f"overnight-{time.time_ns()}"))
     deadline = time.monotonic() + 60
@@ -70,13 +73,25 @@ def test_cli_waits_for_the_prompt_then_frees_comfyui(comfy, fakeapi, tmp_path):
     cli = subprocess.Popen(
         [sys.executable, "-m", "scoring", "score", str(folder), "--sources", "technical,nudenet",
          "--min-sources", "1", "--comfy", comfy.url, "--out", str(out)],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    hung = threading.Timer(300, cli.kill)  # a CLI that never ends fails, not hangs
+    hung.start()
+    said: list[str] = []
     try:
-        history = comfy.wait(prompt_id, timeout=DELAY * 6)
-        _, stderr = cli.communicate(timeout=300)
+        for line in cli.stderr:  # until the CLI says it waits for the busy ComfyUI
+            said.append(line)
+            if line.startswith("waiting for ComfyUI"):
+                break
+        fakeapi.release()  # now the prompt may end
+        history = comfy.wait(prompt_id, timeout=120)
+        said.extend(cli.stderr)
+        cli.wait(300)
     finally:
+        hung.cancel()
+        fakeapi.release()
         if cli.poll() is None:
             cli.kill()
+    stderr = "".join(said)
     assert history.ok, history.status
     assert cli.returncode == 0, stderr
     assert f"waiting for ComfyUI at {comfy.url} (1 running, 0 pending)" in stderr
@@ -100,12 +115,15 @@ def test_cli_waits_for_the_prompt_then_frees_comfyui(comfy, fakeapi, tmp_path):
 
 
 def test_the_tagger_stays_loaded_without_the_cli(comfy):
-    """The control of the test above: after a prompt nothing but /free unloads the tagger."""
+    """The control of the test above: after a prompt nothing but /free unloads the tagger —
+    not the prompt's end, not the next prompt (one that loads no model)."""
     tagger = nudenet_tagger(["1", 0])
     tagger["inputs"].update(keep_loaded=True, label=f"control-{time.time_ns()}")
     comfy.run({"1": {"class_type": "SaitenSampleImages", "inputs": {"size": 64}}, "2": tagger,
                "3": {"class_type": "PreviewAny", "inputs": {"source": ["2", 1]}}})
-    time.sleep(2)
+    assert loaded_sessions(comfy)
+    comfy.run({"1": {"class_type": "SaitenSampleImages", "inputs": {"size": 72}},
+               "3": {"class_type": "PreviewAny", "inputs": {"source": ["1", 1]}}})
     assert loaded_sessions(comfy)
     comfy.free(unload_models=True, free_memory=True)
     deadline = time.monotonic() + 30

@@ -176,8 +176,8 @@ def test_tagger_then_rater_in_one_graph(vlm_comfy):
 @pytest.fixture(scope="module")
 def gguf_comfy(vlm_comfy):
     """The tiny llama.cpp models (text GGUF + its mmproj) in a folder of their own."""
-    gguf = pytest.importorskip("tests.models.gguf_models", reason="tiny GGUF builders absent")
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+    from helpers.models import gguf_models as gguf
     built = gguf.build_gguf_models(vlm_comfy.models_dir / "saiten_vlm" / "qwen-gguf")
     built.llava_text.unlink()
     built.llava_mmproj.unlink()
@@ -197,8 +197,9 @@ def test_llamacpp_through_the_loader(gguf_comfy, method):
 
 @pytest.fixture(scope="module")
 def fake_server():
-    fakeapi = pytest.importorskip("tests.fakeapi", reason="the fake OpenAI server is absent")
-    server = fakeapi.FakeAPI()
+    from helpers.fakeapi import FakeAPI
+
+    server = FakeAPI()
     yield server
     server.stop()
 

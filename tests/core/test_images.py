@@ -1,7 +1,9 @@
-"""The CLI's image reading (issue G.6) on real files: 16-bit and float images keep their
-values (NaN/inf reach the technical check), EXIF orientation is honoured, animated files are
-read frame by frame and truncated files as ComfyUI's LoadImage reads them — checked against
-LoadImage's own steps (PIL's exif_transpose, ImageSequence) and through the real CLI."""
+"""Images as every source gets them (`scoring.core.images`): any layout normalised to RGB
+float, odd shapes refused, PIL modes and files read; and as the CLI reads files (issue G.6):
+16-bit and float images keep their values (NaN/inf reach the technical check), EXIF
+orientation is honoured, animated files are read frame by frame and truncated files as
+ComfyUI's LoadImage reads them — checked against LoadImage's own steps (PIL's
+exif_transpose, ImageSequence) and through the real CLI."""
 
 from __future__ import annotations
 
@@ -15,7 +17,16 @@ from helpers.run_cli import run
 from PIL import Image as PILImage
 from PIL import ImageOps
 
-from scoring.core.images import BadImage, load, load_frames, orient
+from scoring.core.images import (
+    BadImage,
+    as_rgb,
+    from_pil,
+    load,
+    load_frames,
+    orient,
+    to_pil,
+    to_uint8,
+)
 
 
 def rgb_photo() -> np.ndarray:
@@ -89,6 +100,44 @@ def test_truncated_png_reads_as_loadimage_does(tmp_path):
     (tmp_path / "junk.png").write_bytes(b"\x89PNG\r\n\x1a\nnot a png at all")
     with pytest.raises(BadImage, match=r"junk\.png"):
         load(tmp_path / "junk.png")
+
+
+@pytest.mark.parametrize(("array", "pixel"), [
+    (np.full((2, 3), 128, np.uint8), 128 / 255),                     # grayscale
+    (np.full((2, 3, 1), 65535, np.uint16), 1.0),                     # 16-bit, one channel
+    (np.dstack([np.zeros((2, 3, 3)), np.zeros((2, 3, 1))]), 1.0),    # transparent → white
+    (np.full((2, 3, 3), 0.25, np.float64), 0.25),
+])
+def test_as_rgb_normalises_layouts(array, pixel):
+    img = as_rgb(array)
+    assert img.shape == (2, 3, 3) and img.dtype == np.float32
+    assert img[0, 0, 0] == pytest.approx(pixel, abs=1e-3)
+
+
+@pytest.mark.parametrize("shape", [(0, 4, 3), (4, 4, 2), (4,), (2, 2, 2, 3)])
+def test_as_rgb_rejects_odd_shapes(shape):
+    with pytest.raises(BadImage):
+        as_rgb(np.zeros(shape))
+
+
+def test_nan_frames_survive_until_cleaned():
+    img = as_rgb(np.full((4, 4, 3), np.nan, np.float32))
+    assert np.isnan(img).all()
+    assert (to_uint8(img) == 0).all()
+    assert to_pil(img).size == (4, 4)
+
+
+def test_pil_modes_and_files(tmp_path):
+    for mode in ("P", "LA", "CMYK", "I;16", "1"):
+        img = from_pil(PILImage.new(mode, (5, 4)))
+        assert img.shape == (4, 5, 3)
+    path = tmp_path / "a.png"
+    PILImage.new("RGB", (3, 2), (255, 0, 0)).save(path)
+    assert load(path)[0, 0].tolist() == [1.0, 0.0, 0.0]
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    with pytest.raises(BadImage, match=r"bad\.png"):
+        load(bad)
 
 
 def test_the_cli_sees_what_loadimage_sees(tmp_path):

@@ -1,29 +1,32 @@
-"""The rubric as a TOML file (`to_toml` / `from_toml`, `python -m scoring rubric`,
-`score --rubric`) and calibrations applied by `score --calibration`: real subprocesses, the
-judge against the fake OpenAI-compatible server on 127.0.0.1."""
+"""The rubric (`scoring.core.rubric`): the fixed prompts and schema the VLMs and the judge
+get, the levels, the tag context, and the rubric as a TOML file (`to_toml` / `from_toml` /
+`load`) — its size limit checked through every way in, the CLI's `--rubric` included."""
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 
 import pytest
-import skimage.data
 from helpers.run_cli import run
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image as PILImage
 
-from scoring.core.rubric import DEFAULT_AXES, MAX_RUBRIC_CHARS, Rubric
-from scoring.ensemble.calibrate import Calibration, SourceFit, load_calibrations, save_calibrations
+from scoring.core.cards import AXES, ScoreCard
+from scoring.core.rubric import (
+    DEFAULT_AXES,
+    LEVELS,
+    MAX_RUBRIC_CHARS,
+    Rubric,
+    level_to_score,
+    tag_context,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:
     import tomli as tomllib
 
-pytest_plugins = ["helpers.fixtures_http"]  # the fake OpenAI-compatible server
+pytest_plugins = ["helpers.photos"]  # `images`: a folder of real photos
 
 
 TRICKY = 'quotes "like this", a \\ backslash, """triple""", tab\tand\r\nCRLF, \x00\x1f\x7f'
@@ -93,51 +96,51 @@ def test_partial_rubric_keeps_the_defaults():
     assert r.axes == {**DEFAULT_AXES, "appeal": "cuteness"} and r.anchors == Rubric().anchors
 
 
-@pytest.fixture(scope="module")
-def images(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("rubric_images")
-    PILImage.fromarray(skimage.data.astronaut()).save(d / "astronaut.png")
-    PILImage.fromarray(skimage.data.coffee()).save(d / "coffee.jpg", quality=90)
-    PILImage.new("RGB", (256, 256)).save(d / "black.png")
-    return d
+def test_rubric_prompts_are_fixed_and_complete():
+    r = Rubric.default()
+    system = r.system_prompt()
+    assert system == Rubric.default().system_prompt()
+    for axis in AXES:
+        assert f"- {axis}:" in system
+    assert "Japanese" in system and "30" in system and "85" in system
+    schema = r.json_schema()
+    assert schema["required"] == [*AXES, "comment"]
+    assert schema["properties"]["overall"]["enum"][-1] == 100
+    assert r.user_prompt() != r.user_prompt(attempt=1) != r.user_prompt(attempt=2)
+    assert r.logprob_prefix("overall").endswith("Rating:")
 
 
-def test_cli_rubric_then_score_with_it_reaches_the_judges_prompt(images, tmp_path, fakeapi,
-                                                                 fake_key):
-    printed = run("rubric", cwd=tmp_path)
-    assert printed.returncode == 0, printed.stderr
-    assert Rubric.from_toml(printed.stdout) == Rubric.default()
-    edited = printed.stdout.replace('language = "ja"', 'language = "en"').replace(
-        'guidance = ""', 'guidance = """\nSAITEN-MARK: 「背景」を重視すること。\nsecond line"""')
-    path = tmp_path / "my_rubric.toml"
-    path.write_text(edited, encoding="utf-8")
-    r = run("score", str(images), "--sources", "nudenet,technical,judge", "--rubric", str(path),
-            "--option", f"judge.base_url={fakeapi.url}", "--out", str(tmp_path / "o"),
-            cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    systems = [b["messages"][0]["content"] for b in fakeapi.bodies()]
-    assert len(systems) == 3
-    for s in systems:
-        assert "Additional guidance:\nSAITEN-MARK: 「背景」を重視すること。\nsecond line" in s
-        assert "comment (1-2 sentences in English)" in s
-
-    fakeapi.script()
-    r = run("score", str(images), "--sources", "nudenet,technical,judge",
-            "--option", f"judge.base_url={fakeapi.url}", "--out", str(tmp_path / "d"),
-            cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    for b in fakeapi.bodies():  # without --rubric: the built-in one
-        assert b["messages"][0]["content"].startswith(Rubric.default().system_prompt())
+def test_rubric_from_toml_and_guidance(tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text('language = "en"\nguidance = "Penalise extra fingers."\n'
+                    '[axes]\noverall = "finish quality"\n', encoding="utf-8")
+    r = Rubric.load(path)
+    assert r.language == "en" and "English" in r.system_prompt()
+    assert "- overall: finish quality" in r.system_prompt()
+    assert "Penalise extra fingers." in r.with_guidance("").system_prompt()
+    assert "Also: hands." in r.with_guidance("Also: hands.").system_prompt()
+    path.write_text('[axes]\nhumour = "x"\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="humour"):
+        Rubric.load(path)
 
 
-def test_cli_refuses_a_bad_rubric_file_before_scoring(images, tmp_path):
-    path = tmp_path / "bad.toml"
-    path.write_text('[axes]\nbeauty = "x"\n', encoding="utf-8")
-    r = run("score", str(images), "--rubric", str(path), "--out", str(tmp_path / "o"),
-            cwd=tmp_path)
-    assert r.returncode == 2
-    assert "bad.toml: unknown rubric axes ['beauty']" in r.stderr
-    assert not (tmp_path / "o").exists()
+def test_levels_map_onto_0_100():
+    assert LEVELS == tuple("123456789")
+    assert level_to_score(1) == 0 and level_to_score(9) == 100 and level_to_score(5) == 50
+
+
+def test_tag_context_is_words_only():
+    cards = [
+        ScoreCard(source="wd", kind="tagger", tags={"1girl": 0.9, "smile": 0.5},
+                  extras={"rating": {"general": 0.1, "explicit": 0.8}}),
+        ScoreCard(source="joy", kind="vlm", comment="線が綺麗。"),
+        ScoreCard.abstain("qwen", "vlm", "refused"),
+    ]
+    text = tag_context(cards)
+    assert "[wd] rating: explicit (0.80)" in text
+    assert "[wd] tags: 1girl, smile" in text
+    assert "[joy] comment: 線が綺麗。" in text
+    assert "qwen" not in text
 
 
 def test_a_rubric_has_a_size_limit(tmp_path, images):
@@ -155,43 +158,3 @@ def test_a_rubric_has_a_size_limit(tmp_path, images):
             cwd=tmp_path)
     assert r.returncode == 2 and "huge.toml: rubric file too long" in r.stderr
     assert not (tmp_path / "o").exists()
-
-
-def _report(folder: Path) -> dict[str, dict]:
-    lines = (folder / "report.jsonl").read_text(encoding="utf-8").splitlines()
-    return {row["file"]: row for row in map(json.loads, lines)}
-
-
-def test_cli_calibration_changes_the_verdict_as_the_fit_says(images, tmp_path):
-    plain = tmp_path / "plain"
-    r = run("score", str(images), "--out", str(plain), cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    cal = Calibration("nudenet", "erotic", slope=0.5, intercept=40.0)
-    path = save_calibrations(tmp_path / "cal.json", [SourceFit("nudenet", "erotic", 3, 0.9, cal)])
-    assert load_calibrations(path) == [cal]
-    calibrated = tmp_path / "calibrated"
-    r = run("score", str(images), "--calibration", str(path), "--out", str(calibrated),
-            cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    before, after = _report(plain), _report(calibrated)
-    assert set(before) == set(after) == {"astronaut.png", "coffee.jpg", "black.png"}
-    for name, row in before.items():
-        raw = row["axes"]["erotic"]
-        assert after[name]["axes"]["erotic"] == pytest.approx(0.5 * raw + 40.0, abs=0.01)
-        assert after[name]["axes"]["overall"] == row["axes"]["overall"]  # other axes untouched
-
-
-@pytest.mark.parametrize("content, message", [
-    ("[", "cal.json: not calibration JSON"),
-    ('{"source": "wd"}', "cal.json: expected a list"),
-    ('[{"source": "wd", "axis": "overall", "slope": "1"}]', "cal.json: entry 1 is not"),
-])
-def test_cli_refuses_a_bad_calibration_file(images, tmp_path, content, message):
-    path = tmp_path / "cal.json"
-    path.write_text(content, encoding="utf-8")
-    r = run("score", str(images), "--calibration", str(path), "--out", str(tmp_path / "o"),
-            cwd=tmp_path)
-    assert r.returncode == 2 and message in r.stderr
-    missing = run("score", str(images), "--calibration", str(tmp_path / "nope.json"),
-                  cwd=tmp_path)
-    assert missing.returncode == 2 and "cannot read" in missing.stderr

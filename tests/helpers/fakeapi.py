@@ -4,11 +4,13 @@ Run `python tests/helpers/fakeapi.py --port 0` (prints `PORT <n>`), or use `Fake
 as a subprocess and drives it over HTTP. `/v1/chat/completions` answers each request with the
 next scripted action (then the default one) and records every request (path, headers, raw
 body). Control endpoints: `POST /_script` {"actions": [...], "default": {...}},
-`GET /_requests`, `POST /_reset`.
+`GET /_requests`, `POST /_reset`, `POST /_release` (held requests answer).
 
 Actions (dicts with "kind"):
 - ok: {"content": str, "usage": {...}} — a chat completion (default content: a rubric JSON)
 - delay: {"seconds": s, then ok} — sleep before answering
+- hold: {then ok} — answer only once the test calls `release()` (or at the next script/reset,
+  or after "seconds", default 600): a server busy for exactly as long as the test needs
 - status: {"code": 429|500|..., "retry_after": "1", "message": str} — an error answer
 - reset: close the connection without an answer (TCP RST)
 - drip: {"interval": s, "content": ...} — a valid answer sent one byte per interval
@@ -64,6 +66,13 @@ class State:
         self.actions: list[dict[str, Any]] = []
         self.default: dict[str, Any] = {"kind": "ok"}
         self.requests: list[dict[str, Any]] = []
+        self.released = threading.Event()
+
+    def release(self) -> None:
+        """Let every held request answer; later holds wait for the next release."""
+        with self.lock:
+            self.released.set()
+            self.released = threading.Event()
 
     def next_action(self) -> dict[str, Any]:
         with self.lock:
@@ -133,7 +142,12 @@ class Handler(BaseHTTPRequestHandler):
                     STATE.default = cfg["default"]
             self._send(200, b"{}")
             return
+        if self.path == "/_release":
+            STATE.release()
+            self._send(200, b"{}")
+            return
         if self.path == "/_reset":
+            STATE.release()
             with STATE.lock:
                 STATE.actions, STATE.requests = [], []
                 STATE.default = {"kind": "ok"}
@@ -157,6 +171,11 @@ class Handler(BaseHTTPRequestHandler):
         content = a.get("content", json.dumps(RUBRIC, ensure_ascii=False))
         if kind == "delay":
             time.sleep(float(a["seconds"]))
+            kind = "ok"
+        if kind == "hold":
+            with STATE.lock:
+                released = STATE.released
+            released.wait(float(a.get("seconds", 600)))
             kind = "ok"
         if kind == "reject_param":
             if a["param"] in body:
@@ -286,6 +305,10 @@ class FakeAPI:
         if default is not None:
             cfg["default"] = default
         self._post("/_script", cfg)
+
+    def release(self) -> None:
+        """Let the requests held by a "hold" action answer."""
+        self._post("/_release", {})
 
     def requests(self) -> list[dict[str, Any]]:
         url = f"http://127.0.0.1:{self.port}/_requests"

@@ -93,14 +93,3 @@ def test_torch_cuda_against_onnxruntime_gpus_build():
                 "error": None}
     found = doctor.problems(facts(onnxruntime=cpu_only, torch=old_torch))
     assert any("onnxruntime is the CPU build" in p for p in found), found
-
-
-def test_gpu_build_table():
-    assert [R.gpu_build_cuda(v) for v in ("1.18.1", "1.19.0", "1.26.0", "1.27.0", "1.31.1")] \
-        == [11, 12, 12, 13, 13]
-    assert R.choose_runtime(None, False)[0] == R.CPU_BUILD
-    assert R.choose_runtime("13.0", False) == (R.CPU_BUILD,
-                                               "torch is built for CUDA 13.0 but sees no GPU")
-    assert R.choose_runtime("12.8", True)[0] == "onnxruntime-gpu>=1.19,<1.27"
-    assert R.choose_runtime("13.0", True)[0] == "onnxruntime-gpu>=1.27"
-    assert R.choose_runtime("10.2", True)[0] == R.CPU_BUILD

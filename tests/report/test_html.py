@@ -1,11 +1,16 @@
-"""The HTML report in headless Chromium (DevTools protocol, tests/comfyui/cdp.py): the
-gallery renders best → worst, the table sorts, filters by axis / score range / status /
+"""The HTML report (`scoring.report.html`): the page itself (thumbnails inline, text
+escaped, notes shown), and in headless Chromium (DevTools protocol, tests/comfyui/cdp.py):
+the gallery renders best → worst, the table sorts, filters by axis / score range / status /
 prompt apply, histograms and per-prompt / per-seed summaries show, nothing is fetched from
 the network and nothing logs an error — inline at a few images, thumbnail files at 5,000."""
 
 from __future__ import annotations
 
+import base64
 import io
+import re
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,14 +21,13 @@ from PIL import Image as PILImage
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "comfyui"))  # cdp.py
 
 from cdp import Browser, find_chromium
+from helpers.reports import verdicts
 
 from scoring.core.cards import AXES, ScoreCard
 from scoring.ensemble.aggregate import combine
 from scoring.report import Entry, write_report
 
 CHROMIUM = find_chromium()
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium: the report's "
-                                "scripts are not run (apt-get install chromium)")
 
 WATCH_ERRORS = """window.__errors = [];
 const original = console.error;
@@ -51,14 +55,53 @@ def entry(i: int, overall: float | None, prompt: str, seed: int) -> Entry:
                                                "checkpoint": "tiny.ckpt"})
 
 
-def entries(n: int) -> list[Entry]:
+def sample(n: int) -> list[Entry]:
     prompts = ["桜の下で", "a cat", "night city"]
     return [entry(i, None if i % 10 == 9 else float((i * 37) % 101), prompts[i % 3], i % 4)
             for i in range(n)]
 
 
+def test_html_page(tmp_path, entries):
+    page = write_report(tmp_path, entries)["html"].read_text(encoding="utf-8")
+    assert page.startswith("<!doctype html>") and page.count("<tr>") == 3
+    m = re.search(r'src="data:image/jpeg;base64,([A-Za-z0-9+/=]+)"', page)
+    thumb = PILImage.open(io.BytesIO(base64.b64decode(m.group(1))))
+    assert thumb.format == "JPEG" and max(thumb.size) == 192
+    assert "構図が安定している。&lt;b&gt;" in page  # escaped
+    assert "outlier on composition (12 vs median 79)" in page
+    assert "blurry (ratio 0.005 &lt; 0.01)" in page and "abstained: cannot read pixels" in page
+    assert "unscored: 1 of 2 required sources" in page
+    assert "<script>" in page and "onclick" in page  # sortable headers
+
+
+@pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
+                    reason="no chromium on this machine: the report's sort script is not run")
+def test_html_sorts_by_score_in_a_real_browser(tmp_path):
+    def scored(name: str, overall: float) -> Entry:
+        return Entry(name, combine([
+            ScoreCard(source="a", kind="vlm", provides=AXES, axes={"overall": overall}),
+            ScoreCard(source="technical", kind="check", provides=("overall",))]))
+    entries = [scored("mid.png", 50), scored("top.png", 90), scored("low.png", 10),
+               Entry("bad.png", verdicts()[1])]
+    page = write_report(tmp_path, entries)["html"]
+    clicks = "document.querySelectorAll('th')[3].click();"
+    for n in (1, 2):
+        test_page = tmp_path / f"click{n}.html"
+        test_page.write_text(page.read_text().replace(
+            "</body>", f"<script>{clicks * n}</script></body>"), encoding="utf-8")
+        browser = shutil.which("chromium") or shutil.which("chromium-browser")
+        dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                              "--dump-dom", test_page.as_uri()],
+                             capture_output=True, text=True, timeout=120).stdout
+        order = re.findall(r"<td>(\w+\.png)</td>", dom)
+        expect = ["top.png", "mid.png", "low.png", "bad.png"]  # highest first, unscored last
+        assert order == (expect if n == 1 else expect[::-1])
+
+
 @pytest.fixture(scope="module")
 def browser():
+    if CHROMIUM is None:
+        pytest.skip("no chromium: the report's scripts are not run (apt-get install chromium)")
     b = Browser(CHROMIUM, width=1400, height=900)
     b.send("Page.addScriptToEvaluateOnNewDocument", source=WATCH_ERRORS)
     yield b
@@ -100,26 +143,26 @@ def set_filter(browser: Browser, **values: str) -> dict:
 
 
 def test_small_report_renders_sorts_and_filters(browser, tmp_path):
-    page = write_report(tmp_path, entries(30), note="3 reused from the cache.")["html"]
+    page = write_report(tmp_path, sample(30), note="3 reused from the cache.")["html"]
     open_report(browser, page)
     s = state(browser)
     assert s["errors"] == [] and s["remote"] == []
     assert s["tiles"] == 30 and s["rows"] == 30 and s["count"] == "showing 30 of 30"
-    top = sorted((e.verdict.score for e in entries(30) if e.verdict.scored), reverse=True)
+    top = sorted((e.verdict.score for e in sample(30) if e.verdict.scored), reverse=True)
     assert [float(x) for x in s["first"]] == [round(x) for x in top[:3]]  # best first
     assert s["last"] == "–" and s["unscored"] == 3
-    assert s["rejected"] == sum(1 for e in entries(30) if e.verdict.scored
+    assert s["rejected"] == sum(1 for e in sample(30) if e.verdict.scored
                                 and e.verdict.score < 60)
     assert s["bars"] == 3 and set(s["prompts"]) == {"桜の下で", "a cat", "night city"}
     assert s["seeds"] == 4
     assert "3 reused from the cache." in browser.evaluate("document.body.innerText")
 
     high = set_filter(browser, lo="50")
-    expected = sum(1 for e in entries(30) if e.verdict.scored and e.verdict.score >= 50)
+    expected = sum(1 for e in sample(30) if e.verdict.scored and e.verdict.score >= 50)
     assert high["tiles"] == high["rows"] == expected
     assert all(t == "–" or float(t) >= 50 for t in high["first"])
     erotic = set_filter(browser, axis="erotic", lo="90", hi="")
-    assert erotic["tiles"] == sum(1 for e in entries(30) if e.verdict.scored
+    assert erotic["tiles"] == sum(1 for e in sample(30) if e.verdict.scored
                                   and e.verdict.value("erotic") >= 90)
     assert set_filter(browser, axis="overall", lo="", status="unscored")["tiles"] == 3
     sakura = set_filter(browser, status="", q="桜")
@@ -138,13 +181,13 @@ def test_small_report_renders_sorts_and_filters(browser, tmp_path):
 
 
 def test_five_thousand_images_stay_fast_with_thumbnail_files(browser, tmp_path):
-    many = entries(5000)
+    many = sample(5000)
     t0 = time.perf_counter()
     page = write_report(tmp_path, many)["html"]
     written = time.perf_counter() - t0
     html = page.read_text(encoding="utf-8")
     assert "data:image/jpeg" not in html  # thumbnails are files beside the page
-    thumbs = list((tmp_path / "report_thumbs").iterdir())
+    thumbs = list((tmp_path / "thumbs").iterdir())
     assert len(thumbs) == len({e.thumb for e in many})
     loaded = open_report(browser, page)
     s = state(browser)

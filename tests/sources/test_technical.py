@@ -115,13 +115,24 @@ def test_odd_sizes(shape):
 
 
 def test_large_noise_frame_is_cheap():
+    """12 Mpx of noise costs a few passes over its pixels (a strided sample, not a full-size
+    analysis): timed against one pass — a grey conversion — side by side, best of 5 each, so
+    a loaded machine slows both alike (working on every pixel costs ~30 such passes)."""
     img = np.random.default_rng(0).random((3000, 4000, 3), dtype=np.float32)
-    start = time.perf_counter()
     penalty, reasons, measured = inspect(img)
-    assert time.perf_counter() - start < 3.0
     # pure noise is a broken generation now (issue G.6), found at the same cost
     assert penalty == NOISE_PENALTY and reasons[0].startswith("pure noise"), reasons
     assert measured["neighbour_corr"] < 0.1
+    luma = np.array([0.299, 0.587, 0.114], np.float32)
+    one_pass, whole = [], []
+    for _ in range(5):
+        start = time.perf_counter()
+        np.clip(img @ luma, 0.0, 1.0)
+        one_pass.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        inspect(img)
+        whole.append(time.perf_counter() - start)
+    assert min(whole) < 8 * min(one_pass), (whole, one_pass)
 
 
 def test_source_cards_and_ensemble():

@@ -11,12 +11,11 @@ the top-K; the others get an abstention, which aggregation treats as absent, nev
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,14 +27,12 @@ from ...core.rubric import Rubric, tag_context
 from ...remote import (
     DEFAULT_PRICES,
     Budget,
-    BudgetExhausted,
     CostLog,
-    KeyConfigError,
     Prices,
     Remote,
     RemoteError,
-    is_local,
-    key_for,
+    Streak,
+    key_to_send,
 )
 from ..base import Result, ScoreContext, Source, log
 from ..spec import Model, RunOptions, Spec
@@ -47,9 +44,6 @@ DEFAULT_MODEL = "grok-4-1-fast-non-reasoning"
 DEFAULT_TIMEOUT = 20.0
 """Seconds per attempt: a fast model answers in 2–5 s; a dead judge opens its circuit
 breaker after 3 such attempts, and later images and prompts then cost nothing."""
-STOP_AFTER = 3
-"""Images in a row failing at the server before the rest of the batch is skipped."""
-
 JUDGE_NOTE = (
     "You do not see the image. You receive what other scorers said about it: a tagger's "
     "rating and tags, detectors' findings and vision models' comments. Judge the image on "
@@ -173,22 +167,11 @@ class Judge(Source):
     # -- scoring ---------------------------------------------------------------------
     def load(self) -> None:
         if self._key is None:
-            try:
-                hk = key_for(self.base_url, self.forbidden_dirs)
-            except KeyConfigError as e:
-                raise SourceError(str(e)) from None
+            hk = key_to_send(self.base_url, self.forbidden_dirs)
             self._key, self.key_note = hk.value, hk.why
-            if hk.value is None and hk.binding is not None and not is_local(self.base_url):
-                raise SourceError(hk.why)  # the host has a key, but it is not set
 
     def unload(self) -> None:
         self._key = None
-
-    def judge(self, prior: Sequence[list[ScoreCard]], ctx: ScoreContext | None = None
-              ) -> Result:
-        """Judge a batch from its cards alone (`prior[i]` = the cards for image i)."""
-        ctx = dataclasses.replace(ctx or ScoreContext(), prior=list(prior))
-        return self.score([None] * len(prior), ctx)  # type: ignore[list-item]
 
     def _score(self, images: list[Image], ctx: ScoreContext) -> Result:
         n, opts = len(images), ctx.options
@@ -199,10 +182,9 @@ class Judge(Source):
                         max_retries=self.max_retries, wall_time=self.wall_time,
                         budget=Budget(opts.max_calls or None, opts.max_usd or None),
                         prices=self.prices, cost_log=costs, backoff=self.backoff,
-                        drop=rejected_params(self.model), check=assert_text_only,
-                        cancel=ctx.check)
+                        drop=rejected_params(self.model), check=assert_text_only)
         prompts: list[str | None] = [None] * n
-        down: list[str] = []  # consecutive failures reaching the server
+        streak = Streak("the server")
 
         def one(i: int, _: Image) -> ScoreCard:
             if i in unjudged:  # by design: the same inputs skip it again
@@ -213,19 +195,15 @@ class Judge(Source):
                                     "comment (put a tagger or VLM before the judge)",
                                     extras={"stable": True})
             prompts[i] = self.prompt_text(msgs)
-            if len(down) >= STOP_AFTER:
-                return self.abstain(f"skipped: the server failed {len(down)} images in a row "
-                                    f"({down[-1]})")
+            skip = streak.skipped()
+            if skip:
+                return self.abstain(skip)
             try:
-                card = self._judge(remote, costs, msgs, ctx.rubric, opts)
+                return streak.run(lambda: self._judge(remote, costs, msgs, ctx))
             except RemoteError as e:
-                if not isinstance(e, BudgetExhausted):
-                    down.append(str(e))
                 why = remote.redact(e)
                 log.warning("saiten: %s abstains on image %d: %s", self.label, i, why)
                 return self.abstain(why)
-            down.clear()
-            return card
 
         try:
             sheet = self.each(images, ctx, one)
@@ -236,12 +214,13 @@ class Judge(Source):
                       cost=f"{opts.label}: {costs.summary()}")
 
     def _judge(self, remote: Remote, costs: CostLog, msgs: list[dict[str, str]],
-               rubric: Rubric, opts: JudgeOptions) -> ScoreCard:
+               ctx: ScoreContext) -> ScoreCard:
+        rubric, opts = ctx.rubric, ctx.options
         samples = max(1, int(opts.geval_samples))
         temperature = opts.geval_temperature if samples > 1 else opts.temperature
         answers, parsed, hits = [], [], 0
         for s in range(samples):
-            text, hit = self._ask(remote, costs, msgs, rubric, temperature, s, opts)
+            text, hit = self._ask(remote, costs, msgs, ctx, temperature, s)
             hits += hit
             answers.append(text)
             p = parse_answer(text, tuple(rubric.axes))
@@ -264,9 +243,10 @@ class Judge(Source):
         return self.card(axes=axes, comment=comment, raw=raw, confidence=confidence,
                          extras=extras)
 
-    def _ask(self, remote: Remote, costs: CostLog, msgs: list[dict[str, str]], rubric: Rubric,
-             temperature: float, sample: int, opts: JudgeOptions) -> tuple[str, bool]:
+    def _ask(self, remote: Remote, costs: CostLog, msgs: list[dict[str, str]],
+             ctx: ScoreContext, temperature: float, sample: int) -> tuple[str, bool]:
         """One answer: from the cache when allowed and present, else one bounded call."""
+        rubric, opts = ctx.rubric, ctx.options
         key = Cache.key(model=self.model, system=msgs[0]["content"], user=msgs[1]["content"],
                         temperature=temperature, sample=sample)
         if not opts.force:
@@ -277,7 +257,7 @@ class Judge(Source):
                 return cached, True
         params = {"model": self.model, "messages": msgs, "temperature": temperature,
                   "max_tokens": int(opts.max_tokens)}
-        reply = remote.ask(schema=rubric.json_schema(), **params)
+        reply = remote.ask(schema=rubric.json_schema(), cancel=ctx.check, **params)
         if parse_answer(reply.content, tuple(rubric.axes)).ok:
             self.cache.put(key, self.model, reply.content, reply.usage)
         return reply.content, False

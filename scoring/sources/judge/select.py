@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ...core.cards import ScoreCard
+from ...core.cards import CHECK, ScoreCard
 
 
 def prior_score(cards: Iterable[ScoreCard]) -> float | None:
@@ -16,7 +16,7 @@ def prior_score(cards: Iterable[ScoreCard]) -> float | None:
             continue
         penalty += c.penalty
         v = c.axes.get("overall")
-        if v is not None and c.kind != "check":
+        if v is not None and c.kind != CHECK:
             num, den = num + c.weight * v, den + c.weight
     return None if den == 0 else max(0.0, num / den - penalty)
 

@@ -38,6 +38,12 @@ PINNED = ("rating", "quality")
 """Categories reported whole, never thresholded into tags."""
 
 
+VOCABULARY = "model_vocabulary.json"
+"""The label file beside a CL Tagger v2 model.onnx."""
+METRICS = "model_tag_metrics.npz"
+"""Per-tag best thresholds beside it (`best_thr`)."""
+
+
 def _norm(text: str) -> str:
     return text.strip().lower().replace("_", " ")
 
@@ -109,7 +115,7 @@ def _read_vocabulary(path: str, _mtime: float) -> Vocabulary:
 def read_vocabulary(path: Path) -> Vocabulary:
     """`model_vocabulary.json`, parsed once per file version."""
     if not path.is_file():
-        raise SourceError(f"label file not found: {path} (model_vocabulary.json of the model)")
+        raise SourceError(f"label file not found: {path} ({VOCABULARY} of the model)")
     return _read_vocabulary(str(path.resolve()), path.stat().st_mtime)
 
 
@@ -138,8 +144,8 @@ SPEC = Spec(
            "batch_size": 8, "device": "auto"},
     choices={"threshold_mode": THRESHOLD_MODES},
     models=(Model("cl_tagger_v2", "cl", repo="cella110n/cl_tagger_v2", subfolder="v2_00",
-                  files=("model.onnx", "model.onnx.data", "model_vocabulary.json",
-                         "model_tag_metrics.npz")),),
+                  files=("model.onnx", "model.onnx.data", VOCABULARY, METRICS)),),
+    facts={"labels": VOCABULARY},
 )
 """CL Tagger v2: its recommended thresholds, modes and the official (gated) repository."""
 
@@ -163,8 +169,8 @@ class CLTagger(OnnxSource):
         self.character_threshold = float(character_threshold if character_threshold is not None
                                          else threshold)
         self.threshold_mode = threshold_mode
-        self.vocab_path = path.parent / "model_vocabulary.json"
-        self.metrics_path = path.parent / "model_tag_metrics.npz"
+        self.vocab_path = path.parent / VOCABULARY
+        self.metrics_path = path.parent / METRICS
         self.size = 384
         self.vocab: Vocabulary | None = None
         self.thresholds: np.ndarray | None = None

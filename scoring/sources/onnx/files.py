@@ -10,10 +10,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ...core.errors import SourceError
 from ...host.download import Progress, download
+from ..base import Source
 from ..catalogue import spec
+from ..handles import Handles
+from ..registry import unavailable
+
+TAGGERS = ("wd", "cl")
+NUDENET = "nudenet (offline)"
+"""The Tagger's choice that needs no file: NudeNet's detector from its pip package."""
+MODES = ("fixed", "per-tag", "mcut")
+"""The Tagger's one threshold-mode widget over WD's MCut and CL's per-tag thresholds."""
 
 
 @dataclass(frozen=True)
@@ -30,19 +40,21 @@ def known() -> dict[str, Known]:
     """The downloadable tagger models by folder name, from the WD and CL specs (the CL files
     live in the repository's version folder)."""
     return {m.match: Known(m.repo, m.files, kind, m.subfolder)
-            for kind in ("wd", "cl") for m in spec(kind).models}
+            for kind in TAGGERS for m in spec(kind).models}
 
 
-LABEL_FILES = {"wd": "selected_tags.csv", "cl": "model_vocabulary.json"}
+def label_files() -> dict[str, str]:
+    """Each tagger kind's label file name (its spec's `labels` fact)."""
+    return {kind: spec(kind).facts["labels"] for kind in TAGGERS}
 
 
 def kind_of(model: Path) -> str | None:
     """"wd" or "cl" for a model.onnx (or flat <name>.onnx) by its label files, else None."""
-    folder = model.parent
-    if (folder / LABEL_FILES["cl"]).is_file() and model.name == "model.onnx":
+    folder, labels = model.parent, label_files()
+    if (folder / labels["cl"]).is_file() and model.name == "model.onnx":
         return "cl"
     if model.with_suffix(".csv").is_file() or (
-            model.name == "model.onnx" and (folder / LABEL_FILES["wd"]).is_file()):
+            model.name == "model.onnx" and (folder / labels["wd"]).is_file()):
         return "wd"
     return None
 
@@ -98,11 +110,59 @@ def resolve(name: str, dirs: Sequence[str | Path], *, allow_download: bool = Fal
         raise SourceError(f"model {name!r} not found and no model folder is configured")
     first = Path(dirs[0])
     if entry is None:
+        labels = label_files()
         raise SourceError(
             f"model {name!r} not found in {', '.join(str(d) for d in dirs)}: put a folder "
-            f"{name}/ with model.onnx and selected_tags.csv (WD) or model.onnx, model.onnx.data "
-            "and model_vocabulary.json (CL) there")
+            f"{name}/ with model.onnx and {labels['wd']} (WD) or model.onnx, model.onnx.data "
+            f"and {labels['cl']} (CL) there")
     dest = first / name.split("/")[-1]
     download(entry.repo_id, entry.files, dest, allow=allow_download,
              subfolder=entry.subfolder, progress=progress)
     return dest / "model.onnx"
+
+
+def choices(dirs: Sequence[str | Path]) -> list[str]:
+    """The Tagger's model choices: NudeNet, every local WD/CL model, then the known
+    downloadable ones not present."""
+    local = sorted(list_models(dirs))
+    missing = [k for k in known() if not any(n.split("/")[0] == k for n in local)]
+    return [NUDENET, *local, *missing]
+
+
+def build_options(kind: str, *, general: float = 0.0, character: float = 0.0,
+                  mode: str = "fixed") -> dict[str, Any]:
+    """The Tagger's threshold widgets → build options of `kind`; a threshold of 0 means the
+    model's recommended one (its spec's, the CLI's default too); `mode` one of `MODES`."""
+    b = spec(kind).build
+    if kind == "wd":
+        return {"general_threshold": general or b["general_threshold"],
+                "character_threshold": character or b["character_threshold"],
+                "mcut": mode == "mcut"}
+    if kind == "cl":
+        return {"threshold": general or b["threshold"],
+                "character_threshold": character or b["character_threshold"],
+                "threshold_mode": "per-tag" if mode == "per-tag" else "single"}
+    return {}
+
+
+def open_tagger(name: str, dirs: Sequence[str | Path], handles: Handles, *,
+                allow_download: bool = False, progress: Progress | None = None,
+                batch_size: int = 8, **thresholds: Any) -> Source:
+    """The Tagger for a model choice, in one call: the name resolved to its files (a known
+    model downloaded when allowed), its kind's spec and build options, and the shared handle
+    from `handles`. A model that cannot be had comes back as an `Unavailable` saying what to
+    do, so the rest of the graph runs."""
+    if name == NUDENET:
+        return handles.get("nudenet", batch_size=batch_size)
+    try:
+        path = resolve(name, dirs, allow_download=allow_download, progress=progress)
+        kind = kind_of(path)
+        if kind is None:
+            labels = label_files()
+            raise SourceError(f"{path}: no {labels['wd']} (WD) or {labels['cl']} (CL) next "
+                              "to it")
+    except SourceError as e:  # a missing model: this source abstains, the graph runs on
+        entry = known().get(name.split("/")[-1])
+        return unavailable(entry.kind if entry else "wd", str(e), label=name)
+    return handles.get(kind, model_path=str(path), batch_size=batch_size,
+                       **build_options(kind, **thresholds))

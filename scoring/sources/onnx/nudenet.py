@@ -19,6 +19,7 @@ from PIL import Image as PILImage
 from ...core.cards import ScoreCard
 from ...core.errors import SourceError
 from ...core.images import Image
+from ...host.runtimes import nudenet_model
 from ..spec import Spec
 from .base import OnnxSource, uint8_image
 
@@ -58,17 +59,16 @@ def explicitness(tags: dict[str, float]) -> float:
 
 
 def model_file() -> Path:
-    """`320n.onnx` inside the installed `nudenet` package (never imports it)."""
-    spec = importlib.util.find_spec("nudenet")
-    if spec is None or not spec.submodule_search_locations:
+    """`320n.onnx` inside the installed `nudenet` package (`runtimes.nudenet_model`, which
+    never imports it), or a SourceError saying how to install it."""
+    path = nudenet_model()
+    if path is not None:
+        return path
+    if importlib.util.find_spec("nudenet") is None:
         raise SourceError(
             "NudeNet's model is not installed: run install.py in the ComfyUI-Saiten folder with "
             "ComfyUI's Python, or pip install --no-deps nudenet (without --no-deps its "
             "dependencies replace onnxruntime-gpu and opencv-python)")
-    for folder in spec.submodule_search_locations:
-        path = Path(folder) / "320n.onnx"
-        if path.is_file():
-            return path
     raise SourceError("the nudenet package has no 320n.onnx: "
                       "pip install --force-reinstall --no-deps nudenet")
 

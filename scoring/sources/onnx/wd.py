@@ -28,6 +28,10 @@ RATING, GENERAL, CHARACTER = 9, 0, 4
 EROTIC_WEIGHTS = {"explicit": 100.0, "questionable": 60.0, "sensitive": 30.0}
 
 
+LABELS = "selected_tags.csv"
+"""The label file beside a WD v3 model.onnx (tag_id,name,category,count)."""
+
+
 def erotic_from_rating(rating: dict[str, float]) -> float:
     """100·explicit + 60·questionable + 30·sensitive, clamped to 0–100 (SPEC)."""
     value = sum(w * float(rating.get(k, 0.0)) for k, w in EROTIC_WEIGHTS.items())
@@ -74,15 +78,14 @@ def _read_labels(path: str, _mtime: float) -> Labels:
 def read_labels(path: Path) -> Labels:
     """`selected_tags.csv`, parsed once per file version."""
     if not path.is_file():
-        raise SourceError(f"label file not found: {path} (selected_tags.csv of the model)")
+        raise SourceError(f"label file not found: {path} ({LABELS} of the model)")
     return _read_labels(str(path.resolve()), path.stat().st_mtime)
 
 
 def label_file(model: Path) -> Path:
-    """The CSV beside a model: <name>.csv for a flat <name>.onnx, else selected_tags.csv."""
+    """The CSV beside a model: <name>.csv for a flat <name>.onnx, else `LABELS`."""
     flat = model.with_suffix(".csv")
-    return flat if model.name != "model.onnx" and flat.is_file() else \
-        model.parent / "selected_tags.csv"
+    return flat if model.name != "model.onnx" and flat.is_file() else model.parent / LABELS
 
 
 def prepare(image: Image, size: int) -> np.ndarray:
@@ -102,13 +105,14 @@ def prepare(image: Image, size: int) -> np.ndarray:
 
 
 def _known(name: str) -> Model:
-    return Model(name, "wd", repo=f"SmilingWolf/{name}", files=("model.onnx", "selected_tags.csv"))
+    return Model(name, "wd", repo=f"SmilingWolf/{name}", files=("model.onnx", LABELS))
 
 
 SPEC = Spec(
     "wd", "tagger", ("erotic",), 0.8,
     build={"general_threshold": 0.35, "character_threshold": 0.85, "mcut": False,
            "batch_size": 8, "device": "auto"},
+    facts={"labels": LABELS},
     models=tuple(_known(n) for n in (
         "wd-eva02-large-tagger-v3", "wd-vit-large-tagger-v3", "wd-vit-tagger-v3",
         "wd-swinv2-tagger-v3", "wd-convnext-tagger-v3")),

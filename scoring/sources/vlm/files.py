@@ -1,5 +1,6 @@
 """Where VLM files are: transformers folders (a config.json that sees images) and GGUF files,
-each GGUF paired with its mmproj — the same pairing in the node and the CLI."""
+each GGUF paired with its mmproj — the same pairing in the node and the CLI — and the VLM
+Loader's one call from its widgets to a shared handle (`open_vlm`)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,20 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
-from ...core.errors import SourceError
+from ...core.errors import SourceError, reason
+from ..base import Source
+from ..catalogue import spec
+from ..handles import Handles
+from ..registry import unavailable
+from .base import model_label
 from .folder import listable
+
+RUNTIMES = {"transformers": "vlm-transformers", "llama.cpp": "vlm-llamacpp",
+            "openai-compatible": "vlm-http"}
+"""The VLM Loader's runtime choices → registry names."""
+AUTO_MMPROJ = "auto (paired file next to the model)"
 
 _QUANT_SUFFIX = re.compile(r"[-_.](i?q\d[\w]*|f16|bf16|f32)$")
 
@@ -91,3 +103,46 @@ def vlm_files(name: str, mmproj: str | None = None, roots: Sequence[str | Path] 
         raise SourceError(f"{name!r} is neither a transformers model folder nor a GGUF file")
     proj = find_vlm(mmproj, roots) if mmproj else paired_mmproj(path)
     return "vlm-llamacpp", {"model_path": str(path), "mmproj_path": str(proj)}
+
+
+def loader_build(runtime: str, model: str, mmproj: str, roots: Sequence[str | Path], *,
+                 served: Sequence[str] = (), dtype: str = "auto", quantization: str = "none",
+                 n_gpu_layers: int = -1, chat_format: str = "auto", base_url: str = "",
+                 model_name: str = "", timeout: float | None = None
+                 ) -> tuple[str, dict[str, object]]:
+    """The VLM Loader's widgets → (registry name, build options); SourceError saying what
+    to fix. `model` "" = none chosen; `served` = folders ComfyUI serves (no key file there)."""
+    if runtime not in RUNTIMES:
+        raise SourceError(f"unknown runtime {runtime!r}; use one of {list(RUNTIMES)}")
+    if runtime == "openai-compatible":
+        if not model_name.strip():
+            raise SourceError("openai-compatible: set model_name (the server's model id)")
+        return "vlm-http", {"base_url": base_url.strip(), "model": model_name.strip(),
+                            "timeout": float(timeout or spec("vlm-http").build["timeout"]),
+                            "forbidden_dirs": tuple(served)}
+    if not model:
+        raise SourceError("no model: put a transformers folder or a GGUF + its mmproj in "
+                          "the VLM model folder")
+    path = find_vlm(model, roots)
+    if runtime == "transformers":
+        return "vlm-transformers", {"model_dir": str(path), "dtype": dtype,
+                                    "quantization": quantization}
+    if path.is_dir() or path.suffix.lower() != ".gguf":
+        raise SourceError(f"llama.cpp needs a GGUF file, {model!r} is not one")
+    _, files = vlm_files(str(path), None if mmproj == AUTO_MMPROJ else mmproj, roots)
+    return "vlm-llamacpp", {**files, "chat_format": chat_format,
+                            "n_gpu_layers": "auto" if n_gpu_layers < 0 else int(n_gpu_layers)}
+
+
+def open_vlm(runtime: str, model: str, mmproj: str, roots: Sequence[str | Path],
+             handles: Handles, **widgets: Any) -> Source:
+    """The shared handle for the loader's widgets, in one call; one that cannot be created
+    comes back as an `Unavailable` saying why, so the rest of the workflow still runs."""
+    name = RUNTIMES.get(runtime, "vlm-transformers")
+    try:
+        name, build = loader_build(runtime, model, mmproj, roots, **widgets)
+        return handles.get(name, **build)
+    except Exception as e:  # a missing runtime or file fails this source only
+        label = model_label(Path(model).stem, gguf=model.lower().endswith(".gguf")) \
+            if model and runtime != "openai-compatible" else runtime
+        return unavailable(name, reason(e), label=label)

@@ -6,8 +6,9 @@ where the server takes it. The logprob method asks every axis, and the comment, 
 request (the image is uploaded once per image) and reads the `top_logprobs` of each digit.
 The key is the one bound to the server's host (`scoring.remote.keys`; none for this machine);
 redirects are not followed, so the image goes nowhere but `base_url`. Calls are bounded per
-attempt (`timeout`), per batch (after `STOP_AFTER` images in a row fail the rest are skipped)
-and across prompts (the server's circuit breaker).
+attempt (`timeout`), per batch (`remote.Streak`: after a few images in a row fail, the rest
+are skipped) and across prompts (the server's circuit breaker). A cancel ends a request in
+flight: the call's cancel check travels in a context variable, never on the shared handle.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import io
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 from ...core.cards import ScoreCard
@@ -25,7 +27,7 @@ from ...core.errors import SourceError
 from ...core.images import Image, to_pil
 from ...core.parse import extract_json
 from ...core.rubric import LEVELS
-from ...remote import KeyConfigError, Remote, RemoteError, key_for
+from ...remote import Remote, RemoteError, Streak, key_to_send
 from ..base import ScoreContext
 from .base import Ask, VLMSource, model_label, vlm_spec
 
@@ -63,8 +65,9 @@ def digit_tokens(content: list[dict[str, Any]], levels: Sequence[str]
         text += piece
     return out
 
-STOP_AFTER = 3
-"""Images in a row failing at the server before the rest of the batch is skipped."""
+_CANCEL: ContextVar[Callable[[], None]] = ContextVar("saiten_vlm_http_cancel",
+                                                      default=lambda: None)
+"""This call's cancel check (`ScoreContext.check`), for the requests made within it."""
 
 
 def data_url(image: Image) -> str:
@@ -78,12 +81,13 @@ class HttpVLM(VLMSource):
     """A VLM behind an OpenAI-compatible `/v1/chat/completions` endpoint."""
 
     spec = vlm_spec("vlm-http", 1.0, {"base_url": "http://127.0.0.1:1234/v1", "model": "",
-                                      "timeout": 60.0})
+                                      "timeout": 60.0, "max_retries": 1, "top_logprobs": 20})
 
     def __init__(self, base_url: str, model: str, *, forbidden_dirs: Sequence[str] = (),
-                 timeout: float = 60.0, max_retries: int = 1,
-                 top_logprobs: int = 20, extra: dict[str, Any] | None = None,
-                 **base_kwargs: Any) -> None:
+                 timeout: float = spec.build["timeout"],
+                 max_retries: int = spec.build["max_retries"],
+                 top_logprobs: int = spec.build["top_logprobs"],
+                 extra: dict[str, Any] | None = None, **base_kwargs: Any) -> None:
         base_kwargs.setdefault("label", model_label(model) if model else "")
         super().__init__(**base_kwargs)
         if not base_url or not model:
@@ -102,12 +106,7 @@ class HttpVLM(VLMSource):
 
     def load(self) -> None:
         if self.remote is None:
-            try:
-                hk = key_for(self.base_url, self.forbidden_dirs)
-            except KeyConfigError as e:
-                raise SourceError(str(e)) from None
-            if hk.value is None and hk.binding is not None:
-                raise SourceError(hk.why)  # the host has a key, but it is not set
+            hk = key_to_send(self.base_url, self.forbidden_dirs)
             self.remote = Remote(self.base_url, api_key=hk.value, timeout=self.timeout,
                                  max_retries=self.max_retries, name="VLM server")
 
@@ -120,23 +119,18 @@ class HttpVLM(VLMSource):
         return f"{self.label}: {self.model} @ {self.base_url}"
 
     def _score(self, images: list[Image], ctx: ScoreContext) -> list[list[ScoreCard]]:
-        self._remote().cancel = ctx.check  # a cancel also ends a request in flight
         one = self._generate if ctx.options.method == "generate" else self._logprob
-        down: list[str] = []  # images in a row that failed at the server
+        streak = Streak(self.base_url)
 
         def guarded(i: int, img: Image) -> ScoreCard | list[ScoreCard]:
-            if len(down) >= STOP_AFTER:
-                return self.abstain(f"skipped: {self.base_url} failed {len(down)} images in "
-                                    f"a row ({down[-1]})")
-            try:
-                got = one(img, ctx, i)
-            except RemoteError as e:
-                down.append(str(e))
-                raise
-            down.clear()
-            return got
+            why = streak.skipped()
+            return self.abstain(why) if why else streak.run(lambda: one(img, ctx, i))
 
-        return self.each(images, ctx, guarded)
+        token = _CANCEL.set(ctx.check)  # a cancel also ends a request in flight
+        try:
+            return self.each(images, ctx, guarded)
+        finally:
+            _CANCEL.reset(token)
 
     def _remote(self) -> Remote:
         self.load()
@@ -155,8 +149,8 @@ class HttpVLM(VLMSource):
     def _chat(self, url: str, system: str, user: str, *, schema: dict | None,
               max_tokens: int) -> str:
         reply = self._remote().ask(
-            schema=schema, model=self.model, temperature=0.0, max_tokens=max_tokens,
-            messages=self._messages(url, system, user), **self.extra)
+            schema=schema, cancel=_CANCEL.get(), model=self.model, temperature=0.0,
+            max_tokens=max_tokens, messages=self._messages(url, system, user), **self.extra)
         return reply.content
 
     def level_probs(self, image: Image, system: str, prefixes: list[str],
@@ -193,8 +187,9 @@ class HttpVLM(VLMSource):
     def _ask_alone(self, url: str, system: str, prefix: str) -> Any:
         try:
             return self._remote().chat(
-                model=self.model, temperature=0.0, max_tokens=1, logprobs=True,
-                top_logprobs=self.top_logprobs, messages=self._messages(url, system, prefix),
+                cancel=_CANCEL.get(), model=self.model, temperature=0.0, max_tokens=1,
+                logprobs=True, top_logprobs=self.top_logprobs,
+                messages=self._messages(url, system, prefix),
                 **self.extra)
         except RemoteError as e:
             if getattr(e, "param", None) in ("logprobs", "top_logprobs"):
@@ -216,7 +211,8 @@ class HttpVLM(VLMSource):
         budget = 8 * len(keys) + 16 + (ask.max_tokens if comment is not None and ask else 0)
         reply = self._remote().ask(
             schema={"type": "object", "required": list(props), "properties": props},
-            model=self.model, temperature=0.0, max_tokens=budget, logprobs=True,
+            cancel=_CANCEL.get(), model=self.model, temperature=0.0, max_tokens=budget,
+            logprobs=True,
             top_logprobs=self.top_logprobs, messages=self._messages(url, system, user),
             **self.extra)
         content = (reply.choice.get("logprobs") or {}).get("content") or []

@@ -114,11 +114,12 @@ def _loaded_models():
 
 
 def _cached_sources():
-    """The pack's cached sources (nodes/common.py `_SOURCES`) and whether each is loaded."""
+    """The pack's loaded-model handles (nodes/shared/common.py `HANDLES`) and whether each is
+    loaded."""
     rows = []
     for name, module in list(sys.modules.items()):
-        if name.endswith(".nodes.common") and hasattr(module, "_SOURCES"):
-            for source in list(module._SOURCES.values()):
+        if name.endswith(".nodes.shared.common") and hasattr(module, "HANDLES"):
+            for source in module.HANDLES:
                 rows.append({"name": source.label, "loaded": bool(source.loaded)})
     return rows
 

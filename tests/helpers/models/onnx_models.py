@@ -22,6 +22,14 @@ from onnx import TensorProto, helper, numpy_helper
 RATINGS = ("general", "sensitive", "questionable", "explicit")
 QUALITY = ("best quality", "normal quality", "bad quality", "worst quality")
 
+ALLOC_FAILED = (
+    "[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status code returned while running "
+    "MatMul node. Name:'/head/MatMul' Status Message: /onnxruntime_src/onnxruntime/core/"
+    "framework/bfc_arena.cc:376 void* onnxruntime::BFCArena::AllocateRawInternal(size_t, bool, "
+    "onnxruntime::Stream*, bool, onnxruntime::WaitNotificationFn) Failed to allocate memory for "
+    "requested buffer of size 402653184")
+"""onnxruntime-gpu's error when its CUDA arena cannot allocate (the card is full)."""
+
 
 def _model(nodes: list, inp, out, inits: list) -> onnx.ModelProto:
     graph = helper.make_graph(nodes, "tiny", [inp], [out], inits)

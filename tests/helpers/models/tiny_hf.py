@@ -254,6 +254,10 @@ def _save(model, processor, path: Path) -> None:
     processor.save_pretrained(path)
 
 
+VISION = {"llava": build_llava, "qwen2vl": build_qwen2vl, "qwen25vl": build_qwen25vl}
+"""The vision-language builders by architecture."""
+
+
 def sample_image(seed: int, size: int = 48) -> np.ndarray:
     """A float32 HxWx3 RGB image in 0–1 that differs per seed."""
     rng = np.random.default_rng(seed)

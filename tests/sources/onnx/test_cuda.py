@@ -9,21 +9,14 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from helpers.models.onnx_models import build_wd, wd_tags
+from helpers.models.onnx_models import ALLOC_FAILED, build_wd, wd_tags
 from onnxruntime.capi import build_and_package_info
 from onnxruntime.capi.onnxruntime_pybind11_state import RuntimeException
 
-from scoring.host.memory import MemoryPolicy, is_oom
+from scoring.host.memory import MemoryPolicy
 from scoring.sources import SourceError
 from scoring.sources.onnx import cuda as onnx_cuda
 from scoring.sources.onnx import session as onnx_session
-
-ALLOC_FAILED = (
-    "[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status code returned while running "
-    "MatMul node. Name:'/head/MatMul' Status Message: /onnxruntime_src/onnxruntime/core/"
-    "framework/bfc_arena.cc:376 void* onnxruntime::BFCArena::AllocateRawInternal(size_t, bool, "
-    "onnxruntime::Stream*, bool, onnxruntime::WaitNotificationFn) Failed to allocate memory for "
-    "requested buffer of size 402653184")
 
 
 class Host(MemoryPolicy):
@@ -107,12 +100,6 @@ def test_cuda_provider_options_share_the_card():
                     "cudnn_conv_algo_search": "HEURISTIC", "cudnn_conv_use_max_workspace": "0",
                     "gpu_mem_limit": str(3 << 30)}
     assert "gpu_mem_limit" not in onnx_cuda.provider_options("cuda", None)
-
-
-def test_allocation_failures_are_recognised():
-    assert is_oom(RuntimeException(ALLOC_FAILED))
-    assert is_oom(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
-    assert not is_oom(RuntimeException("[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : bad input"))
 
 
 def test_out_of_memory_while_running_evicts_and_retries(wd_model):

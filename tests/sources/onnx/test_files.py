@@ -1,11 +1,9 @@
-"""Model files: local first, downloads through huggingface_hub from a real local HTTP server
-(HF_ENDPOINT), offline/not-allowed errors, and never a second download of a present file."""
+"""Tagger model files (`scoring.sources.onnx.files`): local first (folders and flat pairs),
+downloads through huggingface_hub from a real local HTTP server (HF_ENDPOINT,
+tests/helpers/hub.py), offline/not-allowed errors, and never a second download of a present
+file."""
 
 from __future__ import annotations
-
-import hashlib
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -15,59 +13,7 @@ from scoring.host import download
 from scoring.sources import SourceError
 from scoring.sources.onnx import files as models
 
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-class Hub:
-    """A tiny Hugging Face–style file server: /{repo}/resolve/{rev}/{path}."""
-
-    def __init__(self, files: dict[str, bytes], gated: bool = False):
-        self.files, self.gated, self.requests = files, gated, []
-        hub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def _answer(self, body: bool):
-                hub.requests.append((self.command, self.path))
-                if hub.gated and "Bearer hf_good" not in self.headers.get("authorization", ""):
-                    self.send_response(401)
-                    self.send_header("X-Error-Code", "GatedRepo")
-                    self.send_header("X-Error-Message", "Access to this repo is restricted")
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                parts = self.path.split("?")[0].lstrip("/").split("/")
-                key = "/".join(parts[:2]) + ":" + "/".join(parts[4:])
-                data = hub.files.get(key)
-                if data is None or parts[2] != "resolve":
-                    self.send_response(404)
-                    self.send_header("X-Error-Code", "EntryNotFound")
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("X-Repo-Commit", COMMIT)
-                self.send_header("ETag", '"' + hashlib.sha1(data).hexdigest() + '"')
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if body:
-                    self.wfile.write(data)
-
-            def do_HEAD(self):
-                self._answer(False)
-
-            def do_GET(self):
-                self._answer(True)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+pytest_plugins = ["helpers.hub"]  # hub_env: a fake Hugging Face hub on 127.0.0.1
 
 
 @pytest.fixture
@@ -76,23 +22,6 @@ def wd_files(tmp_path):
     d = build_wd(tmp_path / "src", tags, np.zeros((3, len(tags))), np.zeros(len(tags)), size=32)
     return {f"SmilingWolf/wd-vit-tagger-v3:{n}": (d / n).read_bytes()
             for n in ("model.onnx", "selected_tags.csv")}
-
-
-@pytest.fixture
-def hub_env(monkeypatch):
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    hubs = []
-
-    def start(files, gated=False):
-        hub = Hub(files, gated)
-        hubs.append(hub)
-        monkeypatch.setenv("HF_ENDPOINT", hub.url)
-        return hub
-
-    yield start
-    for h in hubs:
-        h.close()
 
 
 def test_local_first_finds_folders_and_flat_pairs(tmp_path):
@@ -151,22 +80,3 @@ def test_download_from_local_hub_once_with_progress(tmp_path, hub_env, wd_files)
                     path.parent)
     assert all("model.onnx" not in p for _, p in hub.requests[n:])
     assert (path.parent / "selected_tags.csv").is_file()
-
-
-def test_subfolder_files_land_next_to_each_other(tmp_path, hub_env):
-    hub_env({"cella110n/cl_tagger_v2:v2_00/a.json": b"{}", "cella110n/cl_tagger_v2:v2_00/b": b"1"})
-    dest = download.download("cella110n/cl_tagger_v2", ("a.json", "b"), tmp_path / "cl",
-                           subfolder="v2_00")
-    assert (dest / "a.json").read_bytes() == b"{}" and (dest / "b").read_bytes() == b"1"
-
-
-def test_gated_repo_needs_hf_token(tmp_path, hub_env, monkeypatch):
-    hub = hub_env({"cella110n/cl_tagger_v2:v2_00/model.onnx": b"onnx"}, gated=True)
-    with pytest.raises(SourceError, match="HF_TOKEN"):
-        download.download("cella110n/cl_tagger_v2", ("model.onnx",), tmp_path / "cl",
-                        subfolder="v2_00")
-    monkeypatch.setenv("HF_TOKEN", "hf_good")
-    download.download("cella110n/cl_tagger_v2", ("model.onnx",), tmp_path / "cl",
-                    subfolder="v2_00")
-    assert (tmp_path / "cl" / "model.onnx").read_bytes() == b"onnx"
-    assert hub.requests

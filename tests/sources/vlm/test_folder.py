@@ -7,16 +7,9 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from helpers.models.tiny_hf import (
-    build_llava,
-    build_qwen2vl,
-    build_qwen25vl,
-    build_text_only,
-    sample_image,
-)
+from helpers.models.tiny_hf import VISION, sample_image
 
 from scoring.sources import ScoreContext, SourceError, create
-from scoring.sources.vlm.files import list_vlms, paired_mmproj, vlm_files
 from scoring.sources.vlm.folder import (
     blind_reason,
     check_folder,
@@ -28,19 +21,9 @@ from scoring.sources.vlm.folder import (
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-VLMS = {"llava": build_llava, "qwen2vl": build_qwen2vl, "qwen25vl": build_qwen25vl}
-
-
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    root = tmp_path_factory.mktemp("vlm_folders")
-    made = {name: build(root / f"tiny-{name}") for name, build in VLMS.items()}
-    made["text"] = build_text_only(root / "Qwen2-0.5B-Instruct")
-    return made
-
 
 def test_vision_language_folders_are_accepted_and_listed(folders):
-    for name in VLMS:
+    for name in VISION:
         assert check_folder(folders[name])["model_type"]
         assert listable(folders[name]) and missing_files(folders[name]) == []
 
@@ -92,21 +75,3 @@ def test_a_chat_template_inside_tokenizer_config_counts(folders, tmp_path):
     (folder / "tokenizer_config.json").write_text(
         json.dumps({**config, "chat_template": template}), encoding="utf-8")
     assert missing_files(folder) == []
-
-
-def test_discovery_lists_vision_models_only(folders, tmp_path):
-    root = tmp_path / "LLM"
-    for name in ("llava", "text"):
-        shutil.copytree(folders[name], root / "nested" / folders[name].name)
-    (root / "model-Q4_K_M.gguf").write_bytes(b"GGUF")
-    found, projs = list_vlms([root])
-    assert found == ["model-Q4_K_M.gguf", "nested/tiny-llava"] and projs == []
-
-
-def test_a_gguf_without_its_mmproj_is_refused_saying_it_cannot_see(tmp_path):
-    model = tmp_path / "Qwen2.5-7B-Instruct-Q4_K_M.gguf"
-    model.write_bytes(b"GGUF")
-    with pytest.raises(SourceError, match="has no mmproj GGUF next to it: without its mmproj"):
-        paired_mmproj(model)
-    with pytest.raises(SourceError, match="text-only model and cannot see the images"):
-        vlm_files(model.name, roots=[tmp_path])

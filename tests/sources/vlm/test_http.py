@@ -1,5 +1,6 @@
-"""HttpVLM ("vlm-http") over real HTTP: the fault-injecting server on 127.0.0.1, and a real
-`llama_cpp.server` serving a tiny GGUF when the server extras are installed."""
+"""HttpVLM ("vlm-http") over real HTTP: the fault-injecting server on 127.0.0.1 (a hung one
+costing two attempts per batch, then nothing), and a real `llama_cpp.server` serving a tiny
+GGUF when the server extras are installed."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import base64
 import io
 import json
 import math
+import re
 import time
 
 import numpy as np
@@ -23,6 +25,8 @@ RED = np.zeros((12, 16, 3), np.float32)
 RED[..., 0] = 1.0
 BLUE = np.zeros((12, 16, 3), np.float32)
 BLUE[..., 2] = 1.0
+HUNG = 60  # seconds a hung server holds a request: beyond every bound below
+SLACK = 10.0  # scheduling slack of a wall-time bound: generous on a loaded 2-core machine
 
 
 def vlm(fakeapi, **kw):
@@ -132,19 +136,20 @@ def test_a_server_without_logprobs_abstains_saying_so(fakeapi, fake_key):
     assert "use the generate method" in card.abstained
 
 
-@pytest.mark.parametrize(("fault", "words"), [
-    ({"kind": "junk"}, "not a chat completion"),
-    ({"kind": "reset"}, "connection failed"),
-    ({"kind": "delay", "seconds": 4}, "timeout"),
-    ({"kind": "status", "code": 500}, "HTTP 500"),
+@pytest.mark.parametrize(("fault", "words", "sent"), [
+    ({"kind": "junk"}, "not a chat completion", 2),  # an answer: not retried
+    ({"kind": "reset"}, "connection failed", 3),  # 2 attempts, 1 more: the breaker opens
+    ({"kind": "delay", "seconds": HUNG}, "timeout", 3),
+    ({"kind": "status", "code": 500}, "HTTP 500", 3),
 ])
-def test_faults_abstain_per_image_within_bounds(fakeapi, fake_key, fault, words):
+def test_faults_abstain_per_image_within_bounds(fakeapi, fake_key, fault, words, sent):
     fakeapi.script(default=fault)
     t = time.monotonic()
     out = vlm(fakeapi, max_retries=1, timeout=0.5, max_attempts=1).score(
         [RED, BLUE], ScoreContext())
-    assert time.monotonic() - t < 2 * (2 * 0.5 + 0.5) + 1
+    assert time.monotonic() - t < 2 * (2 * 0.5 + 0.5) + SLACK
     assert all(not c[0].ok and words in c[0].abstained for c in out)
+    assert len(fakeapi.requests()) == sent
 
 
 def test_bad_configuration_is_a_clear_error():
@@ -171,9 +176,33 @@ def test_real_llama_cpp_server_generate_and_logprob(llama_vlm_server, monkeypatc
 
 
 def test_cancel_ends_a_slow_request_at_once(fakeapi, fake_key):
-    fakeapi.script(default={"kind": "delay", "seconds": 4})
+    """Cancelled while the server holds the request (it has it, and answers in 60 s)."""
+    fakeapi.script(default={"kind": "delay", "seconds": HUNG})
+    ctx = ScoreContext(interrupted=lambda: bool(fakeapi.requests()))
     t = time.monotonic()
-    ctx = ScoreContext(interrupted=lambda: time.monotonic() - t > 0.5)
     with pytest.raises(Cancelled):
-        vlm(fakeapi, timeout=30).score([RED, BLUE], ctx)
-    assert time.monotonic() - t < 1.2
+        vlm(fakeapi, timeout=HUNG / 2).score([RED, BLUE], ctx)
+    assert time.monotonic() - t < SLACK and len(fakeapi.requests()) == 1
+
+
+def test_a_hung_vlm_server_costs_two_attempts_per_batch_then_nothing(fakeapi, monkeypatch):
+    """K: 3 × 60 s per image and nothing carried over; now 2 attempts for the first image,
+    the rest of the batch skipped, the next batch abstaining at once."""
+    monkeypatch.delenv("SAITEN_HTTP_COOLDOWN", raising=False)  # 5 min: outlasts this test
+    fakeapi.script(default={"kind": "delay", "seconds": HUNG})
+    images = [np.full((8, 8, 3), v, np.float32) for v in (0.1, 0.3, 0.5, 0.7, 0.9)]
+    vlm = create("vlm-http", base_url=fakeapi.url, model="m", timeout=0.5, method="generate",
+                 comment=False)
+    t = time.monotonic()
+    out = vlm.score(images, ScoreContext())
+    spent = time.monotonic() - t
+    assert all(not c[0].ok for c in out) and spent < 2 * 0.5 + SLACK
+    took = re.search(r"gave up after 2 attempts in ([0-9.]+) s", out[0][0].abstained)
+    assert took and 1.0 <= float(took[1]) <= spent + 0.05  # the real elapsed time
+    assert "VLM server unreachable since" in out[1][0].abstained
+    assert out[4][0].abstained.startswith("skipped: ")
+    assert len(fakeapi.requests()) == 3  # 2 attempts, then 1 more of image 1 opens it
+    again = create("vlm-http", base_url=fakeapi.url, model="m", timeout=0.5,
+                   method="generate").score(images, ScoreContext())
+    assert "unreachable since" in again[0][0].abstained  # at once: nothing more was sent
+    assert len(fakeapi.requests()) == 3

@@ -1,4 +1,5 @@
-"""The llama.cpp VLM backend on real llama.cpp with tiny GGUF models built by the tests."""
+"""The llama.cpp VLM backend (`scoring.sources.vlm.llamacpp`) on real llama.cpp with tiny GGUF
+models built by the tests; its describe and option checks also without llama.cpp."""
 
 from __future__ import annotations
 
@@ -18,14 +19,20 @@ from scoring.core.images import as_rgb, to_pil
 from scoring.core.parse import extract_json
 from scoring.core.rubric import LEVELS, Rubric, tag_context
 from scoring.host.memory import MemoryPolicy
-from scoring.sources import ScoreContext, create
+from scoring.sources import ScoreContext, SourceError, create
 from scoring.sources.vlm.gguf import read_pair
 from scoring.sources.vlm.llamacpp import LlamaCppVLM
 
-pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed",
-                    exc_type=ImportError)
+try:
+    import llama_cpp  # noqa: F401
+    HAVE_LLAMA_CPP = True
+except ImportError:
+    HAVE_LLAMA_CPP = False
+needs_llama_cpp = pytest.mark.skipif(not HAVE_LLAMA_CPP, reason="llama-cpp-python is not "
+                                     "installed")
 pytest_plugins = ["helpers.models.gguf_models"]  # the session fixture `gguf_models`
 
+IMAGES = [np.random.default_rng(i).random((48, 64, 3), dtype=np.float32) for i in range(2)]
 PHOTOS = [as_rgb(data.astronaut()), as_rgb(data.chelsea()), as_rgb(data.coffee())]
 FAMILIES = ["llava", "qwen"]
 LEAN = {"n_threads": 1}  # other test processes share the cores: no spinning thread pools
@@ -55,6 +62,7 @@ def sources(gguf_models):
 
 
 # -- scoring end to end ---------------------------------------------------------------------
+@needs_llama_cpp
 @pytest.mark.parametrize("family", FAMILIES)
 def test_generate_scores_each_image_of_a_batch(sources, family):
     src = sources(family, "generate")
@@ -76,6 +84,7 @@ def test_generate_scores_each_image_of_a_batch(sources, family):
         assert card.extras["attempts"] == 1
 
 
+@needs_llama_cpp
 @pytest.mark.parametrize("family", FAMILIES)
 def test_chat_answers_exactly_like_the_chat_handler(sources, family):
     """`chat` evaluates the prompt itself (to keep the system prompt cached between images)
@@ -100,6 +109,7 @@ def test_chat_answers_exactly_like_the_chat_handler(sources, family):
     assert warm == handler
 
 
+@needs_llama_cpp
 @pytest.mark.parametrize("family", FAMILIES)
 def test_logprob_scores_each_image_from_level_probabilities(sources, family):
     src = sources(family, "logprob")
@@ -132,6 +142,7 @@ def evaluated(src, run) -> tuple[object, int]:
     return got, llama_cpp.llama_perf_context(src._llm.ctx).n_p_eval
 
 
+@needs_llama_cpp
 @pytest.mark.parametrize("family", FAMILIES)
 def test_logprob_reuses_the_kv_cache_exactly(sources, family):
     """Axes are evaluated from the cached system+image state; the same image again costs
@@ -167,6 +178,7 @@ def test_logprob_reuses_the_kv_cache_exactly(sources, family):
     assert questions < n_next <= n_cold - system_tokens  # system prompt cached, image not
 
 
+@needs_llama_cpp
 def test_retries_reuse_the_image(gguf_models):
     """A refused attempt is retried on the same image: only the reworded request is new."""
     src = RefusingVLM(gguf_models.qwen_text, gguf_models.qwen_mmproj, refuse=1, **LEAN)
@@ -187,6 +199,7 @@ def test_retries_reuse_the_image(gguf_models):
         src.unload()
 
 
+@needs_llama_cpp
 def test_logprob_evaluates_the_shared_tag_context_once(sources):
     """The tagger's context is the same for every axis: it joins the cached head, so four
     more axes cost only their questions, with the same numbers as one axis at a time."""
@@ -224,6 +237,7 @@ def test_logprob_evaluates_the_shared_tag_context_once(sources):
     assert np.allclose([got[k] for k in LEVELS], [shared[-1][k] for k in LEVELS], atol=1e-4)
 
 
+@needs_llama_cpp
 def test_forced_generic_mtmd_handler_works_in_both_modes(gguf_models):
     src = LlamaCppVLM(gguf_models.llava_text, gguf_models.llava_mmproj, chat_format="mtmd",
                       method="logprob", comment=True, **LEAN)
@@ -237,6 +251,7 @@ def test_forced_generic_mtmd_handler_works_in_both_modes(gguf_models):
         src.unload()
 
 
+@needs_llama_cpp
 def test_one_image_too_big_for_the_context_abstains_alone(gguf_models):
     """Qwen2-VL takes images at their resolution: a huge one overflows a small n_ctx."""
     src = LlamaCppVLM(gguf_models.qwen_text, gguf_models.qwen_mmproj, n_ctx=1024,
@@ -250,6 +265,7 @@ def test_one_image_too_big_for_the_context_abstains_alone(gguf_models):
         src.unload()
 
 
+@needs_llama_cpp
 def test_large_images_are_downscaled_to_max_pixels(gguf_models):
     src = LlamaCppVLM(gguf_models.qwen_text, gguf_models.qwen_mmproj, n_ctx=1024,
                       max_pixels=256 * 256, method="logprob", comment=False, **LEAN)
@@ -291,6 +307,7 @@ class RefusingVLM(LlamaCppVLM):
                                                     verbose=False)}
 
 
+@needs_llama_cpp
 def test_refusing_model_is_retried_then_abstains(gguf_models):
     src = RefusingVLM(gguf_models.llava_text, gguf_models.llava_mmproj, refuse=99,
                       method="generate", **LEAN)
@@ -305,6 +322,7 @@ def test_refusing_model_is_retried_then_abstains(gguf_models):
     assert card.raw == REFUSALS[0]  # the third answer, as the model produced it
 
 
+@needs_llama_cpp
 def test_refusal_then_a_valid_answer_scores(gguf_models):
     src = RefusingVLM(gguf_models.qwen_text, gguf_models.qwen_mmproj, refuse=2,
                       method="generate", **LEAN)
@@ -337,6 +355,7 @@ class RecordingPolicy(MemoryPolicy):
         self.calls.append(("released",))
 
 
+@needs_llama_cpp
 def test_unload_releases_model_and_vision_context_and_reloads(gguf_models):
     policy = RecordingPolicy()
     src = LlamaCppVLM(gguf_models.qwen_text, gguf_models.qwen_mmproj, memory=policy,
@@ -361,6 +380,7 @@ def test_unload_releases_model_and_vision_context_and_reloads(gguf_models):
     assert policy.calls == [cpu, ("released",), cpu, ("released",)]
 
 
+@needs_llama_cpp
 def test_gpu_layers_follow_the_build_and_the_policy(gguf_models):
     import llama_cpp
 
@@ -380,6 +400,7 @@ def test_gpu_layers_follow_the_build_and_the_policy(gguf_models):
     assert 0 < src._gpu_bytes(1) < src._gpu_bytes(2) == src.memory_bytes()
 
 
+@needs_llama_cpp
 def test_a_model_llama_cpp_cannot_load_abstains_instead_of_crashing(gguf_models, tmp_path,
                                                                      caplog):
     """Every load attempt fails (as an out-of-memory GPU load would): after the CPU
@@ -392,3 +413,18 @@ def test_a_model_llama_cpp_cannot_load_abstains_instead_of_crashing(gguf_models,
     assert "llama.cpp could not load 'truncated.gguf'" in sheet[0][0].abstained
     assert "n_gpu_layers=0 failed" in caplog.text
     assert not src.loaded and src._handler is None
+
+
+# -- without running llama.cpp ----------------------------------------------------------
+def test_describe_never_raises(tmp_path):
+    src = LlamaCppVLM(tmp_path / "gone.gguf", tmp_path / "gone-mmproj.gguf")
+    assert "gone.gguf" in src.describe()
+    (card,) = src.score(IMAGES[:1])[0]
+    assert "not found" in card.abstained
+
+
+def test_bad_options_are_refused_up_front(gguf_models):
+    with pytest.raises(SourceError, match="chat_format"):
+        LlamaCppVLM(gguf_models.llava_text, gguf_models.llava_mmproj, chat_format="vicuna")
+    with pytest.raises(SourceError, match="n_gpu_layers"):
+        LlamaCppVLM(gguf_models.llava_text, gguf_models.llava_mmproj, n_gpu_layers="all")

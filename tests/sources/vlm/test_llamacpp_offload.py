@@ -1,4 +1,5 @@
-"""The llama.cpp backend's GPU paths on real llama.cpp (CPU build) with tiny GGUFs.
+"""The llama.cpp backend's GPU paths (`scoring.sources.vlm.llamacpp_offload`) on real
+llama.cpp (CPU build) with tiny GGUFs, and the GPU layer plan as arithmetic.
 
 Faked: only what llama.cpp would do on a GPU machine — offload is supported, and creating
 a context with layers on the GPU fails (the card is full) after the model's weights went
@@ -21,8 +22,12 @@ from scoring.sources.vlm.llamacpp_offload import (
     vision_bytes,
 )
 
-llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed",
-                                exc_type=ImportError)
+try:
+    import llama_cpp
+except ImportError:
+    llama_cpp = None
+needs_llama_cpp = pytest.mark.skipif(llama_cpp is None, reason="llama-cpp-python is not "
+                                     "installed")
 pytest_plugins = ["helpers.models.gguf_models"]  # the session fixture `gguf_models`
 GiB = 1 << 30
 
@@ -80,6 +85,7 @@ def source(models, host, **kw):
                   memory=host, method="logprob", comment=False, n_threads=1, **kw)
 
 
+@needs_llama_cpp
 def test_retries_all_then_half_then_cpu_each_failed_model_dead(gguf_models, full_card):
     host = GpuHost()
     src = source(gguf_models, host)
@@ -94,6 +100,7 @@ def test_retries_all_then_half_then_cpu_each_failed_model_dead(gguf_models, full
         src.unload()
 
 
+@needs_llama_cpp
 def test_uses_comfyuis_gpu_only(gguf_models, full_card):
     src = source(gguf_models, GpuHost(device="cuda:1"))
     src.load()
@@ -103,6 +110,7 @@ def test_uses_comfyuis_gpu_only(gguf_models, full_card):
         assert kwargs["main_gpu"] == 1
 
 
+@needs_llama_cpp
 def test_every_attempt_failing_is_one_clear_error(gguf_models, full_card, monkeypatch):
     real = llama_cpp.Llama
 
@@ -156,3 +164,14 @@ def test_qwen_7b_at_4k_context_on_an_8gb_card_is_not_all_layers():
     free = int(6.8 * GiB)  # usable after eviction and the margin
     assert p.model_bytes + kv + p.mmproj_bytes < free
     assert 0 < plan_gpu_layers(28, p.model_bytes + kv, fixed, free) < 28
+
+
+@pytest.mark.parametrize("free,expected", [
+    (None, -1),                   # unknown: offload all, loading falls back on failure
+    (10_000, -1),                 # everything fits
+    (8_000, 24),                  # 6000 of 8000 weight bytes fit after the overhead
+    (2_000, 0),                   # only the overhead fits
+    (500, 0),
+])
+def test_plan_gpu_layers(free, expected):
+    assert plan_gpu_layers(32, 8_000, 2_000, free) == expected

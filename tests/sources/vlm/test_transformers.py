@@ -11,7 +11,7 @@ import weakref
 
 import numpy as np
 import pytest
-from helpers.models.tiny_hf import build_llava, build_qwen2vl, build_qwen25vl, sample_image
+from helpers.models.tiny_hf import VISION, sample_image
 
 from scoring.core.rubric import LEVELS, Rubric
 from scoring.host.memory import MemoryPolicy
@@ -20,19 +20,8 @@ from scoring.sources import ScoreContext, SourceError, create
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-ARCHS = {"llava": build_llava, "qwen2vl": build_qwen2vl, "qwen25vl": build_qwen25vl}
 
-
-@pytest.fixture(scope="session")
-def vlm_folder(tmp_path_factory):
-    """A models folder holding one tiny model per architecture, as a user would have it."""
-    root = tmp_path_factory.mktemp("saiten_vlm")
-    for name, build in ARCHS.items():
-        build(root / f"tiny-{name}")
-    return root
-
-
-@pytest.fixture(params=list(ARCHS))
+@pytest.fixture(params=list(VISION))
 def model_dir(request, vlm_folder):
     return vlm_folder / f"tiny-{request.param}"
 

@@ -1,6 +1,6 @@
 """What every Saiten node shares: IMAGE tensors → images, running a source with its run
-options, progress and cancel, the cache of loaded-model handles (by build options), and text
-for the node."""
+options, progress and cancel, the loaded-model handles (`HANDLES`, built with ComfyUI's
+memory policy), and text for the node."""
 
 from __future__ import annotations
 
@@ -12,14 +12,16 @@ import comfy.utils
 import numpy as np
 import torch
 
-from ..scoring.core.cards import ScoreCard, Sheet, Verdict, merge_sheets
-from ..scoring.core.images import BadImage, Image, as_rgb
-from ..scoring.core.rubric import Rubric
-from ..scoring.report import summary
-from ..scoring.sources import Cancelled, Result, ScoreContext, Source, create, source_class
+from ...scoring.core.cards import ScoreCard, Sheet, Verdict, merge_sheets
+from ...scoring.core.images import BadImage, Image, as_rgb
+from ...scoring.core.rubric import Rubric
+from ...scoring.report import summary
+from ...scoring.sources import Cancelled, Result, ScoreContext, Source
+from ...scoring.sources.handles import Handles
 from .comfy_memory import POLICY
 
-_SOURCES: dict[tuple, Source] = {}
+HANDLES = Handles(POLICY)
+"""Every loaded scorer of the graph, by identity; ComfyUI evicts them through `POLICY`."""
 
 
 def images_from_tensor(images: torch.Tensor) -> list[Image]:
@@ -45,21 +47,6 @@ def batch_for(images: torch.Tensor, verdicts: Sequence[Any]) -> torch.Tensor:
             "connect verdicts that were computed from this same image batch"
         )
     return images
-
-
-def cached_source(name: str, **build: Any) -> Source:
-    """The loaded-model handle for source `name` built with these build options, shared by
-    every node that asks for the same ones (its model stays loaded until ComfyUI evicts it
-    or a call asks to unload). Run options never go here: they travel with each call."""
-    run = set(source_class(name).Options.__dataclass_fields__) & set(build)
-    if run:
-        raise TypeError(f"{', '.join(sorted(run))}: run options of {name} go with the call "
-                        "(run_source(options=...)), not into the cached handle")
-    key = (name, tuple(sorted((k, repr(v)) for k, v in build.items())))
-    source = _SOURCES.get(key)
-    if source is None:
-        source = _SOURCES[key] = create(name, memory=POLICY, **build)
-    return source
 
 
 def run_source(

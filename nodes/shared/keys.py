@@ -10,7 +10,7 @@ import sys
 
 import folder_paths
 
-from ..scoring.remote import check_env_name
+from ...scoring.remote import check_env_name
 
 IGNORED = (
     "{widget} is ignored: a workflow never chooses a key. The key for a server is bound to "

@@ -24,7 +24,7 @@ import comfy.model_management as mm
 import torch
 from comfy.model_patcher import ModelPatcher
 
-from ..scoring.host.memory import MemoryPolicy, Releasable
+from ...scoring.host.memory import MemoryPolicy, Releasable
 
 log = logging.getLogger("saiten")
 CPU = torch.device("cpu")

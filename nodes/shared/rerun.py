@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..scoring.core.cards import ScoreCard
+from ...scoring.core.cards import ScoreCard
 
 _GENERATION: dict[tuple[str, str], int] = {}
 

@@ -1,15 +1,11 @@
-"""The llama.cpp VLM backend's file handling, without running llama.cpp: GGUF headers, the
-pair check, the GPU layer plan, and what happens when llama-cpp-python is missing."""
+"""GGUF files without running llama.cpp (`scoring.sources.vlm.gguf`): headers read without
+loading, and the pair check — a text model and its mmproj that belong together, or a clear
+error naming both files, on which the llama.cpp source abstains."""
 
 from __future__ import annotations
 
-import json
-import os
 import struct
-import subprocess
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,21 +13,12 @@ import pytest
 from scoring.sources import SourceError
 from scoring.sources.vlm.gguf import read_gguf_header, read_pair
 from scoring.sources.vlm.llamacpp import LlamaCppVLM
-from scoring.sources.vlm.llamacpp_offload import plan_gpu_layers
-from scoring.sources.vlm.llamacpp_runtime import INSTALL_HINT, MIN_VERSION
 
 pytest_plugins = ["helpers.models.gguf_models"]  # the session fixture `gguf_models`
 
-REPO = Path(__file__).resolve().parents[3]
-try:
-    import llama_cpp  # noqa: F401
-    HAVE_LLAMA_CPP = True
-except ImportError:
-    HAVE_LLAMA_CPP = False
 IMAGES = [np.random.default_rng(i).random((48, 64, 3), dtype=np.float32) for i in range(2)]
 
 
-# -- the pair check ---------------------------------------------------------------------
 def test_headers_are_read_without_loading(gguf_models):
     meta, shapes = read_gguf_header(gguf_models.llava_mmproj, tensors=True)
     assert meta["clip.projector_type"] == "mlp"
@@ -103,70 +90,3 @@ def test_check_trusts_layer_shapes_and_knows_families(gguf_models):
     assert replace(good, projector="gemma3").chat_format() == "mtmd"
     with pytest.raises(SourceError, match="qwen3vl_merger"):
         replace(good, arch="qwen2vl", projector="qwen3vl_merger").check()
-
-
-def test_describe_never_raises(tmp_path):
-    src = LlamaCppVLM(tmp_path / "gone.gguf", tmp_path / "gone-mmproj.gguf")
-    assert "gone.gguf" in src.describe()
-    (card,) = src.score(IMAGES[:1])[0]
-    assert "not found" in card.abstained
-
-
-def test_bad_options_are_refused_up_front(gguf_models):
-    with pytest.raises(SourceError, match="chat_format"):
-        LlamaCppVLM(gguf_models.llava_text, gguf_models.llava_mmproj, chat_format="vicuna")
-    with pytest.raises(SourceError, match="n_gpu_layers"):
-        LlamaCppVLM(gguf_models.llava_text, gguf_models.llava_mmproj, n_gpu_layers="all")
-
-
-@pytest.mark.parametrize("free,expected", [
-    (None, -1),                   # unknown: offload all, loading falls back on failure
-    (10_000, -1),                 # everything fits
-    (8_000, 24),                  # 6000 of 8000 weight bytes fit after the overhead
-    (2_000, 0),                   # only the overhead fits
-    (500, 0),
-])
-def test_plan_gpu_layers(free, expected):
-    assert plan_gpu_layers(32, 8_000, 2_000, free) == expected
-
-
-# -- a missing runtime ------------------------------------------------------------------
-BLOCK_IMPORT = """
-import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name == {blocked!r} or name.startswith({blocked!r} + "."):
-            raise ImportError(f"No module named {{name!r}} (hidden by the test)")
-sys.meta_path.insert(0, Block())
-"""
-
-
-def score_without(blocked: str, models, tmp_path) -> list[str]:
-    """Abstention reasons from scoring two images in a fresh Python where importing
-    `blocked` really fails."""
-    script = BLOCK_IMPORT.format(blocked=blocked) + f"""
-import json
-import numpy as np
-from scoring.sources import create
-src = create("vlm-llamacpp", model_path={str(models.llava_text)!r},
-             mmproj_path={str(models.llava_mmproj)!r})
-sheet = src.score([np.zeros((32, 32, 3), np.float32)] * 2)
-print(json.dumps([c[0].abstained for c in sheet]))
-"""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         cwd=tmp_path, env=env, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def test_missing_llama_cpp_abstains_with_the_pip_command(gguf_models, tmp_path):
-    assert score_without("llama_cpp", gguf_models, tmp_path) == [INSTALL_HINT, INSTALL_HINT]
-
-
-@pytest.mark.skipif(not HAVE_LLAMA_CPP, reason="llama-cpp-python is not installed")
-def test_llama_cpp_without_vision_support_says_to_upgrade(gguf_models, tmp_path):
-    reasons = score_without("llama_cpp.mtmd_cpp", gguf_models, tmp_path)
-    assert len(reasons) == 2
-    assert "too old for vision GGUFs" in reasons[0]
-    assert f'pip install -U "llama-cpp-python>={MIN_VERSION}"' in reasons[0]
