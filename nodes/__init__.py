@@ -9,7 +9,8 @@ from comfy_api.latest import io
 
 log = logging.getLogger("saiten")
 
-MODULES = ("tagger", "vlm", "judge", "aggregate", "filter", "report", "rubric", "diagnostics")
+MODULES = ("tagger", "vlm", "judge", "aggregate", "filter", "report", "rubric", "diagnostics",
+           "publish")
 
 
 def all_nodes() -> list[type[io.ComfyNode]]:

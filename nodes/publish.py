@@ -20,17 +20,19 @@ import folder_paths
 import numpy as np
 import torch
 from comfy_api.latest import io, ui
+from comfy_execution.graph_utils import ExecutionBlocker
 
-from ..scoring.core.cards import Sheet
+from ..scoring.core.cards import Sheet, Verdict
 from ..scoring.core.errors import SourceError
 from ..scoring.core.images import to_uint8
+from ..scoring.ensemble.select import after_fix
 from ..scoring.publish import PRESETS, apply_mosaic
 from ..scoring.publish.preview import draw
-from ..scoring.publish.rules import CUSTOM, OK, publish_of
+from ..scoring.publish.rules import CUSTOM, OK, publish_of, recheck
 from ..scoring.sources import Source, unavailable
 from ..scoring.sources.onnx import censor, folders, likeness
-from .common import batch_for, cached_source, images_from_tensor, run_source
-from .types import Scores
+from .shared.common import HANDLES, batch_for, images_from_tensor, run_source
+from .shared.types import Scores, Verdicts
 
 log = logging.getLogger("saiten")
 
@@ -70,7 +72,7 @@ def source_for(kind: str, model: str, allow_download: bool, node_id: str | None,
                                allow_download=allow_download, progress=progress)
     except SourceError as e:
         return unavailable(kind, str(e), label=kind)
-    return cached_source(kind, model_path=str(path), **build)
+    return HANDLES.get(kind, model_path=str(path), **build)
 
 
 def verdict_lines(sheet: Sheet) -> list[str]:
@@ -174,11 +176,16 @@ class SaitenMosaic(io.ComfyNode):
             category="Saiten",
             description="Mosaics the regions a Saiten Publish Check found, with blocks of the "
                         "size its rule requires on the image's own grid, each region padded by "
-                        "the margin. Check the result again (a second Publish Check) and "
-                        "review it yourself. " + NOTE,
+                        "the margin, then judges the same regions again. Review the result "
+                        "yourself. " + NOTE,
             inputs=[
                 io.Image.Input("images", tooltip="The images the Publish Check checked."),
-                Scores.Input("scores", tooltip="From a Saiten Publish Check on these images."),
+                Verdicts.Input("verdicts", optional=True,
+                               tooltip="From Saiten Score Filter (needs_work_verdicts) for "
+                                       "these images; or connect scores instead."),
+                Scores.Input("scores", optional=True,
+                             tooltip="From a Saiten Publish Check on these images (when no "
+                                     "filter is in between)."),
                 io.Float.Input("margin", default=0.15, min=0.0, max=1.0, step=0.01,
                                tooltip="Each region grows by this share of its width and "
                                        "height on every side before the mosaic."),
@@ -191,33 +198,54 @@ class SaitenMosaic(io.ComfyNode):
             ],
             outputs=[io.Image.Output(display_name="images",
                                      tooltip="The batch with the mosaics applied (images "
-                                             "with nothing to do unchanged).")],
+                                             "with nothing to do unchanged)."),
+                     Verdicts.Output(display_name="verdicts",
+                                     tooltip="The verdicts judged again on the mosaicked "
+                                             "images: a needs-work image that is publishable "
+                                             "now has passed (needs verdicts).")],
         )
 
     @classmethod
-    def execute(cls, images, scores: Sheet, margin: float = 0.15, block: int = 0,
+    def execute(cls, images, verdicts: list[Verdict] | None = None,
+                scores: Sheet | None = None, margin: float = 0.15, block: int = 0,
                 only_failing: bool = True) -> io.NodeOutput:
-        images = batch_for(images, scores)
-        out, lines = [], []
-        for i, (img, cards) in enumerate(zip(images, scores, strict=True)):
+        if verdicts is None and scores is None:
+            raise ValueError("Saiten Mosaic: connect verdicts (from Saiten Score Filter) or "
+                             "scores (from Saiten Publish Check) for these images")
+        sheet = [v.cards for v in verdicts] if verdicts is not None else scores
+        images = batch_for(images, sheet)
+        out, lines, after = [], [], []
+        for i, (img, cards) in enumerate(zip(images, sheet, strict=True)):
             p = publish_of(cards)
-            regions = [r for r in p["regions"] if not only_failing or r["status"] != OK]
-            if "needed" not in p:
-                lines.append(f"#{i} left as it is — {p['summary']}")
-                out.append(img)
-                continue
-            size = max(int(block), int(p["needed"]))
-            if not regions:
-                lines.append(f"#{i} nothing to mosaic")
-                out.append(img)
-                continue
-            arr = img.detach().to(device="cpu", dtype=torch.float32).numpy()
-            done = apply_mosaic(arr, [tuple(r["box"]) for r in regions], size, margin)
-            out.append(torch.from_numpy(done).to(img.dtype))
-            names = ", ".join(r["name"] for r in regions)
-            lines.append(f"#{i} mosaicked {names} with {size} px blocks")
+            fixed, line = mosaic_one(img, p, margin, block, only_failing)
+            out.append(fixed)
+            lines.append(f"#{i} {line}")
+            if verdicts is not None and "rule" in p:
+                again = recheck(to_uint8(images_from_tensor(fixed)[0]), p)
+                after.append(after_fix(verdicts[i], again))
+                lines.append(f"   now {again['summary']}")
+            elif verdicts is not None:
+                after.append(verdicts[i])
         lines.append(NOTE)
-        return io.NodeOutput(torch.stack(out), ui=ui.PreviewText("\n".join(lines)))
+        return io.NodeOutput(torch.stack(out),
+                             after if verdicts is not None else ExecutionBlocker(None),
+                             ui=ui.PreviewText("\n".join(lines)))
+
+
+def mosaic_one(img: torch.Tensor, p: dict[str, Any], margin: float, block: int,
+               only_failing: bool) -> tuple[torch.Tensor, str]:
+    """One image [H,W,C] mosaicked by its publish verdict `p`, and a line saying what was
+    done."""
+    if "needed" not in p:
+        return img, f"left as it is — {p['summary']}"
+    regions = [r for r in p["regions"] if not only_failing or r["status"] != OK]
+    if not regions:
+        return img, "nothing to mosaic"
+    size = max(int(block), int(p["needed"]))
+    arr = img.detach().to(device="cpu", dtype=torch.float32).numpy()
+    done = apply_mosaic(arr, [tuple(r["box"]) for r in regions], size, margin)
+    names = ", ".join(r["name"] for r in regions)
+    return torch.from_numpy(done).to(img.dtype), f"mosaicked {names} with {size} px blocks"
 
 
 class SaitenLikeness(io.ComfyNode):

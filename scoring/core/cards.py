@@ -9,6 +9,10 @@ from typing import Any
 AXES: tuple[str, ...] = ("erotic", "composition", "appeal", "typeset", "overall")
 """The rubric's axes, each scored 0–100."""
 
+LIKENESS = "likeness"
+"""The character-likeness axis (CCIP against the user's references, 0–100, 50 at the model's
+same-character threshold): scored beside the rubric's axes, never part of `overall`."""
+
 CHECK = "check"
 """The kind of a check source (the technical check): its card is a penalty on `overall`, not a
 vote."""
@@ -16,9 +20,11 @@ vote."""
 KINDS: tuple[str, ...] = (CHECK, "detector", "tagger", "vlm", "judge")
 """What a source is."""
 
-STATUSES: tuple[str, ...] = ("passed", "rejected", "unscored")
-"""What the filter decided for an image: passed, rejected (scored, did not pass) or unscored
-(no value to compare; the filter's unscored policy says whether it went on)."""
+NEEDS_WORK = "needs work"
+STATUSES: tuple[str, ...] = ("passed", NEEDS_WORK, "rejected", "unscored")
+"""What the filter decided for an image: passed, needs work (its score passed but the
+publish gate holds it for a mosaic), rejected (scored, did not pass) or unscored (no value
+to compare; the filter's unscored policy says whether it went on)."""
 
 
 def clamp_score(value: Any) -> float | None:
@@ -81,15 +87,21 @@ class ScoreCard:
 class Decision:
     """What the filter decided for one image and why: `status` (one of STATUSES), whether it
     went on to the passed output (`passed`; an unscored image passes under the "pass"
-    policy), the rule that decided (as the filter shows it) and, when it did not pass, why."""
+    policy), the rule that decided (as the filter shows it) and, when it did not pass, why.
+    `publish` is the image's publish verdict ("publishable", "needs work", "unchecked") when
+    a publish check ran or the rule gates on it, else ""."""
 
     status: str
     passed: bool
     rule: str
     why: str = ""
+    publish: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if not self.publish:
+            del d["publish"]
+        return d
 
     @classmethod
     def from_dict(cls, d: Any) -> Decision | None:
@@ -97,7 +109,7 @@ class Decision:
         if not isinstance(d, dict) or d.get("status") not in STATUSES:
             return None
         return cls(status=d["status"], passed=bool(d.get("passed")), rule=str(d.get("rule", "")),
-                   why=str(d.get("why", "")))
+                   why=str(d.get("why", "")), publish=str(d.get("publish", "")))
 
 
 @dataclass

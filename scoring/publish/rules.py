@@ -14,9 +14,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .measure import Box, Cover
+from ..core.cards import NEEDS_WORK
+from .measure import Box, Cover, measure
 
-PUBLISHABLE, NEEDS_WORK, UNCHECKED = "publishable", "needs work", "unchecked"
+PUBLISHABLE, UNCHECKED = "publishable", "unchecked"
 OK, NEEDS_MOSAIC, TOO_FINE = "ok", "needs mosaic", "too fine"
 
 
@@ -49,6 +50,15 @@ class Rule:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "divisor": self.divisor, "minimum": self.minimum,
                 "factor": self.factor, "min_cover": self.min_cover}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Rule:
+        """A rule read back from a verdict (ValueError when it is not one)."""
+        try:
+            return cls(str(d["name"]), int(d["divisor"]), int(d["minimum"]), int(d["factor"]),
+                       float(d["min_cover"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"not a mosaic rule: {d!r}") from e
 
 
 PRESETS: dict[str, Rule] = {
@@ -169,6 +179,16 @@ def judge(regions: Sequence[Region], covers: Sequence[Cover], width: int, height
     checks = tuple(check_region(f"R{i + 1}", r, c, needed, rule)
                    for i, (r, c) in enumerate(zip(regions, covers, strict=True)))
     return PublishVerdict(rule, needed, checks)
+
+
+def recheck(image: Any, verdict: dict[str, Any]) -> dict[str, Any]:
+    """A verdict (as `to_dict` wrote it) judged again on `image` (uint8 HxWx3) — the same
+    regions under the same rule, measured anew (after a mosaic was applied)."""
+    rule = Rule.from_dict(verdict["rule"])
+    regions = [Region(tuple(int(v) for v in r["box"]), str(r["label"]), float(r["score"]),
+                      str(r.get("detector", ""))) for r in verdict["regions"]]
+    h, w = image.shape[:2]
+    return judge(regions, [measure(image, r.box) for r in regions], w, h, rule).to_dict()
 
 
 def unchecked(why: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image as PILImage
 
-from ...core.cards import ScoreCard, clamp_score
+from ...core.cards import LIKENESS, ScoreCard, clamp_score
 from ...core.errors import SourceError
 from ...core.images import BadImage, Image, list_images, load
 from ..base import Result, ScoreContext, log
@@ -52,7 +52,7 @@ def _model(name: str) -> Model:
 
 
 SPEC = Spec(
-    "likeness", "detector", ("likeness",), 1.0, options=LikenessOptions,
+    "likeness", "detector", (LIKENESS,), 1.0, options=LikenessOptions,
     build={"threshold": 0.0, "batch_size": 8, "device": "auto"},
     models=(_model("ccip-caformer-24-randaug-pruned"),
             _model("ccip-caformer-6-randaug-pruned_fp32"), _model("ccip-caformer-5_fp32")),
@@ -195,7 +195,7 @@ class LikenessSource(OnnxSource):
             return self.abstain("CCIP features are not finite (a broken model output)")
         diff = float(np.median(per))
         t = self.threshold
-        return self.card(axes={"likeness": likeness(diff, t)}, extras={
+        return self.card(axes={LIKENESS: likeness(diff, t)}, extras={
             "difference": round(diff, 4), "threshold": round(t, 4),
             "same_character": bool(diff <= t), "references": len(per),
             "differences": [round(float(d), 4) for d in per]})
