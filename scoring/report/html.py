@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..core.cards import AXES, CHECK
-from .entries import Entry, meta_fields, meta_text, num
+from ..core.cards import CHECK, NEEDS_WORK, STATUSES
+from .entries import Entry, axes_of, meta_fields, meta_text, num
 
 INLINE_THUMBS = 300
 
@@ -37,7 +37,7 @@ flex-wrap:wrap;gap:.6em;align-items:center}#controls input[type=number]{width:4.
 .tile{width:200px;background:#fff;border:1px solid #ccc;padding:4px;font-size:80%;
 position:relative}.tile img{display:block;margin:auto}.tile .b{position:absolute;top:6px;
 left:6px;background:#000a;color:#fff;padding:1px 5px;border-radius:3px;font-size:120%}
-.tile.rejected{opacity:.55}.tile.unscored{border-color:#c00;background:#fee}
+.tile.rejected{opacity:.55}.tile.needs-work{border-color:#e90}.tile.unscored{border-color:#c00;background:#fee}
 .tile .nm{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .mark{color:#a00;font-weight:bold}.sum td{max-width:40em}"""
 
@@ -65,7 +65,8 @@ return true})}
 function el(tag,cls,text){const n=document.createElement(tag);if(cls)n.className=cls;
 if(text!=null)n.textContent=text;return n}
 function gallery(list,a){const s=[...list].sort((x,y)=>(val(y,a)??-1)-(val(x,a)??-1)),
-f=document.createDocumentFragment();for(const e of s){const v=val(e,a),t=el('div','tile '+e.st);
+f=document.createDocumentFragment();for(const e of s){const v=val(e,a),
+t=el('div','tile '+e.st.replace(' ','-'));
 t.title=e.p||'';const im=el('img');im.loading='lazy';im.alt='';im.src=src(e);t.append(im,
 el('span','b',v===null?'–':v.toFixed(0)),el('div','nm',e.n));
 if(e.st!=='passed')t.append(el('div','mark',e.st));
@@ -140,6 +141,8 @@ def _detail(en: Entry) -> str:
     if d is not None:
         why = f"; {d.why}" if d.why else ""
         out += f'<div class="small">{e(d.status)} ({e(d.rule + why)})</div>'
+        if d.publish and d.status != NEEDS_WORK:
+            out += f'<div class="small">publish: {e(d.publish)}</div>'
     for r in (r for c in v.cards if c.ok and c.kind == CHECK for r in c.reasons):
         out += f'<div class="reason">⚠ {e(r)}</div>'
     if v.used:
@@ -160,7 +163,7 @@ def write_html(path: str | Path, entries: Sequence[Entry], title: str = "Saiten 
     loaded from their files beside the page (`refs[i]`, see `thumbs.store`). Each entry's
     status is its verdict's decision (`report.decided` gives every entry one)."""
     e, path = html.escape, Path(path)
-    axes, meta = AXES, meta_fields(entries)
+    axes, meta = axes_of(entries), meta_fields(entries)
     inline = len(entries) <= INLINE_THUMBS
     shown_meta = [k for k in ("seed", "checkpoint", "prompt") if k in meta]
     head = "".join(f"<th>{e(h)}</th>" for h in ["#", "image", "name", "score", *axes,
@@ -197,13 +200,14 @@ def write_html(path: str | Path, entries: Sequence[Entry], title: str = "Saiten 
         '<label>score <input id="lo" type="number" min="0" max="100" placeholder="min"> – '
         '<input id="hi" type="number" min="0" max="100" placeholder="max"></label>'
         '<label>status <select id="status"><option value="">all</option>'
-        '<option value="passed">passed</option>'
-        '<option value="rejected">rejected</option><option value="unscored">unscored</option>'
-        '</select></label><label>prompt / name <input id="q" type="search"></label>'
+        + "".join(f'<option value="{e(s)}">{e(s)}</option>' for s in STATUSES)
+        + '</select></label><label>prompt / name <input id="q" type="search"></label>'
         '<span id="count"></span></div>')
     rule = f" ({e('; '.join(rules))})" if rules else ""
-    intro = (f"{len(entries)} images: {n_pass} passed{rule}, "
-             f"{len(entries) - n_pass - n_unscored} rejected, {n_unscored} unscored."
+    n_work = sum(d["st"] == NEEDS_WORK for d in data)
+    work = f"{n_work} need work, " if n_work else ""
+    intro = (f"{len(entries)} images: {n_pass} passed{rule}, {work}"
+             f"{len(entries) - n_pass - n_unscored - n_work} rejected, {n_unscored} unscored."
              + (f" {e(note)}" if note else "") + " Click a table header to sort.")
     page = (f'<!doctype html><html><head><meta charset="utf-8"><title>{e(title)}</title>'
             f"<style>{_STYLE}</style></head><body><h1>{e(title)}</h1><p>{intro}</p>"
