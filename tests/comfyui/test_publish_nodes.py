@@ -117,3 +117,27 @@ def test_likeness_gates_on_the_character(comfy):
     assert text.splitlines()[0].startswith("passed 1/2") and "rejected: #1" in text, text
     assert "another character?" in text and len(h.files(kept, "temp")) == 1
     assert "likeness" in h.text(agg)
+
+
+def test_the_template_runs_from_the_frontend(comfy, page, sd15):
+    """saiten_publish_check as a user runs it (frontend → prompt, shrunk): the random
+    model's flat frames have no region (publishable) and are rejected by their score; the
+    needs-work branch is blocked, nothing is saved, the queue goes on."""
+    from comfy_harness import REPO
+    from test_generation_workflows import frontend_prompt, ids, shrink
+
+    path = REPO / "example_workflows" / "saiten_publish_check.json"
+    prompt, workflow = frontend_prompt(page, path)
+    prompt = shrink(prompt, sd15, 11)
+    (check,) = ids(prompt, "SaitenPublishCheck")
+    assert prompt[check]["inputs"]["allow_download"] is True
+    (flt,) = ids(prompt, "SaitenScoreFilter")
+    assert prompt[flt]["inputs"]["publish"] is True
+    h = comfy.run(prompt, workflow=workflow, timeout=900)
+    assert h.ok, h.message("execution_error") or comfy.log()
+    lines = h.text(check).splitlines()
+    assert [ln.split(":")[0] for ln in lines[1:5]] == [f"#{i} publishable" for i in range(4)]
+    assert h.text(flt).startswith("passed 0/4"), h.text(flt)
+    assert all(h.files(s) == [] for s in ids(prompt, "SaitenSaveImage"))
+    (mosaic,) = ids(prompt, "SaitenMosaic")
+    assert h.ui(mosaic) == {}                                        # blocked: nothing to fix
