@@ -94,7 +94,7 @@ def test_every_saiten_node_is_registered(comfy):
     assert agg["output_is_list"] == [False, False, True]
     flt = info["SaitenScoreFilter"]
     assert flt["output"] == ["IMAGE", "IMAGE", "SAITEN_VERDICTS", "SAITEN_VERDICTS",
-                             "LATENT", "LATENT", "SAITEN_VERDICTS"]
+                             "LATENT", "LATENT", "SAITEN_VERDICTS", "IMAGE", "SAITEN_VERDICTS"]
     assert flt["input"]["required"]["axis"][1]["options"] == [
         "overall", "erotic", "composition", "appeal", "typeset", "confidence"]
     for out_node in ("SaitenShowScores", "SaitenSaveImage", "SaitenBatchReport"):
