@@ -350,8 +350,9 @@ def blueprint(browser: Browser, comfy) -> Path:
     del g.prompt[s["show"]]
     sinks = {"IMAGE": "PreviewImage", "LATENT": "LatentUpscaleBy",
              "SAITEN_VERDICTS": "SaitenShowScores"}
-    kinds = comfy.object_info["SaitenScoreFilter"]["output"]
-    for slot, kind in enumerate(kinds):  # a consumer per output: it becomes one of ours
+    kinds = comfy.object_info["SaitenScoreFilter"]["output"][:6]  # passed / rejected: images,
+    for slot, kind in enumerate(kinds):  # verdicts, latents — a consumer per output: it becomes
+        # one of the blueprint's (all verdicts and the publish gate's needs_work stay inside)
         sink = sinks[kind]
         first = {"PreviewImage": "images", "LatentUpscaleBy": "samples",
                  "SaitenShowScores": "verdicts"}[sink]
