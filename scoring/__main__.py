@@ -1,7 +1,7 @@
-"""`python -m scoring …` (see scoring/batch/cli.py)."""
+"""`python -m scoring …` (see scoring/cli/__init__.py)."""
 
 import sys
 
-from .batch.cli import main
+from .cli import main
 
 sys.exit(main())

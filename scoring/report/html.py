@@ -13,10 +13,12 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..core.atomic import write_text
 from ..core.cards import CHECK, NEEDS_WORK, STATUSES
 from .entries import Entry, axes_of, meta_fields, meta_text, num
 
@@ -37,7 +39,8 @@ flex-wrap:wrap;gap:.6em;align-items:center}#controls input[type=number]{width:4.
 .tile{width:200px;background:#fff;border:1px solid #ccc;padding:4px;font-size:80%;
 position:relative}.tile img{display:block;margin:auto}.tile .b{position:absolute;top:6px;
 left:6px;background:#000a;color:#fff;padding:1px 5px;border-radius:3px;font-size:120%}
-.tile.rejected{opacity:.55}.tile.needs-work{border-color:#e90}.tile.unscored{border-color:#c00;background:#fee}
+.tile.rejected{opacity:.55}.tile.needs-work{border-color:#e90}
+.tile.unscored{border-color:#c00;background:#fee}
 .tile .nm{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .mark{color:#a00;font-weight:bold}.sum td{max-width:40em}"""
 
@@ -50,8 +53,7 @@ rows.forEach(r=>tb.appendChild(r))});"""
 
 _APP = r"""(()=>{
 const D=JSON.parse(document.getElementById('data').textContent),E=D.entries;
-const $=id=>document.getElementById(id),esc=s=>String(s??'').replace(/[&<>"]/g,
-c=>({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c]));
+const $=id=>document.getElementById(id);
 const rows={};for(const r of $('rows').tBodies[0].rows)rows[r.cells[0].textContent]=r;
 const src=e=>e.t??(rows[e.i]?.querySelector('img')?.getAttribute('src')??'');
 const val=(e,a)=>e.a[a]??null;
@@ -60,7 +62,8 @@ q=$('q').value.trim().toLowerCase(),st=$('status').value;
 return E.filter(e=>{const v=val(e,a);
 if(!isNaN(lo)&&(v===null||v<lo))return false;if(!isNaN(hi)&&(v===null||v>hi))return false;
 if(st&&e.st!==st)return false;
-if(q&&!((e.p||'').toLowerCase().includes(q)||e.n.toLowerCase().includes(q)))return false;
+if(q&&!(String(e.p??'').toLowerCase().includes(q)||String(e.n).toLowerCase().includes(q)))
+return false;
 return true})}
 function el(tag,cls,text){const n=document.createElement(tag);if(cls)n.className=cls;
 if(text!=null)n.textContent=text;return n}
@@ -72,12 +75,13 @@ el('span','b',v===null?'–':v.toFixed(0)),el('div','nm',e.n));
 if(e.st!=='passed')t.append(el('div','mark',e.st));
 if(e.seed!=null)t.append(el('div','',`seed ${e.seed}`));f.appendChild(t)}
 $('gallery').replaceChildren(f)}
-function hist(list){$('hist').innerHTML=D.axes.map(a=>{const b=new Array(10).fill(0);let u=0;
-for(const e of list){const v=val(e,a);if(v===null)u++;else b[Math.min(9,Math.floor(v/10))]++}
-const m=Math.max(1,u,...b);return `<div class="hist"><b>${esc(a)}</b><div class="bars">${
-b.map((n,k)=>`<div title="${k*10}–${k*10+10}: ${n}" style="height:${60*n/m}px"></div>`).join('')
-}<div class="u" title="unscored: ${u}" style="height:${60*u/m}px"></div></div>0 … 100 · ${u
-} unscored</div>`}).join('')}
+function hist(list){const f=document.createDocumentFragment();for(const a of D.axes){
+const b=new Array(10).fill(0);let u=0;for(const e of list){const v=val(e,a);if(v===null)u++;
+else b[Math.min(9,Math.floor(v/10))]++}const m=Math.max(1,u,...b),h=el('div','hist'),
+bars=el('div','bars');const bar=(cls,title,n)=>{const d=el('div',cls);d.title=title;
+d.style.height=`${60*n/m}px`;bars.appendChild(d)};b.forEach((n,k)=>bar('',
+`${k*10}–${k*10+10}: ${n}`,n));bar('u',`unscored: ${u}`,u);h.append(el('b','',a),bars,
+`0 … 100 · ${u} unscored`);f.appendChild(h)}$('hist').replaceChildren(f)}
 function table(head,body){const t=document.createElement('table');t.className='sum';
 const h=t.createTHead().insertRow();for(const x of head){const c=document.createElement('th');
 c.textContent=x;h.appendChild(c)}const b=t.createTBody();for(const r of body){
@@ -102,6 +106,28 @@ $(id).hidden=id!==v}
 document.querySelectorAll('.views button').forEach(b=>b.onclick=()=>view(b.dataset.v));
 for(const id of ['axis','lo','hi','q','status'])$(id).addEventListener('input',apply);
 view('gallery');apply();window.saitenReport={apply,view,shown}})();"""
+
+
+_JSON_UNSAFE = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026",
+                0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def json_script(element_id: str, data: Any) -> str:
+    """`data` in a `<script type="application/json">` element that no text can end or
+    bend: inside the JSON every `<`, `>`, `&` and U+2028/2029 is written as a \\u escape
+    (JSON.parse reads them back as they were), so no `</script>`, `<!--` or `<script`
+    appears in it. The page reads it with JSON.parse(textContent); everything else on the
+    page is escaped HTML or set through textContent."""
+    text = json.dumps(data, ensure_ascii=False, allow_nan=False).translate(_JSON_UNSAFE)
+    return (f'<script type="application/json" id="{html.escape(element_id)}">{text}'
+            "</script>")
+
+
+def _text(value: Any) -> str | float | None:
+    """A value as the page's data carries it: a finite number, a string, or None."""
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return value if value is None or math.isfinite(value) else None
+    return meta_text(value)
 
 
 def _card_html(c: Any) -> str:
@@ -181,14 +207,14 @@ def write_html(path: str | Path, entries: Sequence[Entry], title: str = "Saiten 
                  *(f'<td class="small">{e(meta_text(en.meta.get(k)))}</td>' for k in shown_meta),
                  f"<td>{_detail(en)}</td>"]
         rows.append("<tr>" + "".join(cells) + "</tr>")
-        data.append({"i": i, "n": en.name, "s": v.score, "st": _status(en),
-                     "a": {a: v.value(a) for a in axes if v.value(a) is not None},
-                     "p": en.meta.get("prompt"), "seed": en.meta.get("seed"),
+        data.append({"i": i, "n": en.name, "s": _text(v.score), "st": _status(en),
+                     "a": {a: _text(v.value(a)) for a in axes
+                           if _text(v.value(a)) is not None},
+                     "p": _text(en.meta.get("prompt")), "seed": _text(en.meta.get("seed")),
                      "t": None if inline else src})
     present = [a for a in axes if a == "overall" or any(a in d["a"] for d in data)]
     rules = sorted({en.verdict.decision.rule for en in entries if en.verdict.decision})
-    blob = json.dumps({"rules": rules, "axes": present, "entries": data},
-                      ensure_ascii=False).replace("</", "<\\/")
+    blob = json_script("data", {"rules": rules, "axes": present, "entries": data})
     n_pass = sum(d["st"] == "passed" for d in data)
     n_unscored = sum(d["st"] == "unscored" for d in data)
     options = "".join(f'<option value="{e(a)}"{" selected" if a == "overall" else ""}>'
@@ -216,9 +242,6 @@ def write_html(path: str | Path, entries: Sequence[Entry], title: str = "Saiten 
             f"<tbody>{''.join(rows)}</tbody></table></div>"
             '<div id="gallery"></div><div id="summaries" hidden><h2>By prompt</h2>'
             '<div id="byprompt"></div><h2>By seed</h2><div id="byseed"></div></div>'
-            f'<script type="application/json" id="data">{blob}</script>'
+            f"{blob}"
             f"<script>{_SORT}</script><script>{_APP}</script></body></html>")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text(path, page)

@@ -147,7 +147,7 @@ def test_missing_model_is_a_message_on_the_node_not_a_failure(comfy):
 
 def test_node_and_cli_give_a_model_the_same_defaults(comfy):
     """Thresholds and weight come from the catalogue for the node and the CLI alike."""
-    from scoring.batch.score_cmd import make_sources
+    from scoring.cli.score import make_sources
 
     url, base = comfy
     graph = _graph(0.0)

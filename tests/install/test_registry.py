@@ -46,7 +46,7 @@ def test_published_archive_loads_and_runs_the_offline_workflow(tmp_path):
     tops = {n.split("/")[0] for n in names}
     assert not tops & {"tests", "bench", "scripts", ".ci", "requirements-test.txt"}, tops
     for needed in ("__init__.py", "install.py", "requirements.txt", "pyproject.toml",
-                   "nodes/tagger.py", "scoring/batch/cli.py", "web/saiten.js",
+                   "nodes/tagger.py", "scoring/cli/__init__.py", "web/saiten.js",
                    "web/docs/SaitenTagger.md",
                    "locales/ja/nodeDefs.json", "example_workflows/saiten_offline_filter.json"):
         assert needed in names, needed

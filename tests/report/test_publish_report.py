@@ -8,7 +8,7 @@ import csv
 
 import numpy as np
 
-from scoring.batch.score_cmd import format_table
+from scoring.cli.score import format_table
 from scoring.core.cards import NEEDS_WORK, ScoreCard, Verdict
 from scoring.ensemble.select import Rule, decided
 from scoring.publish.rules import PUBLISHABLE

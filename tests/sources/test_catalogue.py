@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import inspect
 
-from scoring.batch.score_cmd import make_sources
+from scoring.cli.score import make_sources
 from scoring.sources import catalogue, source_class
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scoring.batch.score_cmd import make_sources
+from scoring.cli.score import make_sources
 from scoring.sources import (
     OFFLINE_DEFAULT,
     REGISTRY,

@@ -1,4 +1,4 @@
-"""`python -m scoring calibrate` and `rubric` (`scoring.batch.calibrate_cmd`) as real
+"""`python -m scoring calibrate` and `rubric` (`scoring.cli.calibrate`) as real
 subprocesses: a report compared with the user's ratings gives a calibration file (a bad
 ratings file is refused), and the printed rubric is the one to edit — `score --rubric` sends
 the edited one to the judge (the fake OpenAI-compatible server on 127.0.0.1)."""

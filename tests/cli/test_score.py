@@ -1,4 +1,4 @@
-"""`python -m scoring score` and `demo` (`scoring.batch.score_cmd`). In process: the sources
+"""`python -m scoring score` and `demo` (`scoring.cli.score`). In process: the sources
 they make from their options (a GGUF paired by name as the VLM Loader pairs it) and the
 pipeline they run (`score_paths`: outliers dropped, a source breaking its contract
 abstains). As real subprocesses on real files: the table and the report (one row per file,
@@ -19,7 +19,7 @@ import pytest
 from helpers.run_cli import run
 from PIL import Image as PILImage
 
-from scoring.batch.score_cmd import make_sources, score_paths
+from scoring.cli.score import make_sources, score_paths
 from scoring.core.cards import Sheet
 from scoring.core.images import Image
 from scoring.ensemble.aggregate import AggregateSettings

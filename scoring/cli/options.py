@@ -7,12 +7,12 @@ import argparse
 from dataclasses import fields
 from typing import Any
 
+from ..batch.comfy_neighbour import DEFAULT_URL
 from ..core.rubric import Rubric
 from ..ensemble.aggregate import AggregateSettings, parse_weights
 from ..ensemble.calibrate import Calibration, load_calibrations
 from ..ensemble.select import DEFAULT_THRESHOLD
 from ..sources import OFFLINE_DEFAULT, REGISTRY
-from .comfy_neighbour import DEFAULT_URL
 
 _AGGREGATE = {f.name: f.default for f in fields(AggregateSettings)}
 

@@ -1,4 +1,4 @@
-"""The command line's shared options (`scoring.batch.options`) on the real CLI: `--option`
+"""The command line's shared options (`scoring.cli.options`) on the real CLI: `--option`
 reaches the source it names (and a malformed one is refused), a bad `--rubric` or
 `--calibration` file is refused before anything is scored."""
 

@@ -14,6 +14,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..batch.comfy_neighbour import Beside
+from ..batch.comfy_neighbour import neighbour as comfy_neighbour
+from ..batch.memory import CliMemory
+from ..batch.resume_cache import ScoreCache, key_for
+from ..batch.runner import Planned, Runner
+from ..batch.session import Progress, Session
 from ..core.cards import LIKENESS
 from ..core.errors import SourceError
 from ..core.images import IMAGE_SUFFIXES, list_images
@@ -27,13 +33,7 @@ from ..report import Entry, notes
 from ..report.entries import axes_of
 from ..sources import OFFLINE_DEFAULT, Source, Unavailable, create, unavailable
 from ..sources.vlm.files import vlm_files
-from .comfy_neighbour import Beside
-from .comfy_neighbour import neighbour as comfy_neighbour
-from .memory import CliMemory
 from .options import overnight_options, scoring_options, sources_option
-from .resume_cache import ScoreCache, key_for
-from .runner import Planned, Runner
-from .session import Progress, Session
 
 SHORT = {"erotic": "ero", "composition": "comp", "appeal": "appl", "typeset": "type",
          "overall": "over", LIKENESS: "like"}

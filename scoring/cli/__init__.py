@@ -21,9 +21,9 @@ from collections.abc import Sequence
 
 from ..ensemble.aggregate import AggregateSettings
 from ..host import doctor
-from . import calibrate_cmd, score_cmd
+from . import calibrate, score
 
-COMMANDS = (score_cmd, calibrate_cmd, doctor)
+COMMANDS = (score, calibrate, doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""`python -m scoring` (`scoring.batch.cli`) as a real subprocess: every command's bad
+"""`python -m scoring` (`scoring.cli`) as a real subprocess: every command's bad
 arguments end in a clear error and exit code, before anything is scored."""
 
 from __future__ import annotations
