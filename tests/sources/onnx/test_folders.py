@@ -11,7 +11,8 @@ from helpers.models.yolo_models import build_censor
 
 from scoring.sources import SourceError
 from scoring.sources.onnx import censor, folders, likeness
-from sources.onnx.test_files import hub_env  # noqa: F401 — the local hub fixture
+
+pytest_plugins = ["helpers.hub"]  # hub_env: a fake Hugging Face hub on 127.0.0.1
 
 
 def _repo_files(repo, name, folder):
@@ -42,7 +43,7 @@ def test_missing_models_say_what_to_do(tmp_path, monkeypatch):
         str(e.value)
 
 
-def test_censor_model_downloads_when_allowed_and_runs(tmp_path, hub_env):  # noqa: F811
+def test_censor_model_downloads_when_allowed_and_runs(tmp_path, hub_env):
     src = build_censor(tmp_path / "src", size=320)
     hub = hub_env(_repo_files(censor.REPO, "censor_detect_v1.0_s", src.parent))
     seen = []
@@ -58,7 +59,7 @@ def test_censor_model_downloads_when_allowed_and_runs(tmp_path, hub_env):  # noq
     assert card.ok and card.extras["publish"]["regions"][0]["label"] == "pussy"
 
 
-def test_ccip_model_downloads_when_allowed_and_runs(tmp_path, hub_env):  # noqa: F811
+def test_ccip_model_downloads_when_allowed_and_runs(tmp_path, hub_env):
     name = "ccip-caformer-24-randaug-pruned"
     src = build_ccip(tmp_path / "src")
     hub_env(_repo_files(likeness.REPO, name, src.parent))
