@@ -7,7 +7,7 @@ from comfy_api.latest import io, ui
 
 from ..scoring.core.cards import merge_sheets
 from ..scoring.ensemble.aggregate import AggregateSettings, combine_sheet, parse_weights
-from ..scoring.ensemble.calibrate import Calibration, apply_calibrations, load_confined
+from ..scoring.ensemble.profile import Profile, load_confined_profile
 from ..scoring.sources import catalogue
 from .shared.common import verdicts_text
 from .shared.types import Scores, Verdicts
@@ -18,13 +18,13 @@ MAX_INPUTS = 8
 DEFAULTS = AggregateSettings()
 
 
-def calibrations(path: str) -> list[Calibration]:
-    """The fits in a `calibrate --out` JSON under ComfyUI's user directory; "" = none.
-    Anything else (absolute, `..`, a symlink out, missing, invalid) is a ValueError that
-    never quotes the file nor tells what exists outside that directory."""
+def profile(path: str) -> Profile:
+    """The profile (`learn`'s, or `calibrate --out`'s fits) under ComfyUI's user directory;
+    "" = the defaults. Anything else (absolute, `..`, a symlink out, missing, invalid) is a
+    ValueError that never quotes the file nor tells what exists outside that directory."""
     if not path.strip():
-        return []
-    return load_confined(path, folder_paths.get_user_directory())
+        return Profile()
+    return load_confined_profile(path, folder_paths.get_user_directory())
 
 
 class SaitenEnsembleAggregate(io.ComfyNode):
@@ -58,10 +58,12 @@ class SaitenEnsembleAggregate(io.ComfyNode):
                                             f"{k} {v}" for k, v in catalogue.weights().items())
                                         + ")."),
                 io.String.Input("calibration", default="", optional=True,
-                                tooltip="a cal.json from `python -m scoring calibrate --out`, "
-                                        "applied to each source's scores before combining; "
-                                        "a path inside ComfyUI's user directory (no absolute "
-                                        "paths, no '..'); empty = none"),
+                                tooltip="your profile from `python -m scoring learn` (or a "
+                                        "cal.json from `calibrate --out`): its calibrations "
+                                        "apply to each source's scores and its weights to the "
+                                        "ensemble (weights written above still win); a path "
+                                        "inside ComfyUI's user directory (no absolute paths, "
+                                        "no '..'); empty = none"),
             ],
             outputs=[
                 Verdicts.Output("verdicts", tooltip="One verdict per image, in batch order."),
@@ -81,17 +83,15 @@ class SaitenEnsembleAggregate(io.ComfyNode):
         if not sheets:
             raise ValueError("connect at least one scores input (from a Saiten source node)")
         merged = merge_sheets(*sheets)  # a clear error when inputs come from different batches
-        settings = AggregateSettings(k=k, min_sources=min_sources,
-                                     weights=parse_weights(weights))
-        cals = calibrations(calibration or "")
-        sheet = [apply_calibrations(cards, cals) for cards in merged]
-        verdicts = combine_sheet(sheet, settings)
+        learned = profile(calibration or "")
+        settings = learned.settings(AggregateSettings(k=k, min_sources=min_sources,
+                                                      weights=parse_weights(weights)))
+        verdicts = combine_sheet([learned.apply(cards) for cards in merged], settings)
         per_image = [-1.0 if v.score is None else float(v.score) for v in verdicts]
         score = per_image[0] if per_image else -1.0
         text = verdicts_text(verdicts)
-        if cals:
-            fits = ", ".join(f"{c.source}.{c.axis}" for c in cals)
-            text = f"calibrated ({fits}) from {calibration.strip()}\n{text}"
+        if not learned.empty:
+            text = f"{learned.describe()} from {calibration.strip()}\n{text}"
         return io.NodeOutput(verdicts, score, per_image, ui=ui.PreviewText(text))
 
 

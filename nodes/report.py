@@ -3,9 +3,11 @@ runs — and the pack's sample images, so example workflows run with no files of
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import folder_paths
 import numpy as np
@@ -20,6 +22,7 @@ from ..scoring.core.paths import confined
 from ..scoring.host.pack import SAMPLES
 from ..scoring.report import Entry, read_entries, save_png, thumbnail, write_report
 from ..scoring.report.comfy_meta import from_prompt
+from ..scoring.report.page import REPORT_ROUTE
 from .shared.common import batch_for, cards_text, images_from_tensor, verdicts_text
 from .shared.types import Scores, Verdicts
 
@@ -129,7 +132,9 @@ class SaitenBatchReport(io.ComfyNode):
             category="Saiten",
             description="Adds this batch to report.jsonl, report.csv and report.html (sortable, "
                         "with thumbnails) in a folder of the output directory — leave it on "
-                        "for overnight runs and open the HTML in the morning.",
+                        "for overnight runs and open the HTML in the morning: rate the images "
+                        "from the keyboard there, save the ratings, and `python -m scoring "
+                        "learn` fits the ensemble to your taste.",
             inputs=[
                 io.Image.Input("images"),
                 Verdicts.Input("verdicts"),
@@ -154,11 +159,14 @@ class SaitenBatchReport(io.ComfyNode):
         new = []
         for i, (img, v) in enumerate(zip(images_from_tensor(images), verdicts, strict=True)):
             name = f"{stamp}_{len(old) + i:05}"
-            new.append(Entry(name, v, thumbnail(img, size=thumbnail_size), dict(meta)))
+            thumb = thumbnail(img, size=thumbnail_size)  # the image's content, as the report
+            new.append(Entry(name, v, thumb, dict(meta), sha256=hashlib.sha256(thumb).hexdigest()))
         write_report(out, old + new, title)  # each file replaced whole: never half a report
         html_path = str(out / "report.html")
-        text = f"{len(new)} added, {len(old) + len(new)} in {html_path}"
-        return io.NodeOutput(html_path, ui=ui.PreviewText(text))
+        rel = out.relative_to(Path(folder_paths.get_output_directory()).resolve()).as_posix()
+        page = f"{REPORT_ROUTE}/{quote(rel)}/report.html"
+        text = f"{len(new)} added, {len(old) + len(new)} in {html_path}\nto rate them: {page}"
+        return io.NodeOutput(html_path, ui={"text": [text], "saiten_report": [page]})
 
 
 class SaitenSampleImages(io.ComfyNode):

@@ -1,4 +1,5 @@
-// ComfyUI-Saiten frontend: shows each Saiten node's score text on the node, and the score badges
+// ComfyUI-Saiten frontend: shows each Saiten node's score text on the node, a button that opens a
+// Batch Report's page (served by the pack: rate the images there, in Japanese or English), and the score badges
 // of "Saiten Save Image": a row of badges in a DOM widget (drawn in both the classic canvas and
 // the Vue "Nodes 2.0" mode, which paints no canvas foreground) and, on the classic canvas, one
 // badge over every image preview. Everything it reads comes from the node's `ui` output
@@ -9,6 +10,8 @@ import { app } from "../../scripts/app.js";
 import { ComfyWidgets } from "../../scripts/widgets.js";
 
 const TEXT_WIDGET = "saiten_text";
+const REPORT_WIDGET = "saiten_report";
+const REPORT_LABEL = { en: "Open the report to rate the images", ja: "レポートを開いて評価する" };
 const BADGE_WIDGET = "saiten_badges";
 
 function badgeColour(b) {
@@ -33,6 +36,27 @@ function showText(node, lines) {
     }
   }
   widget.value = text;
+  node.setDirtyCanvas?.(true, true);
+}
+
+function locale() {
+  const chosen = app.extensionManager?.setting?.get?.("Comfy.Locale")
+    || globalThis.navigator?.language || "en";
+  return String(chosen).toLowerCase().startsWith("ja") ? "ja" : "en";
+}
+
+// The Batch Report's page, in a new tab: only a path of the pack's own report route opens.
+function showReportButton(node, url) {
+  if (typeof url !== "string" || !url.startsWith("/saiten/report/")) return;
+  let widget = node.widgets?.find((w) => w.name === REPORT_WIDGET);
+  if (!widget) {
+    widget = node.addWidget("button", REPORT_WIDGET, null, () => {
+      globalThis.window?.open(widget.saitenUrl, "_blank", "noopener");
+    }, { serialize: false });
+    widget.serialize = false;
+  }
+  widget.label = REPORT_LABEL[locale()];
+  widget.saitenUrl = url;
   node.setDirtyCanvas?.(true, true);
 }
 
@@ -117,6 +141,7 @@ app.registerExtension({
       onExecuted?.apply(this, arguments);
       try {
         if (message?.text != null) showText(this, message.text);
+        if (Array.isArray(message?.saiten_report)) showReportButton(this, message.saiten_report[0]);
         if (Array.isArray(message?.saiten)) {
           this.saitenBadges = message.saiten;
           showBadgeRow(this, message.saiten);

@@ -11,6 +11,7 @@ of the ComfyUI beside it (`comfy_neighbour.Beside`).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,43 +125,48 @@ class Runner:
             stored = self.cache.image(digest) if self.cache else None
             cards = self._cached(digest)
             if stored and all(c is not None for c in cards):  # no need even to decode it
-                entries.append(self._reused(path.name, cards, *stored))
+                entries.append(self._reused(path.name, cards, *stored, digest, str(path)))
                 continue
             meta = stored[1] if stored else read_meta(path)
             try:
                 frames = load_frames(path)
             except Exception as e:  # BadImage, or anything else PIL throws at a broken file
                 msg = str(e) if path.name in str(e) else f"{path.name}: cannot read image ({e})"
-                entries.append(Entry(path.name, unreadable(msg), meta=meta))
+                entries.append(Entry(path.name, unreadable(msg), meta=meta, sha256=digest,
+                                     path=str(path)))
                 self.counts.unreadable += 1
                 continue
             saved = None if self.rescore or len(frames) > 1 else _png_verdict(path, labels)
             for k, pixels in enumerate(frames):
                 name, key = ((path.name, digest) if len(frames) == 1
                              else (f"{path.name}#{k}", f"{digest}#{k}"))
+                sha = digest if key == digest else hashlib.sha256(key.encode()).hexdigest()
+                file = str(path) if key == digest else ""  # a frame: its thumbnail only
                 known = stored if key == digest else self.cache.image(key) if self.cache else None
                 thumb = known[0] if known and known[0] else thumbnail(pixels)
                 if self.cache and not known:
                     self.cache.put_image(key, thumb, meta)
                 if saved is not None:
-                    entries.append(Entry(name, self._decide(saved), thumb, meta, origin="png"))
+                    entries.append(Entry(name, self._decide(saved), thumb, meta, origin="png",
+                                         sha256=sha, path=file))
                     self.counts.from_png += 1
                     continue
                 cards = cards if key == digest else self._cached(key)
                 if all(c is not None for c in cards):
-                    entries.append(self._reused(name, cards, thumb, meta))
+                    entries.append(self._reused(name, cards, thumb, meta, sha, file))
                     continue
-                entries.append(Entry(name, unreadable("not scored"), thumb, meta))
+                entries.append(Entry(name, unreadable("not scored"), thumb, meta, sha256=sha,
+                                     path=file))
                 work.append((len(entries) - 1, key, pixels, cards))
         if work:
             self._score(work, entries)
         return entries
 
     def _reused(self, name: str, cards: list[list[ScoreCard] | None], thumb: bytes | None,
-                meta: dict[str, Any]) -> Entry:
+                meta: dict[str, Any], sha256: str, path: str) -> Entry:
         self.counts.reused += 1
         verdict = self._combine([[c for cs in cards for c in cs or ()]])[0]
-        return Entry(name, verdict, thumb, meta, origin="cache")
+        return Entry(name, verdict, thumb, meta, origin="cache", sha256=sha256, path=path)
 
     def _score(self, work: list[Work], entries: list[Entry]) -> None:
         """Run each source on the images missing its cards, cache them, combine."""
@@ -184,7 +190,7 @@ class Runner:
         for k, ((i, *_), verdict) in enumerate(zip(work, self._combine(sheet), strict=True)):
             old = entries[i]
             origin = "" if ran[k] else "cache"
-            entries[i] = Entry(old.name, verdict, old.thumb, old.meta, origin=origin)
+            entries[i] = dataclasses.replace(old, verdict=verdict, origin=origin)
             if ran[k]:
                 self.counts.scored += 1
             else:  # only stand-ins ran (a source that could not start)
@@ -205,15 +211,23 @@ class Runner:
             p.source.unload()
 
 
+def run_counts(counts: Counts, beside: Beside, total: int) -> dict[str, int]:
+    """How much of the run was new work, as numbers (the report page words them itself)."""
+    return {"images": total, "scored": counts.scored, "reused": counts.reused,
+            "from_png": counts.from_png, "unreadable": counts.unreadable,
+            "frees": beside.frees, "waited": round(beside.waited)}
+
+
 def closing_line(counts: Counts, beside: Beside, total: int) -> str:
     """How much of the run was new work: "120 images: 3 scored, 117 reused from the cache"."""
-    parts = [f"{counts.scored} scored", f"{counts.reused} reused from the cache"]
-    if counts.from_png:
-        parts.append(f"{counts.from_png} read from Saiten PNG metadata")
-    if counts.unreadable:
-        parts.append(f"{counts.unreadable} unreadable")
-    if beside.frees:
-        parts.append(f"ComfyUI freed its memory {beside.frees}×")
-    if beside.waited >= 1:
-        parts.append(f"waited {beside.waited:.0f}s for ComfyUI")
+    n = run_counts(counts, beside, total)
+    parts = [f"{n['scored']} scored", f"{n['reused']} reused from the cache"]
+    if n["from_png"]:
+        parts.append(f"{n['from_png']} read from Saiten PNG metadata")
+    if n["unreadable"]:
+        parts.append(f"{n['unreadable']} unreadable")
+    if n["frees"]:
+        parts.append(f"ComfyUI freed its memory {n['frees']}×")
+    if n["waited"] >= 1:
+        parts.append(f"waited {n['waited']}s for ComfyUI")
     return f"{total} images: " + ", ".join(parts)

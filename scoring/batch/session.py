@@ -17,7 +17,7 @@ from typing import TextIO
 
 from ..report import Entry, write_report
 from ..sources import Cancelled
-from .runner import Runner, closing_line
+from .runner import Runner, closing_line, run_counts
 from .watch import FolderWatch, Stop
 
 
@@ -99,7 +99,8 @@ class Session:
         start = self._clock()
         self._dirty = False
         written = write_report(self.out, list(self.entries.values()), self.title,
-                               note=self.note(), rule=self.runner.rule)
+                               run=run_counts(self.runner.counts, self.runner.beside,
+                                              len(self.entries)), rule=self.runner.rule)
         self._next = self._clock() + max(self.every, 10 * (self._clock() - start))
         return written
 

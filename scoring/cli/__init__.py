@@ -5,9 +5,10 @@
         [--comfy URL|off] [--comfy-wait SECONDS] [--rescore]
     python -m scoring watch <folder> [same options] [--idle-exit SECONDS]
     python -m scoring demo [--out DIR] [--samples DIR]
-        [--rubric my_rubric.toml] [--calibration cal.json]
+        [--rubric my_rubric.toml] [--calibration profile.json]
     python -m scoring calibrate <report.jsonl> <ratings.csv> [--axis overall] [--scale 1,5]
         [--out cal.json]
+    python -m scoring learn <ratings.csv> [report] [--out profile.json]  # your taste
     python -m scoring rubric > my_rubric.toml     # the default rubric, to edit
     python -m scoring doctor [--json]             # what this Python can run, and fixes
 
@@ -21,9 +22,9 @@ from collections.abc import Sequence
 
 from ..ensemble.aggregate import AggregateSettings
 from ..host import doctor
-from . import calibrate, score
+from . import calibrate, learn, score
 
-COMMANDS = (score, calibrate, doctor)
+COMMANDS = (score, calibrate, learn, doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,8 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--{key.replace('_', '-')} must not be negative")
     if hasattr(args, "k"):
         try:
-            args.settings = AggregateSettings(k=args.k, min_sources=args.min_sources,
-                                              weights=args.weights)
+            args.settings = args.calibration.settings(AggregateSettings(
+                k=args.k, min_sources=args.min_sources, weights=args.weights))
         except ValueError as e:  # "…: min_sources must be …" → "--min-sources must be …"
             name, _, rest = str(e).rpartition(": ")[2].partition(" ")
             parser.error(f"--{name.replace('_', '-')} {rest}")

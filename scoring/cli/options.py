@@ -10,7 +10,7 @@ from typing import Any
 from ..batch.comfy_neighbour import DEFAULT_URL
 from ..core.rubric import Rubric
 from ..ensemble.aggregate import AggregateSettings, parse_weights
-from ..ensemble.calibrate import Calibration, load_calibrations
+from ..ensemble.profile import Profile, load_profile
 from ..ensemble.select import DEFAULT_THRESHOLD
 from ..sources import OFFLINE_DEFAULT, REGISTRY
 
@@ -74,9 +74,9 @@ def rubric_file(text: str) -> Rubric:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def calibration_file(text: str) -> list[Calibration]:
+def calibration_file(text: str) -> Profile:
     try:
-        return load_calibrations(text)
+        return load_profile(text)
     except OSError as e:
         raise argparse.ArgumentTypeError(f"cannot read {text}: {e.strerror or e}") from None
     except ValueError as e:
@@ -113,9 +113,10 @@ def scoring_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--rubric", type=rubric_file, default=None, metavar="FILE.toml",
                     help="the rubric every VLM and the judge use (start from "
                          "`python -m scoring rubric`)")
-    sp.add_argument("--calibration", type=calibration_file, default=[],
-                    metavar="cal.json", help="apply the fits `calibrate --out` wrote to "
-                    "each source's scores before combining")
+    sp.add_argument("--calibration", type=calibration_file, default=Profile(),
+                    metavar="profile.json", help="apply a profile `learn` wrote (its "
+                    "calibrations and weights; --weights still win) or the fits `calibrate "
+                    "--out` wrote, to each source's scores before combining")
 
 
 def overnight_options(sp: argparse.ArgumentParser) -> None:

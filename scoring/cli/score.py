@@ -139,7 +139,7 @@ def _run(paths: Sequence[Path] | Path, args: argparse.Namespace, names: Sequence
     rubric = args.rubric or Rubric.default()
     with ScoreCache(args.out) as cache:
         runner = Runner(_plans(sources, rubric, args.repeats), args.settings, rubric=rubric,
-                        calibrations=args.calibration, repeats=args.repeats,
+                        calibrations=args.calibration.calibrations, repeats=args.repeats,
                         rule=Rule(threshold=args.pass_score,
                                   character=args.require_character,
                                   publish=args.require_publishable), cache=cache,

@@ -88,28 +88,52 @@ class Decision:
     """What the filter decided for one image and why: `status` (one of STATUSES), whether it
     went on to the passed output (`passed`; an unscored image passes under the "pass"
     policy), the rule that decided (as the filter shows it) and, when it did not pass, why.
-    `publish` is the image's publish verdict ("publishable", "needs work", "unchecked") when
-    a publish check ran or the rule gates on it, else ""."""
+    `terms` are the rule's own terms (axis, threshold or top_k, min_confidence) for a reader
+    that words the rule itself — the report page, in its reader's language. `publish` is the
+    image's publish verdict ("publishable", "needs work", "unchecked") when a publish check ran
+    or the rule gates on it, else ""; `gate` names the gate that held a passing image back
+    ("character" or "publish"), else ""."""
 
     status: str
     passed: bool
     rule: str
     why: str = ""
+    terms: dict[str, Any] = field(default_factory=dict, compare=False)
     publish: str = ""
+    gate: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        if not self.publish:
-            del d["publish"]
+        for key in ("publish", "gate"):
+            if not d[key]:
+                del d[key]
         return d
 
     @classmethod
     def from_dict(cls, d: Any) -> Decision | None:
-        """A decision read back from JSON, or None when `d` is not one."""
+        """A decision read back from JSON, or None when `d` is not one (terms that are not
+        the rule's are dropped)."""
         if not isinstance(d, dict) or d.get("status") not in STATUSES:
             return None
         return cls(status=d["status"], passed=bool(d.get("passed")), rule=str(d.get("rule", "")),
-                   why=str(d.get("why", "")), publish=str(d.get("publish", "")))
+                   why=str(d.get("why", "")), terms=_terms(d.get("terms")),
+                   publish=str(d.get("publish", "")), gate=str(d.get("gate", "")))
+
+
+def _terms(d: Any) -> dict[str, Any]:
+    """A rule's terms read back: a short axis name, finite numbers, a whole top_k."""
+    if not isinstance(d, dict) or not isinstance(d.get("axis"), str) or len(d["axis"]) > 32:
+        return {}
+    out: dict[str, Any] = {"axis": d["axis"]}
+    for key in ("threshold", "min_confidence"):
+        v = d.get(key)
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+            out[key] = float(v)
+    out.update({key: True for key in ("character", "publish") if d.get(key) is True})
+    k = d.get("top_k")
+    if isinstance(k, int) and not isinstance(k, bool) and k >= 0:
+        out["top_k"] = k
+    return out
 
 
 @dataclass

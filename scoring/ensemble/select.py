@@ -19,7 +19,8 @@ from ..core.cards import AXES, LIKENESS, Decision, Verdict
 from ..publish.rules import NEEDS_WORK, PUBLISHABLE, UNCHECKED, publish_of
 
 CONFIDENCE = "confidence"
-AXIS_CHOICES: tuple[str, ...] = ("overall", *(a for a in AXES if a != "overall"), CONFIDENCE)
+AXIS_CHOICES: tuple[str, ...] = ("overall", *(a for a in AXES if a != "overall"), LIKENESS,
+                                 CONFIDENCE)
 """What a rule can compare: the final score (overall), one axis, or the confidence (0–1)."""
 MODES = ("threshold", "top_k")
 UNSCORED_POLICIES = ("block", "pass")
@@ -59,6 +60,17 @@ class Rule:
             raise ValueError("filter: threshold must be a number, top_k ≥ 0 and "
                              "min_confidence within 0–1")
 
+    def terms(self) -> dict[str, Any]:
+        """The rule's terms as a decision carries them (`Decision.terms`)."""
+        out: dict[str, Any] = {"axis": self.axis, "min_confidence": self.min_confidence}
+        if self.mode == "top_k":
+            out["top_k"] = self.top_k
+        else:
+            out["threshold"] = self.threshold
+        out.update({k: True for k, on in (("character", self.character),
+                                          ("publish", self.publish)) if on})
+        return out
+
     def describe(self) -> str:
         """The rule as the filter shows it, e.g. "overall ≥ 75" or "top 2 by appeal"."""
         text = (f"top {self.top_k} by {self.axis}" if self.mode == "top_k"
@@ -95,16 +107,16 @@ def decide(verdicts: Sequence[Verdict], rule: Rule) -> list[Decision]:
         {i for i in scored if values[i] >= rule.threshold}  # type: ignore[operator]
     if rule.keep_best and best and not keep:
         keep.add(best[0])
-    text = rule.describe()
+    text, terms = rule.describe(), rule.terms()
     out: list[Decision] = []
     for i, (v, x) in enumerate(zip(verdicts, values, strict=True)):
         if x is None:
             why = v.missing.get(rule.axis) or v.unscored or f"no {rule.axis}"
-            out.append(Decision("unscored", rule.unscored == "pass", text, why))
+            out.append(Decision("unscored", rule.unscored == "pass", text, why, terms))
         elif i in keep:
-            out.append(Decision("passed", True, text))
+            out.append(Decision("passed", True, text, terms=terms))
         else:
-            out.append(Decision("rejected", False, text, _why_not(v, x, rule)))
+            out.append(Decision("rejected", False, text, _why_not(v, x, rule), terms))
     return [_gates(v, d, rule) for v, d in zip(verdicts, out, strict=True)]
 
 
@@ -122,7 +134,8 @@ def after_fix(v: Verdict, publish: dict[str, Any]) -> Verdict:
     d = v.decision
     if d is not None:
         if d.status == NEEDS_WORK and publish["status"] == PUBLISHABLE:
-            d = Decision("passed", True, d.rule, "", PUBLISHABLE)
+            d = dataclasses.replace(d, status="passed", passed=True, why="",
+                                    publish=PUBLISHABLE, gate="")
         else:
             d = dataclasses.replace(d, publish=publish["status"],
                                     why=publish["summary"] if d.status == NEEDS_WORK else d.why)
@@ -141,15 +154,16 @@ def _gates(v: Verdict, d: Decision, rule: Rule) -> Decision:
         x = v.value(LIKENESS)
         if x is None:
             why = v.missing.get(LIKENESS) or "no likeness source ran"
-            return dataclasses.replace(d, status="rejected", passed=False,
+            return dataclasses.replace(d, status="rejected", passed=False, gate="character",
                                        why=f"no likeness ({why})")
         if x < SAME_CHARACTER:
-            return dataclasses.replace(d, status="rejected", passed=False,
+            return dataclasses.replace(d, status="rejected", passed=False, gate="character",
                                        why=f"likeness {x:.0f} < {SAME_CHARACTER:g} "
                                            "(another character?)")
     if rule.publish and p["status"] != PUBLISHABLE:
         status = NEEDS_WORK if p["status"] == NEEDS_WORK else "rejected"
-        return dataclasses.replace(d, status=status, passed=False, why=p["summary"])
+        return dataclasses.replace(d, status=status, passed=False, gate="publish",
+                                   why=p["summary"])
     return d
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..ensemble.select import Rule, status
@@ -26,6 +26,7 @@ def decided(entries: Sequence[Entry], rule: Rule | None = None) -> list[Entry]:
 
 def write_report(out_dir: str | Path, entries: Sequence[Entry],
                  title: str = "Saiten report", *, note: str = "",
+                 run: Mapping[str, int] | None = None,
                  rule: Rule | None = None) -> dict[str, Path]:
     """report.jsonl, report.csv and report.html in `out_dir` (created); `note` is a line
     for the page (e.g. how many verdicts were reused). What passed is each verdict's own
@@ -36,7 +37,8 @@ def write_report(out_dir: str | Path, entries: Sequence[Entry],
     refs = [thumbs.store(out, e.thumb) if e.thumb else None for e in entries]
     return {"jsonl": write_jsonl(out / "report.jsonl", entries, refs),
             "csv": write_csv(out / "report.csv", entries),
-            "html": write_html(out / "report.html", entries, title, note=note, refs=refs)}
+            "html": write_html(out / "report.html", entries, title, note=note, run=run,
+                               refs=refs)}
 
 
 __all__ = ["Entry", "decided", "notes", "read_entries", "read_jsonl", "read_png_scores", "save_png",

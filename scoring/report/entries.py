@@ -14,14 +14,18 @@ from .comfy_meta import FIELDS
 @dataclass
 class Entry:
     """One row of a report: the image's name, its verdict, an optional JPEG thumbnail, the
-    ComfyUI metadata read from the file (`comfy_meta.FIELDS`), and where the verdict came
-    from when it was not scored now ("cache", "png")."""
+    ComfyUI metadata read from the file (`comfy_meta.FIELDS`), where the verdict came
+    from when it was not scored now ("cache", "png"), the sha256 of the image's content (the
+    file's bytes; in ComfyUI's Batch Report its thumbnail's), so a rating follows the image
+    through a rename, and the image file when the row is one (the page shows it big)."""
 
     name: str
     verdict: Verdict
     thumb: bytes | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     origin: str = ""
+    sha256: str = ""
+    path: str = ""
 
 
 def axes_of(entries: Sequence[Entry]) -> list[str]:

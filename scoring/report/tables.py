@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..core.cards import Verdict
 from . import thumbs
 from .entries import Entry, axes_of, meta_fields, meta_text, num
+
+_SHA = re.compile(r"^[0-9a-f]{64}$")
 
 
 def _replace(tmp: Path, path: Path) -> Path:
@@ -22,8 +25,8 @@ def _replace(tmp: Path, path: Path) -> Path:
 def write_jsonl(path: str | Path, entries: Sequence[Entry],
                 refs: Sequence[str | None] = ()) -> Path:
     """One line per image: {"file", "index", **verdict.to_dict()} (cards and the filter's
-    decision included), plus "comfy" (the ComfyUI metadata), "reused" ("cache" / "png") and
-    "thumb" (its thumbnail, `refs[i]`) when there are any."""
+    decision included), plus "comfy" (the ComfyUI metadata), "reused" ("cache" / "png"),
+    "thumb" (its thumbnail, `refs[i]`) and "sha256" (its content) when there are any."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as f:
@@ -35,6 +38,8 @@ def write_jsonl(path: str | Path, entries: Sequence[Entry],
                 row["reused"] = e.origin
             if i < len(refs) and refs[i]:
                 row["thumb"] = refs[i]
+            if e.sha256:
+                row["sha256"] = e.sha256
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     return _replace(tmp, path)
 
@@ -47,9 +52,11 @@ def read_entries(path: str | Path) -> list[Entry]:
         if line.strip():
             d = json.loads(line)
             meta = d.get("comfy") if isinstance(d.get("comfy"), dict) else {}
+            sha = d.get("sha256")
             rows.append(Entry(d.get("file", str(d.get("index", len(rows)))),
                               Verdict.from_dict(d), thumbs.load(path.parent, d.get("thumb")),
-                              meta, d.get("reused", "")))
+                              meta, d.get("reused", ""),
+                              sha if isinstance(sha, str) and _SHA.match(sha) else ""))
     return rows
 
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
-import tempfile
 from pathlib import Path
 
+from ..core.atomic import write_bytes
 from ..core.images import Image, to_pil
 
 FOLDER = "thumbs"
@@ -32,14 +31,7 @@ def store(out_dir: str | Path, jpeg: bytes) -> str:
     path = Path(out_dir) / ref
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(jpeg)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_bytes(path, jpeg)
     return ref
 
 

@@ -14,6 +14,7 @@ import sys
 
 import skimage.data
 from helpers.overnight import SOURCES, images
+from helpers.reports import page_data
 from helpers.run_cli import REPO
 from PIL import Image as PILImage
 
@@ -45,7 +46,9 @@ def test_one_row_per_file_and_a_throttled_report(tmp_path):
     rows = [json.loads(x) for x in paths["jsonl"].read_text().splitlines()]
     assert [(r["file"], r["score"]) for r in rows] == [("b.png", 20.0), ("a.png", 90.0)]
     assert s.write() is None and s.write(force=True) is not None  # unchanged; forced
-    assert "2 images: 0 scored, 0 reused from the cache." in paths["html"].read_text()
+    assert s.note() == "2 images: 0 scored, 0 reused from the cache."
+    run = page_data(paths["html"])["run"]  # the page words the same numbers in its language
+    assert (run["images"], run["scored"], run["reused"]) == (2, 0, 0)
 
 
 def test_progress_bar_at_a_terminal(tmp_path):

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from comfy_harness import PACK_NAME, REPO, on_start
+from helpers.reports import page_data
 from PIL import Image
 
 WORKFLOW = REPO / "example_workflows" / "saiten_offline_filter.json"
@@ -96,7 +97,7 @@ def test_every_saiten_node_is_registered(comfy):
     assert flt["output"] == ["IMAGE", "IMAGE", "SAITEN_VERDICTS", "SAITEN_VERDICTS",
                              "LATENT", "LATENT", "SAITEN_VERDICTS", "IMAGE", "SAITEN_VERDICTS"]
     assert flt["input"]["required"]["axis"][1]["options"] == [
-        "overall", "erotic", "composition", "appeal", "typeset", "confidence"]
+        "overall", "erotic", "composition", "appeal", "typeset", "likeness", "confidence"]
     for out_node in ("SaitenShowScores", "SaitenSaveImage", "SaitenBatchReport"):
         assert info[out_node]["output_node"] is True
 
@@ -374,8 +375,9 @@ def test_the_report_says_what_the_filter_decided(comfy, example):
     decisions = [json.loads(r)["decision"] for r in
                  (out / "report.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [d["status"] for d in decisions] == [r["status"] for r in rows]
-    page = (out / "report.html").read_text(encoding="utf-8")
-    assert f"{len(passed)} passed (overall ≥ 75)" in page
+    page = page_data(out / "report.html")  # what the page says: N passed (overall ≥ 75)
+    assert [r["rule"] for r in page["rules"]] == ["overall ≥ 75"]
+    assert sum(e["st"] == "passed" for e in page["entries"]) == len(passed)
 
 
 def test_aggregate_refuses_scores_of_different_batches(comfy, example):
@@ -407,4 +409,5 @@ def test_overnight_example_reports_every_image_and_saves_the_best(comfy):
     assert len(rows) == before + len(SAMPLES)
     others = sorted((r["score"] or -1 for r in rows[before:]), reverse=True)
     assert scores == pytest.approx(others[:3], abs=0.05)  # the saved ones are the top 3
-    assert (out / "report.html").read_text(encoding="utf-8").count("<img") == len(rows)
+    shown = page_data(out / "report.html")["entries"]  # every row drawn with its thumbnail
+    assert len(shown) == len(rows) and all(e["t"] for e in shown)

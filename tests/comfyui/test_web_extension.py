@@ -55,3 +55,10 @@ def test_badges_are_drawn_over_each_preview(driven):
     assert [c[1] for c in single if c[0] == "text"] == ["—"]  # image #1 shown alone
     assert ["rect", 172, 222] in single  # a 64 px image centred in the 400×300 preview area
     assert driven["noPreview"] == [] and driven["collapsed"] == 0
+
+
+def test_the_batch_report_opens_its_page(driven):
+    r = driven["report"]
+    assert r["buttons"] == 1 and r["serialize"] is False  # one button, never in the workflow
+    assert r["label"] in ("Open the report to rate the images", "レポートを開いて評価する")
+    assert r["opened"] == [["/saiten/report/night%202/report.html", "_blank", "noopener"]]

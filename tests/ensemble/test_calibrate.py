@@ -15,14 +15,18 @@ from scoring.ensemble.calibrate import (
     apply_calibrations,
     compare,
     fit_linear,
-    load_calibrations,
-    load_confined,
     load_ratings,
     rankdata,
     save_calibrations,
     source_values,
     spearman,
 )
+from scoring.ensemble.profile import load_confined_profile, load_profile
+
+
+def load_confined(name, root):
+    """What the Aggregate node reads: the calibrations of a profile in the user folder."""
+    return load_confined_profile(name, root).calibrations
 
 
 def test_rankdata_averages_ties():
@@ -108,7 +112,7 @@ def test_compare_and_calibrate(tmp_path):
     assert low(81) < cal(81)
 
     path = save_calibrations(tmp_path / "cal.json", list(fits.values()))
-    cals = load_calibrations(path)
+    cals = load_profile(path).calibrations
     assert [c.source for c in cals] == ["vlm", "wd"]
     card = ScoreCard(source="vlm", kind="vlm", axes={"overall": 50.0, "erotic": 10.0})
     other = ScoreCard(source="joy", kind="vlm", axes={"overall": 50.0})

@@ -3,6 +3,11 @@ dropped outlier, a Japanese comment with markup) and one unscored."""
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+from typing import Any
+
 import skimage.data
 
 from scoring.core.cards import AXES, ScoreCard, Verdict
@@ -32,3 +37,11 @@ def sample_entries() -> list[Entry]:
     good, unscored = verdicts()
     return [Entry("a,\"quoted\".png", good, thumbnail(as_rgb(skimage.data.astronaut()))),
             Entry("broken.png", unscored, None)]
+
+
+def page_data(page: str | Path) -> dict[str, Any]:
+    """The data a report page draws (its JSON block), from the page's text or file."""
+    text = page.read_text(encoding="utf-8") if isinstance(page, Path) else page
+    m = re.search(r'<script type="application/json" id="data">(.*?)</script>', text, re.S)
+    assert m, "no data block in the page"
+    return json.loads(m.group(1))

@@ -9,8 +9,6 @@ from __future__ import annotations
 import base64
 import io
 import re
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,7 +19,7 @@ from PIL import Image as PILImage
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "comfyui"))  # cdp.py
 
 from cdp import Browser, find_chromium
-from helpers.reports import verdicts
+from helpers.reports import page_data, verdicts
 
 from scoring.core.cards import AXES, ScoreCard
 from scoring.ensemble.aggregate import combine
@@ -62,21 +60,25 @@ def sample(n: int) -> list[Entry]:
 
 
 def test_html_page(tmp_path, entries):
+    """The page draws its rows from its data block (text set as text, never as markup)."""
     page = write_report(tmp_path, entries)["html"].read_text(encoding="utf-8")
-    assert page.startswith("<!doctype html>") and page.count("<tr>") == 3
-    m = re.search(r'src="data:image/jpeg;base64,([A-Za-z0-9+/=]+)"', page)
+    good, broken = page_data(page)["entries"]
+    assert page.startswith("<!doctype html>") and [good["n"], broken["n"]] == [
+        'a,"quoted".png', "broken.png"]
+    m = re.fullmatch(r"data:image/jpeg;base64,([A-Za-z0-9+/=]+)", good["t"])
     thumb = PILImage.open(io.BytesIO(base64.b64decode(m.group(1))))
     assert thumb.format == "JPEG" and max(thumb.size) == 192
-    assert "構図が安定している。&lt;b&gt;" in page  # escaped
-    assert "outlier on composition (12 vs median 79)" in page
-    assert "blurry (ratio 0.005 &lt; 0.01)" in page and "abstained: cannot read pixels" in page
-    assert "unscored: 1 of 2 required sources" in page
+    assert good["cm"] == "構図が安定している。<b>" and "<b>" not in page  # escaped
+    assert "構図が安定している。\\u003cb\\u003e" in page
+    assert "outlier on composition (12 vs median 79)" in good["dr"].values()
+    assert good["re"] == ["blurry (ratio 0.005 < 0.01)"]
+    assert {"source": "technical", "abstained": "cannot read pixels"}.items() <= next(
+        c for c in broken["k"] if c["source"] == "technical").items()
+    assert broken["un"].startswith("1 of 2 required sources")
     assert "<script>" in page and "onclick" in page  # sortable headers
 
 
-@pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
-                    reason="no chromium on this machine: the report's sort script is not run")
-def test_html_sorts_by_score_in_a_real_browser(tmp_path):
+def test_html_sorts_by_score_in_a_real_browser(browser, tmp_path):
     def scored(name: str, overall: float) -> Entry:
         return Entry(name, combine([
             ScoreCard(source="a", kind="vlm", provides=AXES, axes={"overall": overall}),
@@ -84,18 +86,20 @@ def test_html_sorts_by_score_in_a_real_browser(tmp_path):
     entries = [scored("mid.png", 50), scored("top.png", 90), scored("low.png", 10),
                Entry("bad.png", verdicts()[1])]
     page = write_report(tmp_path, entries)["html"]
-    clicks = "document.querySelectorAll('th')[3].click();"
+    open_report(browser, page)
+    expect = ["top.png", "mid.png", "low.png", "bad.png"]  # highest first, unscored last
     for n in (1, 2):
-        test_page = tmp_path / f"click{n}.html"
-        test_page.write_text(page.read_text().replace(
-            "</body>", f"<script>{clicks * n}</script></body>"), encoding="utf-8")
-        browser = shutil.which("chromium") or shutil.which("chromium-browser")
-        dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
-                              "--dump-dom", test_page.as_uri()],
-                             capture_output=True, text=True, timeout=120).stdout
-        order = re.findall(r"<td>(\w+\.png)</td>", dom)
-        expect = ["top.png", "mid.png", "low.png", "bad.png"]  # highest first, unscored last
+        order = browser.evaluate("""(() => {
+            document.querySelectorAll('#rows th')[3].click();
+            return [...document.querySelectorAll('#rows tbody tr')].map(r => r.cells[2].textContent)
+        })()""")
         assert order == (expect if n == 1 else expect[::-1])
+    # a script added to the page does not run: only the page's own code may (its policy)
+    injected = tmp_path / "injected.html"
+    injected.write_text(page.read_text(encoding="utf-8").replace(
+        "</body>", "<script>document.title = 'pwned'</script></body>"), encoding="utf-8")
+    open_report(browser, injected)
+    assert browser.evaluate("document.title") == "Saiten report"
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from helpers.hostile_files import HOSTILE_TEXT, hostile_names
+from helpers.reports import page_data
 from PIL import Image as PILImage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "comfyui"))  # cdp.py
@@ -64,10 +65,15 @@ def test_the_embedded_data_reads_back_exactly_and_holds_no_markup():
 def test_the_page_text_is_escaped_everywhere(tmp_path):
     page = write_report(tmp_path, hostile_entries(), title=HOSTILE_TEXT[1],
                         note=HOSTILE_TEXT[0])["html"].read_text(encoding="utf-8")
-    assert page.count("<script") == 3 and page.count("</script>") == 3  # ours alone
+    # ours alone: the strings, the data, the two scripts
+    assert page.count("<script") == 4 and page.count("</script>") == 4
     assert "<!--" not in page and not re.search(r"<img[^>]*onerror", page)
+    assert html.escape(HOSTILE_TEXT[1]) in page  # the title, escaped
+    data = page_data(page)  # every other text is in the data block, read back exactly
+    assert data["note"] == HOSTILE_TEXT[0] and data["title"] == HOSTILE_TEXT[1]
+    assert sorted(e["p"] for e in data["entries"]) == sorted(HOSTILE_TEXT)
     for text in HOSTILE_TEXT:
-        assert html.escape(text) in page
+        assert not re.search(r"[<>&]", text) or text not in page  # never raw in the page
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium: the report's scripts are not "
@@ -90,7 +96,7 @@ def test_hostile_text_cannot_break_the_page_in_chromium(tmp_path):
             title: document.title, h1: document.querySelector('h1').textContent,
             errors: window.__errors, pwned: window.__pwned,
             scripts: document.scripts.length}))()""")
-        assert got["errors"] == [] and got["pwned"] == 0 and got["scripts"] == 3
+        assert got["errors"] == [] and got["pwned"] == 0 and got["scripts"] == 4
         assert sorted(got["tiles"]) == sorted(e.name for e in entries)  # every tile, exact
         assert got["rows"] == n and sorted(got["prompts"]) == sorted(HOSTILE_TEXT)
         assert got["seeds"] == n

@@ -41,6 +41,25 @@ show.onExecuted({});          // missing data: nothing breaks
 show.onExecuted(undefined);
 out.afterEmpty = show.widgets.find((x) => x.name === "saiten_text").value;
 
+// the Batch Report's button opens its page (and only a page of the pack's route)
+const opened = [];
+globalThis.window = { open: (...a) => opened.push(a) };
+const Report = nodeType();
+Report.prototype.addWidget = function (type, name, value, callback, options) {
+  const widget = { type, name, value, callback, options };
+  this.widgets.push(widget);
+  return widget;
+};
+await ext.beforeRegisterNodeDef(Report, { name: "SaitenBatchReport" });
+const report = new Report();
+report.onExecuted({ text: ["7 added"], saiten_report: ["/saiten/report/night/report.html"] });
+report.onExecuted({ text: ["7 more"], saiten_report: ["/saiten/report/night%202/report.html"] });
+report.onExecuted({ saiten_report: ["https://elsewhere.example/x"] });
+const button = report.widgets.find((x) => x.name === "saiten_report");
+button.callback();
+out.report = { buttons: report.widgets.filter((x) => x.type === "button").length,
+               label: button.label, serialize: button.serialize, opened };
+
 // a node of another pack is left alone
 const Other = nodeType();
 await ext.beforeRegisterNodeDef(Other, { name: "PreviewImage" });
