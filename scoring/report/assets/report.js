@@ -114,7 +114,7 @@ function order(list) {
 // ---- gallery --------------------------------------------------------------------------------
 S.tiles = new Map(); // entry index → its tile, made once per language
 function tile(e) {
-  const n = el("div", "tile " + e.st);
+  const n = el("div", "tile " + e.st.replace(" ", "-"));
   n.title = e.p || "";
   n.dataset.i = e.i;
   const im = el("img");
