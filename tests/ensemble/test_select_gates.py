@@ -38,6 +38,8 @@ def test_publish_gate_routes_three_ways():
     assert [d.publish for d in ds] == [PUBLISHABLE, NEEDS_WORK, NEEDS_WORK, UNCHECKED, UNCHECKED]
     assert "3 px found, 11 px needed" in ds[1].why and ds[2].why == "overall 40 < 60"
     assert ds[3].why == "unchecked: model missing"
+    assert [d.gate for d in ds] == ["", "publish", "", "publish", "publish"]
+    assert ds[0].terms["publish"] is True and Decision.from_dict(ds[1].to_dict()) == ds[1]
     assert ds[4].why == "unchecked: no publish check ran"
     assert ds[0].rule == "overall ≥ 60, publishable"
 
@@ -76,7 +78,10 @@ def test_after_fix_passes_what_the_mosaic_made_publishable():
     held = decided([verdict(90, check(NEEDS_WORK))], Rule(publish=True))[0]
     fixed = check(PUBLISHABLE).extras["publish"]
     after = after_fix(held, fixed)
-    assert after.decision == Decision("passed", True, held.decision.rule, "", PUBLISHABLE)
+    assert held.decision.gate == "publish"
+    assert after.decision == Decision("passed", True, held.decision.rule, "",
+                                      publish=PUBLISHABLE)
+    assert after.decision.terms == held.decision.terms and after.decision.gate == ""
     assert after.cards[0].extras["publish"] is fixed and held.cards[0].extras["publish"] \
         is not fixed
     still = after_fix(held, {**fixed, "status": NEEDS_WORK, "summary": "needs work: R1"})
