@@ -10,7 +10,7 @@ from comfy_api.latest import io
 log = logging.getLogger("saiten")
 
 MODULES = ("tagger", "vlm", "judge", "aggregate", "filter", "report", "rubric", "diagnostics",
-           "routes", "publish")
+           "shared.routes", "publish")
 
 
 def all_nodes() -> list[type[io.ComfyNode]]:

@@ -13,15 +13,17 @@ in hand. Thumbnails and ComfyUI metadata are kept per image so a resumed run nee
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..core.atomic import as_write_error
 from ..core.cards import ScoreCard
 from ..sources import Source
 from ..sources.handles import HOW_NOT_WHAT, canon, identity, versioned
@@ -73,14 +75,31 @@ def cacheable(cards: Sequence[ScoreCard]) -> bool:
 
 
 class ScoreCache:
-    """`scores.sqlite` in a report folder. Use as a context manager or call `close()`."""
+    """`scores.sqlite` in a report folder. Use as a context manager or call `close()`. A
+    folder that cannot take a write (full, read-only) is a `WriteError` naming it and its
+    free space — the run ends with that one line; sqlite keeps what was committed."""
 
     def __init__(self, folder: str | Path) -> None:
         self.path = Path(folder) / FILE_NAME
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=30)
-        self.db.executescript(_SCHEMA)
-        self.db.commit()
+        self.db: sqlite3.Connection | None = None
+        with self._writing():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, timeout=30)
+            self.db.executescript(_SCHEMA)
+            self.db.commit()
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        try:
+            yield
+        except (sqlite3.Error, OSError) as e:
+            err = as_write_error(e, self.path)
+            if err is e:
+                raise
+            if self.db is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.rollback()
+            raise err from e
 
     def __enter__(self) -> ScoreCache:
         return self
@@ -89,7 +108,8 @@ class ScoreCache:
         self.close()
 
     def close(self) -> None:
-        self.db.close()
+        if self.db is not None:
+            self.db.close()
 
     # -- cards --------------------------------------------------------------------------
     def cards(self, image: str, source: str) -> list[ScoreCard] | None:
@@ -109,7 +129,7 @@ class ScoreCache:
         data = [(image, source, cards[0].source if cards else source,
                  json.dumps([c.to_dict() for c in cards], ensure_ascii=False), now)
                 for image, source, cards in rows if cacheable(cards)]
-        with self.db:
+        with self._writing(), self.db:
             self.db.executemany("INSERT OR REPLACE INTO cards VALUES (?,?,?,?,?)", data)
         return len(data)
 
@@ -121,7 +141,7 @@ class ScoreCache:
         return None if row is None else (row[0], json.loads(row[1]))
 
     def put_image(self, image: str, thumb: bytes | None, meta: Mapping[str, Any]) -> None:
-        with self.db:
+        with self._writing(), self.db:
             self.db.execute("INSERT OR REPLACE INTO images VALUES (?,?,?,?)",
                             (image, thumb, json.dumps(dict(meta), ensure_ascii=False),
                              time.time()))

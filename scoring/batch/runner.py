@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.cards import AXES, ScoreCard, Sheet, Verdict, merge_sheets
-from ..core.images import Image, load_frames
+from ..core.images import Frame, Frames, Image
 from ..core.rubric import Rubric
 from ..ensemble.aggregate import AggregateSettings, combine_sheet
 from ..ensemble.calibrate import Calibration, apply_calibrations
@@ -50,6 +50,19 @@ class Counts:
     reused: int = 0      # images whose every card came from the cache
     from_png: int = 0    # verdicts read back from Saiten Save Image PNGs
     unreadable: int = 0
+
+
+NOT_SCORED = "not scored"
+"""The placeholder verdict of a frame waiting for the sources."""
+
+MAX_BATCH_BYTES = 512 << 20
+"""Decoded pixels (float32) a batch holds before its sources run: with frames decoded one
+at a time, what bounds a run's memory whatever the files claim."""
+
+
+def _sha(digest: str, name: str) -> str:
+    """The id of a row that is part of a file (frames), from the file's digest."""
+    return hashlib.sha256(f"{digest}#{name.rpartition('#')[2]}".encode()).hexdigest()
 
 
 def unreadable(reason: str) -> Verdict:
@@ -85,6 +98,7 @@ class Runner:
     rule: Rule = field(default_factory=Rule)
     cache: ScoreCache | None = None
     rescore: bool = False
+    max_bytes: int = MAX_BATCH_BYTES
     beside: Beside = field(default_factory=lambda: Beside(None))
     counts: Counts = field(default_factory=Counts)
 
@@ -111,7 +125,10 @@ class Runner:
 
     def batch(self, paths: Sequence[Path]) -> list[Entry]:
         """One entry per file in order — one per frame of an animated file, named `file#k`
-        (as LoadImage reads it); unreadable files become unscored entries."""
+        (as LoadImage reads it), and one `file#a-b` for the frames past MAX_FRAMES;
+        unreadable files, and files cut short, become unscored entries with the reason.
+        Frames are decoded one at a time, and the sources run whenever the decoded frames
+        waiting reach `max_bytes` (so a batch is bounded by memory, not only by count)."""
         self.beside.between_batches(self.unload)
         labels = {p.source.label for p in self.plans}
         entries: list[Entry] = []
@@ -128,39 +145,63 @@ class Runner:
                 entries.append(self._reused(path.name, cards, *stored, digest, str(path)))
                 continue
             meta = stored[1] if stored else read_meta(path)
+            done, total = 0, 1  # frames with an entry, frames in the file
             try:
-                frames = load_frames(path)
+                frames = Frames(path)
+                total = frames.total
+                one = frames.total == 1
+                saved = None if self.rescore or not one else _png_verdict(path, labels)
+                for frame in frames:
+                    name, key = ((path.name, digest) if one else
+                                 (f"{path.name}#{frame.index}", f"{digest}#{frame.index}"))
+                    entry = self._frame(name, key, path, digest, stored, cards, frame, meta,
+                                        saved)
+                    entries.append(entry)
+                    done += 1
+                    if entry.verdict.unscored == NOT_SCORED:
+                        work.append((len(entries) - 1, key, frame.image,
+                                     cards if key == digest else self._cached(key)))
+                        if sum(w[2].nbytes for w in work) >= self.max_bytes:
+                            self._score(work, entries)
+                            work = []
+                    del frame
+                if frames.skipped:
+                    last = f"{path.name}#{frames.count}-{frames.total - 1}"
+                    entries.append(Entry(last, unreadable(frames.skipped), meta=meta,
+                                         sha256=_sha(digest, last)))
             except Exception as e:  # BadImage, or anything else PIL throws at a broken file
                 msg = str(e) if path.name in str(e) else f"{path.name}: cannot read image ({e})"
-                entries.append(Entry(path.name, unreadable(msg), meta=meta, sha256=digest,
-                                     path=str(path)))
+                rest = path.name if not done else f"{path.name}#{done}-{max(done, total - 1)}"
+                entries.append(Entry(rest, unreadable(msg), meta=meta,
+                                     sha256=_sha(digest, rest) if done else digest,
+                                     path="" if done else str(path)))
                 self.counts.unreadable += 1
-                continue
-            saved = None if self.rescore or len(frames) > 1 else _png_verdict(path, labels)
-            for k, pixels in enumerate(frames):
-                name, key = ((path.name, digest) if len(frames) == 1
-                             else (f"{path.name}#{k}", f"{digest}#{k}"))
-                sha = digest if key == digest else hashlib.sha256(key.encode()).hexdigest()
-                file = str(path) if key == digest else ""  # a frame: its thumbnail only
-                known = stored if key == digest else self.cache.image(key) if self.cache else None
-                thumb = known[0] if known and known[0] else thumbnail(pixels)
-                if self.cache and not known:
-                    self.cache.put_image(key, thumb, meta)
-                if saved is not None:
-                    entries.append(Entry(name, self._decide(saved), thumb, meta, origin="png",
-                                         sha256=sha, path=file))
-                    self.counts.from_png += 1
-                    continue
-                cards = cards if key == digest else self._cached(key)
-                if all(c is not None for c in cards):
-                    entries.append(self._reused(name, cards, thumb, meta, sha, file))
-                    continue
-                entries.append(Entry(name, unreadable("not scored"), thumb, meta, sha256=sha,
-                                     path=file))
-                work.append((len(entries) - 1, key, pixels, cards))
         if work:
             self._score(work, entries)
         return entries
+
+    def _frame(self, name: str, key: str, path: Path, digest: str, stored: Any,
+               cards: list[list[ScoreCard] | None], frame: Frame, meta: dict[str, Any],
+               saved: Verdict | None) -> Entry:
+        """The entry of one frame: reused, read from its PNG, unscored when it decoded
+        only in part, else a placeholder (NOT_SCORED) the sources will fill in."""
+        sha = digest if key == digest else hashlib.sha256(key.encode()).hexdigest()
+        file = str(path) if key == digest else ""  # a frame: its thumbnail only
+        known = stored if key == digest else self.cache.image(key) if self.cache else None
+        thumb = known[0] if known and known[0] else thumbnail(frame.image)
+        if self.cache and not known:
+            self.cache.put_image(key, thumb, meta)
+        if frame.partial:
+            self.counts.unreadable += 1
+            return Entry(name, unreadable(frame.partial), thumb, meta, sha256=sha, path=file)
+        if saved is not None:
+            self.counts.from_png += 1
+            return Entry(name, self._decide(saved), thumb, meta, origin="png", sha256=sha,
+                         path=file)
+        cards = cards if key == digest else self._cached(key)
+        if all(c is not None for c in cards):
+            return self._reused(name, cards, thumb, meta, sha, file)
+        return Entry(name, unreadable(NOT_SCORED), thumb, meta, sha256=sha, path=file)
 
     def _reused(self, name: str, cards: list[list[ScoreCard] | None], thumb: bytes | None,
                 meta: dict[str, Any], sha256: str, path: str) -> Entry:

@@ -4,6 +4,12 @@ whole (one row per file name, the latest verdict wins), with progress on the ter
 At a terminal the progress is a tqdm bar (images done, rate, ETA); elsewhere (a log file,
 a pipe) it is one "scored i/n" line per batch. Ctrl-C (or SIGTERM) finishes the batch in
 hand, then the report is written; a second Ctrl-C stops at once and still writes it.
+
+A report written while the run goes on says on its page that it is partial (so one left
+behind by a run that could not finish says so); the final one replaces it. The files in
+hand are recorded (`crashes.Crashes`): a file a run died on is retried alone, then skipped
+with the reason, so a `watch` restarted after the out-of-memory killer does not die on it
+again.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from typing import TextIO
 
 from ..report import Entry, write_report
 from ..sources import Cancelled
-from .runner import Runner, closing_line, run_counts
+from .crashes import Crashes
+from .runner import Runner, closing_line, run_counts, unreadable
 from .watch import FolderWatch, Stop
 
 
@@ -78,6 +85,7 @@ class Session:
         self.runner, self.out, self.title, self.progress = runner, Path(out), title, progress
         self.every, self._clock = every, clock
         self.entries: dict[str, Entry] = {}
+        self.crashes = Crashes(self.out)
         self._next = -float("inf")
         self._dirty = False
         self.interrupted = False
@@ -98,9 +106,14 @@ class Session:
             return None
         start = self._clock()
         self._dirty = False
+        note = "" if force else (
+            f"Partial report, written while the run was in progress ({len(self.entries)} "
+            "images so far; the run's final report replaces it).")
         written = write_report(self.out, list(self.entries.values()), self.title,
-                               run=run_counts(self.runner.counts, self.runner.beside,
-                                              len(self.entries)), rule=self.runner.rule)
+                               note=note, run=run_counts(self.runner.counts,
+                                                         self.runner.beside,
+                                                         len(self.entries)),
+                               rule=self.runner.rule)
         self._next = self._clock() + max(self.every, 10 * (self._clock() - start))
         return written
 
@@ -109,7 +122,8 @@ class Session:
         a second Ctrl-C (KeyboardInterrupt) counts as an interruption too."""
         try:
             for paths in batches:
-                self.add(self.runner.batch(paths))
+                for part in self.crashes.alone(list(paths)):
+                    self._batch(part)
                 self.progress.update(len(paths))
                 self.write()
                 if stop.requested:
@@ -119,6 +133,15 @@ class Session:
         finally:
             self.runner.unload()
             self.progress.close()
+
+    def _batch(self, paths: list[Path]) -> None:
+        """Score `paths` into the report, skipping (with the reason) a file a run died on."""
+        skip = {p: why for p in paths if (why := self.crashes.why_skipped(p))}
+        self.add(Entry(p.name, unreadable(why)) for p, why in skip.items())
+        todo = [p for p in paths if p not in skip]
+        if todo:
+            with self.crashes.holding(todo):
+                self.add(self.runner.batch(todo))
 
     def score(self, paths: Sequence[Path], batch: int) -> None:
         """Score `paths` in batches of `batch`; a Ctrl-C before the end is an interruption."""

@@ -12,19 +12,26 @@
     python -m scoring rubric > my_rubric.toml     # the default rubric, to edit
     python -m scoring doctor [--json]             # what this Python can run, and fixes
 
-Each command is a module with `add_command(subparsers)`; this one only gathers them.
+Each command is a module with `add_command(subparsers)`; this one only gathers them. A
+report folder that cannot be written (a full disk, a read-only folder) ends a run with one
+line naming the folder and its free space, and exit status 74 (EX_IOERR); the report
+already there stays as it was.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
+from ..core.atomic import WriteError
 from ..ensemble.aggregate import AggregateSettings
 from ..host import doctor
 from . import calibrate, learn, score
 
 COMMANDS = (score, calibrate, learn, doctor)
+EXIT_WRITE = 74
+"""Exit status of a run whose report folder cannot be written (sysexits' EX_IOERR)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,4 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as e:  # "…: min_sources must be …" → "--min-sources must be …"
             name, _, rest = str(e).rpartition(": ")[2].partition(" ")
             parser.error(f"--{name.replace('_', '-')} {rest}")
-    return args.func(args)
+    try:
+        return args.func(args)
+    except WriteError as e:  # a full disk, a read-only folder: one line, never a traceback
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_WRITE

@@ -61,15 +61,29 @@ class WriteError(OSError):
         path = Path(path)
         code = getattr(cause, "errno", None)
         why = (os.strerror(code) if isinstance(code, int) else str(cause)).rstrip(".")
-        if isinstance(cause, sqlite3.Error):
-            why = str(cause)
         folder = path.parent.absolute()
+        if isinstance(cause, sqlite3.Error):
+            why = _why_folder(folder) or str(cause)
         super().__init__(code or errno.EIO, f"cannot write {path.name} in {folder}: "
                          f"{why.lower()} ({free_space(folder)})")
         self.path, self.folder = path, folder
 
     def __str__(self) -> str:
         return str(self.strerror)
+
+
+def _why_folder(folder: Path) -> str:
+    """"read-only file system" / "permission denied" when `folder` (or the nearest existing
+    folder above it) cannot be written, else "" — what sqlite's own messages do not say."""
+    p = folder
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        if hasattr(os, "statvfs") and os.statvfs(p).f_flag & os.ST_RDONLY:
+            return os.strerror(errno.EROFS)
+    except OSError:
+        return ""
+    return "" if os.access(p, os.W_OK) else os.strerror(errno.EACCES)
 
 
 def is_disk_error(e: BaseException) -> bool:

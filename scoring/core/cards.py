@@ -20,6 +20,10 @@ vote."""
 KINDS: tuple[str, ...] = (CHECK, "detector", "tagger", "vlm", "judge")
 """What a source is."""
 
+BROKEN = "broken"
+"""A check card's `extras` key for a frame that is broken beyond scoring (a file cut short,
+decoded only in part): the image is unscored with that reason, whatever else scored it."""
+
 NEEDS_WORK = "needs work"
 STATUSES: tuple[str, ...] = ("passed", NEEDS_WORK, "rejected", "unscored")
 """What the filter decided for an image: passed, needs work (its score passed but the
@@ -27,15 +31,17 @@ publish gate holds it for a mosaic), rejected (scored, did not pass) or unscored
 to compare; the filter's unscored policy says whether it went on)."""
 
 
-def clamp_score(value: Any) -> float | None:
-    """A finite number clamped to 0–100, or None for anything that is not one."""
+def score_value(value: Any) -> float | None:
+    """A card's value on an axis as a vote: a finite number within 0–100, else None (no
+    vote). Never clamped: 150 or -5 on a card is a broken source, not a top or a bottom
+    score."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
     try:
         v = float(value)
-    except (TypeError, ValueError):
+    except OverflowError:
         return None
-    if not math.isfinite(v):
-        return None
-    return min(100.0, max(0.0, v))
+    return v if math.isfinite(v) and 0.0 <= v <= 100.0 else None
 
 
 @dataclass

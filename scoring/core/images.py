@@ -7,11 +7,17 @@ inf (a broken VAE decode): the technical check looks for exactly that, and `to_u
 
 from __future__ import annotations
 
+import contextlib
+import math
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image as PILImage
-from PIL import ImageFile, ImageSequence
+from PIL import ImageFile
 
 Image = np.ndarray
 """float32 HxWx3 RGB in 0–1 (may contain NaN/inf)."""
@@ -37,7 +43,9 @@ def as_rgb(array: np.ndarray) -> Image:
     if a.dtype == np.bool_:
         a = a.astype(np.float32)
     elif np.issubdtype(a.dtype, np.integer):
-        a = a.astype(np.float32) / float(np.iinfo(a.dtype).max)
+        scale = float(np.iinfo(a.dtype).max)
+        a = a.astype(np.float32)
+        a /= scale  # in place: one float copy of a large frame, not two
     elif np.issubdtype(a.dtype, np.floating):
         a = a.astype(np.float32, copy=False)
     else:
@@ -93,75 +101,248 @@ def orient(image: np.ndarray, orientation: int | None) -> np.ndarray:
     return np.ascontiguousarray(turn(image)) if turn else image
 
 
-def _frames(img: PILImage.Image) -> list[Image]:
-    """Every frame as LoadImage reads them: each turned upright by its EXIF orientation,
-    frames of another size than the first skipped, only the first of an MPO."""
-    out: list[Image] = []
-    for frame in ImageSequence.Iterator(img):
-        frame.load()
-        a = orient(from_pil(frame), frame.getexif().get(_ORIENTATION))
-        if out and a.shape != out[0].shape:
-            continue
-        out.append(a)
-        if img.format == "MPO":
-            break
-    return out
+MAX_FRAMES = 16
+"""Frames read from one file (an animated GIF/WebP/APNG, a multi-page TIFF): the rest are
+named as skipped. 300 frames of a small GIF would otherwise decode to gigabytes."""
+
+MAX_PIXELS = 4096 * 4096
+"""Pixels of a frame as sources receive it: a larger image is decoded downscaled to fit
+(JPEG: at decode time with `draft`; other formats: reduced right after decoding). Every
+model looks at 1024 px or less; the technical check at 512."""
+
+MAX_DECODE_PIXELS = 64_000_000
+"""The most pixels decoded at full size (about 190 MB as 8-bit RGB), well under Pillow's
+decompression-bomb limit (89 MP): a larger image that cannot be decoded downscaled (any
+format but JPEG) is refused with the reason."""
 
 
-def _tiff(path: Path) -> list[Image]:
-    """A TIFF that PIL cannot decode (float RGB, most often) read with tifffile, when it is
-    installed; NaN/inf kept, integers scaled from their dtype's range."""
+@dataclass
+class Frame:
+    """One decoded frame: `index` in the file, `image`, `note` (e.g. how it was downscaled)
+    and `partial`: why only part of it decoded (a truncated file), else ""."""
+
+    index: int
+    image: Image
+    note: str = ""
+    partial: str = ""
+
+
+def _shrink_to(size: tuple[int, int], limit: int) -> tuple[int, tuple[int, int]]:
+    """(integer factor, size) that fits `size` within `limit` pixels."""
+    w, h = size
+    f = max(1, math.ceil(math.sqrt(w * h / limit)))
+    while (w // f) * (h // f) > limit:
+        f += 1
+    return f, (max(1, w // f), max(1, h // f))
+
+
+def _too_big(name: str, size: tuple[int, int]) -> BadImage:
+    w, h = size
+    return BadImage(f"{name}: {w}×{h} px ({w * h / 1e6:.0f} MP) is more than the "
+                    f"{MAX_DECODE_PIXELS / 1e6:.0f} MP Saiten decodes (only JPEG is decoded "
+                    "downscaled): save it smaller first")
+
+
+def _plan(img: PILImage.Image, name: str) -> str:
+    """Before decoding a frame: refuse it, or (JPEG) ask the decoder for a smaller one.
+    Returns a note when the frame will come out downscaled."""
+    w, h = img.size
+    if w * h <= MAX_PIXELS:
+        return ""
+    if img.format == "JPEG" and img.mode in ("RGB", "L", "CMYK", "YCbCr"):
+        _, want = _shrink_to(img.size, MAX_PIXELS)
+        img.draft(img.mode, want)  # decodes at 1/2, 1/4 or 1/8 scale: no full-size pixels
+    if img.size[0] * img.size[1] > MAX_DECODE_PIXELS:
+        raise _too_big(name, (w, h))
+    return f"downscaled from {w}×{h} px"
+
+
+def _fit(img: PILImage.Image) -> PILImage.Image:
+    """A decoded frame reduced to at most MAX_PIXELS (box filter)."""
+    if img.size[0] * img.size[1] <= MAX_PIXELS:
+        return img
+    f, size = _shrink_to(img.size, MAX_PIXELS)
+    try:
+        return img.reduce(f)
+    except (ValueError, NotImplementedError):  # a mode reduce() lacks (I;16, …)
+        return img.resize(size, PILImage.Resampling.BOX)
+
+
+def _decode(img: PILImage.Image, name: str, k: int) -> tuple[np.ndarray, str, str]:
+    """Frame `k` of the open `img` decoded (as ComfyUI's LoadImage decodes it) and turned
+    upright by its EXIF orientation: (pixels, note, partial). A truncated frame is decoded
+    as far as its data goes (the rest as PIL fills it) and says so in `partial`, whatever
+    the fill colour."""
+    note = _plan(img, name)
+    before = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False  # know it when the data runs out
+    try:
+        img.load()
+        return _upright(img), note, ""
+    except OSError as e:
+        if isinstance(e, PILImage.DecompressionBombError):
+            raise
+        why = str(e)
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = before
+    with PILImage.open(img.filename) as again:  # a failed load leaves no usable state
+        again.seek(k)
+        _plan(again, name)
+        ImageFile.LOAD_TRUNCATED_IMAGES = True
+        try:
+            again.load()
+            return _upright(again), note, f"{name} is cut short: only part of it decoded " \
+                f"({why})"
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = before
+
+
+def _upright(img: PILImage.Image) -> Image:
+    """A loaded frame as `Image`, reduced to MAX_PIXELS and turned upright."""
+    return orient(from_pil(_fit(img)), img.getexif().get(_ORIENTATION))
+
+
+class Frames:
+    """The frames of one image file, decoded one at a time as they are iterated (each
+    `Frame` is the only one held here): at most `max_frames`, the first only of an MPO,
+    frames of another size than the first skipped (as LoadImage does). `total` is how many
+    frames the file has, `count` how many are read. BadImage (with the file name) for a
+    file or frame that cannot be decoded."""
+
+    def __init__(self, path: str | Path, max_frames: int = MAX_FRAMES) -> None:
+        self.path = Path(path)
+        self.max_frames = max(1, int(max_frames))
+        try:
+            with _open(self.path) as img:
+                self.total = 1 if img.format == "MPO" else int(getattr(img, "n_frames", 1))
+                self.size = img.size
+        except _Tiff:
+            self.total, self.size = _tiff_shape(self.path)
+        self.count = min(self.total, self.max_frames)
+
+    @property
+    def skipped(self) -> str:
+        """Why some frames are not read ("" when all are)."""
+        if self.total <= self.count:
+            return ""
+        return (f"{self.path.name}: {self.total} frames; the first {self.count} are scored, "
+                f"{self.total - self.count} skipped (at most {self.max_frames} frames a file)")
+
+    def __iter__(self) -> Iterator[Frame]:
+        name = self.path.name
+        try:
+            with _open(self.path) as img:
+                size = None
+                for k in range(self.count):
+                    img.seek(k)
+                    a, note, partial = _decode(img, name, k)
+                    if size is not None and a.shape != size:
+                        continue
+                    size = a.shape
+                    yield Frame(k, a, note, partial)
+        except _Tiff:
+            yield from _tiff(self.path, self.count)
+        except BadImage:
+            raise
+        except (PILImage.DecompressionBombError, OSError, ValueError, SyntaxError,
+                EOFError) as e:  # PIL raises all of these for bad files
+            raise BadImage(f"{name}: cannot read image ({e})") from e
+
+
+class _Tiff(Exception):
+    """PIL cannot identify this TIFF: read it with tifffile."""
+
+
+@contextlib.contextmanager
+def _open(path: Path) -> Iterator[PILImage.Image]:
+    try:
+        with warnings.catch_warnings():  # our own limits say more than Pillow's warning
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            img = PILImage.open(path)
+    except PILImage.UnidentifiedImageError as e:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            raise _Tiff from None
+        raise BadImage(f"{path.name}: cannot read image ({e})") from e
+    except PILImage.DecompressionBombError as e:
+        raise BadImage(f"{path.name}: {e}") from e
+    except (OSError, ValueError, SyntaxError) as e:
+        raise BadImage(f"{path.name}: cannot read image ({e})") from e
+    with img:
+        yield img
+
+
+def _tifffile() -> Any:
     try:
         import tifffile
     except ImportError:
-        raise BadImage(f"{path.name}: PIL cannot read this TIFF (float RGB?); "
-                       "`pip install tifffile` reads it") from None
+        raise BadImage("PIL cannot read this TIFF (float RGB?); `pip install tifffile` "
+                       "reads it") from None
+    return tifffile
+
+
+def _tiff_layout(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """(frames, height, width) of a tifffile series shape: HxW, HxWxC, NxHxW, NxHxWxC."""
+    if len(shape) == 2 or (len(shape) == 3 and shape[-1] in (1, 3, 4)):
+        return 1, int(shape[0]), int(shape[1])
+    if len(shape) == 3:
+        return int(shape[0]), int(shape[1]), int(shape[2])
+    return int(np.prod(shape[:-3])), int(shape[-3]), int(shape[-2])
+
+
+def _tiff_shape(path: Path) -> tuple[int, tuple[int, int]]:
+    """(frames, (width, height)) of a TIFF only tifffile reads, checked against the limits
+    before anything is decoded."""
+    try:
+        with _tifffile().TiffFile(path) as tif:
+            n, h, w = _tiff_layout(tuple(tif.series[0].shape))
+    except BadImage as e:
+        raise BadImage(f"{path.name}: {e}") from None
+    except Exception as e:  # tifffile's own errors for a broken file
+        raise BadImage(f"{path.name}: cannot read image ({e})") from e
+    if w * h > MAX_DECODE_PIXELS:
+        raise _too_big(path.name, (w, h))
+    return n, (w, h)
+
+
+def _tiff(path: Path, count: int) -> Iterator[Frame]:
+    """A TIFF that PIL cannot decode (float RGB, most often) read with tifffile, one page
+    at a time; NaN/inf kept, integers scaled from their dtype's range."""
+    tifffile = _tifffile()
     try:
         with tifffile.TiffFile(path) as tif:
             tag = tif.pages[0].tags.get(_ORIENTATION)
-            a = tif.series[0].asarray()
+            pages = tif.pages if len(tif.pages) > 1 else [tif.series[0]]
+            k = 0
+            for page in pages:
+                a = page.asarray()
+                for f in (a[None] if _tiff_layout(a.shape)[0] == 1 else a):
+                    if k >= count:
+                        return
+                    fac, _ = _shrink_to((f.shape[1], f.shape[0]), MAX_PIXELS)
+                    f = f[::fac, ::fac]
+                    f = _float_range(f.astype(np.float32)) \
+                        if np.issubdtype(f.dtype, np.floating) else f
+                    note = f"downscaled from {a.shape[-2]}×{a.shape[-3]} px" if fac > 1 else ""
+                    yield Frame(k, orient(as_rgb(f), tag.value if tag else None), note)
+                    k += 1
+                del a
+    except BadImage:
+        raise
     except Exception as e:  # tifffile's own errors for a broken file
         raise BadImage(f"{path.name}: cannot read image ({e})") from e
-    stack = a if a.ndim == 4 or (a.ndim == 3 and a.shape[-1] not in (1, 3, 4)) else a[None]
-    frames = []
-    for f in stack:
-        f = _float_range(f.astype(np.float32)) if np.issubdtype(f.dtype, np.floating) else f
-        frames.append(orient(as_rgb(f), tag.value if tag else None))
-    return frames
 
 
 _ORIENTATION = 0x0112
 
 
-def load_frames(path: str | Path) -> list[Image]:
-    """Every frame of an image file, as ComfyUI's LoadImage reads it (a truncated file too:
-    its missing rows come out black, for the technical check to find). Raises BadImage with
-    the file name when it cannot be decoded."""
-    path = Path(path)
-    try:
-        try:
-            with PILImage.open(path) as img:
-                return _frames(img)
-        except OSError as e:  # a truncated file: read what is there, as LoadImage does
-            if isinstance(e, PILImage.UnidentifiedImageError):
-                raise
-            with PILImage.open(path) as img:
-                ImageFile.LOAD_TRUNCATED_IMAGES, before = True, ImageFile.LOAD_TRUNCATED_IMAGES
-                try:
-                    return _frames(img)
-                finally:
-                    ImageFile.LOAD_TRUNCATED_IMAGES = before
-    except PILImage.UnidentifiedImageError as e:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            return _tiff(path)
-        raise BadImage(f"{path.name}: cannot read image ({e})") from e
-    except (OSError, ValueError, SyntaxError) as e:  # PIL raises all three for bad files
-        raise BadImage(f"{path.name}: cannot read image ({e})") from e
+def load_frames(path: str | Path, max_frames: int = MAX_FRAMES) -> list[Image]:
+    """The frames of an image file (see `Frames`), as a list."""
+    return [f.image for f in Frames(path, max_frames)]
 
 
 def load(path: str | Path) -> Image:
-    """The first frame of an image file (see `load_frames`)."""
-    return load_frames(path)[0]
+    """The first frame of an image file (see `Frames`)."""
+    return next(iter(Frames(path, 1))).image
 
 
 def list_images(folder: str | Path) -> list[Path]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cards import AXES, clamp_score
+from .cards import AXES
 
 DECLINES: tuple[str, ...] = (
     # first person, unable or unwilling, then the task (not "I can't help but admire",
@@ -39,23 +40,47 @@ _DECLINE = re.compile("|".join(DECLINES))
 _HEDGE = re.compile("|".join(HEDGES))
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_PLAIN = re.compile(r"\s*-?\d{1,12}(?:\.\d{1,12})?\s*")
+
+SCALE = (0.0, 100.0)
+"""The range every rubric axis is scored in: a value outside it is no score."""
+
+RAW_EXCERPT = 300
+"""Characters of a model's answer a card keeps (`ScoreCard.raw`): never the whole answer."""
+MAX_COMMENT = 1000
+"""Characters of a model's comment kept (it goes into reports and PNGs)."""
+
+
+def excerpt(text: str, limit: int = RAW_EXCERPT) -> str:
+    """The start of an answer, for a card or a message (… marks a cut)."""
+    text = str(text).strip()
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 @dataclass
 class Parsed:
-    """What an answer yielded: the axes found (clamped 0–100), the comment, what was wrong,
-    and the wording that made it a refusal (empty when it is none)."""
+    """What an answer yielded: the axes found (plain numbers within the scale), the
+    comment, what was wrong (`invalid`: each axis whose value was not a plain number in
+    range, with why), and the wording that made it a refusal (empty when it is none)."""
 
     axes: dict[str, float] = field(default_factory=dict)
     comment: str = ""
     problems: list[str] = field(default_factory=list)
     refusal: str = ""
+    invalid: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         """Scores to vote with: some axes, and not a refusal dressed as an answer."""
         return bool(self.axes) and not self.refusal
+
+    def why_none(self) -> str:
+        """Why there is no score to vote with (for an abstention)."""
+        if self.refusal:
+            return f"refused: {self.refusal!r}"
+        if self.invalid:
+            return "no valid score: " + "; ".join(f"{a} {w}" for a, w in self.invalid.items())
+        return "no valid score JSON" + (f" ({self.problems[0]})" if self.problems else "")
 
 
 def _balanced_objects(text: str) -> list[str]:
@@ -111,27 +136,45 @@ def extract_json(text: str) -> dict[str, Any] | None:
     return None
 
 
-def _number(value: Any) -> float | None:
-    """A score from 85, 85.0, "85", "85/100", "8.5/10", {"score": 85}."""
+def short(value: Any, limit: int = 40) -> str:
+    """`value` as a short repr for a message (never a whole answer)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def plain_score(value: Any, scale: tuple[float, float] = SCALE) -> tuple[float | None, str]:
+    """(the score, "") when `value` is a plain number within `scale` — 85, 85.5, "85", or
+    {"score": 85} — else (None, why). Never clamped: 150, -5, 1e300, NaN, "8/10",
+    "100/0.0001", "85%" and true are no score."""
     if isinstance(value, dict):
-        value = value.get("score", value.get("value"))
-    if isinstance(value, str):
-        nums = _NUMBER.findall(value)
-        if not nums:
-            return None
-        v = float(nums[0])
-        if len(nums) > 1 and "/" in value:
-            scale = float(nums[1])
-            v = v / scale * 100.0 if scale > 0 else v
-        return clamp_score(v)
+        inner = value.get("score", value.get("value"))
+        if inner is None or isinstance(inner, dict):
+            return None, f"{short(value)} is not a number"
+        value = inner
     if isinstance(value, bool):
-        return None
-    return clamp_score(value)
+        return None, f"{short(value)} is not a number"
+    if isinstance(value, str):
+        if not _PLAIN.fullmatch(value):
+            return None, f"{short(value)} is not a plain number"
+        v = float(value)
+    elif isinstance(value, (int, float)):
+        try:
+            v = float(value)
+        except OverflowError:  # an int too large for a float
+            return None, f"{short(value)} is outside {scale[0]:g}–{scale[1]:g}"
+    else:
+        return None, f"{short(value)} is not a number"
+    if not math.isfinite(v):
+        return None, f"{short(value)} is not a finite number"
+    if not scale[0] <= v <= scale[1]:
+        return None, f"{short(value)} is outside {scale[0]:g}–{scale[1]:g}"
+    return v, ""
 
 
 def scores_from_json(obj: dict[str, Any] | None, axes: tuple[str, ...] = AXES) -> Parsed:
-    """Validate a parsed answer: keep the rubric axes (case-insensitive keys, numbers as
-    strings allowed, clamped 0–100), note the missing or invalid ones."""
+    """Validate a parsed answer: keep the rubric axes whose values are plain numbers in
+    0–100 (case-insensitive keys, numbers as strings allowed); note the missing ones and
+    the invalid ones with why (an invalid value abstains on its axis, never clamped)."""
     out = Parsed()
     if not obj:
         out.problems.append("no JSON object")
@@ -143,13 +186,14 @@ def scores_from_json(obj: dict[str, Any] | None, axes: tuple[str, ...] = AXES) -
         if axis not in lowered:
             out.problems.append(f"missing {axis}")
             continue
-        v = _number(lowered[axis])
+        v, why = plain_score(lowered[axis])
         if v is None:
-            out.problems.append(f"invalid {axis}: {lowered[axis]!r}")
+            out.invalid[axis] = why
+            out.problems.append(f"invalid {axis}: {why}")
         else:
             out.axes[axis] = v
     comment = lowered.get("comment", "")
-    out.comment = comment.strip() if isinstance(comment, str) else ""
+    out.comment = excerpt(comment, MAX_COMMENT) if isinstance(comment, str) else ""
     return out
 
 

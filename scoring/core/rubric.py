@@ -70,8 +70,13 @@ class Rubric:
         """Read a TOML rubric file (see `from_toml`); ValueError names the file and problem."""
         path = Path(path)
         try:
-            _check_size("rubric file", path.stat().st_size // 4)  # UTF-8: ≤ 4 bytes a char
-            return cls.from_toml(path.read_text(encoding="utf-8"))
+            limit = 4 * MAX_RUBRIC_CHARS  # UTF-8: at most 4 bytes a character
+            with path.open("rb") as f:  # no more than a rubric may take (a FIFO, /dev/zero…)
+                data = f.read(limit + 1)
+            if len(data) > limit:
+                raise ValueError(f"rubric file too long: more than {limit:,} bytes, a rubric "
+                                 f"takes at most {MAX_RUBRIC_CHARS:,} characters")
+            return cls.from_toml(data.decode("utf-8"))
         except UnicodeDecodeError as e:
             raise ValueError(f"{path.name}: not UTF-8 text ({e.reason})") from None
         except ValueError as e:

@@ -32,7 +32,7 @@ import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ..core.cards import AXES, CHECK, LIKENESS, ScoreCard, Sheet, Verdict, clamp_score
+from ..core.cards import AXES, BROKEN, CHECK, LIKENESS, ScoreCard, Sheet, Verdict, score_value
 
 SETTINGS = "aggregate settings"
 SINGLE_AGREEMENT = 0.5
@@ -203,14 +203,33 @@ def _why_missing(cards: list[ScoreCard], axis: str, sources: list[str]) -> str:
     why: dict[str, str] = {}
     for c in cards:
         if c.source in sources and c.source not in why:
-            why[c.source] = (f"abstained: {c.abstained}" if not c.ok
-                             else f"answered without {axis}")
+            why[c.source] = (f"abstained: {c.abstained}" if not c.ok else _no_value(c, axis))
     return "; ".join(f"{src} {w}" for src, w in why.items())
 
 
+def _no_value(card: ScoreCard, axis: str) -> str:
+    """Why an answering card has no vote on `axis`: the invalid value its source read (a
+    number out of range, not a number), the value it holds, or none at all."""
+    bad = (card.extras.get("invalid") or {}).get(axis)
+    if bad:
+        return f"gave no valid {axis} ({bad})"
+    if axis in card.axes:
+        return f"gave {axis} {card.axes[axis]!r}, not a score in 0–100"
+    return f"answered without {axis}"
+
+
 def combine(cards: list[ScoreCard], settings: AggregateSettings | None = None) -> Verdict:
-    """The ensemble's verdict for one image from every card any source made for it."""
-    s = settings or AggregateSettings()
+    """The ensemble's verdict for one image from every card any source made for it; a
+    check that found the frame broken (`BROKEN`) leaves it unscored, saying why."""
+    verdict = _combine(cards, settings or AggregateSettings())
+    broken = next((c for c in cards if c.ok and c.kind == CHECK and c.extras.get(BROKEN)),
+                  None)
+    if broken is not None:
+        verdict.unscored, verdict.confidence = f"{broken.source}: {broken.extras[BROKEN]}", 0.0
+    return verdict
+
+
+def _combine(cards: list[ScoreCard], s: AggregateSettings) -> Verdict:
     ordered = _order(list(cards))
     ok = sorted({c.source for c in ordered if c.ok and _counts(c)})
     if len(ok) < s.min_sources:
@@ -242,7 +261,7 @@ def combine(cards: list[ScoreCard], settings: AggregateSettings | None = None) -
                     confs[a].append(_confidence([100.0 - penalty], len(voters[a]), 1.0, s))
                 continue
             vals = [_Vote(c.source, v, s.weight(c), _own_confidence(c)) for c in votes
-                    if (v := clamp_score(c.axes.get(a))) is not None]
+                    if (v := score_value(c.axes.get(a))) is not None]
             if not vals:
                 continue
             res = _combine_axis(a, vals, len(voters[a]), s)

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.cards import CHECK, ScoreCard, Verdict, clamp_score
+from ..core.atomic import write_text
+from ..core.cards import CHECK, ScoreCard, Verdict, score_value
 from . import ratings as ratings_csv
 
 ENSEMBLE = "ensemble"
@@ -111,7 +112,7 @@ def source_values(verdict: Verdict, axis: str = "overall") -> dict[str, float]:
         if not c.ok:
             continue
         v = (100.0 - c.penalty if c.kind == CHECK and axis == "overall"
-             else None if c.kind == CHECK else clamp_score(c.axes.get(axis)))
+             else None if c.kind == CHECK else score_value(c.axes.get(axis)))
         if v is not None:
             per.setdefault(c.source, []).append(max(0.0, v))
     out = {src: float(statistics.median(vs)) for src, vs in sorted(per.items())}
@@ -149,8 +150,7 @@ def save_calibrations(path: str | Path, fits: Sequence[SourceFit]) -> Path:
     """The calibrations as JSON (a list of {source, axis, slope, intercept})."""
     path = Path(path)
     data = [asdict(f.calibration) for f in fits if f.calibration]
-    path.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    return path
+    return write_text(path, json.dumps(data, indent=1))
 
 
 def apply_calibrations(cards: Sequence[ScoreCard], cals: Sequence[Calibration]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..core.cards import ScoreCard, clamp_score
+from ..core.cards import ScoreCard, score_value
 from .aggregate import CHECK, AggregateSettings, combine
 from .calibrate import Calibration, fit_linear, spearman
 from .profile import Profile
@@ -93,7 +93,7 @@ def uncalibrated(card: ScoreCard) -> ScoreCard:
 
 
 def _raw(card: ScoreCard, axis: str) -> float | None:
-    return clamp_score(card.axes.get(axis))
+    return score_value(card.axes.get(axis))
 
 
 def _table(rated: Sequence[Rated], sources: list[str], axis: str) -> tuple[np.ndarray, np.ndarray]:

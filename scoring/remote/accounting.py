@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core.atomic import as_write_error, write_text
 from ..core.errors import BudgetExhausted
-from .keys import redact
+from .keys import mask
 
 log = logging.getLogger("saiten")
 
@@ -96,8 +97,11 @@ class Prices:
             except (OSError, ValueError) as e:
                 log.warning("saiten: price table %s unreadable (%s); using defaults", p, e)
                 return cls()
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(DEFAULT_PRICES, indent=2) + "\n", encoding="utf-8")
+        try:  # a starting point to edit; a folder that cannot take it costs nothing
+            p.parent.mkdir(parents=True, exist_ok=True)
+            write_text(p, json.dumps(DEFAULT_PRICES, indent=2) + "\n")
+        except OSError as e:
+            log.warning("saiten: price table %s not written (%s); using defaults", p, e)
         return cls()
 
     def rate(self, model: str) -> dict[str, float] | None:
@@ -153,16 +157,24 @@ class CostLog:
         self.secrets = [s for s in secrets if s]
         self.records: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self.problem = ""
 
     def add(self, **record: Any) -> dict[str, Any]:
+        """Record one call. A log file that cannot be written (a full disk, a read-only
+        folder) never fails the call: the log stops writing and `problem` says why."""
         rec = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **record}
-        line = redact(json.dumps(rec, ensure_ascii=False), self.secrets)
+        line = mask(json.dumps(rec, ensure_ascii=False), self.secrets)  # stays JSON
         with self._lock:
             self.records.append(json.loads(line))
             if self.path:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                with self.path.open("a", encoding="utf-8") as f:
-                    f.write(line + "\n")
+                try:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    with self.path.open("a", encoding="utf-8") as f:
+                        f.write(line + "\n")
+                except OSError as e:
+                    self.problem = f"cost log off: {as_write_error(e, self.path)}"
+                    log.warning("saiten: %s", self.problem)
+                    self.path = None
         return rec
 
     @property
@@ -178,4 +190,5 @@ class CostLog:
         return sum(1 for r in self.records if r.get("cache_hit"))
 
     def summary(self) -> str:
-        return f"{self.calls} calls, {self.cache_hits} cache hits, ${self.usd:.4f}"
+        line = f"{self.calls} calls, {self.cache_hits} cache hits, ${self.usd:.4f}"
+        return f"{line} ({self.problem})" if self.problem else line

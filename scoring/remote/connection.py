@@ -42,6 +42,48 @@ class SlowAnswer(Exception):
     """Bytes kept arriving past the attempt's time limit."""
 
 
+MAX_BYTES = 4 << 20
+"""The most bytes of an answer read (a chat completion with every token's logprobs is well
+under 1 MB): past it the answer is refused, whatever it says or claims."""
+
+
+class TooLarge(Exception):
+    """An answer larger than the caller reads (its Content-Length, or the bytes that came)."""
+
+    def __init__(self, size: int | None, limit: int) -> None:
+        what = (f"is {size / 1e6:.1f} MB" if size else
+                f"went past {limit / 1e6:.1f} MB and was still arriving")
+        super().__init__(f"the answer {what}: Saiten reads at most {limit / 1e6:.1f} MB "
+                         "(a broken or hostile server)")
+        self.size, self.limit = size, limit
+
+
+def declared_length(headers: Any) -> int | None:
+    """The Content-Length a server announced, or None (absent or not a number)."""
+    try:
+        n = int(headers.get("content-length") or "")
+    except ValueError:
+        return None
+    return n if n >= 0 else None
+
+
+def read_capped(resp: Any, limit: int, *, timeout: float | None = None,
+                t0: float | None = None) -> bytes:
+    """The body of `resp` (an http.client response): TooLarge as soon as its declared
+    length or the bytes read pass `limit`, SlowAnswer past `timeout` seconds after `t0`."""
+    size = declared_length(resp.headers)
+    if size is not None and size > limit:
+        raise TooLarge(size, limit)
+    buf = bytearray()
+    while chunk := resp.read1(65536):
+        buf += chunk
+        if len(buf) > limit:
+            raise TooLarge(size, limit)
+        if timeout is not None and t0 is not None and time.monotonic() - t0 > timeout:
+            raise SlowAnswer(f"answer still arriving after {timeout:.3g} s")
+    return bytes(buf)
+
+
 def proxy_for(scheme: str, host: str, port: int) -> str | None:
     """The proxy URL the user's settings give for this server, or None (direct)."""
     if is_loopback(host):
@@ -76,6 +118,7 @@ class Connection:
         self.proxy = proxy_for(self.scheme, self.host, self.port)
         self._conn: http.client.HTTPConnection | None = None
         self._proxy_auth: dict[str, str] = {}
+        self._aborted = False
 
     @property
     def via(self) -> str:
@@ -113,8 +156,9 @@ class Connection:
         return full
 
     def post(self, path: str, body: dict[str, Any], headers: dict[str, str], *,
-             connect_timeout: float, timeout: float) -> Answer:
-        """POST `body` as JSON; the answer (any status) read within `timeout` seconds."""
+             connect_timeout: float, timeout: float, max_bytes: int = MAX_BYTES) -> Answer:
+        """POST `body` as JSON; the answer (any status) read within `timeout` seconds and
+        `max_bytes` (TooLarge past it: the connection is dropped, nothing more is read)."""
         data = json.dumps(body, ensure_ascii=False).encode("utf-8")
         hdrs = {"Content-Type": "application/json", "Accept": "application/json",
                 "User-Agent": USER_AGENT, **headers}
@@ -126,6 +170,8 @@ class Connection:
                 fresh = self._open(min(connect_timeout, timeout))
                 try:
                     fresh.connect()
+                    if self._aborted:  # cancelled while connecting: send nothing
+                        raise ConnectionAbortedError("the call was cancelled")
                 except BaseException:
                     fresh.close()
                     raise
@@ -147,30 +193,35 @@ class Connection:
                 self.close()
                 raise
             try:
-                buf = bytearray()
-                while chunk := resp.read1(65536):
-                    buf += chunk
-                    if time.monotonic() - t0 > timeout:
-                        raise SlowAnswer(f"answer still arriving after {timeout:.3g} s")
+                got = read_capped(resp, max_bytes, timeout=timeout, t0=t0)
                 resp.close()  # fully read: the connection is ready for the next request
             except BaseException:
                 self.close()
                 raise
             if resp.will_close:
                 self.close()
-            return Answer(resp.status, resp.headers, bytes(buf))
+            return Answer(resp.status, resp.headers, got)
         raise ConnectionResetError("the server closed the connection")
 
     def close(self) -> None:
+        """Close the connection; a request blocked on it in another thread ends at once."""
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(OSError):
+                if conn.sock is not None:
+                    conn.sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
                 conn.close()
+
+    def abort(self) -> None:
+        """Close for good (a cancelled call): a request still connecting sends nothing."""
+        self._aborted = True
+        self.close()
 
 
 def is_timeout(e: BaseException) -> bool:
     return isinstance(e, (socket.timeout, TimeoutError))
 
 
-__all__ = ["USER_AGENT", "Answer", "Connection", "ProxyError", "SlowAnswer", "is_timeout",
-           "proxy_for"]
+__all__ = ["MAX_BYTES", "USER_AGENT", "Answer", "Connection", "ProxyError", "SlowAnswer",
+           "TooLarge", "declared_length", "is_timeout", "proxy_for", "read_capped"]

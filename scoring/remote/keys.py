@@ -19,13 +19,16 @@ gets one. A key file — and the keys file itself, which decides where keys go �
 folder ComfyUI or a pack serves is refused, checked after resolving symlinks both ways.
 
 Every text we show or write goes through `redact`, which removes the key (or any 10-character
-piece of it) and anything shaped like an API key.
+piece of it) and anything shaped like an API key, and withholds a text that gives the key
+back in any other form (`echo`). Key files and keys.toml are read up to a few KB, and a key
+file other users can read (or a keys.toml they can change) is warned about, as ssh does.
 """
 
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import re
 import sys
@@ -36,6 +39,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..core.errors import SourceError
+from .echo import echoes
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -46,6 +50,7 @@ BUILTIN_HOSTS = {"api.x.ai": "XAI_API_KEY"}
 """The only bindings made without asking: the known APIs' own variables."""
 
 _LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+log = logging.getLogger("saiten")
 _SKIP = {".git", "node_modules", "__pycache__", ".venv"}
 _WALK_LIMIT = 200_000  # entries looked at per served folder when searching for symlinks
 
@@ -97,13 +102,23 @@ def _spans(text: str, secret: str, width: int = 10) -> list[tuple[int, int]]:
     return spans
 
 
+WITHHELD = "[withheld: this text gave the API key back in an encoded form]"
+"""What `redact` returns for a text that still decodes to a key once masked."""
+
+
 def redact(text: Any, secrets: Iterable[str | None] = ()) -> str:
+    """`mask`ed `text`; a text that still gives a secret back in any other form (base64,
+    hex, URL-encoded, spaced out, split, … see `echo`) is withheld whole."""
+    secrets = [x for x in secrets if x and len(x) >= 4]
+    s = mask(text, secrets)
+    return WITHHELD if secrets and echoes(s, secrets) else s
+
+
+def mask(text: Any, secrets: Iterable[str | None] = ()) -> str:
     """`text` with every given secret (or a 10-character piece of one) and anything shaped
-    like an API key replaced by ***."""
+    like an API key replaced by *** (fast at any length; `redact` also decodes)."""
     s = str(text)
-    for secret in secrets:
-        if not secret or len(secret) < 4:
-            continue
+    for secret in (x for x in secrets if x and len(x) >= 4):
         s = s.replace(secret, "***")
         spans = sorted(_spans(s, secret)) if len(secret) >= 10 else []
         for start, end in reversed(_merge(spans)):
@@ -171,8 +186,9 @@ def load_bindings(path: Path | None = None,
     found: list[Binding] = []
     if path.is_file():
         refuse_if_served(path, served, what="keys file")
+        warn_if_open(path, "keys file", writable=True)
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = tomllib.loads(read_small(path, MAX_KEYS_FILE))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
             raise KeyConfigError(f"the keys file {path} is unreadable: {e}") from None
         hosts = data.get("hosts", {})
@@ -191,6 +207,40 @@ def load_bindings(path: Path | None = None,
                                  http=bool(entry.get("http", False)), origin=str(path)))
     given = {b.host for b in found}
     return found + [b for b in _builtin() if b.host not in given]
+
+
+MAX_KEY_FILE = 4096
+MAX_KEYS_FILE = 64 * 1024
+"""The most bytes read of a key file and of keys.toml (a key is under 200 characters)."""
+
+
+def read_small(path: Path, limit: int) -> str:
+    """A small UTF-8 file's text; OSError when it is larger than `limit` bytes."""
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(f"it is larger than {limit:,} bytes")
+    return data.decode("utf-8")
+
+
+def warn_if_open(path: Path, what: str, *, writable: bool = False) -> str:
+    """A warning (logged, and returned) when other users can read `path` — or, with
+    `writable`, change it: chmod 600 fixes it, as ssh asks for its keys. "" when fine (and
+    always on Windows, where modes do not say this)."""
+    if os.name == "nt":
+        return ""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return ""
+    bad = mode & (0o022 if writable else 0o077)
+    if not bad:
+        return ""
+    who = "changed" if writable else "read"
+    msg = (f"the {what} {path} can be {who} by other users (mode {mode:o}): "
+           f"run chmod 600 {path}")
+    log.warning("saiten: %s", msg)
+    return msg
 
 
 def binding_for(base_url: str, bindings: Iterable[Binding]) -> Binding | None:
@@ -220,9 +270,14 @@ def key_for(base_url: str, served: Iterable[str | os.PathLike[str]] = (),
         file = Path(b.file).expanduser()
         if file.is_file():
             refuse_if_served(file, served, what="key file")
-            value = file.read_text(encoding="utf-8").strip()
+            try:
+                value = read_small(file, MAX_KEY_FILE).strip()
+            except (OSError, UnicodeDecodeError) as e:
+                raise KeyConfigError(f"the key file {file} is unreadable: {e}") from None
             if value:
-                return HostKey(value, f"key from {file} ({b.origin} for {b.host})", b)
+                warning = warn_if_open(file, "key file")
+                return HostKey(value, f"key from {file} ({b.origin} for {b.host})"
+                               + (f"; warning: {warning}" if warning else ""), b)
     how = " or ".join(x for x in (b.env and f"set the environment variable {b.env}",
                                   b.file and f"write the key to {b.file}") if x)
     return HostKey(None, f"no API key for {host}: {how} (its binding: {b.origin}); restart "
@@ -296,4 +351,4 @@ def check_env_name(name: str, widget: str = "key_env") -> str:
 
 __all__ = ["BUILTIN_HOSTS", "Binding", "HostKey", "KeyConfigError", "binding_for",
            "check_env_name", "config_dir", "is_local", "is_loopback", "key_for", "keys_file",
-           "load_bindings", "redact", "refuse_if_served", "split_url"]
+           "load_bindings", "mask", "redact", "refuse_if_served", "split_url"]

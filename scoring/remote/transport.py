@@ -7,24 +7,39 @@ redacted of the key before anything reads it."""
 
 from __future__ import annotations
 
-import email.utils
 import http.client
 import json
 import logging
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..core.errors import ParamRejected, RemoteError
 from .accounting import Budget, CostLog, Prices
+from .answer import (
+    MAX_CONTENT,
+    RESPONSE_FORMATS,
+    VALIDATION,
+    Reply,
+    error_text,
+    named_param,
+    response_format,
+    retry_after,
+)
 from .breaker import CircuitOpen, breaker
-from .connection import Answer, Connection, ProxyError, SlowAnswer, is_timeout
-from .keys import redact
+from .connection import (
+    MAX_BYTES,
+    Answer,
+    Connection,
+    ProxyError,
+    SlowAnswer,
+    TooLarge,
+    is_timeout,
+)
+from .keys import mask, redact
 
 log = logging.getLogger("saiten")
 
@@ -36,85 +51,6 @@ def origin(base_url: str) -> str:
     u = urlsplit(base_url)
     port = u.port or (443 if u.scheme == "https" else 80)
     return f"{u.scheme}://{(u.hostname or '').lower()}:{port}"
-
-
-@dataclass
-class Reply:
-    """One successful chat completion."""
-
-    content: str
-    data: dict[str, Any]
-    usage: dict[str, Any]
-    latency: float
-    attempts: int
-    usd: float | None = None
-
-    @property
-    def choice(self) -> dict[str, Any]:
-        return (self.data.get("choices") or [{}])[0]
-
-
-RESPONSE_FORMATS = ("json_schema", "json_object", "none")
-
-
-def response_format(mode: str, schema: dict[str, Any]) -> dict[str, Any]:
-    """The request's response_format forcing `schema` (json_object+schema is llama.cpp's)."""
-    if mode == "json_schema":
-        return {"type": "json_schema",
-                "json_schema": {"name": "saiten_scores", "schema": schema}}
-    return {"type": "json_object", "schema": schema}
-
-
-def retry_after(headers: Any) -> float | None:
-    """Seconds a server asks us to wait (`retry-after-ms`, `Retry-After` secs or date)."""
-    if headers is None:
-        return None
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _error_text(body: bytes) -> str:
-    """The message of an error answer (OpenAI's {"error": {"message"}} or whatever came)."""
-    try:
-        data = json.loads(body.decode("utf-8", "replace"))
-    except ValueError:
-        return body[:300].decode("utf-8", "replace").strip()
-    if isinstance(data, dict):
-        err = data.get("error", data)
-        if isinstance(err, dict):
-            return str(err.get("message") or err.get("error") or err)
-        return str(err)
-    return str(data)
-
-
-def named_param(message: str, params: Iterable[str]) -> str | None:
-    """Which of the request's `params` an error message names (longest match first)."""
-    low = message.lower()
-    for p in sorted(params, key=len, reverse=True):
-        if re.search(rf"(?<![a-z_]){re.escape(p.lower())}(?![a-z_])", low):
-            return p
-    if "response_format" in params and "schema" in low:
-        return "response_format"
-    return None
-
-
-_VALIDATION = re.compile(r"(?i)validation|should be|not supported|unsupported|invalid|unknown")
 
 
 class _Retry(Exception):
@@ -147,7 +83,8 @@ class Remote:
                  budget: Budget | None = None, prices: Prices | None = None,
                  cost_log: CostLog | None = None, backoff: float = 0.5,
                  backoff_max: float = 8.0, seed: int | None = None, drop: Iterable[str] = (),
-                 check: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 check: Callable[[dict[str, Any]], None] | None = None,
+                 max_bytes: int = MAX_BYTES) -> None:
         self.base_url = base_url.rstrip("/")
         self._key = api_key or None
         self.name = name
@@ -166,6 +103,8 @@ class Remote:
         self.check = check
         """Called with every request body before it is sent; raising stops the send."""
         self._rf = 0  # index into RESPONSE_FORMATS: the first one this server accepted
+        self.max_bytes = int(max_bytes)
+        """The most bytes of an answer read (TooLarge past it: the call abstains)."""
 
     def __repr__(self) -> str:
         return f"Remote({self.base_url!r}, key={'set' if self._key else 'none'})"
@@ -196,10 +135,12 @@ class Remote:
             cancel()
             time.sleep(min(0.1, left))
 
-    def chat(self, *, cancel: Cancel = _never, **params: Any) -> Reply:
+    def chat(self, *, cancel: Cancel = _never, parse: Callable[[str], Any] | None = None,
+             **params: Any) -> Reply:
         """One chat completion (`params`: the request body, as for the OpenAI API).
-        `cancel` raises when the user cancelled: this call polls it before and during
-        attempts and sleeps.
+        `cancel` raises when the user cancelled: this call polls it at least every 50 ms,
+        waiting on the socket included, and drops the connection at once. `parse` reads the
+        answer's text into `Reply.parsed` within the attempt's time bound.
 
         Raises BudgetExhausted before sending when the budget (with this request's most
         possible cost) is spent, ParamRejected when the server names a parameter it refuses,
@@ -221,7 +162,7 @@ class Remote:
             self.budget.take_call(estimate)
             t0 = time.monotonic()
             try:
-                reply = self._attempt(params, deadline, cancel)
+                reply = self._attempt(params, deadline, cancel, parse)
             except _Retry as r:
                 self.budget.settle(estimate, 0.0)
                 (self.breaker.failure if r.down else lambda _: self.breaker.success())(r.why)
@@ -261,7 +202,7 @@ class Remote:
             return reply
 
     def ask(self, *, schema: dict[str, Any] | None = None, cancel: Cancel = _never,
-            **params: Any) -> Reply:
+            parse: Callable[[str], Any] | None = None, **params: Any) -> Reply:
         """`chat` with what this server accepts: JSON forced by `schema` in the first
         response_format it takes (json_schema → json_object+schema → none, remembered),
         parameters it rejected left out, and one retry without a newly rejected one."""
@@ -272,7 +213,7 @@ class Remote:
             if schema is not None and mode != "none":
                 p["response_format"] = response_format(mode, schema)
             try:
-                return self.chat(cancel=cancel, **p)
+                return self.chat(cancel=cancel, parse=parse, **p)
             except ParamRejected as e:
                 if e.param == "response_format" and "response_format" in p:
                     self._rf += 1
@@ -302,9 +243,12 @@ class Remote:
             rec.update(error=self.redact(error), status=status)
         self.cost_log.add(**rec)
 
-    def _attempt(self, params: dict[str, Any], deadline: float, cancel: Cancel) -> Reply:
+    def _attempt(self, params: dict[str, Any], deadline: float, cancel: Cancel,
+                 parse: Callable[[str], Any] | None) -> Reply:
         """One request in a worker thread, so a cancel (or a server that ignores every
-        timeout) releases the caller at once; the abandoned request ends at its timeout."""
+        timeout) releases the caller at once; the abandoned request's connection is shut,
+        which ends it too. Its reading and parsing are bounded (`max_bytes`, MAX_CONTENT),
+        so they never hold the caller long."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise _Retry(f"timeout: no time left within the {self.wall_time:.3g} s bound")
@@ -313,7 +257,7 @@ class Remote:
 
         def work() -> None:
             try:
-                box["reply"] = self._request(conn, params, per_try)
+                box["reply"] = self._request(conn, params, per_try, parse)
             except BaseException as e:
                 box["error"] = e
 
@@ -327,22 +271,30 @@ class Remote:
             try:
                 cancel()
             except BaseException:
-                self.close()  # drop the connection; a new one is opened next time
+                self._abort(conn)  # drop the connection; a new one is opened next time
                 raise
-            if time.monotonic() > deadline + 2.0:
-                self.close()
+            if time.monotonic() > deadline + 0.5:
+                self._abort(conn)
                 raise _Retry(f"no answer in {time.monotonic() - t0:.1f} s (timeout)")
         if "error" in box:
             raise box["error"]
         return box["reply"]
 
-    def _request(self, conn: Connection, params: dict[str, Any], per_try: float) -> Reply:
+    def _abort(self, conn: Connection) -> None:
+        if self._conn is conn:
+            self._conn = None
+        conn.abort()
+
+    def _request(self, conn: Connection, params: dict[str, Any], per_try: float,
+                 parse: Callable[[str], Any] | None = None) -> Reply:
         headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
         t0 = time.monotonic()
         try:
             answer = conn.post("chat/completions", params, headers,
                                connect_timeout=min(self.connect_timeout, per_try),
-                               timeout=per_try)
+                               timeout=per_try, max_bytes=self.max_bytes)
+        except TooLarge as e:
+            raise RemoteError(f"HTTP 200: {e}") from None
         except SlowAnswer as e:
             raise _Retry(f"{e} (slow server)") from None
         except ProxyError as e:
@@ -356,7 +308,10 @@ class Remote:
                                      f"{type(e).__name__}: {e}")) from None
         except http.client.HTTPException as e:
             raise _Retry(self.redact(f"bad HTTP answer: {type(e).__name__}: {e}")) from None
-        return self._reply(answer, params)
+        reply = self._reply(answer, params)
+        if parse is not None:
+            reply.parsed = parse(reply.content)
+        return reply
 
     def _reply(self, answer: Answer, params: dict[str, Any]) -> Reply:
         status = answer.status
@@ -366,11 +321,11 @@ class Remote:
                               "are not followed (nothing was re-sent): set base_url to the "
                               "server's own address", status=status)
         if status >= 400:
-            msg = self.redact(_error_text(answer.body))[:300]
+            msg = self.redact(error_text(answer.body))[:300]
             why = f"HTTP {status}: {msg}"
             sent = [k for k in params if k not in ("model", "messages")]
             p = named_param(msg, sent) if status in (400, 404, 422) or (
-                status >= 500 and _VALIDATION.search(msg)) else None
+                status >= 500 and VALIDATION.search(msg)) else None
             if p:  # e.g. llama_cpp.server answers 500 to response_format json_schema
                 raise ParamRejected(f"server rejected parameter {p!r}: {why}", p,
                                     status=status)
@@ -384,12 +339,18 @@ class Remote:
         try:
             data = json.loads(answer.body.decode("utf-8"), strict=False)
             if self._key:  # a server echoing the key: gone before anything reads the answer
-                data = json.loads(self.redact(json.dumps(data, ensure_ascii=False)))
+                data = json.loads(mask(json.dumps(data, ensure_ascii=False), [self._key]))
             choice = data["choices"][0]
             content = (choice.get("message") or {}).get("content") or ""
+            usage = dict(data.get("usage") or {})
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             snippet = self.redact(answer.body[:80].decode("utf-8", "replace"))
             raise RemoteError(f"HTTP {status}: the server's answer is not a chat completion: "
                               f"{snippet!r}", status=status) from None
-        return Reply(content=str(content), data=data, usage=dict(data.get("usage") or {}),
-                     latency=0.0, attempts=0)
+        content = content if isinstance(content, str) else json.dumps(content)
+        if len(content) > MAX_CONTENT:
+            raise RemoteError(f"HTTP {status}: the answer's text is {len(content):,} "
+                              f"characters, more than the {MAX_CONTENT:,} read", status=status)
+        # a server echoing the key (in any encoding): gone before anything reads the text
+        return Reply(content=self.redact(content), data=data, usage=usage, latency=0.0,
+                     attempts=0)

@@ -6,12 +6,13 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ..core.atomic import Staged, as_write_error, folder_lock
 from ..ensemble.select import Rule, status
 from . import thumbs
 from .entries import Entry, notes, summary
-from .html import write_html
+from .html import render_html, write_html
 from .png import read_png_scores, save_png
-from .tables import read_entries, read_jsonl, write_csv, write_jsonl
+from .tables import fill_csv, fill_jsonl, read_entries, read_jsonl, write_csv, write_jsonl
 from .thumbs import thumbnail
 
 
@@ -32,13 +33,21 @@ def write_report(out_dir: str | Path, entries: Sequence[Entry],
     for the page (e.g. how many verdicts were reused). What passed is each verdict's own
     decision (a Score Filter's), else `rule`'s (the CLI's `--pass-score`, else the default)."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise as_write_error(e, out / "report.jsonl") from e
     entries = decided(entries, rule)
-    refs = [thumbs.store(out, e.thumb) if e.thumb else None for e in entries]
-    return {"jsonl": write_jsonl(out / "report.jsonl", entries, refs),
-            "csv": write_csv(out / "report.csv", entries),
-            "html": write_html(out / "report.html", entries, title, note=note, run=run,
-                               refs=refs)}
+    with folder_lock(out):  # another run on this folder writes its report whole, in turn
+        refs = [thumbs.store(out, e.thumb) if e.thumb else None for e in entries]
+        page = render_html(out / "report.html", entries, title, note=note, run=run,
+                           refs=refs)
+        with Staged() as staged:  # the three files change together, or not at all
+            staged.write(out / "report.jsonl", lambda f: fill_jsonl(f, entries, refs))
+            staged.write(out / "report.csv", lambda f: fill_csv(f, entries), newline="")
+            staged.write(out / "report.html", lambda f: f.write(page))
+            jsonl, csv, html = staged.commit()
+    return {"jsonl": jsonl, "csv": csv, "html": html}
 
 
 __all__ = ["Entry", "decided", "notes", "read_entries", "read_jsonl", "read_png_scores", "save_png",

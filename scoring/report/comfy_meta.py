@@ -10,11 +10,14 @@ checkpoint loader, a seed or text fed by a primitive node back to its value. Whe
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from PIL import Image as PILImage
+
+from ..core.images import MAX_PIXELS
 
 FIELDS = ("seed", "steps", "cfg", "sampler", "scheduler", "denoise", "checkpoint", "loras",
           "prompt", "negative")
@@ -199,11 +202,22 @@ def from_text(text: Mapping[str, str]) -> dict[str, Any]:
     return {}
 
 
+def text_chunks(path: str | Path) -> dict[str, str]:
+    """The text an image file carries (PNG text chunks, …), read without decoding a large
+    image: the chunks before its pixels always, those after only for an image within
+    `MAX_PIXELS` (Pillow decodes the pixels to reach them). {} for a file PIL refuses."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            with PILImage.open(path) as img:
+                found = dict(img.info or {})
+                if img.size[0] * img.size[1] <= MAX_PIXELS:
+                    found.update(getattr(img, "text", None) or {})
+    except Exception:  # any file PIL cannot open (a bomb, a broken file): no text
+        return {}
+    return {k: v for k, v in found.items() if isinstance(k, str) and isinstance(v, str)}
+
+
 def read_meta(path: str | Path) -> dict[str, Any]:
     """The ComfyUI metadata of an image file ({} for a file without any, or not a PNG)."""
-    try:
-        with PILImage.open(path) as img:
-            text = dict(getattr(img, "text", None) or img.info or {})
-    except (OSError, ValueError, SyntaxError):
-        return {}
-    return from_text({k: v for k, v in text.items() if isinstance(v, str)})
+    return from_text(text_chunks(path))

@@ -33,7 +33,7 @@ from .page import RATINGS_ROUTE, REPORT_ROUTE, json_script, render
 
 INLINE_THUMBS = 300
 SHOWN_META = ("seed", "checkpoint", "prompt")
-__all__ = ["INLINE_THUMBS", "json_script", "write_html"]
+__all__ = ["INLINE_THUMBS", "json_script", "render_html", "write_html"]
 
 
 def _round(x: float | None, digits: int = 2) -> float | None:
@@ -110,10 +110,18 @@ def _link(file: str, folder: Path) -> str | None:
 def write_html(path: str | Path, entries: Sequence[Entry], title: str = "Saiten report", *,
                note: str = "", run: Mapping[str, int] | None = None,
                refs: Sequence[str | None] = ()) -> Path:
-    """The report page at `path`: thumbnails inlined up to `INLINE_THUMBS` images, past that
-    loaded from their files beside the page (`refs[i]`, see `thumbs.store`). Each entry's
-    status is its verdict's decision (`report.decided` gives every entry one). `run` counts
-    what the run did (`runner.run_counts`), `note` is any other line for the page."""
+    """The report page (`render_html`) written at `path`."""
+    return write_text(path, render_html(path, entries, title, note=note, run=run, refs=refs))
+
+
+def render_html(path: str | Path, entries: Sequence[Entry], title: str = "Saiten report", *,
+                note: str = "", run: Mapping[str, int] | None = None,
+                refs: Sequence[str | None] = ()) -> str:
+    """The report page to be written at `path`: thumbnails inlined up to `INLINE_THUMBS`
+    images, past that loaded from their files beside the page (`refs[i]`, see
+    `thumbs.store`). Each entry's status is its verdict's decision (`report.decided` gives
+    every entry one). `run` counts what the run did (`runner.run_counts`), `note` is any
+    other line for the page."""
     path = Path(path)
     inline = len(entries) <= INLINE_THUMBS
     meta, axes = [k for k in SHOWN_META if k in meta_fields(entries)], axes_of(entries)
@@ -134,4 +142,4 @@ def write_html(path: str | Path, entries: Sequence[Entry], title: str = "Saiten 
                 "report": ratings.REPORT},
         "save": {"report": REPORT_ROUTE, "ratings": RATINGS_ROUTE},
         "entries": data})
-    return write_text(path, page)
+    return page

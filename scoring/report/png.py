@@ -7,12 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from PIL import Image as PILImage
 from PIL.PngImagePlugin import PngInfo
 
+from ..core.atomic import replacing
 from ..core.cards import Verdict
 from ..core.images import Image, to_pil
 from ..publish.rules import publish_of
+from .comfy_meta import text_chunks
 
 PNG_KEY = "saiten"
 PNG_SCORE_KEY = "saiten_score"
@@ -47,15 +48,14 @@ def save_png(path: str | Path, image: Image, verdict: Verdict,
     for key, value in {**(text or {}), **png_text(verdict)}.items():
         info.add_text(key, value)
     path = Path(path)
-    to_pil(image).save(path, "PNG", pnginfo=info)
-    return path
+    with replacing(path) as f:  # a reader (or ComfyUI's file list) never sees half a PNG
+        to_pil(image).save(f, "PNG", pnginfo=info)
+    return Path(path)
 
 
 def read_png_scores(path: str | Path) -> dict[str, Any] | None:
     """What `png_text` wrote into a PNG (the "saiten" JSON), or None when it holds none."""
-    with PILImage.open(path) as img:
-        img.load()
-        raw = getattr(img, "text", {}).get(PNG_KEY)
+    raw = text_chunks(path).get(PNG_KEY)
     if raw is None:
         return None
     try:

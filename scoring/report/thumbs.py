@@ -9,7 +9,7 @@ import io
 import re
 from pathlib import Path
 
-from ..core.atomic import write_bytes
+from ..core.atomic import as_write_error, write_bytes
 from ..core.images import Image, to_pil
 
 FOLDER = "thumbs"
@@ -30,7 +30,10 @@ def store(out_dir: str | Path, jpeg: bytes) -> str:
     ref = f"{FOLDER}/{hashlib.sha1(jpeg).hexdigest()[:20]}.jpg"
     path = Path(out_dir) / ref
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise as_write_error(e, path) from e
         write_bytes(path, jpeg)
     return ref
 

@@ -55,3 +55,54 @@ def test_unreadable_files_are_rows_not_crashes(folder, tmp_path):
     assert entries[1].verdict.unscored.startswith("missing.png: cannot read")
     assert entries[2].verdict.scored and r.counts.unreadable == 1
     assert Rubric.default().to_toml()  # the CLI keys the rubric by its TOML text
+
+
+class Sizes(Counting):
+    """A Counting source that notes the decoded bytes of every call's images."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.calls: list[int] = []
+
+    def _score(self, images, ctx):
+        self.calls.append(sum(im.nbytes for im in images))
+        return super()._score(images, ctx)
+
+
+def test_a_batch_is_bounded_by_decoded_bytes_and_frames_come_one_at_a_time(tmp_path):
+    """Sources run whenever the frames waiting reach `max_bytes`: a batch of five 48² files
+    and a 20-frame GIF never hands a source more than that (plus the frame that crossed
+    it); the frames past MAX_FRAMES are one row that says so."""
+    from helpers.hostile_files import many_frames_gif
+
+    from scoring.core.images import MAX_FRAMES
+
+    folder = random_pngs(tmp_path / "in")
+    many_frames_gif(folder / "anim.gif", frames=MAX_FRAMES + 4, side=48)
+    one = 48 * 48 * 3 * 4
+    source = Sizes()
+    with ScoreCache(tmp_path / "out") as cache:
+        r = runner(cache, source, max_bytes=3 * one)
+        entries = r.batch(sorted(folder.iterdir()))
+    assert source.seen == 5 + MAX_FRAMES and max(source.calls) <= 3 * one
+    assert len(source.calls) == -(-(5 + MAX_FRAMES) // 3)
+    names = [e.name for e in entries]
+    assert names[5:] == [*(f"anim.gif#{k}" for k in range(MAX_FRAMES)),
+                                       f"anim.gif#{MAX_FRAMES}-{MAX_FRAMES + 3}"]
+    assert entries[-1].verdict.unscored.startswith(
+        f"anim.gif: {MAX_FRAMES + 4} frames; the first {MAX_FRAMES} are scored, 4 skipped")
+    assert all(e.verdict.scored for e in entries if e.name != f"anim.gif#{MAX_FRAMES}-"
+               f"{MAX_FRAMES + 3}")
+
+
+def test_a_file_cut_short_is_unscored_and_not_sent_to_the_sources(tmp_path):
+    from helpers.hostile_files import cut, photo
+
+    for kind in ("grey (baseline JPEG)", "a colour of the picture (palette PNG)"):
+        path = cut(tmp_path / f"cut.{'jpg' if 'JPEG' in kind else 'png'}", photo(), kind, 0.4)
+        source = Counting()
+        with ScoreCache(tmp_path / "out") as cache:
+            (entry,) = runner(cache, source).batch([path])
+        assert source.seen == 0 and entry.thumb  # the decoded part is shown, not scored
+        assert entry.verdict.unscored.startswith(f"{path.name} is cut short: only part of it "
+                                                 "decoded")

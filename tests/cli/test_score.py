@@ -81,7 +81,7 @@ class Brightness(Source):
 def test_score_paths_with_two_voting_sources_and_an_outlier(folder):
     paths = sorted(folder.glob("*.png"))
     sources = [Brightness(label="b1"), Brightness(label="b2", offset=2),
-               Brightness(label="wild", offset=60), TechnicalCheck(),
+               Brightness(label="wild", offset=40), TechnicalCheck(),
                Unavailable("wd", "cannot start: no model file")]
     entries = score_paths(paths, sources, AggregateSettings(), batch=2)
     got = {e.name: e.verdict for e in entries}

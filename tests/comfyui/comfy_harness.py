@@ -258,6 +258,22 @@ class Comfy:
         """What the "Free memory" / "Unload models" buttons do (handled between prompts)."""
         self.post("/free", {"unload_models": unload_models, "free_memory": free_memory})
 
+    def free_until(self, done: Callable[[], Any], *, unload_models: bool = True,
+                   free_memory: bool = False, timeout: float = 60) -> Any:
+        """POST /free until `done()` is truthy (returned) or `timeout` passes (then its last
+        falsy value). ComfyUI's prompt worker reads the flag when it wakes: a /free that
+        lands while the worker is still finishing the last prompt (before it waits again)
+        sleeps with it until the next wake-up, so ask again, as a user clicks again."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.free(unload_models=unload_models, free_memory=free_memory)
+            for _ in range(5):
+                if got := done():
+                    return got
+                if time.monotonic() > deadline:
+                    return got
+                time.sleep(0.2)
+
     def workflow_prompt(self, workflow: dict | str | Path) -> tuple[dict, dict]:
         """A UI-format workflow (dict or JSON file) → (API prompt, the workflow dict)."""
         from comfy_workflow import to_prompt

@@ -104,5 +104,5 @@ def test_images_loadimage_loads_broken_are_caught(comfy):
     assert "partially decoded" not in h.text("11") and "noise" not in h.text("11")
     assert h.text("12").startswith("#0 100.0")
     assert "partially decoded: the bottom" in h.text("21") and "RGB 0, 0, 0" in h.text("21")
-    assert h.text("22").startswith("#0 20.0")  # 100 − 80: far below any useful threshold
+    assert h.text("22").startswith("#0 unscored: technical: partially decoded")  # broken
     assert "pure noise" in h.text("31") and h.text("32").startswith("#0 20.0")

@@ -6,7 +6,6 @@ on its GPU, so the pack registers it there."""
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -25,20 +24,6 @@ def gpu_comfy(comfy_root: Path, tmp_path_factory):
         server.stop()
 
 
-def free_until(comfy, text: str, timeout: float = 30) -> bool:
-    """POST /free until `text` is in the log. ComfyUI's prompt worker reads the flag when it
-    wakes: a /free that lands while the worker is still finishing the last prompt (before it
-    waits again) sleeps with it until the next wake-up, so ask again as the button would."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        comfy.free()
-        for _ in range(10):
-            if text in comfy.log(tail=200_000):
-                return True
-            time.sleep(0.2)
-    return False
-
-
 def test_post_free_evicts_a_tagger_running_in_ram(gpu_comfy):
     assert "Device: cuda:0" in gpu_comfy.log(tail=200_000)
     h = gpu_comfy.run({
@@ -49,4 +34,6 @@ def test_post_free_evicts_a_tagger_running_in_ram(gpu_comfy):
     assert h.ok, h.status
     assert "on CPU" in h.text("2")  # this onnxruntime has no CUDA provider
     assert "ComfyUI evicts" not in gpu_comfy.log(tail=200_000)
-    assert free_until(gpu_comfy, "saiten: ComfyUI evicts onnx:"), gpu_comfy.log()[-3000:]
+    evicted = "saiten: ComfyUI evicts onnx:"
+    assert gpu_comfy.free_until(lambda: evicted in gpu_comfy.log(tail=200_000)), \
+        gpu_comfy.log()[-3000:]

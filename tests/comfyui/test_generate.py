@@ -7,8 +7,6 @@ only the winners; the diffusion model and our scorer's stand-in are loaded toget
 
 from __future__ import annotations
 
-import time
-
 from graphs import Graph
 from test_filter_latents import indices
 
@@ -73,10 +71,7 @@ def test_generated_flat_frames_are_caught_and_blocked(comfy, sd15):
     names = {(r["patcher"], r["name"].rsplit("/", 1)[-1]) for r in rows}
     assert {("ModelPatcher", "BaseModel"), ("SessionPatcher", "320n.onnx")} <= names, names
 
-    comfy.free(unload_models=True)  # both go
-    deadline = time.monotonic() + 30
-    while comfy.get("/saiten_test/loaded")["models"] and time.monotonic() < deadline:
-        time.sleep(0.2)
+    assert comfy.free_until(lambda: not comfy.get("/saiten_test/loaded")["models"])  # both go
     assert comfy.get("/saiten_test/loaded")["models"] == []
     sources = comfy.get("/saiten_test/loaded")["sources"]
     assert {"name": "nudenet", "loaded": False} in sources, sources

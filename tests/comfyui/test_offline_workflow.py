@@ -296,29 +296,19 @@ def loaded(comfy) -> tuple[list[str], dict[str, bool]]:
     return models, by_name
 
 
-def wait_for(cond, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.1)
-    return cond()
-
-
 def test_free_releases_our_sessions(comfy, example):
     prompt, _ = example
     comfy.run(small(prompt, 136))
     models, sources = loaded(comfy)
     assert any("nudenet" in m for m in models) and sources.get("nudenet") is True
-    comfy.free(unload_models=True)  # the "Unload models" button
-    assert wait_for(lambda: not loaded(comfy)[0]), loaded(comfy)
+    # the "Unload models" button
+    assert comfy.free_until(lambda: not loaded(comfy)[0]), loaded(comfy)
     assert loaded(comfy)[1].get("nudenet") is False
     comfy.run(small(prompt, 144))  # loads and registers again
     models, sources = loaded(comfy)
     assert any("nudenet" in m for m in models) and sources.get("nudenet") is True
-    comfy.free(unload_models=True, free_memory=True)  # "Free memory" also clears the cache
-    assert wait_for(lambda: not loaded(comfy)[0]), loaded(comfy)
+    # "Free memory" also clears the cache
+    assert comfy.free_until(lambda: not loaded(comfy)[0], free_memory=True), loaded(comfy)
 
 
 # -- report ---------------------------------------------------------------------------------

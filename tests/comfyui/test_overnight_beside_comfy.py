@@ -125,11 +125,7 @@ def test_the_tagger_stays_loaded_without_the_cli(comfy):
     comfy.run({"1": {"class_type": "SaitenSampleImages", "inputs": {"size": 72}},
                "3": {"class_type": "PreviewAny", "inputs": {"source": ["1", 1]}}})
     assert loaded_sessions(comfy)
-    comfy.free(unload_models=True, free_memory=True)
-    deadline = time.monotonic() + 30
-    while loaded_sessions(comfy):
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    assert comfy.free_until(lambda: not loaded_sessions(comfy), free_memory=True)
 
 
 def test_verdicts_saved_by_saiten_save_image_are_read_back(comfy, tmp_path):

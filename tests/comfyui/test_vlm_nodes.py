@@ -5,7 +5,6 @@ abstains and the prompt still succeeds."""
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
@@ -124,17 +123,13 @@ def test_comfyui_free_memory_unloads_the_vlm(vlm_comfy):
     # the shared handle keeps the loader's name: the rater's label lives on its cards only
     assert {"name": "tiny-llava", "loaded": True} in state["sources"]
     assert any(m["name"] == "tiny-llava" for m in state["models"]), state
-    vlm_comfy.free(unload_models=True)  # acted on by ComfyUI's prompt worker, soon after
 
-    def evicted():
+    def evicted() -> bool:  # acted on by ComfyUI's prompt worker, soon after a /free
         state = vlm_comfy.get("/saiten_test/loaded")
         return ({"name": "tiny-llava", "loaded": False} in state["sources"]
-                and not any(m["name"] == "tiny-llava" for m in state["models"])), state
+                and not any(m["name"] == "tiny-llava" for m in state["models"]))
 
-    deadline = time.monotonic() + 30
-    while not (done := evicted())[0] and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert done[0], done[1]
+    assert vlm_comfy.free_until(evicted), vlm_comfy.get("/saiten_test/loaded")
 
 
 def test_two_raters_on_one_loader_score_as_each_asked(vlm_comfy):

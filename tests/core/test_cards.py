@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from scoring.core.cards import ScoreCard, Verdict, clamp_score, merge_sheets
+from scoring.core.cards import ScoreCard, Verdict, merge_sheets, score_value
 
 
 def test_card_round_trip_through_json():
@@ -26,11 +26,12 @@ def test_verdict_round_trip_and_unscored_has_no_score():
 
 
 @pytest.mark.parametrize(("value", "expected"), [
-    (50, 50.0), ("72", 72.0), (-3, 0.0), (250, 100.0), (float("nan"), None),
-    (float("inf"), None), (None, None), ("high", None),
+    (50, 50.0), (0, 0.0), (100, 100.0), (72.5, 72.5), ("72", None), (-3, None), (250, None),
+    (100.01, None), (10 ** 400, None), (float("nan"), None), (float("inf"), None),
+    (None, None), ("high", None), (True, None),
 ])
-def test_clamp_score(value, expected):
-    assert clamp_score(value) == expected
+def test_a_card_value_votes_only_as_a_number_in_range_never_clamped(value, expected):
+    assert score_value(value) == expected
 
 
 def test_merge_sheets_concatenates_per_image_and_checks_sizes():

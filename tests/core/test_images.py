@@ -171,8 +171,8 @@ def test_the_cli_sees_what_loadimage_sees(tmp_path):
 
     assert check("nan.tif")["penalty"] == 100 and "NaN/inf" in check("nan.tif")["reasons"][0]
     assert check("nan.tif")["extras"]["nonfinite_frac"] == pytest.approx(0.25)
-    assert "partially decoded" in check("cut.png")["reasons"][0]
-    assert rows["cut.png"]["score"] <= 20
+    assert rows["cut.png"]["score"] is None  # cut short: unscored, saying so
+    assert rows["cut.png"]["unscored"].startswith("cut.png is cut short: only part of it")
     turned = check("turned.jpg")["extras"]
     assert (turned["width"], turned["height"]) == (80, 120)
     assert rows["anim.gif#0"]["score"] == 100 and "black frame" in \

@@ -18,11 +18,13 @@ SCORED = [
      FULL, ""),
     ('{"scores": {"erotic": 80, "composition": 70, "appeal": 75, "typeset": 50, '
      '"overall": 72}, "comment": "nested"}', FULL, "nested"),
+    # a fraction or an out-of-range value is no score for its axis (never clamped): the
+    # other axes stand (tests/core/test_parse_range.py has every case)
     ('{"erotic": "8/10", "composition": "70/100", "appeal": 75.4, "typeset": 50, '
      '"overall": {"score": 72}}',
-     {"erotic": 80.0, "composition": 70.0, "appeal": 75.4, "typeset": 50.0, "overall": 72.0}, ""),
+     {"appeal": 75.4, "typeset": 50.0, "overall": 72.0}, ""),
     ('{"erotic": 140, "composition": -5, "appeal": 75, "typeset": 50, "overall": 72}',
-     {"erotic": 100.0, "composition": 0.0, "appeal": 75.0, "typeset": 50.0, "overall": 72.0}, ""),
+     {"appeal": 75.0, "typeset": 50.0, "overall": 72.0}, ""),
     # a raw newline inside a string (llama.cpp can emit control characters)
     ('{"erotic": 80, "composition": 70, "appeal": 75, "typeset": 50, "overall": 72, '
      '"comment": "line one\nline two"}', FULL, "line one\nline two"),
@@ -94,7 +96,7 @@ def test_first_object_wins_and_braces_in_strings_are_respected():
 def test_validation_reports_each_problem():
     parsed = scores_from_json({"overall": "n/a", "erotic": 50})
     assert parsed.axes == {"erotic": 50.0}
-    assert "invalid overall: 'n/a'" in parsed.problems
+    assert "invalid overall: 'n/a' is not a plain number" in parsed.problems
     assert "missing composition" in parsed.problems
     assert scores_from_json(None).problems == ["no JSON object"]
 

@@ -161,10 +161,26 @@ def test_check_axes_never_vote():
     assert combine([vote("a", overall=80), c]).score == pytest.approx(80.0)
 
 
-def test_non_finite_and_out_of_range_values():
-    v = combine([vote("a", overall=float("nan"), erotic=150), vote("b", overall=60, erotic=-5)])
-    assert v.score == pytest.approx(60.0)
-    assert v.axes["erotic"] == pytest.approx(50.0)  # clamped to 100 and 0 before combining
+def test_non_finite_and_out_of_range_values_are_no_vote_never_clamped():
+    v = combine([vote("a", overall=float("nan"), erotic=150), vote("b", overall=60, erotic=-5)],
+                AggregateSettings(min_sources=1))
+    assert v.score == pytest.approx(60.0)  # a's NaN is no vote
+    assert v.axes["erotic"] is None  # 150 and -5 are no votes: not 100 and 0
+    assert "a gave erotic 150, not a score in 0–100" in v.missing["erotic"]
+    judged = vote("j", provides=AXES, overall=70)
+    judged.extras["invalid"] = {"erotic": "'100/0.0001' is not a plain number"}
+    v = combine([judged, vote("b", overall=60)])
+    assert "j gave no valid erotic ('100/0.0001' is not a plain number)" in v.missing["erotic"]
+
+
+def test_a_broken_frame_is_unscored_with_its_reason_whatever_scored_it():
+    check = ScoreCard(source="technical", kind="check", provides=("overall",), penalty=80.0,
+                      reasons=["partially decoded: the bottom 40% is one flat colour"],
+                      extras={"broken": "partially decoded: the bottom 40% is one flat colour"})
+    v = combine([vote("a", overall=95), vote("b", overall=90), check])
+    assert not v.scored and v.score is None and v.confidence == 0.0
+    assert v.unscored == "technical: partially decoded: the bottom 40% is one flat colour"
+    assert not combine([vote("a", overall=95), check]).scored  # too few sources: still why
 
 
 def test_sources_that_answer_without_axes_are_unscored():

@@ -24,7 +24,17 @@ Actions (dicts with "kind"):
   a one-token answer. Without "top", a server with no logprobs support (logprobs: null)
 - redirect: {"code": 307, "location": url} — a redirect answer
 - echo_key: a rubric answer whose comment repeats the request's bearer token ({"part":
-  [a, b]}: only token[a:b]; "escaped": its first character as a JSON unicode escape)
+  [a, b]}: only token[a:b]; "escaped": its first character as a JSON unicode escape;
+  "encoding": one of ENCODINGS — the token, or the whole Authorization header for the
+  "header-…" ones, base64/base64url/URL-encoded/hex/letter-spaced/split into pieces)
+- huge: {"bytes": n, "in": "content"|"body"} — a valid completion of about n bytes, streamed
+  with its Content-Length: the rubric JSON with its comment padded ("content"), or a short
+  answer with a padded extra field ("body")
+- endless: a 200 in chunked encoding that never ends (as fast as the client reads)
+- chaos: {"seed": s, "weights": {fault: w}} — each request gets one fault picked from a
+  hash of the seed and the request body (the same request, the same fault, in any order):
+  ok, status (500), reset, huge, range (overall 150, erotic "100/0.0001"), echo (a random
+  encoding), junk, endless
 
 It also works as a plain-http forward proxy (it answers absolute-form request lines), so a
 test can see what a proxied request carried.
@@ -33,13 +43,17 @@ test can see what a proxied request carried.
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import json
+import random
 import socket
 import struct
 import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -58,6 +72,39 @@ def assert_no_secret(*texts: object, key: str = FAKE_KEY) -> None:
     for t in texts:
         s = t if isinstance(t, str) else json.dumps(t, ensure_ascii=False, default=str)
         assert key not in s and key[4:20] not in s, f"key leaked into: {s[:200]}"
+
+
+ENCODINGS = ("verbatim", "base64", "base64url", "url", "hex", "spaced", "split",
+             "header-base64", "header-url", "reversed-case")
+"""How `echo_key` can send the key back (each decodes back to it)."""
+
+
+def encode(token: str, how: str) -> str:
+    """`token` as `how` (see ENCODINGS) would echo it."""
+    raw = token.encode()
+    if how.startswith("header-"):
+        raw, how = f"Bearer {token}".encode(), how.split("-", 1)[1]
+    if how == "base64":
+        return base64.b64encode(raw).decode()
+    if how == "base64url":
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    if how == "url":
+        return "".join(f"%{b:02X}" for b in raw)
+    if how == "hex":
+        return raw.hex()
+    if how == "spaced":
+        return " ".join(token)
+    if how == "split":
+        step = max(1, len(token) // 5)
+        return " … ".join(token[i:i + step] for i in range(0, len(token), step))
+    if how == "reversed-case":
+        return token.swapcase()
+    return raw.decode()
+
+
+HOSTILE_VALUES = {"overall": 150, "erotic": "100/0.0001", "composition": 99999,
+                  "appeal": 1e300, "typeset": -5}
+"""A rubric answer with every value out of range or not a plain number."""
 
 
 class State:
@@ -222,12 +269,31 @@ class Handler(BaseHTTPRequestHandler):
             if "part" in a:
                 token = token[a["part"][0]:a["part"][1]]
                 auth = ""
+            if "encoding" in a:
+                token, auth = encode(token, a["encoding"]), ""
             echoed = {**RUBRIC, "comment": f"your key {token} looks fine; {auth}"}
             data = completion(body, json.dumps(echoed))
             if a.get("escaped") and token:
                 data = data.replace(token.encode(), f"\\u{ord(token[0]):04x}".encode()
                                     + token[1:].encode())
             self._send(200, data)
+        elif kind == "huge":
+            self._huge(body, int(a.get("bytes", 50 << 20)), a.get("in", "content"))
+        elif kind == "endless":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            chunk = b'{"pad": "' + b"x" * 65536
+            try:
+                while True:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    chunk = b"x" * 65536
+            except OSError:
+                pass
+            self.close_connection = True
+        elif kind == "chaos":
+            self.act(self._chaos(a, body), body)
         elif kind == "junk":
             self._send(200, b"<html>502 Bad Gateway</html>\x00\xff", ctype="text/html")
         elif kind == "logprobs":
@@ -263,6 +329,45 @@ class Handler(BaseHTTPRequestHandler):
                                        logprobs={"content": tokens}))
         else:
             self._error(400, f"unknown scripted action {kind!r}")
+
+    def _huge(self, body: dict[str, Any], size: int, where: str) -> None:
+        """A valid completion of about `size` bytes, streamed (never held whole)."""
+        if where == "body":
+            head, tail = completion(body, json.dumps(RUBRIC)).rsplit(b"}", 1)
+            head, tail = head + b', "padding": "', b'"}' + tail
+        else:
+            content = json.dumps({**RUBRIC, "comment": "long @@PAD@@"}, ensure_ascii=False)
+            head, tail = completion(body, content).split(b"@@PAD@@")
+        pad = max(0, size - len(head) - len(tail))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(head) + pad + len(tail)))
+        self.end_headers()
+        try:
+            self.wfile.write(head)
+            block = b"a" * 65536
+            for start in range(0, pad, len(block)):
+                self.wfile.write(block[:min(len(block), pad - start)])
+            self.wfile.write(tail)
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True
+
+    @staticmethod
+    def _chaos(a: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        """The fault for this request: a pure function of the seed and the request."""
+        digest = hashlib.sha256(json.dumps([a.get("seed", 0), body], sort_keys=True)
+                                .encode()).digest()
+        rng = random.Random(digest)
+        weights = a.get("weights") or {"ok": 1}
+        fault = rng.choices(list(weights), weights=list(weights.values()))[0]
+        return {"ok": {"kind": "ok"}, "status": {"kind": "status", "code": 500},
+                "reset": {"kind": "reset"}, "junk": {"kind": "junk"},
+                "endless": {"kind": "endless"},
+                "huge": {"kind": "huge", "bytes": rng.choice([20 << 20, 60 << 20])},
+                "range": {"kind": "ok", "content": json.dumps({**RUBRIC, **HOSTILE_VALUES})},
+                "echo": {"kind": "echo_key", "encoding": rng.choice(ENCODINGS)},
+                }[fault]
 
 
 class Server(ThreadingHTTPServer):

@@ -22,7 +22,7 @@ from typing import Any
 from ...core.cards import AXES, ScoreCard
 from ...core.errors import SourceError
 from ...core.images import Image
-from ...core.parse import is_refusal, parse_answer
+from ...core.parse import Parsed, excerpt, parse_answer
 from ...core.rubric import Rubric, tag_context
 from ...remote import (
     DEFAULT_PRICES,
@@ -210,7 +210,8 @@ class Judge(Source):
         finally:
             remote.close()
         return Result(sheet, prompts=prompts, costs=costs,
-                      describe=f"{self.describe()}; {self.key_note}",
+                      describe="; ".join(x for x in (self.describe(), self.key_note,
+                                                     self.cache.problem) if x),
                       cost=f"{opts.label}: {costs.summary()}")
 
     def _judge(self, remote: Remote, costs: CostLog, msgs: list[dict[str, str]],
@@ -220,17 +221,17 @@ class Judge(Source):
         temperature = opts.geval_temperature if samples > 1 else opts.temperature
         answers, parsed, hits = [], [], 0
         for s in range(samples):
-            text, hit = self._ask(remote, costs, msgs, ctx, temperature, s)
+            text, p, hit = self._ask(remote, costs, msgs, ctx, temperature, s)
             hits += hit
-            answers.append(text)
-            p = parse_answer(text, tuple(rubric.axes))
+            answers.append((text, p))
             if p.ok:
                 parsed.append(p)
         extras: dict[str, Any] = {"model": self.model, "cache_hits": hits, "samples": samples}
-        raw = remote.redact(answers[-1])
+        text, last = answers[-1]
+        raw = excerpt(remote.redact(text))  # a card keeps the start of the answer, no more
         if not parsed:
-            why = "refused" if is_refusal(answers[-1]) else "no valid score JSON"
-            return self.abstain(f"{why}: {raw.strip()[:80]!r}", raw=raw, extras=extras)
+            return self.abstain(f"{last.why_none()}: {excerpt(raw, 80)!r}", raw=raw,
+                                extras={**extras, "problems": last.problems[:10]})
         axes = {a: statistics.fmean(p.axes[a] for p in parsed if a in p.axes)
                 for a in rubric.axes if any(a in p.axes for p in parsed)}
         confidence = None
@@ -240,13 +241,18 @@ class Judge(Source):
             confidence = max(0.0, 1.0 - statistics.fmean(spreads) / 20.0)
             extras["spread"] = max(spreads)
         comment = next((p.comment for p in parsed if p.comment), "")
+        invalid = {a: why for p in parsed for a, why in p.invalid.items() if a not in axes}
+        if invalid:  # an axis no answer gave a valid value for: it abstains, saying why
+            extras["invalid"] = invalid
         return self.card(axes=axes, comment=comment, raw=raw, confidence=confidence,
                          extras=extras)
 
     def _ask(self, remote: Remote, costs: CostLog, msgs: list[dict[str, str]],
-             ctx: ScoreContext, temperature: float, sample: int) -> tuple[str, bool]:
-        """One answer: from the cache when allowed and present, else one bounded call."""
+             ctx: ScoreContext, temperature: float, sample: int) -> tuple[str, Parsed, bool]:
+        """One answer and what it says: from the cache when allowed and present, else one
+        bounded call (read within its time bound, the answer's parsing included)."""
         rubric, opts = ctx.rubric, ctx.options
+        axes = tuple(rubric.axes)
         key = Cache.key(model=self.model, system=msgs[0]["content"], user=msgs[1]["content"],
                         temperature=temperature, sample=sample)
         if not opts.force:
@@ -254,13 +260,14 @@ class Judge(Source):
             if cached is not None:
                 costs.add(model=self.model, base_url=self.base_url, prompt_tokens=0,
                                completion_tokens=0, usd=0.0, latency=0.0, cache_hit=True)
-                return cached, True
+                return cached, parse_answer(cached, axes), True
         params = {"model": self.model, "messages": msgs, "temperature": temperature,
                   "max_tokens": int(opts.max_tokens)}
-        reply = remote.ask(schema=rubric.json_schema(), cancel=ctx.check, **params)
-        if parse_answer(reply.content, tuple(rubric.axes)).ok:
+        reply = remote.ask(schema=rubric.json_schema(), cancel=ctx.check,
+                           parse=lambda text: parse_answer(text, axes), **params)
+        if reply.parsed.ok:
             self.cache.put(key, self.model, reply.content, reply.usage)
-        return reply.content, False
+        return reply.content, reply.parsed, False
 
 
 __all__ = ["DEFAULT_MODEL", "DEFAULT_TIMEOUT", "SPEC", "XAI_URL", "Judge", "JudgeOptions",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image as PILImage
 
-from ...core.cards import ScoreCard, clamp_score
+from ...core.cards import ScoreCard
 from ...core.errors import SourceError
 from ...core.images import Image
 from ..spec import Model, Spec
@@ -35,7 +36,7 @@ LABELS = "selected_tags.csv"
 def erotic_from_rating(rating: dict[str, float]) -> float:
     """100·explicit + 60·questionable + 30·sensitive, clamped to 0–100 (SPEC)."""
     value = sum(w * float(rating.get(k, 0.0)) for k, w in EROTIC_WEIGHTS.items())
-    return round(clamp_score(value) or 0.0, 2)
+    return round(min(100.0, max(0.0, value)), 2) if math.isfinite(value) else 0.0
 
 
 def mcut_threshold(probs: np.ndarray) -> float:

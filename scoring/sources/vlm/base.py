@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 from ...core.cards import AXES, ScoreCard
 from ...core.errors import SourceError
 from ...core.images import Image
-from ...core.parse import parse_answer
+from ...core.parse import excerpt, parse_answer
 from ...core.rubric import LEVELS, level_to_score, tag_context
 from ..base import ScoreContext, Source
 from ..spec import Model, RunOptions, Spec
@@ -136,17 +136,18 @@ class VLMSource(Source):
                 refusals += bool(parsed.refusal)
                 if parsed.ok:
                     cards.append(self.card(
-                        axes=parsed.axes, comment=parsed.comment, raw=text, repeat=r,
+                        axes=parsed.axes, comment=parsed.comment, raw=excerpt(text), repeat=r,
                         extras={"attempts": attempt + 1, "refusals": refusals,
-                                "problems": parsed.problems},
+                                "problems": parsed.problems[:10],
+                                **({"invalid": parsed.invalid} if parsed.invalid else {})},
                     ))
                     break
             else:
                 n = opts.max_attempts
-                said = (parsed.comment or text).strip()[:80]
+                said = excerpt(parsed.comment or text, 80)
                 why = (f"refused {n} times: {said!r}" if refusals == n else
-                       f"no valid score JSON in {n} attempts: {text.strip()[:80]!r}")
-                cards.append(self.abstain(why, raw=text, repeat=r,
+                       f"{parsed.why_none()} in {n} attempts: {excerpt(text, 80)!r}")
+                cards.append(self.abstain(why, raw=excerpt(text), repeat=r,
                                           extras={"attempts": n, "refusals": refusals}))
         return cards
 
@@ -173,7 +174,7 @@ class VLMSource(Source):
                 extras["comment_refused"] = said.refusal
             else:
                 comment = said.comment
-        return self.card(axes=scores, comment=comment, raw=raw,
+        return self.card(axes=scores, comment=comment, raw=excerpt(raw),
                          confidence=sum(confidences) / len(confidences), extras=extras)
 
 

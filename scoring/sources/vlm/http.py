@@ -55,19 +55,29 @@ _KEY_BEFORE = re.compile(r'"(\w+)"\s*:\s*$')
 def digit_tokens(content: list[dict[str, Any]], levels: Sequence[str]
                  ) -> dict[str, dict[str, Any]]:
     """{JSON key: the logprobs entry of the level digit that answers it} in a JSON answer's
-    per-token logprobs (a digit token right after `"key":`)."""
+    per-token logprobs (a digit token right after `"key":`); the first MAX_TOKENS tokens
+    are read (an answer of digits is a few dozen)."""
     text, out = "", {}
-    for token in content:
-        piece = str(token.get("token", ""))
+    for token in content[:MAX_TOKENS]:
+        if not isinstance(token, dict):
+            continue
+        piece = str(token.get("token", ""))[:64]
         key = _KEY_BEFORE.search(text)
         if key and piece.strip() in levels and key.group(1) not in out:
             out[key.group(1)] = token
-        text += piece
+        text = (text + piece)[-128:]  # what a key and its colon need, never the whole answer
     return out
+
+
+MAX_TOKENS = 4096
 
 _CANCEL: ContextVar[Callable[[], None]] = ContextVar("saiten_vlm_http_cancel",
                                                       default=lambda: None)
 """This call's cancel check (`ScoreContext.check`), for the requests made within it."""
+
+
+MAX_TOP = 64
+"""Alternatives of one token read (a server may send any number)."""
 
 
 def data_url(image: Image) -> str:
@@ -232,10 +242,12 @@ class HttpVLM(VLMSource):
                               "server does not support them: use the generate method")
         top = content[0].get("top_logprobs") or [content[0]]
         probs = dict.fromkeys(levels, 0.0)
-        for t in top:
+        for t in top[:MAX_TOP]:
             tok = str(t.get("token", "")).strip()
-            if tok in probs and t.get("logprob") is not None:
-                probs[tok] += math.exp(float(t["logprob"]))
+            lp = t.get("logprob")
+            if tok in probs and isinstance(lp, (int, float)) and not isinstance(lp, bool) \
+                    and -1e4 <= lp <= 0:  # a log-probability: anything else is no vote
+                probs[tok] += math.exp(lp)
         total = sum(probs.values())
         if total <= 0:
             seen = ", ".join(repr(str(t.get("token", ""))) for t in top[:8])

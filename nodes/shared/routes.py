@@ -22,10 +22,10 @@ from aiohttp import web
 from comfy_api.latest import io
 from server import PromptServer
 
-from ..scoring.core.atomic import write_text
-from ..scoring.core.paths import confined
-from ..scoring.ensemble import ratings
-from ..scoring.report.page import RATINGS_ROUTE, REPORT_ROUTE, SCRIPTS, asset, policy
+from ...scoring.core.atomic import write_text
+from ...scoring.core.paths import confined
+from ...scoring.ensemble import ratings
+from ...scoring.report.page import RATINGS_ROUTE, REPORT_ROUTE, SCRIPTS, asset, policy
 
 MAX_BODY = 8 << 20
 """A POST body larger than this is refused unread (100,000 ratings fit in ~8 MB)."""
