@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image as PILImage
 
-from ...core.cards import LIKENESS, ScoreCard, clamp_score
+from ...core.cards import LIKENESS, ScoreCard
 from ...core.errors import SourceError
 from ...core.images import BadImage, Image, list_images, load
 from ..base import Result, ScoreContext, log
@@ -79,7 +79,7 @@ def differences(features: np.ndarray, references: np.ndarray) -> np.ndarray:
 
 def likeness(difference: float, threshold: float) -> float:
     """100 at difference 0, 50 at the threshold, 0 at twice it."""
-    return round(clamp_score(100.0 * (1.0 - difference / (2.0 * threshold))) or 0.0, 2)
+    return round(min(100.0, max(0.0, 100.0 * (1.0 - difference / (2.0 * threshold)))), 2)
 
 
 def _digest(img: np.ndarray) -> str:
