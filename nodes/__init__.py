@@ -10,7 +10,7 @@ from comfy_api.latest import io
 log = logging.getLogger("saiten")
 
 MODULES = ("tagger", "aesthetic", "vlm", "judge", "aggregate", "filter", "report", "rubric",
-           "diagnostics", "shared.routes")
+           "diagnostics", "shared.routes", "publish")
 
 
 def all_nodes() -> list[type[io.ComfyNode]]:

@@ -44,7 +44,12 @@ def _local(models: Path) -> dict[str, list[str]]:
     heads = sorted(p.relative_to(aes).as_posix() for suffix in ("*.pth", "*.safetensors")
                    for p in aes.glob(f"**/{suffix}")) if aes.is_dir() else []
     found, _ = list_vlms([models / catalogue_known.ROOTS["vlm"]])
-    return {"tagger": tagger, "aesthetic": onnx + heads, "vlm": found}
+    out = {"tagger": tagger, "aesthetic": onnx + heads, "vlm": found}
+    for family in ("censor", "likeness"):  # one folder of ONNX files per model
+        root = models / catalogue_known.ROOTS[family]
+        out[family] = sorted({p.parent.name for p in root.glob("*/*.onnx")}) \
+            if root.is_dir() else []
+    return out
 
 
 def rows(models: Path) -> list[dict[str, Any]]:

@@ -95,6 +95,12 @@ def scoring_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--pass-score", type=float, default=DEFAULT_THRESHOLD, metavar="SCORE",
                     help="an image passes when its score is at least this, as in the Score "
                          "Filter (default %(default)g); the report's status says so")
+    sp.add_argument("--require-publishable", action="store_true",
+                    help="with --sources …,censor: an image passes only when the publish "
+                         "check says publishable (needs work and unchecked do not)")
+    sp.add_argument("--require-character", action="store_true",
+                    help="with --sources …,likeness: an image passes only when it shows the "
+                         "reference character (likeness ≥ 50)")
     sp.add_argument("--repeats", type=int, default=1, help="runs per sampling source")
     sp.add_argument("--batch", type=int, default=8, help="images per batch")
     sp.add_argument("--option", type=option, action="append", default=[],

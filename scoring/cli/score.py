@@ -20,7 +20,7 @@ from ..batch.memory import CliMemory
 from ..batch.resume_cache import ScoreCache, key_for
 from ..batch.runner import Planned, Runner
 from ..batch.session import Progress, Session
-from ..core.cards import AXES
+from ..core.cards import LIKENESS
 from ..core.errors import SourceError
 from ..core.images import IMAGE_SUFFIXES, list_images
 from ..core.rubric import Rubric
@@ -30,12 +30,13 @@ from ..ensemble.select import Rule
 from ..host.memory import MemoryPolicy
 from ..host.pack import SAMPLES
 from ..report import Entry, notes
+from ..report.entries import axes_of
 from ..sources import OFFLINE_DEFAULT, Source, Unavailable, create, unavailable
 from ..sources.vlm.files import vlm_files
 from .options import overnight_options, scoring_options, sources_option
 
 SHORT = {"erotic": "ero", "composition": "comp", "appeal": "appl", "typeset": "type",
-         "overall": "over"}
+         "overall": "over", LIKENESS: "like"}
 VLM_FILES = ("vlm-transformers", "vlm-llamacpp")
 
 
@@ -113,16 +114,22 @@ def _fmt(x: float | None, width: int, digits: int = 0) -> str:
 
 
 def format_table(entries: Sequence[Entry], width: int = 30) -> str:
-    """The stdout table: file, score, each axis, confidence, used sources, notes."""
+    """The stdout table: file, score, each axis (likeness when scored), confidence, the
+    publish verdict (when a check ran), used sources, notes."""
+    axes = axes_of(entries)
+    publish = any(e.verdict.decision and e.verdict.decision.publish for e in entries)
     head = (f"{'file':<{width}} {'score':>5} "
-            + " ".join(f"{SHORT[a]:>4}" for a in AXES) + f" {'conf':>4}  {'used':<20} notes")
+            + " ".join(f"{SHORT[a]:>4}" for a in axes) + f" {'conf':>4}  "
+            + (f"{'publish':<11} " if publish else "") + f"{'used':<20} notes")
     lines = [head, "-" * len(head)]
     for e in entries:
         v = e.verdict
         name = e.name if len(e.name) <= width else "…" + e.name[-(width - 1):]
+        state = (v.decision.publish if v.decision else "") or "-"
         lines.append(f"{name:<{width}} {_fmt(v.score, 5, 1)} "
-                     + " ".join(_fmt(v.value(a), 4) for a in AXES)
-                     + f" {v.confidence:4.2f}  {','.join(v.used):<20} {'; '.join(notes(v))}")
+                     + " ".join(_fmt(v.value(a), 4) for a in axes)
+                     + f" {v.confidence:4.2f}  " + (f"{state:<11} " if publish else "")
+                     + f"{','.join(v.used):<20} {'; '.join(notes(v))}")
     return "\n".join(lines)
 
 
@@ -156,7 +163,9 @@ def _run(paths: Sequence[Path] | Path, args: argparse.Namespace, names: Sequence
     with ScoreCache(args.out) as cache:
         runner = Runner(_plans(sources, rubric, args.repeats), args.settings, rubric=rubric,
                         calibrations=args.calibration.calibrations, repeats=args.repeats,
-                        rule=Rule(threshold=args.pass_score), cache=cache,
+                        rule=Rule(threshold=args.pass_score,
+                                  character=args.require_character,
+                                  publish=args.require_publishable), cache=cache,
                         rescore=args.rescore, beside=beside)
         session = Session(runner, args.out, title, progress)
         if isinstance(paths, Path):

@@ -233,7 +233,8 @@ def default_folders(models: Path | None) -> dict[str, list[Path]]:
         return {}
     return {"tagger": [models / "saiten_tagger", models / "wd14_tagger"],
             "aesthetic": [models / "saiten_aesthetic"],
-            "vlm": [models / "saiten_vlm", models / "LLM"]}
+            "vlm": [models / "saiten_vlm", models / "LLM"],
+            "censor": [models / "saiten_censor"], "likeness": [models / "saiten_likeness"]}
 
 
 def cmd_doctor(args: Any) -> int:

@@ -19,11 +19,13 @@ from ..host.download import Wanted
 from .catalogue import specs
 from .spec import Model
 
-ROOTS = {"tagger": "saiten_tagger", "aesthetic": "saiten_aesthetic", "vlm": "saiten_vlm"}
+ROOTS = {"tagger": "saiten_tagger", "aesthetic": "saiten_aesthetic", "vlm": "saiten_vlm",
+         "censor": "saiten_censor", "likeness": "saiten_likeness"}
 """Each family's folder in ComfyUI's models folder (registered with `folder_paths`)."""
 
 FAMILY = {"wd": "tagger", "cl": "tagger", "aesthetic": "aesthetic", "aesthetic-head": "aesthetic",
-          "vlm-transformers": "vlm", "vlm-llamacpp": "vlm"}
+          "vlm-transformers": "vlm", "vlm-llamacpp": "vlm", "censor": "censor",
+          "likeness": "likeness"}
 """Which root a source's models go to."""
 
 

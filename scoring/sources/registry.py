@@ -23,6 +23,8 @@ REGISTRY: dict[str, str] = {
     "vlm-llamacpp": ".vlm.llamacpp:LlamaCppVLM",
     "vlm-http": ".vlm.http:HttpVLM",
     "judge": ".judge.judge:Judge",
+    "censor": ".onnx.censor:CensorSource",
+    "likeness": ".onnx.likeness:LikenessSource",
 }
 
 OFFLINE_DEFAULT = ("nudenet", "technical")

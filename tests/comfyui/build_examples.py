@@ -95,6 +95,28 @@ def best_of_n_hires(g: Graph) -> list[list[str]]:
             [up, ks2, dec2], [save]]
 
 
+def publish_check(g: Graph) -> list[list[str]]:
+    n = _generate(g, batch=4)
+    images = [n["dec"], 0]
+    check = g.add("SaitenPublishCheck", images=images, model="censor_detect_v1.0_s",
+                  allow_download=True)
+    regions = g.add("PreviewImage", "Regions (green ok, red needs a mosaic, orange too fine)",
+                    images=[check, 1])
+    tag = g.add("SaitenTagger", images=images, model="nudenet (offline)", scores=[check, 0])
+    tech = g.add("SaitenTechnicalCheck", images=images, scores=[tag, 0])
+    agg = g.add("SaitenEnsembleAggregate", **{"scores.scores0": [tech, 0]})
+    flt = g.add("SaitenScoreFilter", images=images, verdicts=[agg, 0], threshold=85.0,
+                publish=True)
+    save = g.add("SaitenSaveImage", "Saved (publishable)", images=[flt, 0], verdicts=[flt, 2],
+                 filename_prefix="saiten/publishable")
+    mosaic = g.add("SaitenMosaic", images=[flt, 7], verdicts=[flt, 8])
+    fixed = g.add("SaitenSaveImage", "Saved (mosaicked here: review them)",
+                  images=[mosaic, 0], verdicts=[mosaic, 1], filename_prefix="saiten/mosaicked")
+    rej = g.add("PreviewImage", "Rejected", images=[flt, 1])
+    return [[n["ckpt"], "note"], [n["pos"], n["neg"], n["empty"]], [n["ks"], n["dec"]],
+            [check, regions], [tag, tech], [agg, flt], [save, rej], [mosaic, fixed]]
+
+
 WD = "wd-eva02-large-tagger-v3"
 VLM_GGUF = "qwen2.5-vl-nsfw/thesby_Qwen2.5-VL-7B-NSFW-Caption-V3-Q4_K_M.gguf"
 
@@ -228,10 +250,53 @@ never in the workflow. Remove the node (connect the rater to the aggregate) to r
 ワークフローには書きません。オフラインで使う場合はこのノードを外し、Rater を直接アグリゲートへ。
 """
 
+NOTES["saiten_publish_check"] = """\
+**Saiten: ready to sell — the mosaic check**
+
+Pick your checkpoint and queue. Every image goes through the **Publish Check**: the anime \
+censor detector (deepghs/anime_censor_detection `censor_detect_v1.0_s`, about 44 MB, \
+**downloaded on first run** — *allow_download* is on; NudeNet adds realistic images) finds \
+the regions a Japanese store requires obscured and measures what covers each (mosaic block \
+size, bar, blur, nothing) against the **1/100 rule**: blocks ≥ ⌈long side ÷ 100⌉ px and never \
+under 4 px (`strict x2` doubles it; `custom` for your store). *Regions* shows them: green \
+obscured, red needs a mosaic, orange too fine.
+
+The filter (**overall ≥ 85**, *publish* on) routes three ways: **publishable** images are \
+saved; good images that still **need a mosaic** go to *Saiten Mosaic* (rule-sized blocks on \
+the image grid, each region padded), are judged again and saved with the new verdict; the \
+rest show in *Rejected*. The PNGs carry the verdict (`saiten` → `publish`).
+
+**The check assists your own review; it is not a legal judgement.** Look at every image you \
+sell. To keep only your character, add *Saiten Likeness* with your reference images and turn \
+on the filter's *require_character*.
+
+---
+
+**採点：販売前チェック（モザイク修正の確認）**
+
+チェックポイントを選んでキューに入れるだけ。すべての画像が **販売前チェック** を通ります: \
+アニメ用の修正箇所検出器（deepghs/anime_censor_detection の `censor_detect_v1.0_s`、約 44 MB、\
+**初回実行時にダウンロード** — *allow_download* がオン。実写寄りの画像には NudeNet）が日本の \
+ストアで修正が必要な部位を見つけ、覆っているもの（モザイクのブロックサイズ、黒塗り・白抜き、\
+ぼかし、何もなし）を **1/100 基準**（ブロックは ⌈長辺 ÷ 100⌉ px 以上かつ 4 px 以上。\
+`strict x2` はその 2 倍、`custom` はストアに合わせて）で測ります。*Regions* に表示: 緑は修正済み、\
+赤はモザイクが必要、橙は細かすぎ。
+
+フィルタ（**総合 85 点以上**、*publish* オン）は 3 つに振り分けます: **販売可** の画像は保存。\
+良い画像でも **モザイクが必要** なものは *Saiten Mosaic*（基準サイズのブロックを画像の格子に\
+揃え、部位を広げてかける）へ送られ、もう一度判定して新しい判定つきで保存。残りは *Rejected* に\
+表示。PNG には判定が入ります（`saiten` → `publish`）。
+
+**このチェックはご自身の確認を助けるもので、法的な判断ではありません。** 販売する画像はすべて\
+ご自身で確認してください。自分のキャラクターだけを残すには、参照画像つきの *Saiten Likeness* を\
+追加し、フィルタの *require_character* をオンに。
+"""
+
 WORKFLOWS: dict[str, Callable[[Graph], list[list[str]]]] = {
     "saiten_generate_filter": generate_filter,
     "saiten_best_of_n_hires": best_of_n_hires,
     "saiten_full_ensemble": full_ensemble,
+    "saiten_publish_check": publish_check,
 }
 
 _LOAD = """(async () => {
@@ -312,8 +377,9 @@ def blueprint(browser: Browser, comfy) -> Path:
     del g.prompt[s["show"]]
     sinks = {"IMAGE": "PreviewImage", "LATENT": "LatentUpscaleBy",
              "SAITEN_VERDICTS": "SaitenShowScores"}
-    kinds = comfy.object_info["SaitenScoreFilter"]["output"]
-    for slot, kind in enumerate(kinds):  # a consumer per output: it becomes one of ours
+    kinds = comfy.object_info["SaitenScoreFilter"]["output"][:6]  # passed / rejected: images,
+    for slot, kind in enumerate(kinds):  # verdicts, latents — a consumer per output: it becomes
+        # one of the blueprint's (all verdicts and the publish gate's needs_work stay inside)
         sink = sinks[kind]
         first = {"PreviewImage": "images", "LatentUpscaleBy": "samples",
                  "SaitenShowScores": "verdicts"}[sink]
