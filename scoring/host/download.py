@@ -20,6 +20,7 @@ where the token goes (the user's Hub login or HF_TOKEN, never a widget).
 from __future__ import annotations
 
 import logging
+import posixpath
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -61,7 +62,8 @@ class Wanted:
 
     @property
     def source(self) -> str:
-        return self.url or hub.page(self.repo)
+        """Where a user finds it: the URL, or the repository's page (at its folder)."""
+        return self.url or hub.page(self.repo, posixpath.dirname(self.remote or self.name))
 
 
 def missing(wanted: Sequence[Wanted], dest: str | Path) -> list[Wanted]:
