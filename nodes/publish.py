@@ -15,7 +15,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import comfy.utils
 import folder_paths
 import numpy as np
 import torch
@@ -30,13 +29,15 @@ from ..scoring.publish import PRESETS, apply_mosaic
 from ..scoring.publish.preview import draw
 from ..scoring.publish.rules import CUSTOM, OK, publish_of, recheck
 from ..scoring.sources import Source, unavailable
+from ..scoring.sources.known import ROOTS
 from ..scoring.sources.onnx import censor, folders, likeness
 from .shared.common import HANDLES, batch_for, images_from_tensor, run_source
+from .shared.downloads import NodeDownload, cancel_is_interrupt
 from .shared.types import Scores, Verdicts
 
 log = logging.getLogger("saiten")
 
-FOLDERS = {"censor": "saiten_censor", "likeness": "saiten_likeness"}
+FOLDERS = {kind: ROOTS[kind] for kind in ("censor", "likeness")}
 SPECS = {"censor": censor.SPEC, "likeness": likeness.SPEC}
 RULES = (*PRESETS, CUSTOM)
 NOTE = "An aid to your own review, not a legal judgement."
@@ -57,19 +58,13 @@ def model_dirs(kind: str) -> list[Path]:
 
 def source_for(kind: str, model: str, allow_download: bool, node_id: str | None,
                **build: Any) -> Source:
-    """The cached handle for `kind` on `model` (downloaded when allowed, with a progress
-    bar), or an `Unavailable` saying what to do."""
-    bars: list[Any] = []
-
-    def progress(name: str, done: int, total: int | None) -> None:
-        if not bars:
-            bars.append(comfy.utils.ProgressBar(100, node_id=node_id))
-        if total:
-            bars[0].update_absolute(int(100 * done / total))
-
+    """The cached handle for `kind` on `model` (downloaded when allowed, its size and bytes
+    on the node, ComfyUI's cancel stopping it), or an `Unavailable` saying what to do."""
     try:
-        path = folders.resolve(SPECS[kind], model, model_dirs(kind),
-                               allow_download=allow_download, progress=progress)
+        with cancel_is_interrupt():
+            path = folders.resolve(SPECS[kind], model, model_dirs(kind),
+                                   allow_download=allow_download,
+                                   feedback=NodeDownload(node_id).options())
     except SourceError as e:
         return unavailable(kind, str(e), label=kind)
     return HANDLES.get(kind, model_path=str(path), **build)

@@ -177,15 +177,5 @@ def repo_files(repo: str, patterns: Sequence[str], revision: str | None = None,
             if e.path.startswith(prefix)]
 
 
-def download(repo_id: str, files: Sequence[str], dest: str | Path, *, allow: bool = True,
-             subfolder: str = "", progress: Progress | None = None,
-             revision: str | None = None,
-             interrupted: Callable[[], bool] | None = None) -> Path:
-    """Make sure `dest` holds every file of `files` (from `subfolder` of the repo); `fetch`
-    for Hub files kept under their own names."""
-    return fetch(hub_files(repo_id, files, subfolder), dest, allow=allow, progress=progress,
-                 interrupted=interrupted, revision=revision)
-
-
-__all__ = ["Progress", "Wanted", "check_space", "download", "fetch", "hub_files", "missing",
+__all__ = ["Progress", "Wanted", "check_space", "fetch", "hub_files", "missing",
            "offline", "repo_files"]

@@ -74,7 +74,7 @@ class Known:
         dest = self.dest(root)
         if self.present(root):
             return dest
-        source = self.model.url or f"{hub.page(self.model.repo)}"
+        source = self.model.url or hub.page(self.model.repo, self.model.subfolder)
         what = " and ".join(self.model.files) or "the model files"
         why = ("downloads are off" if not allow else
                "the Hub is offline (HF_HUB_OFFLINE)" if hub.offline() and self.model.repo

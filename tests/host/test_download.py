@@ -188,18 +188,18 @@ def test_a_disk_filling_up_mid_file_keeps_nothing(hub, tmp_path):
 
 def test_subfolder_files_land_next_to_each_other(tmp_path, hub_env):
     hub_env({"cella110n/cl_tagger_v2:v2_00/a.json": b"{}", "cella110n/cl_tagger_v2:v2_00/b": b"1"})
-    dest = download.download("cella110n/cl_tagger_v2", ("a.json", "b"), tmp_path / "cl",
-                           subfolder="v2_00")
+    dest = download.fetch(download.hub_files("cella110n/cl_tagger_v2", ("a.json", "b"),
+                                             "v2_00"), tmp_path / "cl", allow=True)
     assert (dest / "a.json").read_bytes() == b"{}" and (dest / "b").read_bytes() == b"1"
 
 
 def test_gated_repo_needs_hf_token(tmp_path, hub_env, monkeypatch):
     hub = hub_env({"cella110n/cl_tagger_v2:v2_00/model.onnx": b"onnx"}, gated=True)
     with pytest.raises(SourceError, match="HF_TOKEN"):
-        download.download("cella110n/cl_tagger_v2", ("model.onnx",), tmp_path / "cl",
-                        subfolder="v2_00")
+        download.fetch(download.hub_files("cella110n/cl_tagger_v2", ("model.onnx",), "v2_00"),
+                       tmp_path / "cl", allow=True)
     monkeypatch.setenv("HF_TOKEN", "hf_good")
-    download.download("cella110n/cl_tagger_v2", ("model.onnx",), tmp_path / "cl",
-                    subfolder="v2_00")
+    download.fetch(download.hub_files("cella110n/cl_tagger_v2", ("model.onnx",), "v2_00"),
+                   tmp_path / "cl", allow=True)
     assert (tmp_path / "cl" / "model.onnx").read_bytes() == b"onnx"
     assert hub.requests

@@ -1,15 +1,16 @@
 """Model folders of the one-folder-per-model sources (censor, likeness): `<dir>/<name>/`
 holding the files the source's `Spec` lists for that model (the first is the one it opens).
-A known model missing from every folder is downloaded (`host.download`) into the first one
-when the user allowed it."""
+A known model missing from every folder is fetched into the first one when the user allowed
+it, through the one download path every family uses (`sources.known`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from ...core.errors import SourceError
-from ...host.download import Progress, download
+from ..known import known
 from ..spec import Model, Spec
 
 
@@ -39,10 +40,11 @@ def choices(spec: Spec, dirs: Iterable[str | Path]) -> list[str]:
 
 
 def resolve(spec: Spec, name: str, dirs: Sequence[str | Path], *, allow_download: bool = False,
-            progress: Progress | None = None) -> Path:
+            feedback: dict[str, Any] | None = None) -> Path:
     """The main file of model `name` (a folder name, a path to the folder or the file):
-    found, or (a known model) downloaded into the first dir when allowed; else SourceError
-    saying what to put where."""
+    found, or (a known model) fetched into the first dir when allowed, with `feedback`
+    (`progress`, `say`, `interrupted`, as `Known.fetch` takes them); else SourceError saying
+    what to put where."""
     main = main_file(spec)
     direct = Path(name).expanduser()
     if direct.is_file():
@@ -60,7 +62,5 @@ def resolve(spec: Spec, name: str, dirs: Sequence[str | Path], *, allow_download
     if not dirs:
         raise SourceError(f"{spec.name} model {name!r} not found and no model folder is "
                           "configured")
-    dest = Path(dirs[0]) / name
-    download(model.repo, model.files, dest, allow=allow_download, subfolder=model.subfolder,
-             progress=progress)
-    return dest / main
+    entry = known()[model.folder]
+    return entry.fetch(dirs[0], allow=allow_download, **(feedback or {})) / main

@@ -48,7 +48,8 @@ def test_censor_model_downloads_when_allowed_and_runs(tmp_path, hub_env):
     hub = hub_env(_repo_files(censor.REPO, "censor_detect_v1.0_s", src.parent))
     seen = []
     path = folders.resolve(censor.SPEC, "censor_detect_v1.0_s", [tmp_path / "models"],
-                           allow_download=True, progress=lambda *a: seen.append(a[0]))
+                           allow_download=True,
+                           feedback={"progress": lambda *a: seen.append(a[0])})
     assert path == tmp_path / "models" / "censor_detect_v1.0_s" / "model.onnx"
     assert {"model.onnx", "model_artifacts.json"} <= set(seen)
     n = len(hub.requests)
