@@ -48,6 +48,8 @@ def find_comfyui(tmp: Path) -> Path:
 class Context:
     """ComfyUI on CUDA, the pack's memory policy, the card's baseline and a scratch folder."""
 
+    Skip = Skip
+
     def __init__(self, tmp: Path, warm: bool = True) -> None:
         import torch
 
@@ -93,14 +95,17 @@ class Context:
         self.torch.cuda.synchronize()
         return self.torch.cuda.mem_get_info(self.dev)[0]
 
-    def diffusion_module(self) -> object:
-        """A ModelPatcher over a diffusion-sized torch module (fp16, ≤ 4 GiB and ≤ 25 % of
-        the card), loaded by ComfyUI's `load_models_gpu`."""
+    def diffusion_module(self, size: int = 4 * GiB) -> object:
+        """A ModelPatcher over a diffusion-sized torch module (fp16, about `size` bytes and
+        ≤ 25 % of the card), loaded by ComfyUI's `load_models_gpu`."""
         torch = self.torch
+        width = 8192
+        total = torch.cuda.mem_get_info(self.dev)[1]
+        layers = max(1, int(min(size, total // 4) // (width * width * 2)))
+        if self.diffusion is not None and len(self.diffusion.model) != layers:
+            self.mm.unload_all_models()
+            self.diffusion = None
         if self.diffusion is None:
-            total = torch.cuda.mem_get_info(self.dev)[1]
-            width = 8192
-            layers = max(1, int(min(4 * GiB, total // 4) // (width * width * 2)))
             module = torch.nn.Sequential(*[
                 torch.nn.Linear(width, width, bias=False, device="meta", dtype=torch.float16)
                 for _ in range(layers)]).to_empty(device="cpu")
@@ -220,6 +225,13 @@ def check_llamacpp(ctx: Context) -> str:
     return f"{where}; evicted"
 
 
+def check_aesthetic(ctx: Context) -> str:
+    import gpu_aesthetic
+    from aesthetic import aesthetic_standin
+
+    return gpu_aesthetic.check(ctx, lambda: aesthetic_standin(ctx.tmp / "swinv2pv3") / "model.onnx")
+
+
 def check_all_gone(ctx: Context) -> str:
     mm = ctx.mm
     mm.unload_all_models()
@@ -241,6 +253,7 @@ CHECKS: list[tuple[str, Callable[[Context], str]]] = [
     ("reservation-evicts", check_reservation),
     ("onnxruntime-cuda", check_onnxruntime),
     ("llamacpp-offload", check_llamacpp),
+    ("aesthetic-beside-sdxl", check_aesthetic),
     ("all-gone", check_all_gone),
 ]
 

@@ -9,8 +9,8 @@ from comfy_api.latest import io
 
 log = logging.getLogger("saiten")
 
-MODULES = ("tagger", "vlm", "judge", "aggregate", "filter", "report", "rubric", "diagnostics",
-           "shared.routes")
+MODULES = ("tagger", "aesthetic", "vlm", "judge", "aggregate", "filter", "report", "rubric",
+           "diagnostics", "shared.routes", "publish")
 
 
 def all_nodes() -> list[type[io.ComfyNode]]:

@@ -14,14 +14,16 @@ from ..scoring.remote import check_env_name
 
 
 def searched_folders() -> dict[str, list[Path]]:
-    """The folders the Tagger and VLM Loader look in (extra_model_paths.yaml included),
-    also those that do not exist yet: that is where models go."""
-    from . import tagger, vlm
+    """The folders the Tagger, VLM Loader, Publish Check and Likeness look in
+    (extra_model_paths.yaml included), also those that do not exist yet: that is where
+    models go."""
+    from . import publish, tagger, vlm
 
     names = [vlm.FOLDER, *(n for n in vlm.SHARED_FOLDERS
                            if n in folder_paths.folder_names_and_paths)]
     return {"tagger": tagger.model_dirs(),
-            "vlm": [Path(p) for n in names for p in folder_paths.get_folder_paths(n)]}
+            "vlm": [Path(p) for n in names for p in folder_paths.get_folder_paths(n)],
+            "censor": publish.model_dirs("censor"), "likeness": publish.model_dirs("likeness")}
 
 
 class SaitenDiagnostics(io.ComfyNode):

@@ -3,7 +3,8 @@
 An empty side is blocked (`ExecutionBlocker`): whatever hangs off it (a SaveImage, a
 preview) is skipped while the rest of the graph and the queue carry on. Never an empty batch,
 never an interrupt. The optional LATENT (the batch that was decoded into the images) is split
-the same way, so only the winners go on to a second sampling pass.
+the same way, so only the winners go on to a second sampling pass. With `publish` on, images
+whose score passed but that still need a mosaic go to `needs_work` (for Saiten Mosaic).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 from comfy_api.latest import io, ui
 from comfy_execution.graph_utils import ExecutionBlocker
 
-from ..scoring.core.cards import Verdict
+from ..scoring.core.cards import NEEDS_WORK, Verdict
 from ..scoring.ensemble.select import (
     AXIS_CHOICES,
     CONFIDENCE,
@@ -99,6 +100,14 @@ class SaitenScoreFilter(io.ComfyNode):
                                tooltip="Scored images whose confidence on the compared axis "
                                        "is below this are rejected (0 = no minimum). One "
                                        "source alone reaches at most 0.5."),
+                io.Boolean.Input("require_character", default=False, optional=True,
+                                 tooltip="Pass only images Saiten Likeness says show your "
+                                         "character (likeness ≥ 50); without a likeness "
+                                         "nothing passes."),
+                io.Boolean.Input("publish", default=False, optional=True,
+                                 tooltip="Gate on Saiten Publish Check: a passing image that "
+                                         "needs a mosaic goes to needs_work, one the check "
+                                         "could not judge to rejected."),
             ],
             outputs=[
                 io.Image.Output("passed"),
@@ -112,21 +121,28 @@ class SaitenScoreFilter(io.ComfyNode):
                                                     "with the filter's decision (passed / "
                                                     "rejected / unscored and the rule): "
                                                     "connect it to Saiten Batch Report."),
+                io.Image.Output("needs_work", tooltip="publish on: images whose score passed "
+                                                      "but that need a mosaic (→ Saiten "
+                                                      "Mosaic)."),
+                Verdicts.Output("needs_work_verdicts"),
             ],
         )
 
     @classmethod
     def execute(cls, images: torch.Tensor, verdicts: list[Verdict], axis: str, mode: str,
                 threshold: float, top_k: int, unscored: str, keep_best: bool,
-                min_confidence: float = 0.0,
+                min_confidence: float = 0.0, require_character: bool = False,
+                publish: bool = False,
                 latent: dict[str, Any] | None = None) -> io.NodeOutput:
         images = batch_for(images, verdicts)
         latent = latent_batch(latent, images.shape[0])
         rule = Rule(axis=axis, mode=mode, threshold=threshold, top_k=top_k, unscored=unscored,
-                    keep_best=keep_best, min_confidence=min_confidence)
+                    keep_best=keep_best, min_confidence=min_confidence,
+                    character=require_character, publish=publish)
         verdicts = decided(list(verdicts), rule)
+        work = [i for i, v in enumerate(verdicts) if v.decision.status == NEEDS_WORK]
         yes = [i for i, v in enumerate(verdicts) if v.decision.passed]
-        no = [i for i, v in enumerate(verdicts) if not v.decision.passed]
+        no = [i for i, v in enumerate(verdicts) if not v.decision.passed and i not in work]
 
         def side(idx: list[int]) -> tuple:
             if not idx:
@@ -135,11 +151,19 @@ class SaitenScoreFilter(io.ComfyNode):
             return images[idx], [verdicts[i] for i in idx], lat
 
         (p_img, p_ver, p_lat), (r_img, r_ver, r_lat) = side(yes), side(no)
+        w_img, w_ver, _ = side(work)
         lines = [
             f"passed {len(yes)}/{len(verdicts)} ({rule.describe()}; unscored: {unscored})",
             "passed: " + (", ".join(_tag(i, verdicts[i], rule) for i in yes) or "none"),
             "rejected: " + (", ".join(_tag(i, verdicts[i], rule) for i in no) or "none"),
         ]
+        if publish or require_character:
+            lines.insert(2, "needs work: " + (", ".join(_tag(i, verdicts[i], rule)
+                                                        for i in work) or "none"))
+            lines += [f"#{i} {v.decision.status}: {v.decision.why}"
+                      for i, v in enumerate(verdicts)
+                      if not v.decision.passed and v.decision.status != "unscored"
+                      and v.decision.why]
         why: dict[str, list[int]] = {}  # one line per reason, not per image
         for i, v in enumerate(verdicts):
             if v.decision.status == "unscored":
@@ -147,7 +171,7 @@ class SaitenScoreFilter(io.ComfyNode):
         lines += [f"unscored {', '.join(f'#{i}' for i in idx)}: {reason}"
                   for reason, idx in why.items()]
         text = "\n".join(lines)
-        return io.NodeOutput(p_img, r_img, p_ver, r_ver, p_lat, r_lat, verdicts,
+        return io.NodeOutput(p_img, r_img, p_ver, r_ver, p_lat, r_lat, verdicts, w_img, w_ver,
                              ui=ui.PreviewText(text))
 
 

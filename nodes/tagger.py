@@ -12,16 +12,15 @@ import logging
 import os
 from pathlib import Path
 
-import comfy.utils
 import folder_paths
 from comfy_api.latest import io, ui
 
 from ..scoring.core.cards import Sheet
-from ..scoring.host.download import Progress
 from ..scoring.sources import Result, catalogue
 from ..scoring.sources.onnx import files as tagger_files
 from ..scoring.sources.onnx.files import MODES, NUDENET
 from .shared.common import HANDLES, cards_text, run_source
+from .shared.downloads import NodeDownload, cancel_is_interrupt
 from .shared.types import Scores
 
 log = logging.getLogger("saiten")
@@ -52,19 +51,6 @@ def model_dirs() -> list[Path]:
 def model_choices() -> list[str]:
     """NudeNet, every local WD/CL model, then the known downloadable ones."""
     return tagger_files.choices(model_dirs())
-
-
-def download_progress(node_id: str | None) -> Progress:
-    """A byte progress bar on the node, made at the first byte of a download."""
-    bars: list[comfy.utils.ProgressBar] = []
-
-    def progress(name: str, done: int, total: int | None) -> None:
-        if not bars:
-            bars.append(comfy.utils.ProgressBar(100, node_id=node_id))
-        if total:
-            bars[0].update_absolute(int(100 * done / total))
-
-    return progress
 
 
 def tag_strings(sheet: Sheet) -> list[str]:
@@ -124,7 +110,9 @@ class SaitenTagger(io.ComfyNode):
                 io.Int.Input("batch_size", default=8, min=1, max=256),
                 io.Boolean.Input("allow_download", default=False,
                                  tooltip="Download a missing known model from Hugging Face "
-                                         "(CL Tagger v2 is gated: set HF_TOKEN)."),
+                                         "(its size is shown first; free disk is checked). "
+                                         "CL Tagger v2 is gated: accept its terms on the Hub "
+                                         "and log in (hf auth login) or set HF_TOKEN."),
                 io.Boolean.Input("keep_loaded", default=True,
                                  tooltip="Keep the session for the next run (ComfyUI may still "
                                          "evict it when the diffusion model needs memory)."),
@@ -148,10 +136,11 @@ class SaitenTagger(io.ComfyNode):
                 weight: float = 0.0, label: str = "", scores: Sheet | None = None,
                 ) -> io.NodeOutput:
         node_id = cls.hidden.unique_id if cls.hidden else None
-        source = tagger_files.open_tagger(
-            model, model_dirs(), HANDLES, allow_download=allow_download,
-            progress=download_progress(node_id), batch_size=batch_size,
-            general=general_threshold, character=character_threshold, mode=threshold_mode)
+        with cancel_is_interrupt():
+            source = tagger_files.open_tagger(
+                model, model_dirs(), HANDLES, allow_download=allow_download,
+                feedback=NodeDownload(node_id).options(), batch_size=batch_size,
+                general=general_threshold, character=character_threshold, mode=threshold_mode)
         options = {"label": label.strip(), "keep_loaded": keep_loaded,
                    "weight": weight if weight > 0 else None}
         sheet, result = run_source(source, images, scores, options=options, node_id=node_id)

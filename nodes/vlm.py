@@ -21,6 +21,7 @@ from ..scoring.sources.vlm import files as vlm_files
 from ..scoring.sources.vlm.files import AUTO_MMPROJ, RUNTIMES
 from .shared import rerun
 from .shared.common import HANDLES, cards_text, run_source
+from .shared.downloads import NodeDownload, cancel_is_interrupt
 from .shared.keys import ignored_widget_note, served_dirs
 from .shared.types import Rubric, Scores
 
@@ -49,8 +50,9 @@ def model_roots() -> list[Path]:
 
 
 def list_models() -> tuple[list[str], list[str]]:
-    """(models, mmproj files) in the registered folders (`scoring.sources.vlm.files`)."""
-    return vlm_files.list_vlms(model_roots())
+    """(models, mmproj files) in the registered folders, then the known VLMs not present
+    (`scoring.sources.vlm.files`)."""
+    return vlm_files.choices(model_roots())
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,9 @@ class SaitenVLMLoader(io.ComfyNode):
             inputs=[
                 io.Combo.Input("runtime", options=list(RUNTIMES), default="transformers"),
                 io.Combo.Input("model", options=found or [NO_MODEL],
-                               tooltip="models/saiten_vlm: a transformers folder or a GGUF"),
+                               tooltip="models/saiten_vlm: a transformers folder or a GGUF; "
+                                       "the known models not there yet are listed after "
+                                       "yours (fetched when allow_download is on)"),
                 io.Combo.Input("mmproj", options=[AUTO_MMPROJ, *projs],
                                tooltip="llama.cpp: the mmproj GGUF made for this model"),
                 io.Combo.Input("dtype", options=list(tf.choices["dtype"]),
@@ -110,22 +114,31 @@ class SaitenVLMLoader(io.ComfyNode):
                                        "skipped; after 3 failed attempts in a row the server "
                                        "is skipped (every prompt) until a probe after a "
                                        "cool-down"),
+                io.Boolean.Input("allow_download", default=False, optional=True,
+                                 tooltip="Download a known model that is not there yet into "
+                                         "models/saiten_vlm (a GGUF with its paired mmproj); "
+                                         "its size is shown first and free disk checked"),
             ],
             outputs=[VLM.Output(display_name="vlm")],
+            hidden=[io.Hidden.unique_id],
         )
 
     @classmethod
     def execute(cls, runtime: str, model: str, mmproj: str, dtype: str, quantization: str,
                 n_gpu_layers: int, chat_format: str, base_url: str, model_name: str,
                 api_key_env: str, keep_loaded: bool, timeout: float | None = None,
-                ) -> io.NodeOutput:
+                allow_download: bool = False) -> io.NodeOutput:
         note = ignored_widget_note(api_key_env, "api_key_env") \
             if runtime == "openai-compatible" else ""
         chosen = "" if model == NO_MODEL else model
-        source = vlm_files.open_vlm(
-            runtime, chosen, mmproj, model_roots(), HANDLES, served=served_dirs(), dtype=dtype,
-            quantization=quantization, n_gpu_layers=n_gpu_layers, chat_format=chat_format,
-            base_url=base_url, model_name=model_name, timeout=timeout)
+        node_id = cls.hidden.unique_id if cls.hidden else None
+        with cancel_is_interrupt():
+            source = vlm_files.open_vlm(
+                runtime, chosen, mmproj, model_roots(), HANDLES, served=served_dirs(),
+                dtype=dtype, quantization=quantization, n_gpu_layers=n_gpu_layers,
+                chat_format=chat_format, base_url=base_url, model_name=model_name,
+                timeout=timeout, allow_download=allow_download,
+                feedback=NodeDownload(node_id).options())
         handle = VLMHandle(source, keep_loaded, source.label)
         text = source.describe() + (f"\n{note}" if note else "")
         return io.NodeOutput(handle, ui=ui.PreviewText(text))
@@ -159,8 +172,9 @@ class SaitenVLMRater(io.ComfyNode):
                                      "for local models"),
                 io.Float.Input("weight", default=0.0, min=0.0, max=10.0, step=0.05,
                                tooltip="Weight in the ensemble; 0 = the model's default "
-                                       "(" + ", ".join(f"{m.label} {m.weight}"
-                                                       for m in spec.models) + ")"),
+                                       "(" + ", ".join(dict.fromkeys(
+                                           f"{m.label} {m.weight}" for m in spec.models))
+                                       + ")"),
                 io.String.Input("label", default="", tooltip="Name of this source in the cards "
                                                               "(default: the model's name)"),
                 Rubric.Input("rubric", optional=True,

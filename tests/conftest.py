@@ -9,6 +9,8 @@ import os
 
 import pytest
 
+pytest_plugins = ["helpers.hub"]  # fake_hub, hub_env: a fake Hugging Face hub on 127.0.0.1
+
 
 def in_ci() -> bool:
     """CI=true (or 1/yes), as CI services set it."""

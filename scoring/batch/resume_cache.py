@@ -26,7 +26,7 @@ from typing import Any
 from ..core.atomic import as_write_error
 from ..core.cards import ScoreCard
 from ..sources import Source
-from ..sources.handles import HOW_NOT_WHAT, canon, identity
+from ..sources.handles import HOW_NOT_WHAT, canon, identity, versioned
 
 FILE_NAME = "scores.sqlite"
 _SCHEMA = """
@@ -62,7 +62,7 @@ def source_key(identity: str, run: Mapping[str, Any], rubric: str,
 def key_for(source: Source, repeats: int, rubric: str, before: Sequence[str] = ()) -> str:
     """`source_key` of a created source: its identity from the options it was built with,
     its resolved run options (label and weight filled in) and the run's repeats."""
-    run = {k: v for k, v in dataclasses.asdict(source.options()).items()
+    run = {k: versioned(v) for k, v in dataclasses.asdict(source.options()).items()
            if k not in HOW_NOT_WHAT}
     return source_key(identity(source.name, source.build, results_only=True),
                       {**run, "repeats": repeats}, rubric, before)

@@ -12,6 +12,8 @@
     python -m scoring learn <ratings.csv> [report] [--out profile.json]  # your taste
     python -m scoring rubric > my_rubric.toml     # the default rubric, to edit
     python -m scoring doctor [--json]             # what this Python can run, and fixes
+    python -m scoring models [--models DIR]       # known and installed models
+    python -m scoring models download NAME        # fetch one (size shown, disk checked)
 
 Each command is a module with `add_command(subparsers)`; this one only gathers them. A
 report folder that cannot be written (a full disk, a read-only folder) ends a run with one
@@ -28,9 +30,9 @@ from collections.abc import Sequence
 from ..core.atomic import WriteError
 from ..ensemble.aggregate import AggregateSettings
 from ..host import doctor
-from . import calibrate, learn, score
+from . import calibrate, learn, models, score
 
-COMMANDS = (score, calibrate, learn, doctor)
+COMMANDS = (score, calibrate, learn, doctor, models)
 EXIT_WRITE = 74
 """Exit status of a run whose report folder cannot be written (sysexits' EX_IOERR)."""
 

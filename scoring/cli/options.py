@@ -95,6 +95,12 @@ def scoring_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--pass-score", type=float, default=DEFAULT_THRESHOLD, metavar="SCORE",
                     help="an image passes when its score is at least this, as in the Score "
                          "Filter (default %(default)g); the report's status says so")
+    sp.add_argument("--require-publishable", action="store_true",
+                    help="with --sources …,censor: an image passes only when the publish "
+                         "check says publishable (needs work and unchecked do not)")
+    sp.add_argument("--require-character", action="store_true",
+                    help="with --sources …,likeness: an image passes only when it shows the "
+                         "reference character (likeness ≥ 50)")
     sp.add_argument("--repeats", type=int, default=1, help="runs per sampling source")
     sp.add_argument("--batch", type=int, default=8, help="images per batch")
     sp.add_argument("--option", type=option, action="append", default=[],
@@ -102,8 +108,9 @@ def scoring_options(sp: argparse.ArgumentParser) -> None:
                     help="a source option, e.g. wd.model_path=/models/wd or "
                          "vlm-llamacpp.model=NAME (repeatable)")
     sp.add_argument("--models", action="append", default=[], metavar="DIR",
-                    help="a folder of VLMs: vlm-*.model=NAME is looked up there, a GGUF "
-                         "paired with its mmproj as the node does (repeatable)")
+                    help="a model folder: vlm-*.model=NAME is looked up there (a GGUF "
+                         "paired with its mmproj as the node does), and aesthetic.model=NAME, "
+                         "aesthetic-head.head=NAME (repeatable)")
     sp.add_argument("--rubric", type=rubric_file, default=None, metavar="FILE.toml",
                     help="the rubric every VLM and the judge use (start from "
                          "`python -m scoring rubric`)")

@@ -21,7 +21,7 @@ from ..batch.ray_engine import RayEngine, Recipe, require_ray
 from ..batch.resume_cache import ScoreCache, key_for
 from ..batch.runner import Planned, Runner
 from ..batch.session import Progress, Session
-from ..core.cards import AXES
+from ..core.cards import LIKENESS
 from ..core.errors import SourceError
 from ..core.images import IMAGE_SUFFIXES, list_images
 from ..core.rubric import Rubric
@@ -31,18 +31,31 @@ from ..ensemble.select import Rule
 from ..host.memory import MemoryPolicy
 from ..host.pack import SAMPLES
 from ..report import Entry, notes
+from ..report.entries import axes_of
 from ..sources import OFFLINE_DEFAULT, Source, Unavailable, create, unavailable
 from ..sources.vlm.files import vlm_files
 from .options import engine_options, overnight_options, scoring_options, sources_option
 
 SHORT = {"erotic": "ero", "composition": "comp", "appeal": "appl", "typeset": "type",
-         "overall": "over"}
+         "overall": "over", LIKENESS: "like"}
 VLM_FILES = ("vlm-transformers", "vlm-llamacpp")
 
 
 def _vlm_options(name: str, opts: dict[str, Any], roots: Sequence[str | Path]) -> dict[str, Any]:
     """`--option vlm-llamacpp.model=NAME` (a path, or a name under --models): the files the
-    node's loader would pick for it (a GGUF's paired mmproj unless `mmproj` is given)."""
+    node's loader would pick for it (a GGUF's paired mmproj unless `mmproj` is given);
+    `--option aesthetic.model=NAME` / `aesthetic-head.head=NAME`: the anime_aesthetic folder
+    or head file of that name under --models, as the nodes list them."""
+    if name == "aesthetic" and "model" in opts:
+        opts = dict(opts)
+        return {"model_path": str(_under(str(opts.pop("model")), roots, "model.onnx")), **opts}
+    if name == "aesthetic-head" and "head" in opts:
+        opts = dict(opts)
+        head = _under(str(opts.pop("head")), roots, "")
+        if head.is_dir():  # a known head's folder: its one weight file
+            files = [p for p in head.iterdir() if p.suffix in (".pth", ".safetensors")]
+            head = files[0] if len(files) == 1 else head
+        return {"head_path": str(head), **opts}
     if name not in VLM_FILES or "model" not in opts:
         return opts
     opts = dict(opts)
@@ -50,6 +63,17 @@ def _vlm_options(name: str, opts: dict[str, Any], roots: Sequence[str | Path]) -
     if runtime != name:
         raise SourceError(f"{name}: {files} is a model for {runtime}")
     return {**files, **opts}
+
+
+def _under(name: str, roots: Sequence[str | Path], inside: str) -> Path:
+    """`name` as a path, or as a name under one of `roots` (its `inside` file when given)."""
+    direct = Path(name).expanduser()
+    if direct.is_file():
+        return direct
+    for base in (direct, *(Path(r) / name for r in roots)):
+        if (base / inside).exists() if inside else base.exists():
+            return base
+    raise SourceError(f"{name!r} not found under {', '.join(map(str, roots)) or '(no --models)'}")
 
 
 def make_sources(names: Sequence[str], log: Callable[[str], None],
@@ -91,16 +115,22 @@ def _fmt(x: float | None, width: int, digits: int = 0) -> str:
 
 
 def format_table(entries: Sequence[Entry], width: int = 30) -> str:
-    """The stdout table: file, score, each axis, confidence, used sources, notes."""
+    """The stdout table: file, score, each axis (likeness when scored), confidence, the
+    publish verdict (when a check ran), used sources, notes."""
+    axes = axes_of(entries)
+    publish = any(e.verdict.decision and e.verdict.decision.publish for e in entries)
     head = (f"{'file':<{width}} {'score':>5} "
-            + " ".join(f"{SHORT[a]:>4}" for a in AXES) + f" {'conf':>4}  {'used':<20} notes")
+            + " ".join(f"{SHORT[a]:>4}" for a in axes) + f" {'conf':>4}  "
+            + (f"{'publish':<11} " if publish else "") + f"{'used':<20} notes")
     lines = [head, "-" * len(head)]
     for e in entries:
         v = e.verdict
         name = e.name if len(e.name) <= width else "…" + e.name[-(width - 1):]
+        state = (v.decision.publish if v.decision else "") or "-"
         lines.append(f"{name:<{width}} {_fmt(v.score, 5, 1)} "
-                     + " ".join(_fmt(v.value(a), 4) for a in AXES)
-                     + f" {v.confidence:4.2f}  {','.join(v.used):<20} {'; '.join(notes(v))}")
+                     + " ".join(_fmt(v.value(a), 4) for a in axes)
+                     + f" {v.confidence:4.2f}  " + (f"{state:<11} " if publish else "")
+                     + f"{','.join(v.used):<20} {'; '.join(notes(v))}")
     return "\n".join(lines)
 
 
@@ -135,7 +165,9 @@ def _run(paths: Sequence[Path] | Path, args: argparse.Namespace, names: Sequence
     with ScoreCache(args.out) as cache:
         runner = Runner(_plans(sources, rubric, args.repeats), args.settings, rubric=rubric,
                         calibrations=args.calibration.calibrations, repeats=args.repeats,
-                        rule=Rule(threshold=args.pass_score), cache=cache,
+                        rule=Rule(threshold=args.pass_score,
+                                  character=args.require_character,
+                                  publish=args.require_publishable), cache=cache,
                         rescore=args.rescore, beside=beside)
         session = Session(runner, args.out, title, progress)
         failed = False

@@ -9,20 +9,26 @@ from typing import Any
 AXES: tuple[str, ...] = ("erotic", "composition", "appeal", "typeset", "overall")
 """The rubric's axes, each scored 0–100."""
 
+LIKENESS = "likeness"
+"""The character-likeness axis (CCIP against the user's references, 0–100, 50 at the model's
+same-character threshold): scored beside the rubric's axes, never part of `overall`."""
+
 CHECK = "check"
 """The kind of a check source (the technical check): its card is a penalty on `overall`, not a
 vote."""
 
-KINDS: tuple[str, ...] = (CHECK, "detector", "tagger", "vlm", "judge")
+KINDS: tuple[str, ...] = (CHECK, "detector", "tagger", "aesthetic", "vlm", "judge")
 """What a source is."""
 
 BROKEN = "broken"
 """A check card's `extras` key for a frame that is broken beyond scoring (a file cut short,
 decoded only in part): the image is unscored with that reason, whatever else scored it."""
 
-STATUSES: tuple[str, ...] = ("passed", "rejected", "unscored")
-"""What the filter decided for an image: passed, rejected (scored, did not pass) or unscored
-(no value to compare; the filter's unscored policy says whether it went on)."""
+NEEDS_WORK = "needs work"
+STATUSES: tuple[str, ...] = ("passed", NEEDS_WORK, "rejected", "unscored")
+"""What the filter decided for an image: passed, needs work (its score passed but the
+publish gate holds it for a mosaic), rejected (scored, did not pass) or unscored (no value
+to compare; the filter's unscored policy says whether it went on)."""
 
 
 def score_value(value: Any) -> float | None:
@@ -89,16 +95,25 @@ class Decision:
     went on to the passed output (`passed`; an unscored image passes under the "pass"
     policy), the rule that decided (as the filter shows it) and, when it did not pass, why.
     `terms` are the rule's own terms (axis, threshold or top_k, min_confidence) for a reader
-    that words the rule itself — the report page, in its reader's language."""
+    that words the rule itself — the report page, in its reader's language. `publish` is the
+    image's publish verdict ("publishable", "needs work", "unchecked") when a publish check ran
+    or the rule gates on it, else ""; `gate` names the gate that held a passing image back
+    ("character" or "publish"), else ""."""
 
     status: str
     passed: bool
     rule: str
     why: str = ""
     terms: dict[str, Any] = field(default_factory=dict, compare=False)
+    publish: str = ""
+    gate: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        for key in ("publish", "gate"):
+            if not d[key]:
+                del d[key]
+        return d
 
     @classmethod
     def from_dict(cls, d: Any) -> Decision | None:
@@ -107,7 +122,8 @@ class Decision:
         if not isinstance(d, dict) or d.get("status") not in STATUSES:
             return None
         return cls(status=d["status"], passed=bool(d.get("passed")), rule=str(d.get("rule", "")),
-                   why=str(d.get("why", "")), terms=_terms(d.get("terms")))
+                   why=str(d.get("why", "")), terms=_terms(d.get("terms")),
+                   publish=str(d.get("publish", "")), gate=str(d.get("gate", "")))
 
 
 def _terms(d: Any) -> dict[str, Any]:
@@ -119,6 +135,7 @@ def _terms(d: Any) -> dict[str, Any]:
         v = d.get(key)
         if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
             out[key] = float(v)
+    out.update({key: True for key in ("character", "publish") if d.get(key) is True})
     k = d.get("top_k")
     if isinstance(k, int) and not isinstance(k, bool) and k >= 0:
         out["top_k"] = k

@@ -3,7 +3,8 @@
 Per axis, over the vote cards (ok cards whose kind is not "check") that scored it: median m,
 MAD = median |v − m| floored at `mad_floor`; values with |v − m| ≤ k·MAD are kept and
 averaged with per-source weights. An abstaining source is absent, never 0. Fewer than
-`min_sources` distinct sources with an ok card → the image is unscored. Repeated runs
+`min_sources` distinct sources with an ok card that votes or checks → the image is unscored
+(the publish check, which votes on no axis, never makes up the number). Repeated runs
 (`card.repeat`) are combined per repeat, then the median of the per-repeat finals is taken.
 
 Never fail open: an axis takes its value only from the sources that vote on it. The sources
@@ -18,7 +19,9 @@ Confidence per axis = agreement · coverage · the sources' own confidence: agre
 1 − spread/`spread_scale` over the kept values (a lone vote: `SINGLE_AGREEMENT`), coverage
 kept / expected voters, own the weighted mean of the kept cards' `confidence` (a logprob or
 G-Eval spread; 1 when a card gives none). The verdict's confidence is the mean over the axes,
-a missing axis counting 0; an unscored image has confidence 0.
+a missing axis counting 0; an unscored image has confidence 0. The `likeness` axis (CCIP
+against the user's references) is combined like any axis when a source provides it, but it
+is no part of the score: neither of `overall` nor of the verdict's confidence.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ..core.cards import AXES, BROKEN, CHECK, ScoreCard, Sheet, Verdict, score_value
+from ..core.cards import AXES, BROKEN, CHECK, LIKENESS, ScoreCard, Sheet, Verdict, score_value
 
 SETTINGS = "aggregate settings"
 SINGLE_AGREEMENT = 0.5
@@ -158,6 +161,11 @@ def _pick(cards: list[ScoreCard], r: int) -> list[ScoreCard]:
     return list(chosen.values())
 
 
+def _counts(card: ScoreCard) -> bool:
+    """Whether an ok card counts towards `min_sources`: it votes on an axis or checks."""
+    return card.kind == CHECK or bool(card.provides) or bool(card.axes)
+
+
 def _unscored(cards: list[ScoreCard], ok: list[str], s: AggregateSettings) -> Verdict:
     if not cards:
         reason = "no source scored this image"
@@ -223,11 +231,11 @@ def combine(cards: list[ScoreCard], settings: AggregateSettings | None = None) -
 
 def _combine(cards: list[ScoreCard], s: AggregateSettings) -> Verdict:
     ordered = _order(list(cards))
-    ok = sorted({c.source for c in ordered if c.ok})
+    ok = sorted({c.source for c in ordered if c.ok and _counts(c)})
     if len(ok) < s.min_sources:
         return _unscored(list(cards), ok, s)
 
-    axes = list(AXES)
+    axes = [*AXES, *([LIKENESS] if any(LIKENESS in c.provides for c in ordered) else [])]
     voters = _voters(ordered, axes)
     technical_only = all(c.kind == CHECK for c in ordered if c.source in voters["overall"])
     repeats = sorted({c.repeat for c in ordered})
@@ -268,7 +276,8 @@ def _combine(cards: list[ScoreCard], s: AggregateSettings) -> Verdict:
                if voters[a] and result[a] is None}
     confidences = {a: _median(c) for a, c in confs.items() if c}
     # an axis whose every expected voter abstained counts as confidence 0, never as absent
-    counted = [*confidences.values(), *(0.0 for _ in missing)]
+    counted = [*(c for a, c in confidences.items() if a != LIKENESS),
+               *(0.0 for a in missing if a != LIKENESS)]
     verdict = Verdict(
         axes=result,
         confidence=statistics.fmean(counted) if counted else 0.0,

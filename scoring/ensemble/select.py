@@ -1,6 +1,11 @@
 """The filter's decision, image by image: which verdicts pass a rule, and why the others did
 not. The Score Filter node, the CLI's report and the batch report all decide here, so what
-"passed" means is one rule, carried on each verdict as its `Decision`."""
+"passed" means is one rule, carried on each verdict as its `Decision`.
+
+Two gates apply after the score to images that would pass: `character` (the likeness axis
+must be at least SAME_CHARACTER: CCIP says it is the user's character) and `publish` (the
+publish check must say publishable; an image that needs a mosaic is "needs work", one the
+check could not judge is rejected). Never fail open: no likeness, or no check, is no pass."""
 
 from __future__ import annotations
 
@@ -10,13 +15,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.cards import AXES, Decision, Verdict
+from ..core.cards import AXES, LIKENESS, Decision, Verdict
+from ..publish.rules import NEEDS_WORK, PUBLISHABLE, UNCHECKED, publish_of
 
 CONFIDENCE = "confidence"
-AXIS_CHOICES: tuple[str, ...] = ("overall", *(a for a in AXES if a != "overall"), CONFIDENCE)
+AXIS_CHOICES: tuple[str, ...] = ("overall", *(a for a in AXES if a != "overall"), LIKENESS,
+                                 CONFIDENCE)
 """What a rule can compare: the final score (overall), one axis, or the confidence (0–1)."""
 MODES = ("threshold", "top_k")
 UNSCORED_POLICIES = ("block", "pass")
+SAME_CHARACTER = 50.0
+"""The likeness at the model's same-character threshold (see sources/onnx/likeness.py)."""
 DEFAULT_THRESHOLD = 60.0
 """What passes when nobody said otherwise: the Score Filter's default and the CLI's
 `--pass-score`."""
@@ -26,7 +35,8 @@ DEFAULT_THRESHOLD = 60.0
 class Rule:
     """A filter rule: compare `axis` by `threshold` (value ≥ threshold passes) or keep the
     `top_k` best; unscored images follow `unscored`; `keep_best` lets the best scored image
-    pass when nothing else would; scored images below `min_confidence` never pass."""
+    pass when nothing else would; scored images below `min_confidence` never pass; then
+    the `character` and `publish` gates (see the module)."""
 
     axis: str = "overall"
     mode: str = "threshold"
@@ -35,6 +45,8 @@ class Rule:
     unscored: str = "block"
     keep_best: bool = False
     min_confidence: float = 0.0
+    character: bool = False
+    publish: bool = False
 
     def __post_init__(self) -> None:
         for name, value, allowed in (("axis", self.axis, AXIS_CHOICES),
@@ -55,6 +67,8 @@ class Rule:
             out["top_k"] = self.top_k
         else:
             out["threshold"] = self.threshold
+        out.update({k: True for k, on in (("character", self.character),
+                                          ("publish", self.publish)) if on})
         return out
 
     def describe(self) -> str:
@@ -63,6 +77,10 @@ class Rule:
                 else f"{self.axis} ≥ {self.threshold:g}")
         if self.min_confidence > 0:
             text += f", confidence ≥ {self.min_confidence:g}"
+        if self.character:
+            text += ", same character"
+        if self.publish:
+            text += ", publishable"
         return text
 
 
@@ -90,7 +108,7 @@ def decide(verdicts: Sequence[Verdict], rule: Rule) -> list[Decision]:
     if rule.keep_best and best and not keep:
         keep.add(best[0])
     text, terms = rule.describe(), rule.terms()
-    out = []
+    out: list[Decision] = []
     for i, (v, x) in enumerate(zip(verdicts, values, strict=True)):
         if x is None:
             why = v.missing.get(rule.axis) or v.unscored or f"no {rule.axis}"
@@ -99,7 +117,54 @@ def decide(verdicts: Sequence[Verdict], rule: Rule) -> list[Decision]:
             out.append(Decision("passed", True, text, terms=terms))
         else:
             out.append(Decision("rejected", False, text, _why_not(v, x, rule), terms))
-    return out
+    return [_gates(v, d, rule) for v, d in zip(verdicts, out, strict=True)]
+
+
+def after_fix(v: Verdict, publish: dict[str, Any]) -> Verdict:
+    """`v` with its publish check's verdict replaced by `publish` (judged again after a fix,
+    e.g. Saiten Mosaic). An image held back as needs work that is publishable now passes,
+    under the rule that held it back."""
+    last = max((i for i, c in enumerate(v.cards) if c.ok and "publish" in c.extras),
+               default=None)
+    if last is None:
+        return v
+    cards = list(v.cards)
+    cards[last] = dataclasses.replace(cards[last],
+                                      extras={**cards[last].extras, "publish": publish})
+    d = v.decision
+    if d is not None:
+        if d.status == NEEDS_WORK and publish["status"] == PUBLISHABLE:
+            d = dataclasses.replace(d, status="passed", passed=True, why="",
+                                    publish=PUBLISHABLE, gate="")
+        else:
+            d = dataclasses.replace(d, publish=publish["status"],
+                                    why=publish["summary"] if d.status == NEEDS_WORK else d.why)
+    return dataclasses.replace(v, cards=cards, decision=d)
+
+
+def _gates(v: Verdict, d: Decision, rule: Rule) -> Decision:
+    """The decision with the image's publish status, after the character and publish gates
+    (which only ever hold back an image that would pass)."""
+    p = publish_of(v.cards)
+    shown = p["status"] if rule.publish or p["status"] != UNCHECKED else ""
+    d = dataclasses.replace(d, publish=shown)
+    if not d.passed:
+        return d
+    if rule.character:
+        x = v.value(LIKENESS)
+        if x is None:
+            why = v.missing.get(LIKENESS) or "no likeness source ran"
+            return dataclasses.replace(d, status="rejected", passed=False, gate="character",
+                                       why=f"no likeness ({why})")
+        if x < SAME_CHARACTER:
+            return dataclasses.replace(d, status="rejected", passed=False, gate="character",
+                                       why=f"likeness {x:.0f} < {SAME_CHARACTER:g} "
+                                           "(another character?)")
+    if rule.publish and p["status"] != PUBLISHABLE:
+        status = NEEDS_WORK if p["status"] == NEEDS_WORK else "rejected"
+        return dataclasses.replace(d, status=status, passed=False, gate="publish",
+                                   why=p["summary"])
+    return d
 
 
 def _why_not(v: Verdict, x: float, rule: Rule) -> str:

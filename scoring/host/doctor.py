@@ -232,7 +232,9 @@ def default_folders(models: Path | None) -> dict[str, list[Path]]:
     if models is None:
         return {}
     return {"tagger": [models / "saiten_tagger", models / "wd14_tagger"],
-            "vlm": [models / "saiten_vlm", models / "LLM"]}
+            "aesthetic": [models / "saiten_aesthetic"],
+            "vlm": [models / "saiten_vlm", models / "LLM"],
+            "censor": [models / "saiten_censor"], "likeness": [models / "saiten_likeness"]}
 
 
 def cmd_doctor(args: Any) -> int:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.cards import CHECK, Verdict
+from ..core.cards import AXES, CHECK, LIKENESS, Verdict
 from .comfy_meta import FIELDS
 
 
@@ -26,6 +26,12 @@ class Entry:
     origin: str = ""
     sha256: str = ""
     path: str = ""
+
+
+def axes_of(entries: Sequence[Entry]) -> list[str]:
+    """The axes a report shows: the rubric's, then likeness when any image has one."""
+    return [*AXES, *([LIKENESS] if any(e.verdict.value(LIKENESS) is not None
+                                       for e in entries) else [])]
 
 
 def num(x: float | None, digits: int = 1) -> str:
@@ -47,7 +53,8 @@ def decision_text(verdict: Verdict) -> str:
         return ""
     why = f"; {d.why}" if d.why and d.status != "unscored" else ""
     went = " — passed on" if d.status == "unscored" and d.passed else ""
-    return f"{d.status}{went} ({d.rule}{why})"
+    publish = f" · {d.publish}" if d.publish and d.publish != d.status else ""
+    return f"{d.status}{went} ({d.rule}{why}){publish}"
 
 
 def summary(verdict: Verdict) -> str:

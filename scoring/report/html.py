@@ -25,10 +25,10 @@ from typing import Any
 from urllib.parse import quote
 
 from ..core.atomic import write_text
-from ..core.cards import AXES, CHECK, ScoreCard
+from ..core.cards import CHECK, ScoreCard
 from ..ensemble import ratings
 from ..ensemble.select import DEFAULT_THRESHOLD, confidence_of
-from .entries import Entry, meta_fields, meta_text
+from .entries import Entry, axes_of, meta_fields, meta_text
 from .page import RATINGS_ROUTE, REPORT_ROUTE, json_script, render
 
 INLINE_THUMBS = 300
@@ -54,17 +54,19 @@ def _card(c: ScoreCard) -> dict[str, Any]:
             "reasons": list(c.reasons), "comment": c.comment}
 
 
-def _entry(i: int, en: Entry, src: str | None, meta: Sequence[str]) -> dict[str, Any]:
+def _entry(i: int, en: Entry, src: str | None, meta: Sequence[str],
+           axes: Sequence[str]) -> dict[str, Any]:
     """One image as the page reads it (short keys: thousands of these)."""
     v, d = en.verdict, en.verdict.decision
     decision = None
     if d is not None:
-        decision = {"rule": d.rule, "why": d.why, "passed": d.passed, **d.terms}
+        decision = {"rule": d.rule, "why": d.why, "passed": d.passed, **d.terms,
+                    **{k: x for k, x in (("publish", d.publish), ("gate", d.gate)) if x}}
         if "axis" in d.terms:  # the confidence the rule looked at (min_confidence)
             decision["confidence"] = _round(confidence_of(v, d.terms["axis"]), 3)
     return {"i": i, "n": en.name, "h": en.sha256, "s": _round(v.score),
             "st": d.status if d else "unscored", "d": decision,
-            "a": {a: _round(x) for a in AXES if (x := v.value(a)) is not None},
+            "a": {a: _round(x) for a in axes if (x := v.value(a)) is not None},
             "c": _round(v.confidence, 3), "un": v.unscored, "cm": v.comment,
             "re": [r for c in v.cards if c.ok and c.kind == CHECK for r in c.reasons],
             "u": list(v.used), "dr": dict(v.dropped), "o": en.origin,
@@ -122,17 +124,17 @@ def render_html(path: str | Path, entries: Sequence[Entry], title: str = "Saiten
     other line for the page."""
     path = Path(path)
     inline = len(entries) <= INLINE_THUMBS
-    meta = [k for k in SHOWN_META if k in meta_fields(entries)]
+    meta, axes = [k for k in SHOWN_META if k in meta_fields(entries)], axes_of(entries)
     data = []
     for i, en in enumerate(entries):
         src = ("data:image/jpeg;base64," + base64.b64encode(en.thumb).decode()
                if inline and en.thumb else refs[i] if i < len(refs) else None)
-        data.append({**_entry(i, en, src, meta), "f": _link(en.path, path.parent)})
+        data.append({**_entry(i, en, src, meta, axes), "f": _link(en.path, path.parent)})
     page = render(title, {
         "id": report_id(path), "title": title, "note": note, "run": dict(run or {}),
         "threshold": _threshold(entries),
         "written": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "axes": [a for a in AXES if a == "overall" or any(a in d["a"] for d in data)],
+        "axes": [a for a in axes if a == "overall" or any(a in d["a"] for d in data)],
         "meta": meta,
         "rules": _rules(entries),
         "csv": {"header": list(ratings.HEADER), "reject": ratings.REJECT_RATING,

@@ -40,6 +40,7 @@ data-i18n="lang.en"></option><option value="ja" data-i18n="lang.ja"></option></s
 data-i18n-ph="f.min"> – <input id="hi" type="number" min="0" max="100" data-i18n-ph="f.max">
 </label><label><span data-i18n="f.status"></span> <select id="status"><option value=""
 data-i18n="f.all"></option><option value="passed" data-i18n="st.passed"></option><option
+value="needs work" data-i18n="st.needs work"></option><option
 value="rejected" data-i18n="st.rejected"></option><option value="unscored"
 data-i18n="st.unscored"></option></select></label><label><span data-i18n="f.mine"></span>
 <select id="mine"><option value=""

@@ -12,6 +12,7 @@ from PIL.PngImagePlugin import PngInfo
 from ..core.atomic import replacing
 from ..core.cards import Verdict
 from ..core.images import Image, to_pil
+from ..publish.rules import publish_of
 from .comfy_meta import text_chunks
 
 PNG_KEY = "saiten"
@@ -20,7 +21,8 @@ PNG_SCORE_KEY = "saiten_score"
 
 def png_text(verdict: Verdict) -> dict[str, str]:
     """The text chunks to write into a saved PNG: "saiten" → compact ASCII JSON of the verdict
-    (no cards; per-source axes and penalties summarised), "saiten_score" → the score."""
+    (no cards; per-source axes and penalties summarised; the publish check's verdict when one
+    ran), "saiten_score" → the score."""
     d = verdict.to_dict(with_cards=False)
     d["axes"] = {a: (None if x is None else round(x, 2)) for a, x in d["axes"].items()}
     d["confidence"] = round(d["confidence"], 3)
@@ -30,6 +32,9 @@ def png_text(verdict: Verdict) -> dict[str, str]:
                      {k: v for k, v in (("axes", {a: round(x, 1) for a, x in c.axes.items()}),
                                         ("penalty", c.penalty), ("reasons", c.reasons)) if v})
                     for c in verdict.cards}
+    if any("publish" in c.extras for c in verdict.cards):
+        p = publish_of(verdict.cards)
+        d["publish"] = {k: p[k] for k in ("status", "summary", "needed") if k in p}
     text = {PNG_KEY: json.dumps(d, ensure_ascii=True, separators=(",", ":"))}
     if verdict.score is not None:
         text[PNG_SCORE_KEY] = f"{verdict.score:.1f}"

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import TextIO
 
 from ..core.atomic import replacing
-from ..core.cards import AXES, Verdict
+from ..core.cards import Verdict
 from . import thumbs
-from .entries import Entry, meta_fields, meta_text, num
+from .entries import Entry, axes_of, meta_fields, meta_text, num
 
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 
@@ -65,9 +65,10 @@ def read_jsonl(path: str | Path) -> list[tuple[str, Verdict]]:
 
 
 def write_csv(path: str | Path, entries: Sequence[Entry]) -> Path:
-    """One row per image: name, score, the filter's status (passed / rejected / unscored) and
-    the rule that decided, each axis, confidence, used, dropped, unscored; then the ComfyUI
-    metadata columns (seed, steps, …, prompt) and "reused" when any row has them."""
+    """One row per image: name, score, the filter's status (passed / needs work / rejected /
+    unscored) and the rule that decided, the publish verdict when a publish check ran, each
+    axis (likeness when any), confidence, used, dropped, unscored; then the ComfyUI metadata
+    columns (seed, steps, …, prompt) and "reused" when any row has them."""
     with replacing(path, "w", encoding="utf-8", newline="") as f:
         fill_csv(f, entries)
     return Path(path)
@@ -75,14 +76,17 @@ def write_csv(path: str | Path, entries: Sequence[Entry]) -> Path:
 
 def fill_csv(f: TextIO, entries: Sequence[Entry]) -> None:
     """report.csv's rows (see `write_csv`) into the open text file `f` (newline="")."""
-    axes, meta = AXES, meta_fields(entries)
+    axes, meta = axes_of(entries), meta_fields(entries)
+    publish = ["publish"] if any(e.verdict.decision and e.verdict.decision.publish
+                                 for e in entries) else []
     origin = ["reused"] if any(e.origin for e in entries) else []
     w = csv.writer(f)
-    w.writerow(["name", "score", "status", "rule", *axes, "confidence", "used", "dropped",
-                "unscored", *meta, *origin])
+    w.writerow(["name", "score", "status", "rule", *publish, *axes, "confidence", "used",
+                "dropped", "unscored", *meta, *origin])
     for e in entries:
         v, d = e.verdict, e.verdict.decision
         w.writerow([e.name, num(v.score), d.status if d else "", d.rule if d else "",
+                    *([d.publish if d else ""] if publish else []),
                     *(num(v.value(a)) for a in axes),
                     num(v.confidence, 3), ";".join(v.used),
                     "; ".join(f"{s}: {r}" for s, r in v.dropped.items()), v.unscored or "",

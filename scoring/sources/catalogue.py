@@ -19,9 +19,12 @@ def specs() -> dict[str, Spec]:
 
 def weights() -> dict[str, float]:
     """Every label's default weight: each source's own name, then each known model's label
-    (what a card carries when no weight is given, in the graph and the CLI alike)."""
+    (what a card carries when no weight is given, in the graph and the CLI alike). A source
+    that votes on no axis (the publish check) has none."""
     out: dict[str, float] = {}
     for s in specs().values():
+        if not s.provides:
+            continue
         out.setdefault(s.name, s.default_weight)
         for m in s.models:
             out.setdefault(m.label, m.weight if m.weight is not None else s.default_weight)

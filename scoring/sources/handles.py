@@ -36,15 +36,25 @@ def canon(x: Any) -> Any:
     return str(x)
 
 
-def _file(value: Any) -> Any:
-    """A path to an existing file also names its size and mtime: a model file replaced in
-    place is a new model."""
+MAX_LISTED = 1000
+"""A folder option names at most this many of its files (a reference folder, not an archive)."""
+
+
+def versioned(value: Any) -> Any:
+    """A path to an existing file also names its size and mtime (a model file replaced in
+    place is a new model); a folder, the names, sizes and mtimes of the files in it (a
+    reference folder that changed is a new configuration)."""
     if isinstance(value, (str, Path)) and str(value):
         try:
             p = Path(value).expanduser()
             if p.is_file():
                 st = p.stat()
                 return f"{value}|{st.st_size}|{st.st_mtime_ns}"
+            if p.is_dir():
+                files = sorted(f for f in p.iterdir() if f.is_file())[:MAX_LISTED]
+                listing = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+                digest = hashlib.sha256(json.dumps(listing).encode()).hexdigest()[:16]
+                return f"{value}|{digest}"
         except (OSError, ValueError):
             pass
     return value
@@ -57,7 +67,7 @@ def identity(name: str, build: Mapping[str, Any], *, results_only: bool = False)
     full = {**spec(name).build, **build}
     if results_only:
         full = {k: v for k, v in full.items() if k not in HOW_NOT_WHAT}
-    material = json.dumps({"source": name, "build": canon({k: _file(v)
+    material = json.dumps({"source": name, "build": canon({k: versioned(v)
                                                            for k, v in full.items()})},
                           sort_keys=True)
     return f"{name}:{hashlib.sha256(material.encode()).hexdigest()[:32]}"

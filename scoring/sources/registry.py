@@ -17,10 +17,14 @@ REGISTRY: dict[str, str] = {
     "nudenet": ".onnx.nudenet:NudeNetSource",
     "wd": ".onnx.wd:WDTagger",
     "cl": ".onnx.cl:CLTagger",
+    "aesthetic": ".onnx.aesthetic:AnimeAesthetic",
+    "aesthetic-head": ".embed.source:AestheticHead",
     "vlm-transformers": ".vlm.transformers:TransformersVLM",
     "vlm-llamacpp": ".vlm.llamacpp:LlamaCppVLM",
     "vlm-http": ".vlm.http:HttpVLM",
     "judge": ".judge.judge:Judge",
+    "censor": ".onnx.censor:CensorSource",
+    "likeness": ".onnx.likeness:LikenessSource",
 }
 
 OFFLINE_DEFAULT = ("nudenet", "technical")

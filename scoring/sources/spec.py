@@ -31,7 +31,15 @@ class Model:
 
     `match` is a lower-case fragment of its file or folder name; `label` the cards' source
     name for it and `weight` their default weight; `gguf` restricts the match to GGUF files
-    (True) or to anything else (False). `repo`, `files` and `subfolder` say where to fetch it.
+    (True) or to anything else (False).
+
+    A model with a `folder` can be fetched (`sources.known`): into that folder (its name too)
+    under its family's model folder, from `files` of the Hub repository `repo` (in
+    `subfolder`), from every file of `repo` matching `patterns` (a whole transformers folder),
+    or from `url` (one file published elsewhere: `files[0]` there, `sha256` and `size`
+    pinned). `size` is its bytes on disk (all files, as published: the Hub's own size is
+    checked before downloading), `vram` what it needs on the card, `licence` its licence and
+    `note` what users choose it for.
     """
 
     match: str
@@ -41,6 +49,14 @@ class Model:
     repo: str = ""
     files: tuple[str, ...] = ()
     subfolder: str = ""
+    folder: str = ""
+    patterns: tuple[str, ...] = ()
+    url: str = ""
+    sha256: str = ""
+    size: int = 0
+    vram: str = ""
+    licence: str = ""
+    note: str = ""
 
     def matches(self, name: str, *, gguf: bool = False) -> bool:
         return self.match in name.lower() and (self.gguf is None or self.gguf == gguf)

@@ -23,13 +23,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[2]))
 
 from cdp import Browser, find_chromium
 from comfy_harness import REPO, find_comfyui, start_comfy
 from graphs import Graph
 
+from scoring.host.transfer import human
+from scoring.sources.known import find as known_model
+from scoring.sources.onnx.aesthetic import DEFAULT_MODEL as AESTHETIC
+
 OUT = REPO / "example_workflows"
 CKPT = "v1-5-pruned-emaonly-fp16.safetensors"  # ComfyUI's own templates use this name
+AESTHETIC_SIZE = human(known_model(AESTHETIC).model.size)
 POSITIVE = "masterpiece, best quality, 1girl, solo, looking at viewer, detailed background"
 NEGATIVE = "lowres, bad anatomy, bad hands, text, error, worst quality, jpeg artifacts"
 
@@ -45,28 +51,36 @@ def _generate(g: Graph, batch: int) -> dict[str, str]:
     return {"ckpt": c, "pos": pos, "neg": neg, "empty": empty, "ks": ks, "dec": dec}
 
 
-def _score(g: Graph, images: list, **filter_inputs) -> dict[str, str]:
+def _score(g: Graph, images: list, *, aesthetic: bool = False,
+           **filter_inputs) -> dict[str, str]:
+    """NudeNet + the technical check (+ the anime_aesthetic model, fetched when missing) →
+    aggregate → filter, and the scores shown."""
     tag = g.add("SaitenTagger", images=images, model="nudenet (offline)")
     tech = g.add("SaitenTechnicalCheck", images=images, scores=[tag, 0])
-    agg = g.add("SaitenEnsembleAggregate", **{"scores.scores0": [tech, 0]})
+    last = tech
+    if aesthetic:
+        last = g.add("SaitenAesthetic", images=images, scores=[tech, 0], model=AESTHETIC,
+                     allow_download=True)
+    agg = g.add("SaitenEnsembleAggregate", **{"scores.scores0": [last, 0]})
     flt = g.add("SaitenScoreFilter", images=images, verdicts=[agg, 0], **filter_inputs)
-    show = g.add("SaitenShowScores", verdicts=[agg, 0], scores=[tech, 0])
-    return {"tag": tag, "tech": tech, "agg": agg, "flt": flt, "show": show}
+    show = g.add("SaitenShowScores", verdicts=[agg, 0], scores=[last, 0])
+    return {"tag": tag, "tech": tech, "aes": last, "agg": agg, "flt": flt, "show": show}
 
 
 def generate_filter(g: Graph) -> list[list[str]]:
     n = _generate(g, batch=4)
-    s = _score(g, [n["dec"], 0], latent=[n["ks"], 0], threshold=85.0)
+    s = _score(g, [n["dec"], 0], aesthetic=True, latent=[n["ks"], 0], threshold=75.0)
     save = g.add("SaitenSaveImage", "Saved (passed)", images=[s["flt"], 0],
                  verdicts=[s["flt"], 2], filename_prefix="saiten/passed")
     rej = g.add("PreviewImage", "Rejected", images=[s["flt"], 1])
     return [[n["ckpt"], "note"], [n["pos"], n["neg"], n["empty"]], [n["ks"], n["dec"]],
-            [s["tag"], s["tech"]], [s["agg"], s["show"]], [s["flt"]], [save, rej]]
+            [s["tag"], s["tech"], s["aes"]], [s["agg"], s["show"]], [s["flt"]], [save, rej]]
 
 
 def best_of_n_hires(g: Graph) -> list[list[str]]:
     n = _generate(g, batch=8)
-    s = _score(g, [n["dec"], 0], latent=[n["ks"], 0], mode="top_k", top_k=2)
+    s = _score(g, [n["dec"], 0], aesthetic=True, latent=[n["ks"], 0], axis="appeal",
+               mode="top_k", top_k=2)
     up = g.add("LatentUpscaleBy", samples=[s["flt"], 4], upscale_method="nearest-exact",
                scale_by=1.5)
     ks2 = g.add("KSampler", "KSampler (hires: winners only)", model=[n["ckpt"], 0],
@@ -77,8 +91,30 @@ def best_of_n_hires(g: Graph) -> list[list[str]]:
                  verdicts=[s["flt"], 2], filename_prefix="saiten/best_hires")
     rej = g.add("PreviewImage", "Not chosen", images=[s["flt"], 1])
     return [[n["ckpt"], "note"], [n["pos"], n["neg"], n["empty"]], [n["ks"], n["dec"]],
-            [s["tag"], s["tech"]], [s["agg"], s["show"]], [s["flt"], rej],
+            [s["tag"], s["tech"], s["aes"]], [s["agg"], s["show"]], [s["flt"], rej],
             [up, ks2, dec2], [save]]
+
+
+def publish_check(g: Graph) -> list[list[str]]:
+    n = _generate(g, batch=4)
+    images = [n["dec"], 0]
+    check = g.add("SaitenPublishCheck", images=images, model="censor_detect_v1.0_s",
+                  allow_download=True)
+    regions = g.add("PreviewImage", "Regions (green ok, red needs a mosaic, orange too fine)",
+                    images=[check, 1])
+    tag = g.add("SaitenTagger", images=images, model="nudenet (offline)", scores=[check, 0])
+    tech = g.add("SaitenTechnicalCheck", images=images, scores=[tag, 0])
+    agg = g.add("SaitenEnsembleAggregate", **{"scores.scores0": [tech, 0]})
+    flt = g.add("SaitenScoreFilter", images=images, verdicts=[agg, 0], threshold=85.0,
+                publish=True)
+    save = g.add("SaitenSaveImage", "Saved (publishable)", images=[flt, 0], verdicts=[flt, 2],
+                 filename_prefix="saiten/publishable")
+    mosaic = g.add("SaitenMosaic", images=[flt, 7], verdicts=[flt, 8])
+    fixed = g.add("SaitenSaveImage", "Saved (mosaicked here: review them)",
+                  images=[mosaic, 0], verdicts=[mosaic, 1], filename_prefix="saiten/mosaicked")
+    rej = g.add("PreviewImage", "Rejected", images=[flt, 1])
+    return [[n["ckpt"], "note"], [n["pos"], n["neg"], n["empty"]], [n["ks"], n["dec"]],
+            [check, regions], [tag, tech], [agg, flt], [save, rej], [mosaic, fixed]]
 
 
 WD = "wd-eva02-large-tagger-v3"
@@ -106,63 +142,76 @@ def full_ensemble(g: Graph) -> list[list[str]]:
 
 
 NOTES = {
-    "saiten_generate_filter": """\
-**Saiten: generate → score → filter**
+    "saiten_generate_filter": f"""\
+**Saiten: generate → score → filter by appeal**
 
-Pick your checkpoint and queue. KSampler makes a batch of 4; NudeNet + the technical check \
-score every image; images scoring **≥ 85 overall** are saved with their verdict in the PNG \
-(`saiten`, `saiten_score`), the rest show in *Rejected*. Broken frames (black, NaN, blurred, \
-washed out) never reach Save. Runs with no downloads.
+Pick your checkpoint and queue. KSampler makes a batch of 4; NudeNet, the technical check and \
+the **anime aesthetic model** score every image. The overall score is the aesthetic model's \
+(its percentile: 75 = better than 75 % of its training images, "great") minus the technical \
+check's penalty, so images scoring **≥ 75 overall** — appealing *and* sound — are saved with \
+their verdict in the PNG (`saiten`, `saiten_score`); the rest show in *Rejected*. Broken frames \
+(black, NaN, blurred, washed out) never reach Save.
 
-- **WD tagger**: in *Saiten Tagger* choose a WD v3 model (put it in `models/saiten_tagger/`, \
-or set *allow_download*).
-- **A VLM for composition and appeal**: add *Saiten VLM Loader* + *Saiten VLM Rater* and \
-connect its `scores` to the aggregate's next `scores` input (see *saiten_full_ensemble*).
+- **Downloads on**: the first run fetches `deepghs/anime_aesthetic` / `{AESTHETIC}` \
+({AESTHETIC_SIZE}: model.onnx, meta.json, samples.npz) into `models/saiten_aesthetic/`, \
+showing the size first and a progress bar. Turn *allow_download* off to never download; \
+*saiten_offline_filter* needs no download at all.
+- **WD tagger**: in *Saiten Tagger* choose a WD v3 model (or set *allow_download*).
+- **A VLM for composition and lettering**: add *Saiten VLM Loader* + *Saiten VLM Rater* \
+(see *saiten_full_ensemble*).
 - The filter also splits the **latents** (`passed_latent`), for a second pass on winners \
 only (see *saiten_best_of_n_hires*).
 
 ---
 
-**採点：生成 → 採点 → 選別**
+**採点：生成 → 採点 → 魅力で選別**
 
-チェックポイントを選んでキューに入れるだけ。KSampler が 4 枚生成し、NudeNet と技術チェックが \
-1 枚ずつ採点します。総合 **85 点以上** の画像だけが判定結果を PNG に書き込んで保存され \
-（`saiten`・`saiten_score`）、残りは *Rejected* に表示されます。黒画面・NaN・ぼけ・白飛びの \
-失敗画像は保存されません。ダウンロード不要で動きます。
+チェックポイントを選んでキューに入れるだけ。KSampler が 4 枚生成し、NudeNet・技術チェック・\
+**アニメ美的評価モデル**が 1 枚ずつ採点します。総合点は美的評価モデルの点（パーセンタイル：\
+75 = 学習画像の 75 % より上＝great）から技術チェックの減点を引いたもので、**総合 75 以上**\
+（魅力的で、かつ壊れていない）の画像だけが判定結果を PNG に書き込んで保存され（`saiten`・\
+`saiten_score`）、残りは *Rejected* に表示されます。黒画面・NaN・ぼけ・白飛びの失敗画像は\
+保存されません。
 
-- **WD タガー**：*Saiten Tagger* で WD v3 モデルを選択（`models/saiten_tagger/` に置くか \
-*allow_download* を有効に）。
-- **構図・魅力を見る VLM**：*Saiten VLM Loader* と *Saiten VLM Rater* を追加し、`scores` を \
-集計ノードの次の `scores` 入力へ（*saiten_full_ensemble* を参照）。
+- **ダウンロード有効**：初回の実行で `deepghs/anime_aesthetic` の `{AESTHETIC}`（{AESTHETIC_SIZE}：\
+model.onnx・meta.json・samples.npz）を `models/saiten_aesthetic/` に取得します。\
+先にサイズを表示し、進捗バーが出ます。ダウンロードしない場合は *allow_download* を\
+オフに。ダウンロード不要の *saiten_offline_filter* もあります。
+- **WD タガー**：*Saiten Tagger* で WD v3 モデルを選択（*allow_download* でも可）。
+- **構図・写植を見る VLM**：*Saiten VLM Loader* と *Saiten VLM Rater* を追加 \
+（*saiten_full_ensemble* を参照）。
 - フィルタは **latent** も振り分けます（`passed_latent`）。合格画像だけの 2 パス目は \
 *saiten_best_of_n_hires* を参照。
 """,
-    "saiten_best_of_n_hires": """\
-**Saiten: best of N → hires pass on the winners only**
+    "saiten_best_of_n_hires": f"""\
+**Saiten: best of N by appeal → hires pass on the winners only**
 
-KSampler makes **8** images at base size; every image is scored; the filter keeps the \
-**top 2** and passes on their **latents** (`passed_latent`). Only those are upscaled \
-(*Upscale Latent By* 1.5×) and sampled again at **denoise 0.5**, so the expensive pass is \
-paid for 2 images, not 8. The hires images are saved with the verdicts of the images they \
-came from; the others show in *Not chosen*.
+KSampler makes **8** images at base size; the **anime aesthetic model** scores each one's \
+appeal (with NudeNet and the technical check); the filter keeps the **top 2 by appeal** and \
+passes on their **latents** (`passed_latent`). Only those are upscaled (*Upscale Latent By* \
+1.5×) and sampled again at **denoise 0.5**, so the expensive pass is paid for the 2 best \
+images, not 8. The hires images are saved with the verdicts of the images they came from; \
+the others show in *Not chosen*.
 
-Change N in *Empty Latent Image* (batch_size) and K in *Saiten Score Filter* (top_k). \
-For taste rather than technical soundness, add a WD tagger or a VLM source \
-(see *saiten_full_ensemble*).
+**Downloads on**: the first run fetches `deepghs/anime_aesthetic` / `{AESTHETIC}` \
+({AESTHETIC_SIZE}) into `models/saiten_aesthetic/` (size shown first, progress bar). Change \
+N in *Empty Latent Image* (batch_size) and K in *Saiten Score Filter* (top_k).
 
 ---
 
-**採点：N 枚から選抜 → 合格画像だけ高解像度化**
+**採点：N 枚から魅力で選抜 → 合格画像だけ高解像度化**
 
-KSampler が基本サイズで **8 枚** 生成し、全画像を採点。フィルタが **上位 2 枚** を選び、\
-その **latent**（`passed_latent`）を次へ渡します。アップスケール（*Upscale Latent By* 1.5 倍）\
-と **denoise 0.5** の 2 回目のサンプリングはこの 2 枚だけに行われるので、重い処理は 8 枚分でなく \
-2 枚分で済みます。高解像度画像は元画像の判定結果つきで保存され、選ばれなかった画像は \
-*Not chosen* に表示されます。
+KSampler が基本サイズで **8 枚** 生成し、**アニメ美的評価モデル**が 1 枚ずつ魅力を採点します\
+（NudeNet と技術チェックも）。フィルタが **魅力の上位 2 枚** を選び、その **latent**\
+（`passed_latent`）を次へ渡します。アップスケール（*Upscale Latent By* 1.5 倍）と \
+**denoise 0.5** の 2 回目のサンプリングはこの 2 枚だけに行われるので、重い処理は 8 枚分でなく\
+いちばん良い 2 枚分で済みます。高解像度画像は元画像の判定結果つきで保存され、選ばれなかった\
+画像は *Not chosen* に表示されます。
 
-N は *Empty Latent Image* の batch_size、K は *Saiten Score Filter* の top_k で変更できます。\
-技術的な健全さではなく好みで選ぶには WD タガーや VLM を追加してください\
-（*saiten_full_ensemble* を参照）。
+**ダウンロード有効**：初回の実行で `deepghs/anime_aesthetic` の `{AESTHETIC}`\
+（{AESTHETIC_SIZE}）を `models/saiten_aesthetic/` に取得します（先にサイズを表示、\
+進捗バーあり）。N は *Empty Latent Image* の batch_size、K は *Saiten Score Filter* の top_k \
+で変更できます。
 """,
 }
 
@@ -201,10 +250,53 @@ never in the workflow. Remove the node (connect the rater to the aggregate) to r
 ワークフローには書きません。オフラインで使う場合はこのノードを外し、Rater を直接アグリゲートへ。
 """
 
+NOTES["saiten_publish_check"] = """\
+**Saiten: ready to sell — the mosaic check**
+
+Pick your checkpoint and queue. Every image goes through the **Publish Check**: the anime \
+censor detector (deepghs/anime_censor_detection `censor_detect_v1.0_s`, about 44 MB, \
+**downloaded on first run** — *allow_download* is on; NudeNet adds realistic images) finds \
+the regions a Japanese store requires obscured and measures what covers each (mosaic block \
+size, bar, blur, nothing) against the **1/100 rule**: blocks ≥ ⌈long side ÷ 100⌉ px and never \
+under 4 px (`strict x2` doubles it; `custom` for your store). *Regions* shows them: green \
+obscured, red needs a mosaic, orange too fine.
+
+The filter (**overall ≥ 85**, *publish* on) routes three ways: **publishable** images are \
+saved; good images that still **need a mosaic** go to *Saiten Mosaic* (rule-sized blocks on \
+the image grid, each region padded), are judged again and saved with the new verdict; the \
+rest show in *Rejected*. The PNGs carry the verdict (`saiten` → `publish`).
+
+**The check assists your own review; it is not a legal judgement.** Look at every image you \
+sell. To keep only your character, add *Saiten Likeness* with your reference images and turn \
+on the filter's *require_character*.
+
+---
+
+**採点：販売前チェック（モザイク修正の確認）**
+
+チェックポイントを選んでキューに入れるだけ。すべての画像が **販売前チェック** を通ります: \
+アニメ用の修正箇所検出器（deepghs/anime_censor_detection の `censor_detect_v1.0_s`、約 44 MB、\
+**初回実行時にダウンロード** — *allow_download* がオン。実写寄りの画像には NudeNet）が日本の \
+ストアで修正が必要な部位を見つけ、覆っているもの（モザイクのブロックサイズ、黒塗り・白抜き、\
+ぼかし、何もなし）を **1/100 基準**（ブロックは ⌈長辺 ÷ 100⌉ px 以上かつ 4 px 以上。\
+`strict x2` はその 2 倍、`custom` はストアに合わせて）で測ります。*Regions* に表示: 緑は修正済み、\
+赤はモザイクが必要、橙は細かすぎ。
+
+フィルタ（**総合 85 点以上**、*publish* オン）は 3 つに振り分けます: **販売可** の画像は保存。\
+良い画像でも **モザイクが必要** なものは *Saiten Mosaic*（基準サイズのブロックを画像の格子に\
+揃え、部位を広げてかける）へ送られ、もう一度判定して新しい判定つきで保存。残りは *Rejected* に\
+表示。PNG には判定が入ります（`saiten` → `publish`）。
+
+**このチェックはご自身の確認を助けるもので、法的な判断ではありません。** 販売する画像はすべて\
+ご自身で確認してください。自分のキャラクターだけを残すには、参照画像つきの *Saiten Likeness* を\
+追加し、フィルタの *require_character* をオンに。
+"""
+
 WORKFLOWS: dict[str, Callable[[Graph], list[list[str]]]] = {
     "saiten_generate_filter": generate_filter,
     "saiten_best_of_n_hires": best_of_n_hires,
     "saiten_full_ensemble": full_ensemble,
+    "saiten_publish_check": publish_check,
 }
 
 _LOAD = """(async () => {
@@ -285,8 +377,9 @@ def blueprint(browser: Browser, comfy) -> Path:
     del g.prompt[s["show"]]
     sinks = {"IMAGE": "PreviewImage", "LATENT": "LatentUpscaleBy",
              "SAITEN_VERDICTS": "SaitenShowScores"}
-    kinds = comfy.object_info["SaitenScoreFilter"]["output"]
-    for slot, kind in enumerate(kinds):  # a consumer per output: it becomes one of ours
+    kinds = comfy.object_info["SaitenScoreFilter"]["output"][:6]  # passed / rejected: images,
+    for slot, kind in enumerate(kinds):  # verdicts, latents — a consumer per output: it becomes
+        # one of the blueprint's (all verdicts and the publish gate's needs_work stay inside)
         sink = sinks[kind]
         first = {"PreviewImage": "images", "LatentUpscaleBy": "samples",
                  "SaitenShowScores": "verdicts"}[sink]

@@ -99,8 +99,13 @@ class Browser:
             raise BrowserError(f"{method}: {reply['error']}")
         return reply.get("result", {})
 
-    def goto(self, url: str) -> None:
+    def goto(self, url: str, timeout: float = 60) -> None:
+        """Navigate to `url` and return once the new document is there: Page.navigate
+        answers at once, and until then the old page (the same one, on a reload) is what
+        any wait would see."""
+        self.evaluate("window.saitenLeaving = true")
         self.send("Page.navigate", url=url)
+        self.wait_for("!window.saitenLeaving", timeout)
 
     def evaluate(self, expression: str, timeout: float = 120) -> Any:
         """The JSON value of `expression` (a promise is awaited); page errors raise."""

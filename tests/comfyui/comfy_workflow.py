@@ -5,9 +5,10 @@ example workflows exactly as shipped.
 Widget values are matched to a node's widget inputs in `input_order` (required, then
 optional), skipping socket-only types, `forceInput` inputs and dynamic inputs; the frontend's
 extra values (`control_after_generate` after an INT that asks for it, the upload button of
-LoadImage) are skipped. Linked inputs (also widgets converted to sockets, and Autogrow slots such as
-`scores.scores0`) come from `links`. Muted nodes are left out; bypassed nodes and reroutes
-are not supported (a clear error).
+LoadImage) are skipped. A workflow saved before an optional widget was added has no value for
+it: like the frontend, the widget's default is used. Linked inputs (also widgets converted to
+sockets, and Autogrow slots such as `scores.scores0`) come from `links`. Muted nodes are left
+out; bypassed nodes and reroutes are not supported (a clear error).
 """
 
 from __future__ import annotations
@@ -30,6 +31,15 @@ def _spec(info: dict, name: str) -> tuple[Any, dict]:
             opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
             return spec[0], opts
     raise WorkflowError(f"{info.get('name')}: no input {name!r}")
+
+
+def _default(info: dict, name: str) -> Any:
+    """What the frontend gives a widget it has no saved value for."""
+    kind, opts = _spec(info, name)
+    if "default" in opts:
+        return opts["default"]
+    options = kind if isinstance(kind, list) else opts.get("options") or [None]
+    return options[0]
 
 
 def widget_inputs(info: dict) -> list[tuple[str, int]]:
@@ -74,6 +84,9 @@ def to_prompt(workflow: dict, object_info: dict[str, dict]) -> dict[str, dict]:
             inputs = {}
             i = 0
             for name, width in widget_inputs(info):
+                if i >= len(values) and name in info.get("input", {}).get("optional", {}):
+                    inputs[name] = _default(info, name)  # added since the file was saved
+                    continue
                 if i >= len(values):
                     raise WorkflowError(f"node {node['id']} ({kind}): {len(values)} widget "
                                         f"values, but /object_info has more widgets")

@@ -19,6 +19,10 @@
 output for them: vary an input. SAITEN_KEEP_COMFY_DIR=1 keeps the server's base directory.
 
 `page`: ComfyUI's frontend in headless Chromium (cdp.Browser: `page.evaluate(js)`).
+`aesthetic_hub`: the fake Hugging Face hub (helpers/hub.py) every session's ComfyUI downloads
+from (HF_ENDPOINT, an empty HF_HOME): deepghs/anime_aesthetic's default model as a stand-in in
+the repository's layout (redder = better, bluer = worse), so the templates with downloads on
+run here.
 `sd15` (a real KSampler): the random-weight SD1.5-shaped checkpoint of sd15_checkpoint.py,
 built once per machine into $SAITEN_TEST_CACHE (~/.cache/saiten-tests) and linked into the
 session ComfyUI's `checkpoints` folder; the fixture's value is its `ckpt_name`.
@@ -35,8 +39,13 @@ from pathlib import Path
 
 import pytest
 from cdp import Browser, find_chromium
-from comfy_harness import Comfy, find_comfyui, start_comfy
+from comfy_harness import Comfy, find_comfyui, on_start, start_comfy
+from helpers.hub import FakeHub
+from helpers.models.aesthetic_models import build_anime_aesthetic
 from sd15_checkpoint import checkpoint
+
+from scoring.sources.onnx.aesthetic import DEFAULT_MODEL
+from scoring.sources.onnx.aesthetic import REPO as AESTHETIC_REPO
 
 _SKIPPED: list[str] = []
 
@@ -57,6 +66,25 @@ def comfy_root() -> Path:
             _SKIPPED.append(why)
         pytest.skip(why)
     return root
+
+
+_HUB: list[FakeHub] = []
+
+@on_start
+def aesthetic_hub_for_the_server(models_dir: Path, env: dict[str, str]) -> None:
+    folder = build_anime_aesthetic(models_dir.parent / "hub-src" / DEFAULT_MODEL)
+    hub = FakeHub({AESTHETIC_REPO: {f"{DEFAULT_MODEL}/{p.name}": p.read_bytes()
+                                    for p in folder.iterdir()}}, lfs_from=4096)
+    _HUB.append(hub)
+    env.update(HF_ENDPOINT=hub.url, HF_HOME=str(models_dir.parent / "hf-home"))
+    env.pop("HF_HUB_OFFLINE", None)
+    env.pop("HF_TOKEN", None)
+
+
+@pytest.fixture(scope="session")
+def aesthetic_hub(comfy: Comfy) -> FakeHub:
+    """The fake hub the session's ComfyUI downloads from."""
+    return _HUB[-1]
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,9 @@ from comfy_harness import REPO
 EXAMPLES = REPO / "example_workflows"
 GENERATING = sorted(p for p in EXAMPLES.glob("*.json")
                     if '"KSampler"' in p.read_text(encoding="utf-8"))
-OFFLINE = [p for p in GENERATING  # the ones with user models: test_full_ensemble.py
-           if '"SaitenVLMLoader"' not in p.read_text(encoding="utf-8")]
+OFFLINE = [p for p in GENERATING  # user models: test_full_ensemble.py; the publish check
+           if '"SaitenVLMLoader"' not in p.read_text(encoding="utf-8")  # (its own routes):
+           and '"SaitenPublishCheck"' not in p.read_text(encoding="utf-8")]  # test_publish_nodes
 
 
 def frontend_prompt(page, path) -> tuple[dict, dict]:
@@ -50,7 +51,7 @@ def ids(prompt: dict, kind: str) -> list[str]:
 
 def test_the_generating_examples_are_there():
     assert {p.stem for p in GENERATING} >= {"saiten_generate_filter", "saiten_best_of_n_hires",
-                                            "saiten_full_ensemble"}
+                                            "saiten_full_ensemble", "saiten_publish_check"}
     for p in GENERATING:
         thumb = p.with_suffix(".jpg")
         assert thumb.is_file() and thumb.stat().st_size > 10_000, thumb

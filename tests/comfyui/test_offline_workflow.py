@@ -95,9 +95,9 @@ def test_every_saiten_node_is_registered(comfy):
     assert agg["output_is_list"] == [False, False, True]
     flt = info["SaitenScoreFilter"]
     assert flt["output"] == ["IMAGE", "IMAGE", "SAITEN_VERDICTS", "SAITEN_VERDICTS",
-                             "LATENT", "LATENT", "SAITEN_VERDICTS"]
+                             "LATENT", "LATENT", "SAITEN_VERDICTS", "IMAGE", "SAITEN_VERDICTS"]
     assert flt["input"]["required"]["axis"][1]["options"] == [
-        "overall", "erotic", "composition", "appeal", "typeset", "confidence"]
+        "overall", "erotic", "composition", "appeal", "typeset", "likeness", "confidence"]
     for out_node in ("SaitenShowScores", "SaitenSaveImage", "SaitenBatchReport"):
         assert info[out_node]["output_node"] is True
 

@@ -190,6 +190,35 @@ def test_llamacpp_through_the_loader(gguf_comfy, method):
     assert [i for i, _ in LINE.findall(text)] == ["0", "1"], text
 
 
+def test_a_known_gguf_is_fetched_with_its_paired_mmproj_and_scores(vlm_comfy, aesthetic_hub,
+                                                                   tmp_path):
+    """The loader's known Qwen2.5-VL GGUF, not there yet, with allow_download on: the Q4_K_M
+    and the mmproj of the same repository come from the (fake) hub into their folder, and the
+    rater scores with the pair through real llama.cpp."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+    from helpers.models import gguf_models as gguf
+
+    from scoring.sources.vlm.files import known_entries
+
+    (name, k), = [(n, k) for n, k in known_entries().items() if n.endswith(".gguf")]
+    built = gguf.build_gguf_models(tmp_path / "gguf")
+    text = next(f for f in k.model.files if "mmproj" not in f)
+    proj = next(f for f in k.model.files if "mmproj" in f)
+    aesthetic_hub.add(k.model.repo, {text: built.qwen_text.read_bytes(),
+                                     proj: built.qwen_mmproj.read_bytes(),
+                                     text.replace("Q4_K_M", "Q8_0"): b"not this one"})
+    listed = vlm_comfy.refresh_object_info()["SaitenVLMLoader"]["input"]["required"]["model"]
+    assert name in (listed[0] if isinstance(listed[0], list) else listed[1]["options"])
+    off = vlm_comfy.run(graph(loader(name, runtime="llama.cpp", mmproj=_auto(vlm_comfy)),
+                              "logprob", batch=1))
+    assert "downloads are off" in off.text("2") + off.text("3")
+    node = loader(name, runtime="llama.cpp", mmproj=_auto(vlm_comfy), allow_download=True)
+    h = vlm_comfy.run(graph(node, "logprob", batch=2))
+    folder = vlm_comfy.models_dir / "saiten_vlm" / k.name
+    assert sorted(p.name for p in folder.iterdir()) == sorted([text, proj])
+    assert [i for i, _ in LINE.findall(h.text("3"))] == ["0", "1"], h.text("3")
+
+
 @pytest.fixture(scope="module")
 def fake_server():
     from helpers.fakeapi import FakeAPI

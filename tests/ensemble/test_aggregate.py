@@ -185,7 +185,33 @@ def test_a_broken_frame_is_unscored_with_its_reason_whatever_scored_it():
 
 def test_sources_that_answer_without_axes_are_unscored():
     v = combine([vote("a"), vote("b")])
+    assert not v.scored and "0 of 2 required sources scored" in v.unscored
+    v = combine([vote("a", provides=("overall",)), vote("b", provides=("overall",))])
     assert not v.scored and "scored no axis" in v.unscored
+
+
+def test_a_card_that_votes_on_nothing_never_makes_up_min_sources():
+    """The publish check's card (no axis, a verdict in its extras) is not a second source."""
+    censor = ScoreCard("censor", "detector", extras={"publish": {"status": "publishable"}})
+    v = combine([vote("a", overall=80), censor])
+    assert not v.scored and "1 of 2 required sources scored (a)" in v.unscored
+    v = combine([vote("a", overall=80), vote("b", overall=60), censor])
+    assert v.score == 70.0 and "censor" not in v.used and censor in v.cards
+
+
+def test_likeness_is_combined_beside_the_score_never_in_it():
+    a = vote("a", overall=80)
+    like = [ScoreCard("likeness", "detector", ("likeness",), {"likeness": 90.0}),
+            ScoreCard("likeness2", "detector", ("likeness",), {"likeness": 70.0})]
+    v = combine([a, vote("b", overall=60), *like])
+    assert v.score == 70.0 and v.value("likeness") == 80.0
+    without = combine([a, vote("b", overall=60)])
+    assert v.confidence == without.confidence and "likeness" not in without.axes
+    gone_like = ScoreCard.abstain("likeness", "detector", "no references",
+                                  provides=("likeness",))
+    v = combine([a, vote("b", overall=60), gone_like])
+    assert v.value("likeness") is None and "no references" in v.missing["likeness"]
+    assert v.score == 70.0 and v.confidence == without.confidence
 
 
 def test_combine_sheet_aligns_with_batch():

@@ -128,6 +128,7 @@ function why(e) { // the filter's decision in the reader's words
   const d = e.d || {};
   if (e.st === "unscored") return t("unscored", { why: e.un || d.why || "" }) + (d.passed ? " " + t("why.unscoredPassed") : "");
   if (typeof d.axis !== "string") return `${S.statusName(e.st)}: ${d.rule || ""}${d.why ? ` (${d.why})` : ""}`;
+  if (d.gate) return t("why.gate", { status: S.statusName(e.st), why: d.why || "" });
   const axis = S.axisName(d.axis), k = num(d.top_k);
   const v = d.axis === "confidence" ? e.c : S.val(e, d.axis);
   const parts = { axis, value: num(v, d.axis === "confidence" ? 2 : 1), threshold: num(d.threshold, 2, 0) };

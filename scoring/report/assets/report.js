@@ -48,6 +48,8 @@ function ruleText(r) { // a filter rule in the reader's words (its own text when
   let text = typeof r.top_k === "number" ? t("rule.top", { k: num(r.top_k), axis })
     : t("rule.threshold", { axis, threshold: num(r.threshold, 2, 0) });
   if (r.min_confidence > 0) text += ", " + t("rule.confidence", { min: num(r.min_confidence, 2, 0) });
+  if (r.character) text += ", " + t("rule.character");
+  if (r.publish) text += ", " + t("rule.publish");
   return text;
 }
 const axisName = (a) => (T.en["axis." + a] ? t("axis." + a) : a);
@@ -70,11 +72,12 @@ function label() {
   $("lang").value = S.lang;
   $("lang").setAttribute("aria-label", t("lang.label"));
   $("title").textContent = D.title;
-  const counts = { passed: 0, rejected: 0, unscored: 0 };
+  const counts = { passed: 0, "needs work": 0, rejected: 0, unscored: 0 };
   for (const e of E) counts[e.st]++;
   $("intro").textContent = t("intro", { n: num(E.length), passed: num(counts.passed),
     rejected: num(counts.rejected), unscored: num(counts.unscored),
-    rules: D.rules.map(ruleText).join("; ") || "–" });
+    rules: D.rules.map(ruleText).join("; ") || "–" })
+    + (counts["needs work"] ? " " + t("intro.needsWork", { n: num(counts["needs work"]) }) : "");
   $("note").textContent = [runText(D.run), D.note].filter(Boolean).join(" ");
   $("written").textContent = D.written ? t("written", { date: new Intl.DateTimeFormat(S.lang,
     { dateStyle: "medium", timeStyle: "short" }).format(new Date(D.written)) }) : "";
@@ -111,7 +114,7 @@ function order(list) {
 // ---- gallery --------------------------------------------------------------------------------
 S.tiles = new Map(); // entry index → its tile, made once per language
 function tile(e) {
-  const n = el("div", "tile " + e.st);
+  const n = el("div", "tile " + e.st.replace(" ", "-"));
   n.title = e.p || "";
   n.dataset.i = e.i;
   const im = el("img");

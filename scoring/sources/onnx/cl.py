@@ -144,7 +144,9 @@ SPEC = Spec(
            "batch_size": 8, "device": "auto"},
     choices={"threshold_mode": THRESHOLD_MODES},
     models=(Model("cl_tagger_v2", "cl", repo="cella110n/cl_tagger_v2", subfolder="v2_00",
-                  files=("model.onnx", "model.onnx.data", VOCABULARY, METRICS)),),
+                  files=("model.onnx", "model.onnx.data", VOCABULARY, METRICS),
+                  folder="cl_tagger_v2", vram="≈2 GB", licence="no redistribution (gated)",
+                  note="quality tags → overall; accept its terms on the Hub first"),),
     facts={"labels": VOCABULARY},
 )
 """CL Tagger v2: its recommended thresholds, modes and the official (gated) repository."""

@@ -1,22 +1,22 @@
 """Where tagger model files are: folders holding `model.onnx` plus its label file(s) —
 `selected_tags.csv` (WD v3) or `model_vocabulary.json` (CL Tagger v2) — or a flat pair
 `<name>.onnx` + `<name>.csv` (the layout of the popular WD14 tagger node); a known model
-missing from them is downloaded (`host.download`) when allowed. The caller passes the folders
-to search (the ComfyUI node its registered model folders, the CLI a --models directory).
+missing from them is fetched (`sources.known`) when allowed. The caller passes the folders to
+search (the ComfyUI node its registered model folders, the CLI a --models directory).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ...core.errors import SourceError
-from ...host.download import Progress, download
 from ..base import Source
 from ..catalogue import spec
 from ..handles import Handles
+from ..known import Known
+from ..known import known as catalogue_known
 from ..registry import unavailable
 
 TAGGERS = ("wd", "cl")
@@ -26,21 +26,9 @@ MODES = ("fixed", "per-tag", "mcut")
 """The Tagger's one threshold-mode widget over WD's MCut and CL's per-tag thresholds."""
 
 
-@dataclass(frozen=True)
-class Known:
-    """A model Saiten knows how to fetch: its repository and the files a source needs."""
-
-    repo_id: str
-    files: tuple[str, ...]
-    kind: str  # "wd" or "cl"
-    subfolder: str = ""
-
-
 def known() -> dict[str, Known]:
-    """The downloadable tagger models by folder name, from the WD and CL specs (the CL files
-    live in the repository's version folder)."""
-    return {m.match: Known(m.repo, m.files, kind, m.subfolder)
-            for kind in TAGGERS for m in spec(kind).models}
+    """The fetchable tagger models by folder name (`Known.source` is "wd" or "cl")."""
+    return catalogue_known("tagger")
 
 
 def label_files() -> dict[str, str]:
@@ -91,17 +79,19 @@ def find_model(name_or_repo: str, dirs: Sequence[str | Path]) -> Path | None:
     for d in dirs:
         root = Path(d)
         for n in names:
-            for path in (root / n / "model.onnx", root / n / (entry.subfolder if entry else "")
-                         / "model.onnx", root / f"{n}.onnx"):
+            sub = entry.model.subfolder if entry else ""
+            for path in (root / n / "model.onnx", root / n / sub / "model.onnx",
+                         root / f"{n}.onnx"):
                 if path.is_file() and kind_of(path):
                     return path
     return None
 
 
 def resolve(name: str, dirs: Sequence[str | Path], *, allow_download: bool = False,
-            progress: Progress | None = None) -> Path:
+            **feedback: Any) -> Path:
     """model.onnx for `name`: found locally, or (a known model) downloaded into the first
-    dir when allowed. SourceError otherwise, saying what to put where."""
+    dir when allowed (`feedback`: progress, say, interrupted — see `host.download.fetch`).
+    SourceError otherwise, saying what to put where."""
     found = find_model(name, dirs)
     if found is not None:
         return found
@@ -115,10 +105,7 @@ def resolve(name: str, dirs: Sequence[str | Path], *, allow_download: bool = Fal
             f"model {name!r} not found in {', '.join(str(d) for d in dirs)}: put a folder "
             f"{name}/ with model.onnx and {labels['wd']} (WD) or model.onnx, model.onnx.data "
             f"and {labels['cl']} (CL) there")
-    dest = first / name.split("/")[-1]
-    download(entry.repo_id, entry.files, dest, allow=allow_download,
-             subfolder=entry.subfolder, progress=progress)
-    return dest / "model.onnx"
+    return entry.fetch(first, allow=allow_download, **feedback) / "model.onnx"
 
 
 def choices(dirs: Sequence[str | Path]) -> list[str]:
@@ -146,7 +133,7 @@ def build_options(kind: str, *, general: float = 0.0, character: float = 0.0,
 
 
 def open_tagger(name: str, dirs: Sequence[str | Path], handles: Handles, *,
-                allow_download: bool = False, progress: Progress | None = None,
+                allow_download: bool = False, feedback: dict[str, Any] | None = None,
                 batch_size: int = 8, **thresholds: Any) -> Source:
     """The Tagger for a model choice, in one call: the name resolved to its files (a known
     model downloaded when allowed), its kind's spec and build options, and the shared handle
@@ -155,7 +142,7 @@ def open_tagger(name: str, dirs: Sequence[str | Path], handles: Handles, *,
     if name == NUDENET:
         return handles.get("nudenet", batch_size=batch_size)
     try:
-        path = resolve(name, dirs, allow_download=allow_download, progress=progress)
+        path = resolve(name, dirs, allow_download=allow_download, **(feedback or {}))
         kind = kind_of(path)
         if kind is None:
             labels = label_files()
@@ -163,6 +150,6 @@ def open_tagger(name: str, dirs: Sequence[str | Path], handles: Handles, *,
                               "to it")
     except SourceError as e:  # a missing model: this source abstains, the graph runs on
         entry = known().get(name.split("/")[-1])
-        return unavailable(entry.kind if entry else "wd", str(e), label=name)
+        return unavailable(entry.source if entry else "wd", str(e), label=name)
     return handles.get(kind, model_path=str(path), batch_size=batch_size,
                        **build_options(kind, **thresholds))

@@ -32,12 +32,34 @@ METHODS = ("generate", "logprob")
 
 _MAX_LEVEL_STD = 4.0  # the widest spread of a distribution over levels 1–9
 
+QWEN_GGUF = "thesby_Qwen2.5-VL-7B-NSFW-Caption-V3"
+TRANSFORMERS_FILES = ("*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "*.tiktoken")
+"""What a transformers model folder needs of its repository (no README, images, other
+formats)."""
+
 MODELS = (
     Model("joycaption", "joycaption", 0.9),
     Model("toriigate", "toriigate", 0.9),
     Model("qwen", "qwen-gguf", 1.0, gguf=True),
+    Model("thesby_qwen2.5-vl", "qwen-gguf", 1.0, gguf=True,
+          repo=f"bartowski/{QWEN_GGUF}-GGUF", folder="qwen2.5-vl-nsfw",
+          files=(f"{QWEN_GGUF}-Q4_K_M.gguf", f"mmproj-{QWEN_GGUF}-f16.gguf"),
+          size=6_030_000_000, vram="≈6 GB (8 GB: partial offload)",
+          licence="apache-2.0 (Qwen2.5-VL)", note="Q4_K_M with its paired mmproj; llama.cpp"),
+    Model("joycaption-beta-one", "joycaption", 0.9,
+          repo="John6666/llama-joycaption-beta-one-hf-llava-nf4",
+          folder="llama-joycaption-beta-one-hf-llava-nf4", patterns=TRANSFORMERS_FILES,
+          size=6_000_000_000, vram="≈7 GB (nf4)", licence="llama3.1",
+          note="nf4: needs bitsandbytes"),
+    Model("toriigate-v0.4-2b", "toriigate", 0.9, repo="Minthy/ToriiGate-v0.4-2B",
+          folder="ToriiGate-v0.4-2B", patterns=TRANSFORMERS_FILES, size=4_400_000_000,
+          vram="≈6 GB (bf16)", licence="apache-2.0"),
+    Model("toriigate-v0.4-7b", "toriigate", 0.9, repo="Minthy/ToriiGate-v0.4-7B",
+          folder="ToriiGate-v0.4-7B", patterns=TRANSFORMERS_FILES, size=16_600_000_000,
+          vram="≈18 GB (bf16)", licence="apache-2.0"),
 )
-"""The VLMs the catalogue knows by name, whichever runtime runs them (SPEC's weights)."""
+"""The VLMs the catalogue knows by name, whichever runtime runs them (SPEC's weights), and
+the ones it can fetch (sizes as published, approximate)."""
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ...core.errors import SourceError, reason
+from ...core.errors import Cancelled, SourceError, reason
 from ..base import Source
 from ..catalogue import spec
 from ..handles import Handles
+from ..known import Known, known
 from ..registry import unavailable
 from .base import model_label
 from .folder import listable
@@ -134,14 +135,51 @@ def loader_build(runtime: str, model: str, mmproj: str, roots: Sequence[str | Pa
                             "n_gpu_layers": "auto" if n_gpu_layers < 0 else int(n_gpu_layers)}
 
 
+def known_entries() -> dict[str, Known]:
+    """The fetchable VLMs by the name the loader lists them under: a GGUF as
+    `<folder>/<gguf>` (its paired mmproj beside it), a transformers model as its folder."""
+    out = {}
+    for k in known("vlm").values():
+        gguf = [f for f in k.model.files if f.endswith(".gguf") and "mmproj" not in f]
+        out[f"{k.name}/{gguf[0]}" if gguf else k.name] = k
+    return out
+
+
+def choices(roots: Sequence[str | Path]) -> tuple[list[str], list[str]]:
+    """The loader's (models, mmproj files): every local one, then the known VLMs that are
+    not present (fetched when the loader's allow_download is on)."""
+    found, projs = list_vlms(roots)
+    missing = [n for n, k in known_entries().items()
+               if n not in found and not any(k.present(r) for r in roots)]
+    return [*found, *missing], projs
+
+
+def fetch_known(model: str, roots: Sequence[str | Path], *, allow: bool,
+                **feedback: Any) -> None:
+    """A known VLM chosen but absent: fetched into the first root when allowed (a GGUF
+    with its paired mmproj from the same repository), else SourceError saying how."""
+    k = known_entries().get(model)
+    if k is None or any(k.present(r) for r in roots):
+        return
+    if not roots:
+        raise SourceError("no VLM model folder is configured")
+    k.fetch(roots[0], allow=allow, **feedback)
+
+
 def open_vlm(runtime: str, model: str, mmproj: str, roots: Sequence[str | Path],
-             handles: Handles, **widgets: Any) -> Source:
-    """The shared handle for the loader's widgets, in one call; one that cannot be created
-    comes back as an `Unavailable` saying why, so the rest of the workflow still runs."""
+             handles: Handles, *, allow_download: bool = False,
+             feedback: dict[str, Any] | None = None, **widgets: Any) -> Source:
+    """The shared handle for the loader's widgets, in one call (a known model fetched first
+    when `allow_download`); one that cannot be created comes back as an `Unavailable`
+    saying why, so the rest of the workflow still runs."""
     name = RUNTIMES.get(runtime, "vlm-transformers")
     try:
+        if runtime != "openai-compatible":
+            fetch_known(model, roots, allow=allow_download, **(feedback or {}))
         name, build = loader_build(runtime, model, mmproj, roots, **widgets)
         return handles.get(name, **build)
+    except Cancelled:
+        raise
     except Exception as e:  # a missing runtime or file fails this source only
         label = model_label(Path(model).stem, gguf=model.lower().endswith(".gguf")) \
             if model and runtime != "openai-compatible" else runtime

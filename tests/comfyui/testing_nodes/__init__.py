@@ -2,7 +2,9 @@
 
 `SaitenTestPoison` replaces one image of a batch with what a broken VAE decode gives (NaN,
 inf, black); `SaitenTestLatent` makes a LATENT whose item i is filled with i (optionally with
-a noise_mask and batch_index); `SaitenTestDigest` shows a sha256 per image / latent item (and
+a noise_mask and batch_index); `SaitenTestTint` paints each image of a batch a chosen colour;
+`SaitenTestCLIPVision` loads a tiny saved encoder as ComfyUI's CLIP_VISION;
+`SaitenTestDigest` shows a sha256 per image / latent item (and
 the latent's batch_index and mask), so tests can see exactly which items went where;
 `SaitenTestLoadedModels` shows ComfyUI's loaded models at the moment it runs (inside a
 prompt); GET /saiten_test/loaded lists ComfyUI's loaded models, so tests can see our
@@ -64,6 +66,48 @@ class SaitenTestLatent:
         if extras in ("batch_index", "both"):
             out["batch_index"] = [10 + i for i in range(batch_size)]
         return (out,)
+
+
+class SaitenTestTint:
+    """Image i painted a colour from `colours` ("r,g,b;r,g,b;…", 0–1) over 70 % of its pixels:
+    images whose content a test chooses, from a real generated batch."""
+
+    CATEGORY = "testing"
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "tint"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"images": ("IMAGE",), "colours": ("STRING", {"default": ""})}}
+
+    def tint(self, images, colours):
+        out = images.clone()
+        for i, c in enumerate(colours.split(";")[: out.shape[0]]):
+            rgb = torch.tensor([float(x) for x in c.split(",")], dtype=out.dtype)
+            out[i] = 0.3 * out[i] + 0.7 * rgb
+        return (out,)
+
+
+class SaitenTestCLIPVision:
+    """A CLIP_VISION as Load CLIP Vision gives one, from a tiny saved encoder folder: ComfyUI's
+    own ClipVisionModel built from the folder's comfy_config.json (ComfyUI's loader only knows
+    the full-size configs) with the folder's model.safetensors loaded by ComfyUI."""
+
+    CATEGORY = "testing"
+    RETURN_TYPES = ("CLIP_VISION",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"folder": ("STRING", {"default": ""})}}
+
+    def load(self, folder):
+        import comfy.clip_vision
+        import comfy.utils
+
+        cv = comfy.clip_vision.ClipVisionModel(os.path.join(folder, "comfy_config.json"))
+        cv.load_sd(comfy.utils.load_torch_file(os.path.join(folder, "model.safetensors")))
+        return (cv,)
 
 
 def _digest(t):
@@ -154,6 +198,8 @@ async def env(request):
 
 
 NODE_CLASS_MAPPINGS = {"SaitenTestPoison": SaitenTestPoison,
+                       "SaitenTestTint": SaitenTestTint,
+                       "SaitenTestCLIPVision": SaitenTestCLIPVision,
                        "SaitenTestLatent": SaitenTestLatent,
                        "SaitenTestDigest": SaitenTestDigest,
                        "SaitenTestLoadedModels": SaitenTestLoadedModels}

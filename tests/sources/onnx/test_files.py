@@ -13,8 +13,6 @@ from scoring.host import download
 from scoring.sources import SourceError
 from scoring.sources.onnx import files as models
 
-pytest_plugins = ["helpers.hub"]  # hub_env: a fake Hugging Face hub on 127.0.0.1
-
 
 @pytest.fixture
 def wd_files(tmp_path):
@@ -76,7 +74,8 @@ def test_download_from_local_hub_once_with_progress(tmp_path, hub_env, wd_files)
     again = models.resolve("wd-vit-tagger-v3", [tmp_path], allow_download=True)
     assert again == path and len(hub.requests) == n                 # no request at all
     (path.parent / "selected_tags.csv").unlink()                     # only the missing one
-    download.download("SmilingWolf/wd-vit-tagger-v3", ("model.onnx", "selected_tags.csv"),
-                    path.parent)
-    assert all("model.onnx" not in p for _, p in hub.requests[n:])
+    download.fetch(download.hub_files("SmilingWolf/wd-vit-tagger-v3",
+                                      ("model.onnx", "selected_tags.csv")),
+                   path.parent, allow=True)
+    assert all("model.onnx" not in p for _, p, _ in hub.requests[n:])
     assert (path.parent / "selected_tags.csv").is_file()
