@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parents[2]
 PACK_NAME = "ComfyUI-Saiten"
@@ -340,6 +341,18 @@ class Events:
         raise ComfyError(f"no matching websocket message in {timeout}s")
 
 
+_DIRECT = "SAITEN_TEST_DIRECT"  # the hooks' servers to reach without a proxy (never passed on)
+
+
+def reach_directly(env: dict[str, str], *urls: str) -> None:
+    """From a start hook: the server reaches these test servers directly, whatever proxy
+    variables another hook sets (test_http_safety gives the server a proxy and an empty
+    NO_PROXY). Only their host:port is exempted, so the pack's own rule — never a proxy for
+    this machine — is still what keeps every other 127.0.0.1 server direct."""
+    hosts = [urlsplit(u).netloc for u in urls]
+    env[_DIRECT] = ",".join(x for x in (env.get(_DIRECT, ""), *hosts) if x)
+
+
 def start_comfy(root: Path, base: Path, *, timeout: float = 180,
                 extra_args: tuple[str, ...] = ()) -> Comfy:
     """Start ComfyUI from `root` with everything under `base` (a fresh directory)."""
@@ -353,6 +366,9 @@ def start_comfy(root: Path, base: Path, *, timeout: float = 180,
     env = dict(os.environ, PYTHONUNBUFFERED="1", TQDM_DISABLE="1")
     for hook in _START_HOOKS:
         hook(base / "models", env)
+    if direct := env.pop(_DIRECT, ""):
+        for name in ("NO_PROXY", "no_proxy"):
+            env[name] = ",".join(x for x in (env.get(name, ""), direct) if x)
     port = free_port()
     log = base / "comfyui.log"
     python = os.environ.get("COMFYUI_PYTHON", sys.executable)

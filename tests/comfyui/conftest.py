@@ -39,7 +39,7 @@ from pathlib import Path
 
 import pytest
 from cdp import Browser, find_chromium
-from comfy_harness import Comfy, find_comfyui, on_start, start_comfy
+from comfy_harness import Comfy, find_comfyui, on_start, reach_directly, start_comfy
 from helpers.hub import FakeHub
 from helpers.models.aesthetic_models import build_anime_aesthetic
 from sd15_checkpoint import checkpoint
@@ -68,23 +68,25 @@ def comfy_root() -> Path:
     return root
 
 
-_HUB: list[FakeHub] = []
+_HUBS: dict[Path, FakeHub] = {}  # by the server's models folder (test_cuda_server starts one)
+
 
 @on_start
 def aesthetic_hub_for_the_server(models_dir: Path, env: dict[str, str]) -> None:
     folder = build_anime_aesthetic(models_dir.parent / "hub-src" / DEFAULT_MODEL)
     hub = FakeHub({AESTHETIC_REPO: {f"{DEFAULT_MODEL}/{p.name}": p.read_bytes()
                                     for p in folder.iterdir()}}, lfs_from=4096)
-    _HUB.append(hub)
+    _HUBS[models_dir] = hub
     env.update(HF_ENDPOINT=hub.url, HF_HOME=str(models_dir.parent / "hf-home"))
     env.pop("HF_HUB_OFFLINE", None)
     env.pop("HF_TOKEN", None)
+    reach_directly(env, hub.url, hub.cdn.url)
 
 
 @pytest.fixture(scope="session")
 def aesthetic_hub(comfy: Comfy) -> FakeHub:
     """The fake hub the session's ComfyUI downloads from."""
-    return _HUB[-1]
+    return _HUBS[comfy.models_dir]
 
 
 @pytest.fixture(scope="session")
