@@ -58,6 +58,25 @@ def as_rgb(array: np.ndarray) -> Image:
     return a
 
 
+MAX_BAD_PIXELS = 0.01
+"""A model scores no image with more NaN/inf pixels than this fraction (a broken decode)."""
+
+
+def finite(image: Image) -> np.ndarray:
+    """The image a model scores: HxWx3 float32 in 0–1, NaN → 0 and ±inf clipped, or BadImage
+    when it is not HxWx3 or more than MAX_BAD_PIXELS of it is not finite."""
+    img = np.asarray(image, np.float32)
+    if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] < 1 or img.shape[1] < 1:
+        raise BadImage(f"expected an HxWx3 image, got shape {tuple(img.shape)}")
+    ok = np.isfinite(img)
+    if not ok.all():
+        frac = float((~ok).any(axis=2).mean())
+        if frac > MAX_BAD_PIXELS:
+            raise BadImage(f"{frac:.0%} of the pixels are NaN/inf (a broken VAE decode?)")
+        img = np.nan_to_num(img, nan=0.0, posinf=1.0, neginf=0.0)
+    return np.clip(img, 0.0, 1.0)
+
+
 def to_uint8(image: Image) -> np.ndarray:
     """Clean (NaN→0, ±inf clipped) uint8 HxWx3 RGB."""
     clean = np.nan_to_num(image, nan=0.0, posinf=1.0, neginf=0.0)

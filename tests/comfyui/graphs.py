@@ -1,4 +1,4 @@
-"""API-prompt building blocks for the generation tests: a node with every widget at its
+"""API-prompt building blocks for the ComfyUI tests: a node with every widget at its
 /object_info default, and the SD pipeline pieces (checkpoint → KSampler → VAE Decode).
 
     g = Graph(comfy.object_info)
@@ -59,3 +59,18 @@ class Graph:
         agg = self.add("SaitenEnsembleAggregate", **{"scores.scores0": [tech, 0]})
         flt = self.add("SaitenScoreFilter", images=images, verdicts=[agg, 0], **filter_inputs)
         return agg, flt
+
+
+def technical_graph(image: str, node: int) -> dict:
+    """LoadImage(`image`) → Technical Check → Aggregate (one source) → Show Scores, as nodes
+    `node` … `node + 3`."""
+    return {
+        f"{node}": {"class_type": "LoadImage", "inputs": {"image": image}},
+        f"{node + 1}": {"class_type": "SaitenTechnicalCheck",
+                        "inputs": {"images": [f"{node}", 0]}},
+        f"{node + 2}": {"class_type": "SaitenEnsembleAggregate", "inputs": {
+            "scores.scores0": [f"{node + 1}", 0], "min_sources": 1, "k": 2.5,
+            "weights": ""}},
+        f"{node + 3}": {"class_type": "SaitenShowScores",
+                        "inputs": {"verdicts": [f"{node + 2}", 0]}},
+    }

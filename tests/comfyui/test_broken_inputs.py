@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import skimage.data
 from comfy_harness import nudenet_tagger
+from graphs import technical_graph
 from PIL import Image as PILImage
 
 SECRET = "hf_SAITENCALIBRATIONSECRET42"
@@ -77,19 +78,6 @@ def test_a_bad_calibration_file_is_named_never_quoted(comfy, files):
                                                                               "nope/cal.json")
 
 
-def technical(image_name: str, node: int) -> dict:
-    return {
-        f"{node}": {"class_type": "LoadImage", "inputs": {"image": image_name}},
-        f"{node + 1}": {"class_type": "SaitenTechnicalCheck",
-                        "inputs": {"images": [f"{node}", 0]}},
-        f"{node + 2}": {"class_type": "SaitenEnsembleAggregate", "inputs": {
-            "scores.scores0": [f"{node + 1}", 0], "min_sources": 1, "k": 2.5,
-            "weights": ""}},
-        f"{node + 3}": {"class_type": "SaitenShowScores",
-                        "inputs": {"verdicts": [f"{node + 2}", 0]}},
-    }
-
-
 def test_images_loadimage_loads_broken_are_caught(comfy):
     photo = skimage.data.chelsea()
     PILImage.fromarray(photo).save(comfy.input_dir / "saiten_good.png")
@@ -98,8 +86,8 @@ def test_images_loadimage_loads_broken_are_caught(comfy):
     rng = np.random.default_rng(0)
     noise = (rng.random((384, 512, 3)) * 255).astype(np.uint8)
     PILImage.fromarray(noise).save(comfy.input_dir / "saiten_noise.png")
-    g = {**technical("saiten_good.png", 10), **technical("saiten_half.png", 20),
-         **technical("saiten_noise.png", 30)}
+    g = {**technical_graph("saiten_good.png", 10), **technical_graph("saiten_half.png", 20),
+         **technical_graph("saiten_noise.png", 30)}
     h = comfy.run(g)
     assert "partially decoded" not in h.text("11") and "noise" not in h.text("11")
     assert h.text("12").startswith("#0 100.0")

@@ -13,9 +13,8 @@ import numpy as np
 
 from ...core.cards import ScoreCard
 from ...core.errors import Cancelled, SourceError
-from ...core.images import BadImage, Image
+from ...core.images import BadImage, Image, finite
 from ..base import Result, ScoreContext, Source
-from ..onnx.base import MAX_BAD_PIXELS
 from ..spec import Model, Spec
 from . import heads as H
 from .encoders import Encoder, TransformersEncoder, as_pixels
@@ -51,21 +50,6 @@ SPEC = Spec(
 )
 """The heads the catalogue knows, by file name: v2.5 and Waifu Scorer v3 weigh 0.8, LAION's
 photo-trained predictor 0.5."""
-
-
-def clean(image: Image) -> np.ndarray:
-    """HxWx3 float32 0–1 with NaN/inf cleaned, or BadImage when more than MAX_BAD_PIXELS of it
-    is not finite (the same rule as the taggers)."""
-    img = np.asarray(image, np.float32)
-    if img.ndim != 3 or img.shape[2] != 3 or min(img.shape[:2]) < 1:
-        raise BadImage(f"expected an HxWx3 image, got shape {tuple(img.shape)}")
-    finite = np.isfinite(img)
-    if not finite.all():
-        frac = float((~finite).any(axis=2).mean())
-        if frac > MAX_BAD_PIXELS:
-            raise BadImage(f"{frac:.0%} of the pixels are NaN/inf (a broken VAE decode?)")
-        img = np.nan_to_num(img, nan=0.0, posinf=1.0, neginf=0.0)
-    return np.clip(img, 0.0, 1.0)
 
 
 def label_of(path: Path) -> str:
@@ -139,7 +123,7 @@ class AestheticHead(Source):
         groups: dict[tuple[int, ...], list[tuple[int, np.ndarray]]] = defaultdict(list)
         for i, img in enumerate(images):
             try:
-                ready = clean(img)
+                ready = finite(img)
                 groups[ready.shape].append((i, ready))
             except BadImage as e:
                 sheet[i] = [self.abstain(f"bad image: {e}")]
@@ -184,4 +168,4 @@ class AestheticHead(Source):
         return Result([c or [self.abstain("not scored")] for c in sheet], timing=timing)
 
 
-__all__ = ["SPEC", "AestheticHead", "clean"]
+__all__ = ["SPEC", "AestheticHead"]

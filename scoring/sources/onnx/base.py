@@ -13,31 +13,16 @@ import numpy as np
 
 from ...core.cards import ScoreCard
 from ...core.errors import Cancelled
-from ...core.images import BadImage, Image
+from ...core.images import BadImage, Image, finite
 from ..base import Result, ScoreContext, Source
 from . import session as onnx_session
 
 log = logging.getLogger("saiten")
 
-MAX_BAD_PIXELS = 0.01
-"""An image with more NaN/inf pixels than this fraction is not scored (a broken decode)."""
-
-
 def uint8_image(image: Image) -> np.ndarray:
-    """HxWx3 uint8 for a model's preprocessing: NaN/inf cleaned (NaN → 0), or BadImage when
-    more than MAX_BAD_PIXELS of it is not finite (a broken decode) or it is not HxWx3."""
-    img = np.asarray(image, np.float32)
-    if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] < 1 or img.shape[1] < 1:
-        raise BadImage(f"expected an HxWx3 image, got shape {tuple(img.shape)}")
-    finite = np.isfinite(img)
-    if not finite.all():
-        frac = float((~finite).any(axis=2).mean())
-        if frac > MAX_BAD_PIXELS:
-            raise BadImage(f"{frac:.0%} of the pixels are NaN/inf (a broken VAE decode?)")
-        img = np.nan_to_num(img, nan=0.0, posinf=1.0, neginf=0.0)
-    out = np.multiply(img, 255.0)
+    """HxWx3 uint8 for a model's preprocessing (`finite`: BadImage for a broken decode)."""
+    out = np.multiply(finite(image), 255.0)
     out += 0.5
-    np.clip(out, 0.0, 255.0, out=out)
     return out.astype(np.uint8)
 
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from helpers.models.onnx_models import build_wd, wd_tags
 
-from scoring.core.images import BadImage
+from scoring.core.images import MAX_BAD_PIXELS, BadImage
 from scoring.sources import create
 from scoring.sources.onnx import session as onnx_session
-from scoring.sources.onnx.base import MAX_BAD_PIXELS, uint8_image
+from scoring.sources.onnx.base import uint8_image
 
 GREY = np.full((24, 20, 3), 0.5, np.float32)
 
