@@ -10,7 +10,8 @@ from typing import Any
 
 from ...core.errors import SourceError
 
-INSTALL_HINT = "llama-cpp-python is not installed: pip install llama-cpp-python (CUDA: see docs/install.md)"
+INSTALL_HINT = ("llama-cpp-python is not installed: pip install llama-cpp-python "
+                "(CUDA: see docs/install.md)")
 MIN_VERSION = "0.3.36"
 """The version this backend is tested with (libmtmd chat handlers and helpers)."""
 
