@@ -107,6 +107,14 @@ class Browser:
         self.send("Page.navigate", url=url)
         self.wait_for("!window.saitenLeaving", timeout)
 
+    def reload(self, timeout: float = 60) -> None:
+        """Reload the page as the user's F5 does (from the page itself) and return once the
+        new document is there. A navigation the browser starts (`goto`) may put the new
+        document in a new renderer process, whose first localStorage read can miss what the
+        old page wrote a moment before; a reload stays in the same process."""
+        self.evaluate("window.saitenLeaving = true; setTimeout(() => location.reload()); true")
+        self.wait_for("!window.saitenLeaving", timeout)
+
     def evaluate(self, expression: str, timeout: float = 120) -> Any:
         """The JSON value of `expression` (a promise is awaited); page errors raise."""
         res = self._call(self._send("Runtime.evaluate", {

@@ -72,6 +72,13 @@ def open_page(b: Browser, page: Path) -> float:
     return time.perf_counter() - t0
 
 
+def reload_page(b: Browser) -> None:
+    """F5 on the open report."""
+    b.reload()
+    b.wait_for("window.saitenReport && window.saitenReport.ready "
+               "&& document.readyState === 'complete'", timeout=120)
+
+
 def press(b: Browser, key: str) -> None:
     """One real key press (keyDown with its text, then keyUp)."""
     code = KEYS.get(key, ord(key.upper()) if len(key) == 1 else 0)
@@ -156,7 +163,7 @@ def test_keys_rate_and_move_and_survive_a_reload(browser, tmp_path):
     press(browser, "Escape")
     assert state(browser)["view"] == "gallery"
 
-    open_page(browser, page)  # a reload: the ratings stayed in this browser
+    reload_page(browser)  # the ratings stayed in this browser
     s = state(browser)
     assert s["marks"] == {"img00000.png": "★4", "img00002.png": "★2✕"}
     assert s["progress"] == "rated 2 of 13" and s["errors"] == []

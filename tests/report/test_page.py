@@ -27,7 +27,7 @@ from scoring.ensemble.select import AXIS_CHOICES, Rule, decided
 from scoring.report import Entry
 from scoring.report.page import ASSETS, SCRIPTS, STRINGS, asset, policy
 
-from .test_cull import entry, open_page, page_of, press
+from .test_cull import entry, open_page, page_of, press, reload_page
 
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium: the report's "
@@ -198,7 +198,7 @@ def test_the_browser_language_is_the_default_and_the_toggle_stays(tmp_path):
         assert b.evaluate("document.getElementById('count').textContent") == "2 枚中 2 枚を表示"
         choose(b, "en")
         assert b.evaluate("document.getElementById('count').textContent") == "showing 2 of 2"
-        open_page(b, page)
+        reload_page(b)
         assert b.evaluate("document.documentElement.lang") == "en"
     finally:
         b.close()
