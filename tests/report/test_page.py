@@ -198,7 +198,7 @@ def test_the_browser_language_is_the_default_and_the_toggle_stays(tmp_path):
         assert b.evaluate("document.getElementById('count').textContent") == "2 枚中 2 枚を表示"
         choose(b, "en")
         assert b.evaluate("document.getElementById('count').textContent") == "showing 2 of 2"
-        reload_page(b)
+        reload_page(b, "document.documentElement.lang === 'en'")
         assert b.evaluate("document.documentElement.lang") == "en"
     finally:
         b.close()
